@@ -1,0 +1,124 @@
+"""The commands that conform_core itself provides: ``plugins``, ``simulate``, ``data``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from .exceptions import ParameterError
+from .registry import KINDS
+from .validation import suggest
+
+__all__ = ["add_core_commands"]
+
+plugins_app = typer.Typer(
+    help="List installed components, or scaffold a new third-party plugin.",
+    invoke_without_command=True, no_args_is_help=False)
+data_app = typer.Typer(help="Inspect datasets through any dataset plugin.", no_args_is_help=True)
+
+
+def _check_kind(kind: str | None) -> str | None:
+    if kind is not None and kind not in KINDS:
+        raise ParameterError(
+            f"--kind must be one of {', '.join(KINDS)}; got {kind!r}.{suggest(kind, KINDS)}"
+        )
+    return kind
+
+
+@plugins_app.callback()
+def plugins_list(
+    ctx: typer.Context,
+    kind: Annotated[Optional[str], typer.Option(
+        "--kind", "-k", help=f"Only this kind: {', '.join(KINDS)}.")] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print a JSON list of objects (kind, name, version, distribution, ...).")] = False,
+) -> None:
+    """List every installed component: kind, name, version, distribution and module.
+
+    Writes nothing. Plugins that failed to load are listed after the table with the fix.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from .plugins import default_registry
+
+    registry = default_registry()
+    entries = registry.entries(_check_kind(kind))
+    if as_json:
+        typer.echo(json.dumps([e.as_dict() for e in entries], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="conform components", show_lines=False)
+    for column in ("kind", "name", "version", "distribution", "plugin", "module"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(e.kind, e.name, e.version, e.distribution, e.plugin, e.module)
+    console = Console()
+    console.print(table)
+    for error in registry.load_errors:
+        console.print(f"[yellow]Failed plugin:[/] {error}", highlight=False)
+
+
+@plugins_app.command("new")
+def plugins_new(
+    name: Annotated[str, typer.Argument(help="Plugin name, e.g. 'my-denoiser' (package conform_my_denoiser).")],
+    kind: Annotated[str, typer.Option("--kind", "-k", help=f"Component kind: {', '.join(KINDS)}.")],
+    directory: Annotated[Path, typer.Option("--dir", help="Parent folder of the new project.")] = Path("."),
+) -> None:
+    """Write a third-party plugin project: pyproject with the entry point, a component
+    skeleton that passes the contract kit, and a test.
+
+    Writes DIR/conform-NAME/. Then `pip install -e DIR/conform-NAME` and the component
+    appears in `conform plugins`.
+    """
+    from .scaffold import write_plugin_project
+
+    path = write_plugin_project(name, _check_kind(kind) or "", directory)
+    typer.echo(f"Wrote {path}. Next: pip install -e {path} && pytest {path}")
+
+
+@data_app.command("info")
+def data_info(
+    dataset: Annotated[str, typer.Argument(help="Dataset plugin name, e.g. 'synthetic' or 'mosaic'.")],
+    location: Annotated[Optional[Path], typer.Argument(help="Folder (or file) the dataset reads.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Describe a dataset: subjects, trials, stimuli, units, splits. Writes nothing."""
+    from .plugins import default_registry
+
+    cls = default_registry().get("dataset", dataset)
+    instance = cls(location=str(location)) if location is not None else cls()
+    summary = instance.describe()
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    extra = {k: v for k, v in summary.items() if k != "subjects"}
+    for key, value in extra.items():
+        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+    rows = summary.get("subjects", [])
+    if rows:
+        table = Table(title=f"{dataset} subjects")
+        for column in rows[0]:
+            table.add_column(str(column))
+        for row in rows:
+            table.add_row(*[str(v) for v in row.values()])
+        console.print(table)
+
+
+def add_core_commands(app: typer.Typer) -> None:
+    """Add conform_core's own commands to the root app."""
+    app.add_typer(plugins_app, name="plugins")
+    app.add_typer(data_app, name="data")
+    try:
+        from .simulation.cli import simulate
+    except ImportError:  # the simulator is not installed in this build
+        return
+    app.command("simulate")(simulate)

@@ -1,0 +1,76 @@
+"""Datasets: where subjects come from."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar
+
+from ..data import Subject
+from ..exceptions import UnknownComponentError
+from ..validation import suggest
+from .base import Component
+
+__all__ = ["Dataset"]
+
+
+class Dataset(Component):
+    """A source of subjects (a folder of files, a simulator, ...).
+
+    Subclasses implement :meth:`subjects` and :meth:`_load_subject`. Loading is lazy:
+    nothing is read until a subject is asked for.
+    """
+
+    kind: ClassVar[str] = "dataset"
+    consumes: ClassVar[tuple[type, ...]] = ()
+    produces: ClassVar[type] = Subject
+
+    @abstractmethod
+    def subjects(self) -> list[str]:
+        """Names of the subjects this dataset holds."""
+
+    @abstractmethod
+    def _load_subject(self, name: str) -> Subject:
+        """Load one subject (the name is already known to exist)."""
+
+    def load_subject(self, name: str) -> Subject:
+        """Load subject ``name``.
+
+        Raises
+        ------
+        UnknownComponentError
+            If there is no subject of that name (with the closest names).
+        """
+        names = self.subjects()
+        if name not in names:
+            shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+            raise UnknownComponentError(
+                f"{type(self).__name__} has no subject {name!r}. Subjects: {shown}.{suggest(name, names)}"
+            )
+        return self._load_subject(name)
+
+    def load_subjects(self, names: Sequence[str] | None = None) -> Iterator[Subject]:
+        """Yield the subjects ``names`` (default: all), one at a time."""
+        for name in (self.subjects() if names is None else names):
+            yield self.load_subject(name)
+
+    def describe(self) -> dict[str, Any]:
+        """Summarise the dataset: subjects, trials, stimuli, units, split.
+
+        The default loads each subject; readers of large files should override it
+        with something that reads only metadata.
+        """
+        rows = []
+        for subject in self.load_subjects():
+            trials = subject.trials
+            rows.append({
+                "subject": subject.name,
+                "n_trials": None if trials is None else trials.n_trials,
+                "n_units": (trials.n_units if trials is not None else subject.timeseries.n_units),
+                "n_stimuli": subject.stimuli.n_stimuli,
+                "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs,
+                "n_train": int(subject.train_ids.size),
+                "n_test": int(subject.test_ids.size),
+                "has_truth": subject.truth is not None,
+            })
+        return {"dataset": type(self).__name__, "subjects": rows}

@@ -1,0 +1,53 @@
+"""Image features: stimuli in, embeddings (n_stimuli x n_features, float32) out."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..data import StimulusSet
+from ..exceptions import ShapeError
+from ..validation import check_instance
+from .base import Component
+
+__all__ = ["Features"]
+
+
+class Features(Component):
+    """Computes a feature vector per stimulus.
+
+    ``fit`` is usually a no-op (pretrained models); ``transform(stimuli)`` returns a
+    float32 array of shape (n_stimuli, n_features) in the order of ``stimuli.ids``.
+    Subclasses implement ``_transform``.
+    """
+
+    kind: ClassVar[str] = "features"
+    consumes: ClassVar[tuple[type, ...]] = (StimulusSet,)
+    produces: ClassVar[type] = np.ndarray
+
+    def fit(self, stimuli: Any = None) -> Features:
+        """Prepare the extractor (no-op by default); return self."""
+        self.is_ready_ = True
+        return self
+
+    def transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
+        """Embed ``stimuli``; returns float32 of shape (n_stimuli, n_features)."""
+        check_instance(stimuli, StimulusSet, name="stimuli")
+        out = np.asarray(self._transform(stimuli), dtype=np.float32)
+        if out.ndim != 2 or out.shape[0] != stimuli.n_stimuli:
+            raise ShapeError(
+                f"{type(self).__name__} returned features of shape {out.shape}; expected "
+                f"({stimuli.n_stimuli}, n_features). This is a bug in the plugin."
+            )
+        return out
+
+    def fit_transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
+        """Fit and embed."""
+        return self.fit(stimuli).transform(stimuli)
+
+    @abstractmethod
+    def _transform(self, stimuli: StimulusSet) -> NDArray[np.floating]:
+        """Embed validated stimuli."""

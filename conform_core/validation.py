@@ -1,0 +1,245 @@
+"""Input checks shared by containers and components.
+
+Each ``check_*`` function returns the validated (possibly converted) value or
+raises a :class:`~conform_core.exceptions.ConformError` subclass whose message
+names the value, what was expected and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .exceptions import ParameterError, ShapeError
+
+__all__ = [
+    "describe",
+    "read_only",
+    "check_float_array",
+    "check_ids",
+    "check_int_array",
+    "check_instance",
+    "check_int_param",
+    "check_float_param",
+    "check_choice",
+    "suggest",
+]
+
+
+def describe(value: Any) -> str:
+    """Describe a value for an error message: arrays by shape and dtype, others by repr."""
+    if isinstance(value, np.ndarray):
+        return f"array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """Return a read-only view of ``array`` (no copy; the caller's array stays writable)."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    """Return ``" Did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(str(name), list(choices), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def check_float_array(
+    value: Any,
+    *,
+    ndim: int,
+    name: str,
+    axes: str = "",
+    allow_nan: bool = False,
+    nan_meaning: str = "",
+    min_shape: Sequence[int] | None = None,
+) -> NDArray[np.floating]:
+    """Validate a floating-point array.
+
+    float32 and float64 are kept as they are; integer, boolean and float16 input is
+    cast to float64 (float16 to float32). Infinite values are always rejected; NaN
+    only when ``allow_nan`` is false.
+
+    Parameters
+    ----------
+    value : array-like
+        The array to check.
+    ndim : int
+        Required number of dimensions.
+    name : str
+        Name used in messages, e.g. ``"TrialData.betas"``.
+    axes : str, default=""
+        Axis names used in messages, e.g. ``"(trials, units)"``.
+    allow_nan : bool, default=False
+        Whether NaN is allowed.
+    nan_meaning : str, default=""
+        What NaN means where it is allowed (for documentation in messages).
+    min_shape : sequence of int or None
+        Minimum size of each axis.
+
+    Returns
+    -------
+    ndarray
+        float32 or float64 array (a view of the input when no cast was needed).
+    """
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise ShapeError(
+            f"{name} must be a {ndim}-D numeric array {axes}; got {describe(value)} "
+            f"which numpy cannot convert ({exc}). Pass a rectangular numeric array."
+        ) from None
+    if array.dtype.kind not in "fiub":
+        raise ShapeError(
+            f"{name} must be a numeric (float) array {axes}; got {describe(array)}. "
+            "Convert it with np.asarray(x, dtype=np.float32)."
+        )
+    if array.dtype == np.float16:
+        array = array.astype(np.float32)
+    elif array.dtype.kind != "f" or array.dtype not in (np.float32, np.float64):
+        array = array.astype(np.float64)
+    if array.ndim != ndim:
+        raise ShapeError(
+            f"{name} must be {ndim}-D {axes}; got {describe(array)}. "
+            "Reshape it to the documented axis order."
+        )
+    if min_shape is not None:
+        for axis, (size, low) in enumerate(zip(array.shape, min_shape)):
+            if size < low:
+                raise ShapeError(
+                    f"{name} needs at least {low} entries along axis {axis} {axes}; "
+                    f"got {describe(array)}."
+                )
+    finite = np.isfinite(array)
+    if not finite.all():
+        n_inf = int(np.isinf(array).sum())
+        if n_inf:
+            first = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
+            raise ShapeError(
+                f"{name} contains {n_inf} infinite value(s) (first at index {first}). "
+                "Replace them (e.g. with NaN where a value is missing) or drop those units."
+            )
+        if not allow_nan:
+            n_nan = int(np.isnan(array).sum())
+            first = tuple(int(i) for i in np.argwhere(np.isnan(array))[0])
+            raise ShapeError(
+                f"{name} contains {n_nan} NaN value(s) (first at index {first}) where NaN is "
+                "not allowed. Remove or impute the missing values, or drop those units."
+            )
+    return array
+
+
+def check_ids(value: Any, *, n: int | None, name: str, axis_name: str = "",
+              unique: bool = True) -> NDArray[np.str_]:
+    """Validate an id array: 1-D, string, optionally unique and of length ``n``.
+
+    Numbers are converted to their string form (ids are joined by value, never by
+    position).
+    """
+    array = np.asarray(value)
+    if array.ndim != 1:
+        raise ShapeError(f"{name} must be 1-D; got {describe(array)}. Pass one id per entry.")
+    if array.dtype.kind not in "U":
+        if array.dtype.kind == "O" and not all(isinstance(v, (str, numbers.Integral)) for v in array):
+            raise ShapeError(f"{name} must hold strings; got {describe(value)}.")
+        array = array.astype(str)
+    if n is not None and array.shape[0] != n:
+        where = f" ({axis_name})" if axis_name else ""
+        raise ShapeError(
+            f"{name} must have one id per entry{where}: {n}; got {array.shape[0]}. "
+            "Pass ids in the same order as the data."
+        )
+    if unique:
+        values, counts = np.unique(array, return_counts=True)
+        if (counts > 1).any():
+            dup = values[counts > 1][:5].tolist()
+            raise ShapeError(
+                f"{name} must be unique; got duplicates {dup}. Give every entry its own id "
+                "(repeated presentations belong in TrialData, which allows repeats)."
+            )
+    return array
+
+
+def check_int_array(value: Any, *, n: int, name: str) -> NDArray[np.int64]:
+    """Validate a 1-D integer array of length ``n`` (floats with integer values allowed)."""
+    array = np.asarray(value)
+    if array.ndim != 1 or array.shape[0] != n:
+        raise ShapeError(f"{name} must be 1-D of length {n}; got {describe(array)}.")
+    if array.dtype.kind == "f":
+        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
+            raise ShapeError(f"{name} must hold integers; got non-integer values in {describe(array)}.")
+    elif array.dtype.kind not in "iub":
+        raise ShapeError(f"{name} must hold integers; got {describe(array)}.")
+    return array.astype(np.int64)
+
+
+def check_instance(value: Any, types: type | tuple[type, ...], *, name: str, fix: str = "") -> Any:
+    """Check that ``value`` is an instance of ``types`` and return it."""
+    if not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise ShapeError(
+            f"{name} must be a {names}; got {type(value).__name__}. {fix}".rstrip()
+        )
+    return value
+
+
+def _owner_name(owner: Any) -> str:
+    if owner is None:
+        return ""
+    return f" of {owner if isinstance(owner, str) else type(owner).__name__}"
+
+
+def check_int_param(value: Any, *, name: str, owner: Any = None, low: int | None = None,
+                    high: int | None = None, none_ok: bool = False, fix: str = "") -> int | None:
+    """Validate an integer parameter in ``[low, high]`` (None allowed if ``none_ok``)."""
+    if value is None and none_ok:
+        return None
+    rng = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if ok and ((low is not None and value < low) or (high is not None and value > high)):
+        ok = False
+    if not ok:
+        raise ParameterError(
+            f"The {name!r} parameter{_owner_name(owner)} must be an int in {rng}"
+            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
+        )
+    return int(value)
+
+
+def check_float_param(value: Any, *, name: str, owner: Any = None, low: float | None = None,
+                      high: float | None = None, low_open: bool = False,
+                      none_ok: bool = False, fix: str = "") -> float | None:
+    """Validate a real parameter in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
+    if value is None and none_ok:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    if ok and low is not None and (value < low or (low_open and value == low)):
+        ok = False
+    if ok and high is not None and value > high:
+        ok = False
+    if not ok:
+        left = "(" if low_open else "["
+        rng = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
+        raise ParameterError(
+            f"The {name!r} parameter{_owner_name(owner)} must be a finite number in {rng}"
+            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
+        )
+    return float(value)
+
+
+def check_choice(value: Any, choices: Sequence[str], *, name: str, owner: Any = None) -> str:
+    """Validate that ``value`` is one of ``choices`` (suggesting the closest)."""
+    if value not in choices:
+        raise ParameterError(
+            f"The {name!r} parameter{_owner_name(owner)} must be one of "
+            f"{', '.join(repr(c) for c in choices)}; got {value!r}.{suggest(str(value), choices)}"
+        )
+    return str(value)
