@@ -32,9 +32,16 @@ def build_app(*, with_plugins: bool = True) -> typer.Typer:
                        rich_markup_mode="rich", pretty_exceptions_enable=False)
     cli_commands.add_core_commands(root)
     if with_plugins:
-        from .plugins import default_plugin_manager, register_commands
+        import warnings
 
-        for error in register_commands(default_plugin_manager(), root):
+        from .exceptions import ConformWarning
+        from .plugins import default_plugin_manager, default_registry, register_commands
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConformWarning)
+            errors = list(default_registry().load_errors)
+        errors += register_commands(default_plugin_manager(), root)
+        for error in errors:
             print_error(str(error), warning=True)
     return root
 

@@ -57,10 +57,7 @@ def plugins_list(
         table.add_column(column)
     for e in entries:
         table.add_row(e.kind, e.name, e.version, e.distribution, e.plugin, e.module)
-    console = Console()
-    console.print(table)
-    for error in registry.load_errors:
-        console.print(f"[yellow]Failed plugin:[/] {error}", highlight=False)
+    Console().print(table)
 
 
 @plugins_app.command("new")

@@ -1,1 +1,38 @@
-"""Placeholder package; filled in by its issue."""
+"""Baseline components every comparison needs.
+
+- denoisers: ``trial-average`` (the reference), ``pca`` (rank by cross-validation)
+- encoder: ``ridge`` (per-unit regularisation by efficient cross-validation)
+- aligner: ``procrustes`` (orthogonal maps onto a shared template)
+- features: ``precomputed`` (the embeddings stored with the stimuli)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conform_core.hookspecs import hookimpl
+
+from .pca import PCADenoiser
+from .precomputed import PrecomputedFeatures
+from .procrustes import ProcrustesAligner
+from .ridge import RidgeEncoder
+from .trial_average import TrialAverageDenoiser
+
+__all__ = [
+    "PCADenoiser",
+    "PrecomputedFeatures",
+    "ProcrustesAligner",
+    "RidgeEncoder",
+    "TrialAverageDenoiser",
+    "conform_register",
+]
+
+
+@hookimpl
+def conform_register(registry: Any) -> None:
+    """Register the baseline components."""
+    registry.add("denoiser", "trial-average", TrialAverageDenoiser)
+    registry.add("denoiser", "pca", PCADenoiser)
+    registry.add("encoder", "ridge", RidgeEncoder)
+    registry.add("aligner", "procrustes", ProcrustesAligner)
+    registry.add("features", "precomputed", PrecomputedFeatures)

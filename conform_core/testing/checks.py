@@ -1,0 +1,348 @@
+"""The contract checks every component must pass (ours and third parties').
+
+A third-party plugin runs them in one line::
+
+    from conform_core.testing import parametrize_with_checks
+
+    @parametrize_with_checks([MyDenoiser(), MyDenoiser(rank=2)])
+    def test_contract(component, check):
+        check(component)
+
+The checks reuse the ideas of scikit-learn's ``check_estimator`` (nothing learnt in
+``__init__``, ``fit`` returns self, idempotent fit, unfitted error, parameters untouched,
+parameter round trip) and add conform's own (declared ``consumes``/``produces`` honoured,
+condition-permutation equivariance, dtype preserved, missing trials handled).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
+
+import numpy as np
+from sklearn.base import clone
+
+from ..components import KIND_BASES, Component
+from ..data import ConditionData, Subject, TimeSeriesData, TrialData
+from ..exceptions import ConformError, NotFittedError, UnknownComponentError
+from . import fakes
+
+__all__ = ["check_component", "parametrize_with_checks"]
+
+Check = Callable[[Component], None]
+
+
+# ---------------------------------------------------------------- every component
+def check_kind_declared(component: Component) -> None:
+    """The class derives from its kind's base and declares consumes/produces as types."""
+    kind = type(component).kind
+    assert kind in KIND_BASES, f"{type(component).__name__}.kind is {kind!r}; expected one of {list(KIND_BASES)}"
+    assert isinstance(component, KIND_BASES[kind]), f"not a subclass of {KIND_BASES[kind].__name__}"
+    assert all(isinstance(t, type) for t in type(component).consumes), "consumes must hold types"
+    assert isinstance(type(component).produces, type), "produces must be a type"
+
+
+def check_init_stores_params(component: Component) -> None:
+    """__init__ stores each argument under its own name and learns nothing."""
+    params = component.get_params(deep=False)
+    signature = inspect.signature(type(component).__init__)
+    names = [p for p in signature.parameters if p != "self"
+             and signature.parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL,
+                                                      inspect.Parameter.VAR_KEYWORD)]
+    assert sorted(params) == sorted(names), f"get_params() keys {sorted(params)} != __init__ args {names}"
+    fresh = type(component)(**params)
+    learnt = [k for k in vars(fresh) if k.endswith("_") and not k.startswith("_")]
+    assert not learnt, f"__init__ sets fitted-looking attributes {learnt}"
+
+
+def check_params_round_trip(component: Component) -> None:
+    """cls(**get_params()) and clone() give back the same parameters (spec round trip)."""
+    params = component.get_params(deep=False)
+    rebuilt = type(component)(**params).get_params(deep=False)
+    assert _same(params, rebuilt), f"parameters changed on rebuild: {params} -> {rebuilt}"
+    assert _same(clone(component).get_params(deep=False), params), "clone() changed parameters"
+
+
+def check_has_docstring(component: Component) -> None:
+    """The class has a docstring, with a Parameters section when __init__ takes arguments."""
+    doc = inspect.getdoc(type(component)) or ""
+    assert doc.strip(), f"{type(component).__name__} has no docstring"
+    if component.get_params(deep=False):
+        assert "Parameters" in doc, f"{type(component).__name__}'s docstring has no Parameters section"
+
+
+# ---------------------------------------------------------------- denoisers
+def _trial_input(component: Component, dtype: type = np.float64, **kwargs: Any) -> Any:
+    return fakes.make_condition_trials(dtype=dtype, **kwargs)
+
+
+def _is_glm(component: Component) -> bool:
+    return TimeSeriesData in type(component).consumes
+
+
+def check_denoiser_fit_returns_self(component: Component) -> None:
+    """fit returns self, and transform returns the declared container."""
+    data = fakes.make_timeseries() if _is_glm(component) else _trial_input(component)
+    est = clone(component)
+    assert est.fit(data) is est, "fit must return self"
+    out = est.transform(data)
+    assert isinstance(out, type(component).produces), (
+        f"transform returned {type(out).__name__}; declared produces={type(component).produces.__name__}")
+    if _is_glm(component):
+        assert isinstance(out, TrialData) and out.n_trials == data.n_events, "one beta per event"
+        np.testing.assert_array_equal(out.stimulus_ids, data.stimulus_ids())
+    else:
+        assert out.n_units == data.n_units and out.n_conditions == data.n_conditions
+        np.testing.assert_array_equal(out.stimulus_ids, data.stimulus_ids)
+
+
+def check_not_fitted_error(component: Component) -> None:
+    """Using a component before fit raises NotFittedError."""
+    est = clone(component)
+    kind = type(component).kind
+    try:
+        if kind == "denoiser":
+            est.transform(fakes.make_timeseries() if _is_glm(component) else _trial_input(component))
+        elif kind == "encoder":
+            est.predict(fakes.make_features()[0])
+        elif kind == "aligner":
+            est.transform(fakes.make_subject_conditions()[0])
+        else:
+            return
+    except NotFittedError:
+        return
+    raise AssertionError(f"{type(component).__name__} did not raise NotFittedError before fit")
+
+
+def check_fit_does_not_change_params(component: Component) -> None:
+    """fit leaves the constructor parameters as they were."""
+    est = clone(component)
+    before = est.get_params(deep=False)
+    _fit_any(est)
+    assert _same(before, est.get_params(deep=False)), "fit modified constructor parameters"
+
+
+def check_fit_idempotent(component: Component) -> None:
+    """Fitting twice on the same data gives the same output."""
+    est = clone(component)
+    first = _output_of(est)
+    second = _output_of(est)
+    np.testing.assert_allclose(first, second, rtol=1e-6, atol=1e-8,
+                               err_msg="refitting on the same data changed the output")
+
+
+def check_denoiser_condition_equivariance(component: Component) -> None:
+    """Permuting conditions permutes the output (trial-level denoisers)."""
+    if _is_glm(component):
+        return
+    data = _trial_input(component)
+    perm = np.random.default_rng(1).permutation(data.n_conditions)
+    a = clone(component).fit_transform(data).data[:, perm]
+    b = clone(component).fit_transform(data.take_conditions(perm)).data
+    # float reductions may reorder; 1e-6 relative is ~8 float64 ulps of accumulated error x 1e3
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-8)
+
+
+def check_dtype_preserved(component: Component) -> None:
+    """float32 in gives float32 out."""
+    kind = type(component).kind
+    est = clone(component)
+    if kind == "denoiser" and not _is_glm(component):
+        out = est.fit_transform(_trial_input(component, dtype=np.float32))
+        assert out.data.dtype == np.float32, f"float32 in, {out.data.dtype} out"
+    elif kind == "encoder":
+        X, Y = fakes.make_features()
+        pred = est.fit(X.astype(np.float32), Y.astype(np.float32)).predict(X.astype(np.float32))
+        assert pred.dtype == np.float32, f"float32 in, {pred.dtype} out"
+
+
+def check_missing_trials(component: Component) -> None:
+    """A trial-level denoiser handles missing trials (NaN) or rejects them with a ConformError."""
+    if _is_glm(component):
+        return
+    data = _trial_input(component)
+    arr = np.array(data.data)
+    arr[:, 0, -1] = np.nan
+    arr[:, 3, -1] = np.nan
+    try:
+        out = clone(component).fit_transform(data.with_data(arr))
+    except ConformError:
+        return
+    assert np.isfinite(out.data).all(), "missing trials produced non-finite output"
+
+
+# ---------------------------------------------------------------- encoders
+def check_encoder_shapes(component: Component) -> None:
+    """fit(X, Y) returns self; predict gives (n_stimuli, n_units); 1-D y gives 1-D output."""
+    X, Y = fakes.make_features()
+    est = clone(component)
+    assert est.fit(X, Y) is est, "fit must return self"
+    assert est.predict(X[:7]).shape == (7, Y.shape[1])
+    assert clone(component).fit(X, Y[:, 0]).predict(X[:7]).shape == (7,)
+    try:
+        est.predict(X[:, :-1])
+    except ConformError:
+        pass
+    else:
+        raise AssertionError("predict with the wrong number of features did not raise a ConformError")
+
+
+# ---------------------------------------------------------------- aligners
+def check_aligner_round_trip(component: Component) -> None:
+    """transform then inverse_transform keeps shapes and ids; add_subject maps a new subject."""
+    subjects = fakes.make_subject_conditions(n_subjects=4)
+    est = clone(component)
+    assert est.fit(subjects[:3]) is est, "fit must return self"
+    shared = est.transform(subjects[0])
+    back = est.inverse_transform(shared, subjects[1].subject)
+    assert back.n_units == subjects[1].n_units and back.n_conditions == subjects[0].n_conditions
+    np.testing.assert_array_equal(back.stimulus_ids, subjects[0].stimulus_ids)
+    est.add_subject(subjects[3])
+    assert est.transform(subjects[3]).n_units == shared.n_units
+    try:
+        est.transform(ConditionData(subjects[0].data, subjects[0].stimulus_ids, "sub-unknown"))
+    except UnknownComponentError:
+        pass
+    else:
+        raise AssertionError("transform of an unknown subject did not raise UnknownComponentError")
+
+
+# ---------------------------------------------------------------- features
+def check_features_shape_and_order(component: Component) -> None:
+    """transform gives float32 (n_stimuli, n_features) rows that follow the stimulus order."""
+    stimuli = fakes.make_stimuli()
+    est = clone(component).fit(stimuli)
+    out = est.transform(stimuli)
+    assert out.dtype == np.float32 and out.shape[0] == stimuli.n_stimuli
+    perm = np.random.default_rng(0).permutation(stimuli.n_stimuli)
+    np.testing.assert_allclose(est.transform(stimuli.select(stimuli.ids[perm])), out[perm], rtol=1e-5,
+                               atol=1e-6)
+
+
+# ---------------------------------------------------------------- datasets
+def check_dataset_subjects(component: Component) -> None:
+    """subjects() lists names; load_subject returns that Subject; unknown names raise."""
+    names = component.subjects()
+    assert isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+    subject = component.load_subject(names[0])
+    assert isinstance(subject, Subject) and subject.name == names[0]
+    try:
+        component.load_subject("no-such-subject")
+    except UnknownComponentError:
+        pass
+    else:
+        raise AssertionError("load_subject of an unknown name did not raise UnknownComponentError")
+    assert isinstance(component.describe(), dict)
+
+
+# ---------------------------------------------------------------- helpers
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for key in a:
+        x, y = a[key], b[key]
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            if not np.array_equal(np.asarray(x), np.asarray(y)):
+                return False
+        elif x is not y and x != y:
+            return False
+    return True
+
+
+def _fit_any(est: Component) -> Any:
+    kind = type(est).kind
+    if kind == "denoiser":
+        data = fakes.make_timeseries() if _is_glm(est) else _trial_input(est)
+        return est.fit(data), data
+    if kind == "encoder":
+        X, Y = fakes.make_features()
+        return est.fit(X, Y), X
+    if kind == "aligner":
+        subjects = fakes.make_subject_conditions()
+        return est.fit(subjects), subjects
+    if kind == "features":
+        stimuli = fakes.make_stimuli()
+        return est.fit(stimuli), stimuli
+    return est, None
+
+
+def _output_of(est: Component) -> np.ndarray:
+    fitted, data = _fit_any(est)
+    kind = type(est).kind
+    if kind == "denoiser":
+        out = fitted.transform(data)
+        return np.asarray(out.betas if isinstance(out, TrialData) else out.data)
+    if kind == "encoder":
+        return fitted.predict(data)
+    if kind == "aligner":
+        return np.asarray(fitted.transform(data[0]).data)
+    if kind == "features":
+        return fitted.transform(data)
+    return np.zeros(1)
+
+
+_COMMON: list[Check] = [check_kind_declared, check_init_stores_params, check_params_round_trip,
+                        check_has_docstring]
+_BY_KIND: dict[str, list[Check]] = {
+    "denoiser": [check_denoiser_fit_returns_self, check_not_fitted_error,
+                 check_fit_does_not_change_params, check_fit_idempotent,
+                 check_denoiser_condition_equivariance, check_dtype_preserved, check_missing_trials],
+    "encoder": [check_encoder_shapes, check_not_fitted_error, check_fit_does_not_change_params,
+                check_fit_idempotent, check_dtype_preserved],
+    "aligner": [check_aligner_round_trip, check_not_fitted_error, check_fit_does_not_change_params,
+                check_fit_idempotent],
+    "features": [check_features_shape_and_order, check_fit_does_not_change_params,
+                 check_fit_idempotent],
+    "dataset": [check_dataset_subjects],
+}
+
+
+def check_component(component: Component) -> Iterator[tuple[str, Check]]:
+    """Yield ``(name, check)`` for every contract check that applies to ``component``.
+
+    Parameters
+    ----------
+    component : Component
+        An instance (its parameters are what is checked).
+
+    Yields
+    ------
+    name : str
+        The check's name, e.g. ``"check_fit_idempotent"``.
+    check : callable
+        Call ``check(component)``; it raises AssertionError (or a ConformError) on failure.
+    """
+    for check in _COMMON + _BY_KIND.get(type(component).kind, []):
+        yield check.__name__, check
+
+
+def parametrize_with_checks(components: Iterable[Component]) -> Any:
+    """A ``pytest.mark.parametrize`` decorator over (component, check) pairs.
+
+    Parameters
+    ----------
+    components : iterable of Component
+        Instances to check.
+
+    Returns
+    -------
+    decorator
+        Decorate ``def test_contract(component, check): check(component)``.
+    """
+    import pytest
+
+    cases, ids = [], []
+    for component in components:
+        for name, check in check_component(component):
+            cases.append((component, partial(check)))
+            ids.append(f"{type(component).__name__}({_short_params(component)})-{name}")
+    return pytest.mark.parametrize("component, check", cases, ids=ids)
+
+
+def _short_params(component: Component) -> str:
+    changed = {k: v for k, v in component.get_params(deep=False).items()
+               if not isinstance(v, np.ndarray)}
+    text = ",".join(f"{k}={v!r}" for k, v in list(changed.items())[:2])
+    return text[:40]

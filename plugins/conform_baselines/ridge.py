@@ -1,0 +1,430 @@
+"""Ridge regression encoder with a regularisation chosen per unit by cross-validation.
+
+One factorisation is shared by every alpha: the ridge solution in an eigenbasis is a
+rescaling of eigenvalues, so trying another alpha costs a diagonal scaling plus one
+matrix product instead of a new solve (the approach of himalaya's ``RidgeCV``).
+
+Three routes, picked automatically:
+
+* **primal K-fold** (``n_stimuli > n_features``): per fold, ``XᵀX`` of the training
+  stimuli is ``XᵀX`` of all stimuli minus that of the fold, and likewise ``XᵀY``; one
+  ``eigh`` of the (p, p) matrix per fold. The held-out squared error of every alpha is
+  then computed in feature space: ``‖y_f‖² − 2 Σ_k d_k z_k w_k + ‖R D z‖²`` where
+  ``z = Vᵀ Xᵀ_train y``, ``w = Vᵀ Xᵀ_fold y``, ``D = diag(1/(s + alpha))`` and ``R`` is
+  the triangular factor of the fold's features in the eigenbasis (``RᵀR = Vᵀ X_fᵀ X_f V``).
+  That costs ``p²`` flops per unit, alpha and fold (a triangular product) instead of
+  ``2 n_fold p`` for predicting the fold.
+* **dual K-fold** (``n_stimuli <= n_features``): the same with the (n, n) kernel ``XXᵀ``.
+* **leave-one-out** (``cv="loo"``): one thin SVD of ``X`` and the closed-form LOO
+  residuals ``(y_i − ŷ_i) / (1 − h_ii)``, as scikit-learn's ``RidgeCV`` (GCV) does.
+
+Targets (units) are processed in batches, so memory stays bounded for any number of
+units. The estimator does not change BLAS thread settings; pin them from outside with
+``threadpoolctl.threadpool_limits`` on small machines (see ``benchmarks/ridge.py``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+from numpy.typing import NDArray
+from sklearn.utils import check_random_state
+
+from conform_core.components import Encoder
+from conform_core.exceptions import ParameterError
+from conform_core.validation import check_choice, check_int_param, describe
+
+__all__ = ["RidgeEncoder", "DEFAULT_ALPHAS"]
+
+#: Default grid: 17 values from 1e-2 to 1e6, two per decade.
+DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 17))
+
+#: Bytes a batch of targets may use for its working arrays when ``n_targets_batch=None``.
+_BATCH_BYTES = 2**29
+
+Array = NDArray[np.floating]
+
+
+class RidgeEncoder(Encoder):
+    """Ridge regression with a regularisation per unit chosen by efficient cross-validation.
+
+    Parameters
+    ----------
+    alphas : sequence of float, default=DEFAULT_ALPHAS
+        Positive regularisation strengths to try (default ``np.logspace(-2, 6, 17)``).
+    cv : int or "loo", default=5
+        Number of contiguous folds of K-fold cross-validation (shuffled first when
+        ``random_state`` is set), or ``"loo"`` for efficient leave-one-out (the GCV of
+        scikit-learn's ``RidgeCV``).
+    fit_intercept : bool, default=True
+        Fit an unpenalised intercept per unit (features and responses are centred on the
+        training stimuli of each fold).
+    alpha_per_unit : bool, default=True
+        Choose one alpha per unit; if False, one alpha for all units (lowest total error).
+    solver : {"auto", "primal", "dual"}, default="auto"
+        Form used for K-fold cross-validation: ``"primal"`` factorises the
+        (n_features, n_features) matrix ``XᵀX``, ``"dual"`` the (n_stimuli, n_stimuli) kernel
+        ``XXᵀ``; ``"auto"`` takes primal when n_stimuli > n_features. Ignored for
+        ``cv="loo"``, which always uses a thin SVD of ``X``.
+    dtype : {None, "float32", "float64"}, default=None
+        Precision of the computation and of ``coef_``. None keeps the input's (float32 if
+        both X and Y are float32, float64 otherwise). float32 halves time and memory;
+        factorisations of small matrices are always done in float64.
+    n_targets_batch : int or None, default=None
+        Units processed at once. None picks a batch that keeps working memory near
+        512 MiB. Results do not depend on it.
+    random_state : int, RandomState or None, default=None
+        If not None, stimuli are shuffled with this seed before being split into folds.
+        None keeps contiguous folds (scikit-learn's ``KFold`` default).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features, n_units), or (n_features,) for 1-D ``Y``
+        Weights of the refit on all stimuli, each unit with its chosen alpha.
+    intercept_ : ndarray of shape (n_units,), or float for 1-D ``Y``
+    alpha_ : ndarray of shape (n_units,), or float for 1-D ``Y``
+        Chosen alpha of each unit.
+    cv_scores_ : ndarray of shape (n_alphas, n_units), or (n_alphas,) for 1-D ``Y``
+        Cross-validated R² of each alpha: ``1 − SSE_heldout / Σ (y − ȳ)²`` (0 for constant
+        units). The chosen alpha maximises it (minimises the held-out squared error).
+    alphas_ : ndarray of shape (n_alphas,)
+        The validated grid.
+    solver_ : str
+        The route used: ``"primal"``, ``"dual"`` or ``"loo"``.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Y = rng.standard_normal((200, 10)), rng.standard_normal((200, 3))
+    >>> RidgeEncoder(alphas=[0.1, 1.0, 10.0]).fit(X, Y).coef_.shape
+    (10, 3)
+    """
+
+    def __init__(
+        self,
+        alphas: Any = DEFAULT_ALPHAS,
+        cv: int | str = 5,
+        fit_intercept: bool = True,
+        alpha_per_unit: bool = True,
+        solver: str = "auto",
+        dtype: Any = None,
+        n_targets_batch: int | None = None,
+        random_state: Any = None,
+    ) -> None:
+        self.alphas = alphas
+        self.cv = cv
+        self.fit_intercept = fit_intercept
+        self.alpha_per_unit = alpha_per_unit
+        self.solver = solver
+        self.dtype = dtype
+        self.n_targets_batch = n_targets_batch
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ fit / predict
+    def _fit(self, X: Array, Y: Array) -> RidgeEncoder:
+        n, p = X.shape
+        t = Y.shape[1]
+        alphas = _check_alphas(self.alphas)
+        cv = self._check_cv(n)
+        solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)
+        for name in ("fit_intercept", "alpha_per_unit"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(
+                    f"The {name!r} parameter of RidgeEncoder must be True or False; "
+                    f"got {getattr(self, name)!r}."
+                )
+        dt = self._check_dtype(X, Y)
+        batch = check_int_param(self.n_targets_batch, name="n_targets_batch", owner=self,
+                                low=1, none_ok=True, fix="Use None to size batches by memory.")
+
+        x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(p)
+        y_mean = Y.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(t)
+        Xc = np.asarray(X, dtype=np.float64) - x_mean  # float64 for the small factorisations
+
+        if cv == "loo":
+            plan: _Plan = _LeaveOneOut(Xc, alphas, self.fit_intercept, dt)
+            self.solver_ = "loo"
+        else:
+            folds = _make_folds(n, cv, self.random_state)
+            primal = solver == "primal" or (solver == "auto" and n > p)
+            cls = _PrimalKFold if primal else _DualKFold
+            plan = cls(Xc, folds, alphas, self.fit_intercept, dt)
+            self.solver_ = "primal" if primal else "dual"
+        del Xc
+
+        if batch is None:
+            per_unit = np.dtype(dt).itemsize * (3 * n + (len(plan.folds) + 6) * p
+                                                + 4 * len(alphas))
+            batch = max(1, min(t, _BATCH_BYTES // per_unit))
+        batches = [slice(j, min(j + batch, t)) for j in range(0, t, batch)]
+
+        def centred(sl: slice) -> Array:
+            Yb = np.asarray(Y[:, sl], dtype=dt)  # a copy: Y[:, sl] is strided
+            Yb = Yb - y_mean[sl].astype(dt) if self.fit_intercept else Yb.copy()
+            return Yb
+
+        sse = np.empty((len(alphas), t))
+        sst = np.empty(t)
+        coef = np.empty((p, t), dtype=dt)
+        caches: dict[int, Any] = {}
+        for i, sl in enumerate(batches):
+            Yb = centred(sl)
+            sse[:, sl], cache = plan.sse(Yb)
+            sst[sl] = np.einsum("ij,ij->j", Yb, Yb, dtype=np.float64) if self.fit_intercept \
+                else n * Y[:, sl].var(axis=0, dtype=np.float64)
+            if self.alpha_per_unit:
+                coef[:, sl] = plan.refit(Yb, np.argmin(sse[:, sl], axis=0), cache)
+            else:
+                caches[i] = cache if cache is not None and cache.size <= Yb.size // 4 else None
+        if not self.alpha_per_unit:
+            best = int(np.argmin(sse.sum(axis=1)))
+            for i, sl in enumerate(batches):
+                idx = np.full(sl.stop - sl.start, best)
+                coef[:, sl] = plan.refit(centred(sl), idx, caches.get(i))
+            index = np.full(t, best)
+        else:
+            index = np.argmin(sse, axis=0)
+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scores = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
+        intercept = (y_mean - x_mean @ coef).astype(dt) if self.fit_intercept \
+            else np.zeros(t, dtype=dt)
+        one = getattr(self, "_y_1d", False)
+        self.alphas_ = alphas
+        self.coef_ = coef[:, 0] if one else coef
+        self.intercept_ = intercept[0] if one else intercept
+        self.alpha_ = alphas[index][0] if one else alphas[index]
+        self.cv_scores_ = scores[:, 0] if one else scores
+        return self
+
+    def _predict(self, X: Array) -> Array:
+        coef = self.coef_.reshape(self.n_features_in_, -1)
+        return X @ coef + np.reshape(self.intercept_, (1, -1))
+
+    # ------------------------------------------------------------------ checks
+    def _check_cv(self, n: int) -> int | str:
+        cv = self.cv
+        ok = cv == "loo" if isinstance(cv, str) else (
+            isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and 2 <= cv <= n)
+        if not ok:
+            hint = " Did you mean 'loo'?" if isinstance(cv, str) and cv.lower() in (
+                "lo", "loocv", "leave-one-out", "gcv", "looo") else ""
+            raise ParameterError(
+                f"The 'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli={n}] or "
+                f"'loo'; got {cv!r}.{hint} Use fewer folds, or cv='loo' for leave-one-out."
+            )
+        return cv if isinstance(cv, str) else int(cv)
+
+    def _check_dtype(self, X: Array, Y: Array) -> np.dtype:
+        if self.dtype is None:
+            return np.result_type(X.dtype, Y.dtype)
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ParameterError(
+                f"The 'dtype' parameter of RidgeEncoder must be None, 'float32' or 'float64'; "
+                f"got {self.dtype!r}. Use None to keep the precision of the input."
+            )
+        return dt
+
+
+def _check_alphas(alphas: Any) -> NDArray[np.float64]:
+    try:
+        arr = np.asarray(alphas, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = np.array([np.nan])
+    if arr.ndim > 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ParameterError(
+            "The 'alphas' parameter of RidgeEncoder must be a non-empty 1-D sequence of "
+            f"positive finite numbers; got {describe(alphas)}. Use e.g. "
+            "alphas=np.logspace(-2, 6, 17)."
+        )
+    return np.atleast_1d(arr)
+
+
+def _make_folds(n: int, k: int, random_state: Any) -> list[NDArray[np.intp]]:
+    """Test indices of ``k`` folds (sizes as scikit-learn's KFold), each sorted."""
+    order = np.arange(n) if random_state is None else \
+        check_random_state(random_state).permutation(n)
+    return [np.sort(f) for f in np.array_split(order, k)]
+
+
+def _sq(A: Array, axis: int) -> NDArray[np.float64]:
+    """Sum of squares along ``axis`` accumulated in float64."""
+    sub = "ij,ij->j" if axis == 0 else "ij,ij->i"
+    return np.einsum(sub, A, A, dtype=np.float64)
+
+
+def _inverse_spectrum(eig: NDArray[np.float64], alphas: NDArray[np.float64]) -> Array:
+    """``1 / (eig + alpha)`` of shape (n_alphas, n_eig), eigenvalues clipped at 0."""
+    return 1.0 / (np.clip(eig, 0.0, None)[None, :] + alphas[:, None])
+
+
+class _Plan:
+    """Factorisations shared by all batches of units; ``sse`` and ``refit`` per batch."""
+
+    folds: list[NDArray[np.intp]]
+
+    def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
+        """Held-out sum of squared errors (n_alphas, b) and a cache for ``refit``."""
+        raise NotImplementedError
+
+    def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
+        """Coefficients (p, b) fitted on all stimuli with alpha ``alphas[index[j]]``."""
+        raise NotImplementedError
+
+
+class _PrimalKFold(_Plan):
+    """K-fold in feature space: one (p, p) eigh and one triangular factor per fold."""
+
+    def __init__(self, Xc: NDArray[np.float64], folds: list[NDArray[np.intp]],
+                 alphas: NDArray[np.float64], intercept: bool, dt: np.dtype) -> None:
+        n, p = Xc.shape
+        self.folds, self.alphas, self.intercept, self.dt = folds, alphas, intercept, dt
+        self.X = Xc.astype(dt)
+        xtx = Xc.T @ Xc
+        sx = Xc.sum(axis=0)
+        self.fold = []
+        for test in folds:
+            Xf = Xc[test]
+            n_f, n_tr = len(test), n - len(test)
+            sx_f = Xf.sum(axis=0)
+            m = (sx - sx_f) / n_tr if intercept else np.zeros(p)
+            s, V = np.linalg.eigh(xtx - Xf.T @ Xf - n_tr * np.outer(m, m))
+            R = scipy.linalg.qr((Xf - m) @ V, mode="r", check_finite=False)[0]
+            square = R.shape[0] == p
+            self.fold.append(dict(
+                test=test, X=self.X[test], n_f=n_f, n_tr=n_tr, m=m.astype(dt),
+                sx_f=sx_f.astype(dt),
+                V=V.astype(dt), D=_inverse_spectrum(s, alphas).astype(dt),
+                R=np.asfortranarray(np.triu(R) if square else R, dtype=dt), square=square,
+            ))
+        s, V = np.linalg.eigh(xtx)
+        self.V, self.D = V.astype(dt), _inverse_spectrum(s, alphas).astype(dt)
+        self.trmm = scipy.linalg.blas.get_blas_funcs("trmm", dtype=dt)
+
+    def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
+        dt, b = self.dt, Yb.shape[1]
+        # Per-fold blocks Y_fᵀ X_f (b, p); their sum is YᵀX. Arrays are unit-major (b, p).
+        blocks, sums, sqs = [], [], []
+        for f in self.fold:
+            Yf = Yb[f["test"]]
+            blocks.append(Yf.T @ f["X"])
+            sums.append(Yf.sum(axis=0, dtype=np.float64))
+            sqs.append(_sq(Yf, 0))
+        yx = np.sum(blocks, axis=0)
+        sy = np.sum(sums, axis=0)
+        out = np.zeros((len(self.alphas), b))
+        for f, bf, sy_f, yy_f in zip(self.fold, blocks, sums, sqs):
+            mu = (sy - sy_f) / f["n_tr"] if self.intercept else np.zeros(b)
+            mu_dt, m = mu.astype(dt), f["m"]
+            # training fold, centred on its own means: X_trᵀY_tr − n_tr m μᵀ
+            yx_tr = yx - bf - f["n_tr"] * np.outer(mu_dt, m)
+            # held-out fold, centred on the training means
+            bf_c = bf - np.outer(sy_f.astype(dt), m) - np.outer(mu_dt, f["sx_f"]) \
+                + f["n_f"] * np.outer(mu_dt, m)
+            yy = yy_f - 2 * mu * sy_f + f["n_f"] * mu**2
+            Z = yx_tr @ f["V"]  # (b, p): coordinates of Xᵀy in the eigenbasis
+            W = bf_c @ f["V"]
+            cross = (W * Z) @ f["D"].T  # (b, n_alphas)
+            out += yy[None, :] - 2 * cross.T.astype(np.float64)
+            for a in range(len(self.alphas)):
+                DZ = Z * f["D"][a]  # (b, p) C order = (p, b) Fortran order
+                if f["square"]:
+                    T = self.trmm(1.0, f["R"], DZ.T, overwrite_b=True).T
+                else:
+                    T = DZ @ f["R"].T
+                out[a] += _sq(T, 1)
+        return out, yx
+
+    def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
+        yx = cache if cache is not None else Yb.T @ self.X
+        Z = yx @ self.V  # (b, p)
+        Z *= self.D[index]
+        return self.V @ Z.T
+
+
+class _DualKFold(_Plan):
+    """K-fold in sample space: one eigh of the centred training kernel per fold."""
+
+    def __init__(self, Xc: NDArray[np.float64], folds: list[NDArray[np.intp]],
+                 alphas: NDArray[np.float64], intercept: bool, dt: np.dtype) -> None:
+        n = Xc.shape[0]
+        self.folds, self.alphas, self.intercept, self.dt = folds, alphas, intercept, dt
+        self.X = Xc.astype(dt)
+        K = Xc @ Xc.T
+        self.fold = []
+        for test in folds:
+            train = np.setdiff1d(np.arange(n), test)
+            if intercept:  # centre the kernel on the training mean of the features
+                r = K[:, train].mean(axis=1)
+                Kc = K - r[:, None] - r[None, :] + r[train].mean()
+            else:
+                Kc = K
+            lam, V = np.linalg.eigh(Kc[np.ix_(train, train)])
+            self.fold.append(dict(
+                test=test, train=train, V=V.astype(dt),
+                P=(Kc[np.ix_(test, train)] @ V).astype(dt),
+                D=_inverse_spectrum(lam, alphas).astype(dt),
+            ))
+        lam, U = np.linalg.eigh(K)
+        self.U, self.D = U.astype(dt), _inverse_spectrum(lam, alphas).astype(dt)
+
+    def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
+        out = np.zeros((len(self.alphas), Yb.shape[1]))
+        for f in self.fold:
+            Ytr, Yte = Yb[f["train"]], Yb[f["test"]]
+            if self.intercept:
+                mu = Ytr.mean(axis=0)
+                Ytr, Yte = Ytr - mu, Yte - mu
+            Z = f["V"].T @ Ytr
+            for a in range(len(self.alphas)):
+                E = f["P"] @ (Z * f["D"][a][:, None])
+                np.subtract(Yte, E, out=E)
+                out[a] += _sq(E, 0)
+        return out, None
+
+    def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
+        Q = self.U.T @ Yb
+        Q *= self.D[index].T
+        return self.X.T @ (self.U @ Q)
+
+
+class _LeaveOneOut(_Plan):
+    """Closed-form leave-one-out from one thin SVD (scikit-learn's RidgeCV/GCV)."""
+
+    def __init__(self, Xc: NDArray[np.float64], alphas: NDArray[np.float64],
+                 intercept: bool, dt: np.dtype) -> None:
+        n = Xc.shape[0]
+        self.folds, self.alphas, self.dt = [np.arange(n)], alphas, dt
+        U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False)
+        eig = s**2
+        shrink = eig[None, :] * _inverse_spectrum(eig, alphas)  # (n_alphas, r)
+        h = (U**2) @ shrink.T + (1.0 / n if intercept else 0.0)  # hat diagonal (n, n_alphas)
+        # h == 1 only for a stimulus the model fits exactly whatever its response (scikit-learn
+        # divides by zero there too); keep the error finite so that it never wins.
+        self.w = (1.0 / np.maximum(1.0 - h, np.finfo(np.float64).eps)).astype(dt)
+        self.U, self.shrink = U.astype(dt), shrink.astype(dt)
+        self.coef_scale = (s[None, :] * _inverse_spectrum(eig, alphas)).astype(dt)
+        self.V = Vt.T.astype(dt)
+
+    def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
+        Q = self.U.T @ Yb
+        out = np.empty((len(self.alphas), Yb.shape[1]))
+        for a in range(len(self.alphas)):
+            E = self.U @ (Q * self.shrink[a][:, None])
+            np.subtract(Yb, E, out=E)
+            E *= self.w[:, a : a + 1]
+            out[a] = _sq(E, 0)
+        return out, Q
+
+    def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
+        Q = cache if cache is not None else self.U.T @ Yb
+        return self.V @ (Q * self.coef_scale[index].T)

@@ -1,0 +1,197 @@
+"""Cross-validation on betas, the PC stopping rule and the automatic R² threshold.
+
+``calcbadness`` (glmsingle.md 4.9) compares, for every held-out trial, the reference betas
+with the candidate betas of every training trial of the same condition. The candidate
+betas are fitted once on all runs, so the folds only decide *which pairs* of trials are
+compared. We collect the pairs of all folds into one sparse trial-by-trial count matrix P
+and expand the sum of squares::
+
+    badness[v] = sum_j w_j z[v,j]^2 - 2 sum_j z[v,j] (z0 P)[v,j] + sum_t n_t z0[v,t]^2
+
+(``w = column sums of P``, ``n = row sums``), which costs two passes over the betas per
+candidate instead of a loop over folds, trials and candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import NDArray
+
+from conform_core.exceptions import ParameterError
+
+__all__ = [
+    "BadnessScorer",
+    "select_noise_regressors",
+    "findtailthreshold",
+    "robustrange",
+    "check_xvalscheme",
+]
+
+
+def check_xvalscheme(xvalscheme: object, n_runs: int) -> list[NDArray[np.int64]]:
+    """Normalise ``xvalscheme`` to a list of arrays of 0-based run indices.
+
+    Accepts ints, lists and arrays (the official package accepts only ints and arrays of
+    two or more runs; see glmsingle.md pitfall 7).
+    """
+    if xvalscheme is None:
+        return [np.array([r]) for r in range(n_runs)]
+    try:
+        folds = [np.atleast_1d(np.asarray(f)).astype(np.int64).ravel() for f in xvalscheme]  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ParameterError(
+            f"xvalscheme must be a list of groups of 0-based run indices; got {xvalscheme!r}. "
+            "Example for 4 runs, leave-one-out: [[0], [1], [2], [3]]."
+        ) from None
+    for i, f in enumerate(folds):
+        if f.size == 0 or f.min() < 0 or f.max() >= n_runs:
+            raise ParameterError(
+                f"xvalscheme[{i}] = {f.tolist()} must hold 0-based run indices in [0, {n_runs - 1}]. "
+                "Run indices start at 0 in Python (MATLAB's start at 1)."
+            )
+        if np.unique(f).size == n_runs:
+            raise ParameterError(
+                f"xvalscheme[{i}] = {f.tolist()} holds out every run, leaving none to train on. "
+                "Hold out a subset of the runs in each group."
+            )
+    return folds
+
+
+class BadnessScorer:
+    """Vectorised ``calcbadness`` for one set of units and many candidate betas.
+
+    Parameters
+    ----------
+    folds : list of ndarray
+        Held-out run groups.
+    trial_run : ndarray of shape (n_trials,)
+        Run of each trial.
+    stimorder : ndarray of shape (n_trials,)
+        Condition of each trial.
+    session_of_run : ndarray of shape (n_runs,)
+        Session label of each run (any integers).
+    reference : ndarray of shape (n_units, n_trials)
+        Betas of the reference model (0 PCs, or fraction 1).
+    """
+
+    def __init__(self, folds: Sequence[NDArray[np.int64]], trial_run: NDArray[np.int64],
+                 stimorder: NDArray[np.int64], session_of_run: NDArray[np.int64],
+                 reference: NDArray[np.floating]) -> None:
+        n = trial_run.shape[0]
+        rows, cols = [], []
+        for fold in folds:
+            test = np.isin(trial_run, fold)
+            t_idx = np.flatnonzero(test)
+            j_idx = np.flatnonzero(~test)
+            same = stimorder[t_idx][:, None] == stimorder[j_idx][None, :]
+            tt, jj = np.nonzero(same)
+            rows.append(t_idx[tt])
+            cols.append(j_idx[jj])
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        pairs = scipy.sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, n))
+        self._w = np.asarray(pairs.sum(axis=0)).ravel()  # uses of trial j as a training trial
+        n_t = np.asarray(pairs.sum(axis=1)).ravel()  # comparisons of held-out trial t
+        session_of_trial = np.asarray(session_of_run)[trial_run]
+        self._sessions = [np.flatnonzero(session_of_trial == s) for s in np.unique(session_of_trial)]
+        ref = np.asarray(reference, np.float64)
+        self._mu, self._sd = [], []
+        for cols_s in self._sessions:
+            sub = ref[:, cols_s]
+            self._mu.append(sub.mean(axis=1, keepdims=True))
+            sd = sub.std(axis=1, ddof=1, keepdims=True) if cols_s.size > 1 else np.zeros_like(sub[:, :1])
+            self._sd.append(sd)
+        z0 = self.zscore(ref)
+        self._u = np.asarray((pairs.T @ z0.T).T)  # (n_units, n_trials): sum of paired test z0
+        self._const = np.einsum("ij,ij,j->i", z0, z0, n_t)
+
+    def zscore(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Z-score betas per session with the reference's mean and SD (SD 0 gives 0)."""
+        z = np.zeros(betas.shape)
+        for cols_s, mu, sd in zip(self._sessions, self._mu, self._sd):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                val = (np.asarray(betas[:, cols_s], np.float64) - mu) / sd
+            z[:, cols_s] = np.where(sd == 0, 0.0, val)
+        return z
+
+    def score(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
+        """Return the summed squared error (n_units,) of one candidate (lower is better)."""
+        z = self.zscore(betas)
+        return np.einsum("ij,ij,j->i", z, z, self._w) - 2.0 * np.einsum("ij,ij->i", z, self._u) + self._const
+
+
+def select_noise_regressors(xvaltrend: NDArray[np.floating], pcstop: float) -> int:
+    """Choose the number of PCs from the cross-validation curve (higher is better).
+
+    The first K that is a running maximum of ``curve = xvaltrend - xvaltrend[0]`` with
+    ``curve[K] * pcstop >= max(curve)`` (0 when no K improves on 0 PCs).
+    """
+    curve = np.asarray(xvaltrend, np.float64) - float(xvaltrend[0])
+    best, chosen = -np.inf, 0
+    top = curve.max()
+    for k in range(curve.shape[0]):
+        if curve[k] > best:
+            chosen, best = k, curve[k]
+            if best * pcstop >= top:
+                break
+    return int(chosen)
+
+
+def robustrange(values: NDArray[np.floating]) -> tuple[float, float]:
+    """Return a range of ``values`` that ignores outliers (GLMsingle's ``robustrange``)."""
+    m = np.asarray(values).ravel()
+    while True:
+        absmn, absmx = m.min(), m.max()
+        p01, p10, p50, p90, p999 = np.percentile(m, [0.1, 10, 50, 90, 99.9])
+        pmn = p50 - 5 * (p50 - p10)
+        pmx = p50 + 5 * (p90 - p50)
+        rerun = False
+        finalmx = finalmn = 0.0
+        if p999 <= pmx:
+            finalmx = absmx if absmx <= p50 + 1.1 * (p999 - p50) else p999
+        else:
+            rerun = True
+            m = m[~(m > pmx)]
+        if p01 >= pmn:
+            finalmn = absmn if absmn >= p50 - 1.1 * (p50 - p01) else p01
+        else:
+            rerun = True
+            m = m[~(m < pmn)]
+        if not rerun:
+            return float(finalmn), float(finalmx)
+
+
+def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0) -> float:
+    """Return the value above which the upper component of a 2-Gaussian mixture dominates.
+
+    Follows GLMsingle (glmsingle.md 4.10): a 2-component 1-D mixture (3 restarts, tol 1e-10,
+    no covariance regularisation) on the finite values, its posterior on 500 points across
+    the robust range (widened to both means), scanned down from the top until the upper
+    component's posterior drops to 0.5. ``random_state=0`` reproduces the official package
+    run with the global numpy seed 0 (as in the reference data); the global RNG is untouched.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    v = np.asarray(values).ravel()  # float32 R² stays float32, as in the official fit
+    v = v[np.isfinite(v)]
+    if v.size < 2 or np.ptp(v) == 0:
+        return float(v[0]) if v.size else 0.0
+    if v.size > 1_000_000:
+        rng = np.random.RandomState(0)
+        v = v[rng.permutation(v.size)[:1_000_000]]
+    gm = GaussianMixture(n_components=2, tol=1e-10, reg_covar=0, n_init=3,
+                         random_state=random_state).fit(v.reshape(-1, 1))
+    lo, hi = robustrange(v)
+    means = gm.means_.ravel()
+    lo, hi = min(lo, means.min()), max(hi, means.max())
+    grid = np.linspace(lo, hi, 500)
+    post = gm.predict_proba(grid.reshape(-1, 1))
+    which = 0 if post[-1, 0] > 0.5 else 1
+    ix = 0
+    for ix in range(grid.shape[0] - 1, -1, -1):
+        if post[ix, which] <= 0.5:
+            break
+    return float(grid[ix])

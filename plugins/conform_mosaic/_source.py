@@ -1,0 +1,275 @@
+"""Finding MOSAIC files, opening them read-only, indexing trials and streaming betas.
+
+Three layouts hold the same per-subject content (``docs/mosaic.md``):
+
+- ``subject``: one file ``sub-XX_<CODE>.hdf5`` per subject, one dataset per trial;
+- ``merged-ind``: one file, one top-level group per subject holding a copy of its file;
+- ``merged-chunks``: one file, per subject a 2-D float32 ``betas`` (trials x 91282) whose rows
+  follow the subject file's key order, the keys being the names in its ``nan_indices`` group.
+
+Reading never loads a whole file: betas are read one trial (or one 100-row chunk) at a time
+into a small buffer and copied into the output array, so memory is bounded by the output.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from conform_core.exceptions import DataFileError
+
+from ._spec import N_VERTICES, REQUIRED_ATTRIBUTES, parse_beta_key, parse_file_name
+
+__all__ = ["SubjectSource", "TrialIndex", "discover", "open_h5", "read_index", "read_betas",
+           "read_attributes", "as_str"]
+
+_FIX_FILE = "Re-download or re-create it (check its crc32), then run `conform mosaic validate FILE`."
+
+
+@dataclass(frozen=True)
+class SubjectSource:
+    """Where one subject's data lives: file, group inside it and layout."""
+
+    name: str
+    code: str
+    path: Path
+    group: str
+    layout: str
+
+    @property
+    def where(self) -> str:
+        """File (and group) for messages."""
+        return str(self.path) if self.group == "/" else f"{self.path}:/{self.group}"
+
+
+@dataclass(frozen=True, eq=False)
+class TrialIndex:
+    """Per-trial metadata of one subject, in the order the file stores the trials."""
+
+    keys: NDArray[np.str_]
+    stimulus_ids: NDArray[np.str_]
+    stems: NDArray[np.str_]
+    phases: NDArray[np.str_]
+    repetitions: NDArray[np.int64]
+    nan_indices: list[NDArray[np.int64]]
+
+
+def as_str(value: Any) -> Any:
+    """Decode bytes/numpy strings from h5py attributes into ``str`` (other values unchanged)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.generic):
+        return value.item().decode() if isinstance(value.item(), bytes) else value.item()
+    if isinstance(value, np.ndarray) and value.dtype.kind in "SO" and value.ndim == 0:
+        return as_str(value[()])
+    return value
+
+
+def open_h5(path: str | os.PathLike[str]) -> h5py.File:
+    """Open an HDF5 file read-only, turning every failure into a :class:`DataFileError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"MOSAIC file {str(path)!r} does not exist. Check the path (files are "
+                            "named sub-XX_<CODE>.hdf5).")
+    try:
+        is_hdf5 = h5py.is_hdf5(path)
+    except OSError:
+        is_hdf5 = False
+    if not is_hdf5:
+        raise DataFileError(f"{str(path)!r} is not an HDF5 file (no HDF5 signature; truncated to nothing "
+                            f"or another format). {_FIX_FILE}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFileError(f"{str(path)!r} could not be opened as HDF5 ({exc}); the file is probably "
+                            f"truncated or corrupt. {_FIX_FILE}") from exc
+
+
+def discover(location: str | os.PathLike[str], layout: str = "auto") -> list[SubjectSource]:
+    """List the subjects under ``location`` (a folder or one file), sorted by name.
+
+    Per-subject files win over merged files for a subject found in both (``layout="auto"``).
+    """
+    root = Path(location)
+    if not root.exists():
+        raise DataFileError(f"MOSAIC location {str(root)!r} does not exist. Pass the folder that "
+                            "holds the sub-XX_<CODE>.hdf5 files (or a merged mosaic_*.hdf5 file).")
+    files = [root] if root.is_file() else sorted(
+        p for p in root.iterdir() if p.suffix in (".hdf5", ".h5") and not p.name.startswith("."))
+    found: dict[str, SubjectSource] = {}
+    merged: list[SubjectSource] = []
+    for path in files:
+        parsed = parse_file_name(path)
+        if parsed is not None:
+            if layout in ("auto", "subject"):
+                found.setdefault(parsed.name, SubjectSource(parsed.name, parsed.code, path, "/", "subject"))
+        elif layout != "subject":
+            merged.extend(_merged_sources(path))
+    for source in merged:
+        if layout in ("auto", source.layout):
+            found.setdefault(source.name, source)
+    return [found[k] for k in sorted(found)]
+
+
+def _merged_sources(path: Path) -> list[SubjectSource]:
+    with open_h5(path) as h5:
+        out = []
+        for name, item in h5.items():
+            parsed = parse_file_name(f"{name}.hdf5")
+            if parsed is None or not isinstance(item, h5py.Group) or "betas" not in item:
+                continue
+            kind = "merged-chunks" if isinstance(item["betas"], h5py.Dataset) else "merged-ind"
+            out.append(SubjectSource(parsed.name, parsed.code, path, name, kind))
+        return out
+
+
+def group_of(h5: h5py.File, source: SubjectSource) -> h5py.Group:
+    """The group that plays the role of a subject file's root."""
+    return h5 if source.group == "/" else h5[source.group]
+
+
+def read_attributes(h5: h5py.File, source: SubjectSource, *, strict: bool = True) -> dict[str, Any]:
+    """Root attributes of a subject (decoded); raise when a required one is missing and ``strict``."""
+    attrs = {k: as_str(v) for k, v in group_of(h5, source).attrs.items()}
+    missing = [k for k in REQUIRED_ATTRIBUTES if k not in attrs]
+    if strict and missing:
+        raise DataFileError(
+            f"{source.where}: required root attribute(s) {missing} missing. Every MOSAIC file carries "
+            f"{', '.join(REQUIRED_ATTRIBUTES)}; add them (h5py: f.attrs['{missing[0]}'] = ...) or re-create "
+            "the file with conform_mosaic.write_subject."
+        )
+    return attrs
+
+
+def beta_keys(h5: h5py.File, source: SubjectSource) -> list[str]:
+    """Trial keys in stored order (for merged-chunks: the names of its ``nan_indices`` group)."""
+    group = group_of(h5, source)
+    if "betas" not in group:
+        raise DataFileError(f"{source.where}: no 'betas' group. A MOSAIC subject file holds one dataset "
+                            f"per trial under /betas. {_FIX_FILE}")
+    if source.layout == "merged-chunks":
+        return list(group["nan_indices"].keys()) if "nan_indices" in group else []
+    return list(group["betas"].keys())
+
+
+def read_index(h5: h5py.File, source: SubjectSource) -> TrialIndex:
+    """Read every trial's key and attributes (not its betas)."""
+    group = group_of(h5, source)
+    keys = beta_keys(h5, source)
+    parsed = [parse_beta_key(k, where=source.where) for k in keys]
+    if source.layout == "merged-chunks":
+        betas = group["betas"]
+        if betas.ndim != 2 or betas.shape[1] != N_VERTICES or betas.shape[0] != len(keys):
+            raise DataFileError(
+                f"{source.where}: 'betas' has shape {betas.shape} but {len(keys)} keys are listed in "
+                f"'nan_indices'; expected ({len(keys)}, {N_VERTICES}). {_FIX_FILE}")
+        stim = [as_str(s) for s in group["presented_stimulus_filename"][()]]
+        nans = [np.asarray(group["nan_indices"][k][()], dtype=np.int64).reshape(-1) for k in keys]
+        reps = [p.repetition for p in parsed]
+        phases = [p.phase for p in parsed]
+    else:
+        stim, nans, reps, phases = [], [], [], []
+        betas_group = group["betas"]
+        for key, part in zip(keys, parsed):
+            dataset = betas_group[key]
+            if dataset.shape != (N_VERTICES,):
+                raise DataFileError(
+                    f"{source.where}: beta {key!r} has shape {dataset.shape}; MOSAIC betas are "
+                    f"({N_VERTICES},) vectors on the fsLR 91k grayordinates. Resample the trial to "
+                    "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it.")
+            attrs = dataset.attrs
+            missing = [a for a in ("nan_indices", "phase", "repetition", "presented_stimulus_filename")
+                       if a not in attrs]
+            if missing:
+                raise DataFileError(
+                    f"{source.where}: beta {key!r} lacks attribute(s) {missing}. Add them (nan_indices "
+                    "int64, phase 'train'/'test', repetition int, presented_stimulus_filename str) or "
+                    "re-create the file with conform_mosaic.write_subject.")
+            phase, rep = as_str(attrs["phase"]), int(attrs["repetition"])
+            if phase != part.phase or rep != part.repetition:
+                raise DataFileError(
+                    f"{source.where}: beta {key!r} has attributes phase={phase!r}, repetition={rep} "
+                    f"that disagree with its key (phase-{part.phase}, rep-{part.repetition}). Fix the "
+                    "attribute or the key so that both say the same.")
+            stim.append(str(as_str(attrs["presented_stimulus_filename"])))
+            nans.append(np.asarray(attrs["nan_indices"]).astype(np.int64).reshape(-1))
+            reps.append(rep)
+            phases.append(phase)
+    return TrialIndex(
+        keys=np.array(keys, dtype=str), stimulus_ids=np.array(stim, dtype=str),
+        stems=np.array([p.stem for p in parsed], dtype=str), phases=np.array(phases, dtype=str),
+        repetitions=np.array(reps, dtype=np.int64), nan_indices=nans)
+
+
+def _blocks(rows: NDArray[np.int64], size: int) -> Iterator[tuple[int, NDArray[np.int64]]]:
+    """Group sorted row numbers by the ``size``-row chunk they fall in."""
+    chunk = rows // size
+    for c in np.unique(chunk):
+        yield int(c) * size, np.flatnonzero(chunk == c)
+
+
+def read_betas(h5: h5py.File, source: SubjectSource, index: TrialIndex, rows: NDArray[np.int64],
+               vertices: NDArray[np.int64], dtype: np.dtype[Any]) -> NDArray[np.floating]:
+    """Read trials ``rows`` (positions in ``index``) at sorted ``vertices`` into a new array.
+
+    Non-finite values become NaN; every row is checked against its ``nan_indices``.
+    """
+    out = np.empty((len(rows), len(vertices)), dtype=dtype)
+    if len(rows) == 0 or len(vertices) == 0:
+        return out
+    lo, hi = int(vertices[0]), int(vertices[-1]) + 1
+    local = vertices - lo
+    contiguous = hi - lo == len(vertices)
+    group = group_of(h5, source)
+    try:
+        if source.layout == "merged-chunks":
+            data = group["betas"]
+            size = (data.chunks or (100,))[0]
+            order = np.argsort(rows, kind="stable")
+            sorted_rows = rows[order]
+            buffer = np.empty((size, hi - lo), dtype=data.dtype)
+            for start, members in _blocks(sorted_rows, size):
+                stop = min(start + size, data.shape[0])
+                view = buffer[: stop - start]
+                data.read_direct(view, np.s_[start:stop, lo:hi])
+                taken = view[sorted_rows[members] - start]
+                out[order[members]] = taken if contiguous else taken[:, local]
+        else:
+            betas = group["betas"]
+            buffer = np.empty(hi - lo, dtype=np.float64)
+            for i, row in enumerate(rows):
+                betas[index.keys[row]].read_direct(buffer, np.s_[lo:hi])
+                out[i] = buffer if contiguous else buffer[local]
+    except OSError as exc:
+        raise DataFileError(f"{source.where}: reading betas failed ({exc}); the file is probably "
+                            f"truncated or corrupt. {_FIX_FILE}") from exc
+    _check_nans(out, source, index, rows, vertices)
+    return out
+
+
+def _check_nans(out: NDArray[np.floating], source: SubjectSource, index: TrialIndex,
+                rows: NDArray[np.int64], vertices: NDArray[np.int64]) -> None:
+    bad = ~np.isfinite(out)
+    rows_with_bad = set(np.flatnonzero(bad.any(axis=1)).tolist())
+    for i, row in enumerate(rows):
+        listed = index.nan_indices[row]
+        if i not in rows_with_bad and listed.size == 0:
+            continue
+        expected = np.intersect1d(listed, vertices)
+        got = vertices[bad[i]] if i in rows_with_bad else vertices[:0]
+        if not np.array_equal(expected, got):
+            extra = np.setdiff1d(got, expected)[:5].tolist()
+            absent = np.setdiff1d(expected, got)[:5].tolist()
+            raise DataFileError(
+                f"{source.where}: trial {index.keys[row]!r} has nan_indices that disagree with its data "
+                f"(non-finite but not listed: {extra}; listed but finite: {absent}). Set the attribute "
+                "to np.flatnonzero(~np.isfinite(beta)) or re-create the file with "
+                "conform_mosaic.write_subject.")
+    np.copyto(out, np.nan, where=bad)

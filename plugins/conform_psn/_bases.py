@@ -1,0 +1,110 @@
+"""Bases of the current PSN API and the projection of the covariances into them.
+
+A basis is an n_units x D matrix with orthonormal columns plus, when it comes from an
+eigendecomposition, its eigenvalues (``shared/docs/psn_gsn.md`` section 3.4).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from conform_core.exceptions import ParameterError
+
+from ._linalg import eigh_descending
+
+__all__ = ["BASIS_NAMES", "construct_basis", "project", "orthonormalize"]
+
+BASIS_NAMES = ("signal", "difference", "noise", "pca", "random")
+
+
+def orthonormalize(basis: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Normalise columns (a zero column stays zero); QR them if not orthonormal to 1e-10."""
+    norms = np.sqrt(np.sum(basis**2, axis=0))
+    norms[norms == 0] = 1
+    basis = basis / norms
+    gram = basis.T @ basis
+    if not np.allclose(gram, np.eye(gram.shape[0]), atol=1e-10, rtol=0):
+        basis, _ = np.linalg.qr(basis)
+    return basis
+
+
+def check_custom_basis(basis: Any, n_units: int) -> NDArray[np.float64]:
+    """Validate a user basis: n_units rows, 1..n_units columns, finite and numeric."""
+    if isinstance(basis, list) or not isinstance(basis, np.ndarray):
+        raise ParameterError(
+            f"psn: option 'basis' must be one of {', '.join(map(repr, BASIS_NAMES))}, "
+            f"'compare', or an ndarray of shape (n_units={n_units}, D); got "
+            f"{type(basis).__name__}. Pass np.asarray(B)."
+        )
+    if basis.ndim != 2 or basis.shape[0] != n_units or not 1 <= basis.shape[1] <= n_units:
+        raise ParameterError(
+            f"psn: a custom 'basis' must have shape (n_units={n_units}, D) with "
+            f"1 <= D <= {n_units}; got shape {basis.shape}. Put basis vectors in columns."
+        )
+    if basis.dtype.kind not in "fiuc" or not np.all(np.isfinite(basis)):
+        raise ParameterError("psn: a custom 'basis' must be numeric and finite; got "
+                             f"dtype {basis.dtype} or non-finite entries.")
+    return np.real(basis).astype(np.float64)
+
+
+def construct_basis(name_or_matrix: Any, c_sb: NDArray, c_nb: NDArray, *, t: float,
+                    trial_avg: NDArray, unit_means: NDArray,
+                    eigenvalues: Any = None) -> tuple[NDArray, NDArray | None]:
+    """Build the basis and its eigenvalues (None for random and custom bases).
+
+    Parameters
+    ----------
+    name_or_matrix : str or ndarray of shape (n_units, D)
+        One of ``BASIS_NAMES`` or a custom basis.
+    c_sb, c_nb : ndarray of shape (n_units, n_units)
+        GSN's cSb and cNb (float64).
+    t : float
+        Trial-count divisor (for the difference basis).
+    trial_avg, unit_means : ndarray
+        Trial average (n_units, n_conditions) and its row means (for 'pca').
+    eigenvalues : array-like or None
+        Eigenvalues of a custom basis (length D), enabling eigenvalue ordering.
+    """
+    n_units = c_sb.shape[0]
+    if isinstance(name_or_matrix, str):
+        if name_or_matrix == "signal":
+            return _swap(eigh_descending(c_sb))
+        if name_or_matrix == "difference":
+            diff = c_sb - c_nb / t
+            return _swap(eigh_descending((diff + diff.T) / 2))
+        if name_or_matrix == "noise":
+            return _swap(eigh_descending(c_nb))
+        if name_or_matrix == "pca":
+            centred = trial_avg - unit_means[:, None]
+            centred = centred - centred.mean(axis=1, keepdims=True)
+            cov = centred @ centred.T / (centred.shape[1] - 1)
+            return _swap(eigh_descending(cov))
+        if name_or_matrix == "random":
+            q, _ = np.linalg.qr(np.random.RandomState(42).randn(n_units, n_units))
+            return q, None
+        raise ParameterError(f"psn: unknown basis {name_or_matrix!r}.")
+    basis = orthonormalize(check_custom_basis(name_or_matrix, n_units))
+    if eigenvalues is None:
+        return basis, None
+    values = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
+    if values.shape[0] != basis.shape[1]:
+        raise ParameterError(
+            f"psn: 'basis_eigenvalues' has {values.shape[0]} entries but the basis has "
+            f"{basis.shape[1]} columns. Pass one eigenvalue per basis column."
+        )
+    return basis, values
+
+
+def _swap(pair: tuple[NDArray, NDArray]) -> tuple[NDArray, NDArray]:
+    values, vectors = pair
+    return vectors, values
+
+
+def project(c_sb: NDArray, c_nb: NDArray, basis: NDArray) -> tuple[NDArray, NDArray]:
+    """Per-dimension variances ``max(b^T C b, 0)`` of cSb and cNb along each column."""
+    s = np.einsum("ij,ij->j", c_sb @ basis, basis)
+    n = np.einsum("ij,ij->j", c_nb @ basis, basis)
+    return np.maximum(s, 0), np.maximum(n, 0)

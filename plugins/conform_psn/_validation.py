@@ -1,0 +1,176 @@
+"""Input checks for GSN and PSN: data arrays and option dictionaries.
+
+The official packages reject some inputs (fewer than 2 trials, a condition without a
+complete trial, a non-numeric array) and let others through (Inf, all-NaN units,
+constant units), which then fail deep inside or silently degrade the estimate. Here
+every one of them is rejected at the boundary with a message that names the value
+and the fix. Errors derive from ``ValueError`` as the official ones do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from conform_core.exceptions import ParameterError, ShapeError
+from conform_core.validation import describe, suggest
+
+__all__ = ["TrialLayout", "check_data", "check_option_names", "check_choice_option"]
+
+
+class TrialLayout:
+    """Which trials exist: the validity mask and its counts.
+
+    Parameters
+    ----------
+    valid : ndarray of shape (n_conditions, n_trials), dtype bool
+        True where a trial is complete (no unit is NaN).
+    """
+
+    def __init__(self, valid: NDArray[np.bool_]) -> None:
+        self.valid = valid
+        self.counts = valid.sum(axis=1).astype(np.int64)
+        self.has_nans = not bool(valid.all())
+
+    @property
+    def n_trials_avg(self) -> float:
+        """PSN's trial-count divisor (``sum of counts > 1`` / n_conditions, floored at 1)."""
+        if not self.has_nans:
+            return float(self.valid.shape[1])
+        value = float(self.counts[self.counts > 1].sum() / self.counts.size)
+        return max(value, 1.0)
+
+
+def _where(mask: NDArray[np.bool_], limit: int = 5) -> str:
+    idx = np.flatnonzero(mask)
+    text = ", ".join(str(i) for i in idx[:limit])
+    return f"[{text}{', ...' if idx.size > limit else ''}] ({idx.size} in all)"
+
+
+def check_data(data: Any, *, who: str, min_conditions: int = 1,
+               allow_nan: bool = True) -> tuple[NDArray[np.floating], TrialLayout]:
+    """Validate a (units, conditions, trials) array and describe its missing trials.
+
+    Parameters
+    ----------
+    data : array-like of shape (n_units, n_conditions, n_trials)
+        Responses; NaN marks a missing trial (NaN in every unit of that trial).
+    who : str
+        Name of the calling function, used in messages.
+    min_conditions : int, default=1
+        Smallest allowed number of conditions.
+    allow_nan : bool, default=True
+        Whether missing trials are allowed at all.
+
+    Returns
+    -------
+    data : ndarray
+        float32 or float64 (other numeric types are cast to float64).
+    layout : TrialLayout
+        The validity mask and per-condition trial counts.
+
+    Raises
+    ------
+    ShapeError
+        For the wrong type, dimensionality or dtype, fewer than 2 trials, too few
+        conditions, Inf values, a unit that is NaN everywhere, a condition without a
+        complete trial, or units with no trial-to-trial variance.
+    """
+    if not isinstance(data, np.ndarray) or data.ndim != 3 or data.dtype.kind not in "fiu":
+        raise ShapeError(
+            f"{who} needs data as a 3-D numeric array of shape (units, conditions, trials); "
+            f"got {describe(data)}. Pass np.asarray(x, dtype=float) with that axis order "
+            "(a ConditionTrials' .data has it)."
+        )
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    n_units, n_conditions, n_trials = data.shape
+    if n_trials < 2:
+        raise ShapeError(
+            f"{who} needs at least 2 trials per condition to estimate noise; got data of "
+            f"shape {data.shape} (n_trials={n_trials}). Collect or keep repeated trials."
+        )
+    if n_conditions < min_conditions:
+        raise ShapeError(
+            f"{who} needs at least {min_conditions} conditions to estimate a covariance; "
+            f"got data of shape {data.shape}. Add conditions."
+        )
+    if n_units < 1:
+        raise ShapeError(f"{who} needs at least one unit; got data of shape {data.shape}.")
+    if np.isinf(data).any():
+        raise ShapeError(
+            f"{who}: data contains {int(np.isinf(data).sum())} infinite value(s). Only NaN "
+            "(a missing trial) is allowed; replace Inf with NaN or drop those units."
+        )
+    nan = np.isnan(data)
+    if not nan.any():
+        return data, TrialLayout(np.ones((n_conditions, n_trials), dtype=bool))
+    if not allow_nan:
+        raise ShapeError(
+            f"{who} does not accept missing trials (NaN); got {int(nan.sum())} NaN value(s). "
+            "Drop incomplete trials, or use the current API (psn(data)) which handles NaN."
+        )
+    all_nan_units = nan.all(axis=(1, 2))
+    if all_nan_units.any():
+        raise ShapeError(
+            f"{who}: unit(s) {_where(all_nan_units)} are NaN in every trial. Drop them first, "
+            "e.g. data[keep] or ConditionTrials.take_units(keep)."
+        )
+    valid = ~nan.any(axis=0)
+    layout = TrialLayout(valid)
+    if (layout.counts < 1).any():
+        raise ShapeError(
+            f"{who}: condition(s) {_where(layout.counts < 1)} have no trial that is valid for "
+            "all units (NaN marks a missing trial). Drop those conditions, or drop the units "
+            "that are missing there."
+        )
+    if not (layout.counts >= 2).any():
+        raise ShapeError(
+            f"{who}: no condition has 2 or more complete trials, so noise cannot be "
+            "estimated. At least some conditions need repeated trials."
+        )
+    return data, layout
+
+
+def check_constant_units(data: NDArray[np.floating], layout: TrialLayout, *, who: str) -> None:
+    """Reject units with zero trial-to-trial variance (their noise covariance is singular)."""
+    complete = data[:, layout.counts >= 2]
+    if layout.has_nans:
+        complete = np.where(layout.valid[layout.counts >= 2][None], complete, np.nan)
+        spread = np.nanmax(complete, axis=2) - np.nanmin(complete, axis=2)
+    else:
+        spread = complete.max(axis=2) - complete.min(axis=2)
+    flat = ~(np.nanmax(spread, axis=1) > 0)
+    if flat.any():
+        raise ShapeError(
+            f"{who}: unit(s) {_where(flat)} have no trial-to-trial variability (constant or "
+            "noise-free), so the noise covariance is singular and GSN's shrinkage cannot be "
+            "chosen. Drop those units (e.g. data[keep] or ConditionTrials.take_units(keep))."
+        )
+
+
+def check_option_names(options: Mapping[str, Any], known: Iterable[str], *, who: str,
+                       hint: str = "") -> None:
+    """Raise for option names that are not in ``known``, suggesting close matches."""
+    known = list(known)
+    unknown = [k for k in options if k not in known]
+    if unknown:
+        name = unknown[0]
+        raise ParameterError(
+            f"{who} has no option {name!r}.{suggest(name, known)} Options: "
+            f"{', '.join(sorted(known))}.{(' ' + hint) if hint else ''}"
+        )
+
+
+def check_choice_option(value: Any, choices: Iterable[str], *, name: str, who: str) -> str:
+    """Validate a string option against ``choices`` (with a suggestion)."""
+    choices = list(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(
+            f"{who}: option {name!r} must be one of {', '.join(repr(c) for c in choices)}; "
+            f"got {value!r}.{suggest(str(value), choices)}"
+        )
+    return value
