@@ -112,6 +112,7 @@ def data_info(
 
 def add_core_commands(app: typer.Typer) -> None:
     """Add conform_core's own commands to the root app."""
+    app.command("fit")(fit)
     app.add_typer(plugins_app, name="plugins")
     app.add_typer(data_app, name="data")
     try:
@@ -119,3 +120,57 @@ def add_core_commands(app: typer.Typer) -> None:
     except ImportError:  # the simulator is not installed in this build
         return
     app.command("simulate")(simulate)
+
+
+def fit(
+    spec: Annotated[Path, typer.Argument(help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it.")],
+    sets: Annotated[Optional[list[str]], typer.Option(
+        "--set", help="Swap or tune a stage: STAGE=PLUGIN, STAGE=P1,P2 (compare), STAGE.PARAM=VALUE, "
+                      "analysis.seed=N, dataset.location=DIR. Repeatable.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", help="Results folder (default: results/<analysis name>). Never overwritten silently.")] = None,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, help="1: run in this process; N>1: a local Dask cluster of N single-threaded workers.")] = 1,
+    scheduler: Annotated[Optional[str], typer.Option(
+        "--scheduler", help="Join an existing Dask scheduler at this address (e.g. tcp://host:8786).")] = None,
+    threads: Annotated[int, typer.Option(
+        "--threads", min=1, help="BLAS threads per task. Results reproduce bit for bit at equal settings.")] = 1,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing results folder.")] = False,
+) -> None:
+    """Run a declared analysis and compare denoisers x aligners x encoders on held-out stimuli.
+
+    Writes OUT/results.csv (long format: subject, roi, denoiser, aligner, encoder, metric,
+    value), OUT/report.md with figures, OUT/spec.lock.toml (re-run it, or swap one stage with
+    --set), OUT/provenance.json, OUT/timings.csv and OUT/unit_scores.parquet.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .analysis import fit_analysis, summary_table
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
+    with Progress(TextColumn("[bold]conform fit"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task("starting", total=None)
+
+        def tick(label: str) -> None:
+            bar.update(task, advance=1, description=label)
+
+        path, result = fit_analysis(spec, overrides=sets or [], out=out, workers=workers,
+                                    scheduler=scheduler, threads=threads, overwrite=overwrite,
+                                    progress=tick)
+    header, body = summary_table(result, ("pearson_r", "r2", "nc_r2", "truth_r", "denoise_truth_nmse"))
+    table = Table(title="Held-out scores (median over subjects of per-subject medians)")
+    for column in header:
+        table.add_column(column, justify="right" if column not in ("denoiser", "aligner", "encoder") else "left")
+    for row in body:
+        table.add_row(*row)
+    console.print(table)
+    for failure in result.failures:
+        console.print(f"[red]failed[/] {failure['subject']} / {failure['denoiser']} / "
+                      f"{failure['aligner']} / {failure['encoder']}: {failure['status']}", highlight=False)
+    console.print(f"Results written to [bold]{path}[/] (report: {path / 'report.md'})", highlight=False)

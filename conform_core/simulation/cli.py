@@ -14,7 +14,9 @@ __all__ = ["simulate"]
 
 def _check_count(flag: str, value: int, low: int) -> int:
     if value < low:
-        raise ParameterError(f"{flag} must be an integer >= {low}; got {value}. Pass {flag} {max(low, 1)} or more.")
+        raise ParameterError(
+            f"{flag} must be an integer >= {low}; got {value}. Pass {flag} {max(low, 1)} or more."
+        )
     return value
 
 
@@ -51,14 +53,18 @@ def simulate(
 ) -> None:
     """Simulate a multi-subject study with known ground truth and write it to OUT.
 
-    Writes OUT/study.json (format, version, parameters, subjects), OUT/stimuli.tsv,
-    OUT/stimuli_embeddings.npy (features), OUT/stimuli_latent.npy,
-    OUT/dataset_description.json and, per subject, OUT/sub-XX/sub-XX_trials.npz (betas,
-    stimulus ids, sessions, runs, split and ground truth). With --timeseries it also writes
-    OUT/sub-XX/func/sub-XX_task-conform_run-YY_bold.nii.gz (+ _bold.json, _events.tsv) and
-    OUT/sub-XX/sub-XX_runs.tsv. The folder is built under a temporary name and renamed into
-    place; an existing OUT is never overwritten. Read it back with the `synthetic` dataset
-    (`conform data info synthetic OUT`). The format is described in docs/formats.md.
+    Writes (the format is described in docs/formats.md):
+
+    - OUT/study.json: format, version, parameters, subjects, split
+    - OUT/dataset_description.json, OUT/stimuli.tsv
+    - OUT/stimuli_embeddings.npy (features), OUT/stimuli_latent.npy
+    - OUT/sub-XX/sub-XX_trials.npz: betas, stimulus ids, sessions, runs, split, ground truth
+    - with --timeseries: OUT/sub-XX/func/sub-XX_task-conform_run-YY_bold.nii.gz,
+      _bold.json and _events.tsv, and OUT/sub-XX/sub-XX_runs.tsv
+
+    The folder is built under a temporary name and renamed into place.
+    An existing OUT is never overwritten.
+    Read it back with the `synthetic` dataset: `conform data info synthetic OUT`.
     """
     from ._params import SimulationParams
     from ._writer import write_study

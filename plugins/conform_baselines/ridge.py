@@ -298,7 +298,7 @@ class _PrimalKFold(_Plan):
             sx_f = Xf.sum(axis=0)
             m = (sx - sx_f) / n_tr if intercept else np.zeros(p)
             s, V = np.linalg.eigh(xtx - Xf.T @ Xf - n_tr * np.outer(m, m))
-            R = scipy.linalg.qr((Xf - m) @ V, mode="r", check_finite=False)[0]
+            R = scipy.linalg.qr((Xf - m) @ V, mode="r", check_finite=False)[0][:min(n_f, p)]
             square = R.shape[0] == p
             self.fold.append(dict(
                 test=test, X=self.X[test], n_f=n_f, n_tr=n_tr, m=m.astype(dt),

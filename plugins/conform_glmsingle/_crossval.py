@@ -182,8 +182,11 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
     if v.size > 1_000_000:
         rng = np.random.RandomState(0)
         v = v[rng.permutation(v.size)[:1_000_000]]
-    gm = GaussianMixture(n_components=2, tol=1e-10, reg_covar=0, n_init=3,
-                         random_state=random_state).fit(v.reshape(-1, 1))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # a 1-D mixture: threads only add overhead
+        gm = GaussianMixture(n_components=2, tol=1e-10, reg_covar=0, n_init=3,
+                             random_state=random_state).fit(v.reshape(-1, 1))
     lo, hi = robustrange(v)
     means = gm.means_.ravel()
     lo, hi = min(lo, means.min()), max(hi, means.max())

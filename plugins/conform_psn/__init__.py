@@ -1,1 +1,34 @@
-"""Placeholder package; filled in by its issue."""
+"""conform_psn: GSN signal/noise estimation and PSN low-rank denoising.
+
+Functional API (official names, orientation and result keys, so analysis code written
+for the official ``gsn``/``psn`` packages ports by changing the import):
+
+- :func:`perform_gsn` -- signal and noise covariances, ncsnr (cvnlab/GSN v1.2.0);
+- :func:`psn` -- PSN with presets and advanced options (jacob-prince/PSN v0.2.0);
+- :func:`psn_cv` -- the cross-validated legacy API (PSN v0.1.0), also reachable as
+  ``psn(data, "cv", ...)``.
+
+Components registered with conform: ``denoiser`` ``psn`` (:class:`PSNDenoiser`) and
+``denoiser`` ``gsn`` (:class:`GSNDenoiser`, trial averages plus noise ceilings).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conform_core.hookspecs import hookimpl
+
+from ._gsn import noise_ceiling, perform_gsn
+from ._legacy import psn_cv
+from ._psn import psn
+from .components import GSNDenoiser, PSNDenoiser
+
+__all__ = ["perform_gsn", "psn", "psn_cv", "noise_ceiling", "PSNDenoiser", "GSNDenoiser",
+           "conform_register"]
+
+
+@hookimpl
+def conform_register(registry: Any) -> None:
+    """Register the ``psn`` and ``gsn`` denoisers."""
+    registry.add("denoiser", "psn", PSNDenoiser)
+    registry.add("denoiser", "gsn", GSNDenoiser)

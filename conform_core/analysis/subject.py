@@ -1,0 +1,184 @@
+"""One subject's part of an analysis: load, GLM, split, features; then denoiser x encoder cells."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..data import ConditionData, ConditionTrials, Subject, TrialData
+from ..exceptions import ConformError, ShapeError
+from ..metrics import noise_ceiling_from_trials
+from .plan import Plan
+from .scores import score_rows, truth_rows
+
+__all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell"]
+
+
+@dataclass
+class Prepared:
+    """A subject ready for the grid: training and held-out trials, features, ground truth."""
+
+    subject: str
+    train: ConditionTrials
+    test: ConditionTrials
+    x_train: NDArray[np.float32]
+    x_test: NDArray[np.float32]
+    roi: NDArray[np.str_] | None
+    noise_ceiling: NDArray[np.float64]
+    truth_train: ConditionData | None = None
+    truth_test: ConditionData | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class CellResult:
+    """Scores of one denoiser (with every encoder) on one subject."""
+
+    subject: str
+    denoiser: str
+    rows: list[dict[str, Any]]
+    unit_scores: list[dict[str, Any]]
+    denoised_train: ConditionData | None
+    seconds: dict[str, float]
+
+
+def _split(plan: Plan, subject: Subject, trials: TrialData) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
+    shown = trials.unique_stimulus_ids()
+    if subject.has_split:
+        train = shown[np.isin(shown, subject.train_ids)]
+        test = shown[np.isin(shown, subject.test_ids)]
+    else:  # a seeded split by stimulus, identical for every run with the same seed
+        rng = np.random.default_rng([plan.seed, 1234])
+        order = rng.permutation(np.sort(shown))
+        n_test = max(2, int(round(plan.test_fraction * len(order))))
+        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+    if train.size < 3 or test.size < 2:
+        raise ShapeError(f"Subject {subject.name!r} has {train.size} training and {test.size} test "
+                         "stimuli; an evaluation needs at least 3 and 2. Check the dataset's split.")
+    return train, test
+
+
+def _restrict_rois(plan: Plan, trials: TrialData) -> TrialData:
+    if not plan.rois:
+        return trials
+    mask = trials.units.in_rois(list(plan.rois))
+    if not mask.any():
+        raise ShapeError(f"No unit of subject {trials.subject!r} lies in ROIs {list(plan.rois)}. "
+                         "Check [dataset] rois against the dataset's ROI labels.")
+    return trials.take_units(mask)
+
+
+def prepare_subject(plan: Plan, name: str) -> Prepared:
+    """Load subject ``name`` and get it ready for the denoiser x encoder grid."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    subject = plan.dataset().load_subject(name)
+    seconds["load"] = time.perf_counter() - t0
+    glm = plan.stages.get("glm", ())
+    if glm:
+        if subject.timeseries is None:
+            raise ShapeError(f"Subject {name!r} has no time series, so the GLM stage "
+                             f"({glm[0].plugin!r}) has nothing to fit. Remove the [glm] stage.")
+        t0 = time.perf_counter()
+        trials = plan.build("glm", glm[0]).fit_transform(subject.timeseries)
+        seconds["glm"] = time.perf_counter() - t0
+    elif subject.trials is None:
+        raise ShapeError(f"Subject {name!r} has time series but no single trials. Add a GLM stage: "
+                         "glm = \"glmsingle\".")
+    else:
+        trials = subject.trials
+    trials = _restrict_rois(plan, trials)
+    train_ids, test_ids = _split(plan, subject, trials)
+    train = trials.by_condition(train_ids)
+    test = trials.by_condition(test_ids)
+    t0 = time.perf_counter()
+    features = plan.build("features", plan.stages["features"][0])
+    stimuli = subject.stimuli.select(np.concatenate([train_ids, test_ids]))
+    x = features.fit(stimuli).transform(stimuli)
+    seconds["features"] = time.perf_counter() - t0
+    truth_train = truth_test = None
+    if subject.truth is not None:
+        signal = subject.truth.signal
+        keep = np.isin(signal.units.ids, trials.units.ids)
+        signal = signal.take_units(keep) if not keep.all() else signal
+        truth_train, truth_test = signal.select(train_ids), signal.select(test_ids)
+    roi = trials.units.roi
+    nc = noise_ceiling_from_trials(test)
+    prepared = Prepared(subject=name, train=train, test=test, x_train=x[: train_ids.size],
+                        x_test=x[train_ids.size:], roi=roi, noise_ceiling=nc,
+                        truth_train=truth_train, truth_test=truth_test, seconds=seconds)
+    prepared.rows = score_rows(values={"noise_ceiling": nc}, roi=roi, subject=name,
+                               denoiser="none", aligner="none", encoder="none")
+    return prepared
+
+
+def _error_row(subject: str, denoiser: str, encoder: str, exc: BaseException) -> dict[str, Any]:
+    message = str(exc) if isinstance(exc, ConformError) else "".join(
+        traceback.format_exception_only(type(exc), exc)).strip()
+    return {"subject": subject, "roi": "all", "denoiser": denoiser, "aligner": "none",
+            "encoder": encoder, "metric": "error", "value": float("nan"), "n_units": 0,
+            "status": f"error: {message}"}
+
+
+def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
+                      keep_denoised: bool = False) -> CellResult:
+    """Fit one denoiser on the training trials and every encoder on its output; score them.
+
+    A failure of the denoiser or of one encoder becomes an ``error`` row; the rest go on.
+    """
+    entry = plan.stages["denoiser"][denoiser_index]
+    name, label = prepared.subject, entry.label
+    rows: list[dict[str, Any]] = []
+    unit_scores: list[dict[str, Any]] = []
+    seconds: dict[str, float] = {}
+    target = prepared.test.mean()
+    try:
+        t0 = time.perf_counter()
+        denoiser = plan.build("denoiser", entry).fit(prepared.train)
+        denoised_train = denoiser.transform(prepared.train)
+        seconds[f"denoiser:{label}"] = time.perf_counter() - t0
+        if prepared.truth_test is not None:
+            denoised_test = denoiser.transform(prepared.test)
+            rows += truth_rows(denoised_train, denoised_test, prepared, label)
+    except Exception as exc:  # one failing cell must not stop the grid
+        return CellResult(name, label, [_error_row(name, label, "all", exc)], [], None, seconds)
+    y_train = np.asarray(denoised_train.as_targets())
+    y_test = np.asarray(target.as_targets())
+    for encoder_entry in plan.stages["encoder"]:
+        try:
+            t0 = time.perf_counter()
+            encoder = plan.build("encoder", encoder_entry).fit(prepared.x_train, y_train)
+            predicted = encoder.predict(prepared.x_test)
+            seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
+            values = _prediction_scores(plan, y_test, predicted, prepared)
+            rows += score_rows(values=values, roi=prepared.roi, subject=name, denoiser=label,
+                               aligner="none", encoder=encoder_entry.label)
+            unit_scores.append({"subject": name, "denoiser": label, "aligner": "none",
+                                "encoder": encoder_entry.label, "values": values})
+        except Exception as exc:
+            rows.append(_error_row(name, label, encoder_entry.label, exc))
+    return CellResult(name, label, rows, unit_scores, denoised_train if keep_denoised else None,
+                      seconds)
+
+
+def _prediction_scores(plan: Plan, y_true: NDArray[np.floating], predicted: NDArray[np.floating],
+                       prepared: Prepared) -> dict[str, NDArray[np.float64]]:
+    from ..metrics import normalized_r2, pearson_r, r2_score
+
+    values: dict[str, NDArray[np.float64]] = {}
+    r2 = r2_score(y_true, predicted)
+    if "pearson_r" in plan.metrics:
+        values["pearson_r"] = pearson_r(y_true, predicted)
+    if "r2" in plan.metrics:
+        values["r2"] = r2
+    if "nc_r2" in plan.metrics:
+        values["nc_r2"] = normalized_r2(r2, prepared.noise_ceiling)
+    if prepared.truth_test is not None:
+        values["truth_r"] = pearson_r(prepared.truth_test.as_targets(), predicted)
+    return values

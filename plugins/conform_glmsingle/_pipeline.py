@@ -1,0 +1,255 @@
+"""GLMsingle stage by stage: setup, type A (ON-OFF), thresholds, type B (HRF library).
+
+Types C and D live in :mod:`._denoise`. Every stage works on blocks of units ("chunks", of
+``chunklen`` units); all computations are unit-wise except the threshold, the noise pool
+PCs and the PC count, which are global, so results do not depend on the chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._crossval import check_xvalscheme, findtailthreshold
+from ._design import TrialLayout, build_layout, check_run_count_for_xval, convolve_runs
+from ._glm import (ChunkData, RunBlock, bhat_all_hrfs, ols_inverse, r2_percent, rss_terms,
+                   run_blocks, single_threaded)
+from ._nuisance import RunNuisance
+from ._options import Options
+from ._progress import StageProgress
+
+__all__ = ["Context", "make_context", "fit_type_a", "fit_type_b", "assemble", "group_bhat",
+           "nan_argmax"]
+
+
+@dataclass
+class Context:
+    """Everything the stages share (inputs, design, nuisance, options, progress)."""
+
+    runs: list[NDArray[np.float32]]
+    layout: TrialLayout
+    opts: Options
+    folds: list[NDArray[np.int64]]
+    extras: list[NDArray[np.float64] | None]
+    nz_ab: list[RunNuisance]
+    extras_ab: bool
+    chunks: list[slice]
+    progress: StageProgress
+    force: dict[str, Any]
+    meanvol: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    conv_lib: list[NDArray[np.float64]] = field(default_factory=list)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return int(self.runs[0].shape[0])
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def official(self) -> bool:
+        return self.opts["quirks"] == "official"
+
+
+def _empty(x: Any) -> bool:
+    return x is None or x is False or np.size(x) == 0 or not np.any(np.asarray(x))
+
+
+def make_context(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr: float,
+                 opts: Options, force: dict[str, Any] | None = None) -> Context:
+    """Build the trial layout, nuisance bases and chunks; validate what depends on the design."""
+    layout = build_layout(design, tr)
+    n_runs = len(runs)
+    folds = check_xvalscheme(opts["xvalscheme"], n_runs)
+    need_xval = bool((opts["wantglmdenoise"] and opts["pcstop"] > 0)
+                     or (opts["wantfracridge"] and opts.fracs.size > 1))
+    check_run_count_for_xval(layout, need_xval and not (force or {}).get("skip_xval"))
+    extras: list[NDArray[np.float64] | None] = [None] * n_runs
+    er = opts["extra_regressors"]
+    if not (er is False or er is None):
+        lst = er if isinstance(er, (list, tuple)) else [er]
+        from conform_core.exceptions import ShapeError
+
+        if len(lst) != n_runs:
+            raise ShapeError(f"extra_regressors has {len(lst)} entries but there are {n_runs} runs. "
+                             "Pass one time x k array per run (None or an empty array for none).")
+        for r, e in enumerate(lst):
+            if _empty(e):
+                continue
+            arr = np.asarray(e, np.float64)
+            arr = arr[:, None] if arr.ndim == 1 else arr
+            if arr.ndim != 2 or arr.shape[0] != layout.n_times[r] or not np.all(np.isfinite(arr)):
+                raise ShapeError(f"extra_regressors[{r}] must be a finite {layout.n_times[r]} x k "
+                                 f"array (run {r} has {layout.n_times[r]} time points); got shape "
+                                 f"{np.shape(e)}.")
+            extras[r] = arr
+    # official: types A and B drop every run's extra regressors when run 0 has none (pitfall 9a)
+    drop_ab = opts["quirks"] == "official" and extras[0] is None
+    extras_ab = [None if drop_ab else e for e in extras]
+    nz_ab = [RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)]
+    chunk = int(opts["chunklen"])
+    n_units = runs[0].shape[0]
+    chunks = [slice(s, min(s + chunk, n_units)) for s in range(0, n_units, chunk)]
+    return Context(runs=runs, layout=layout, opts=opts, folds=folds, extras=extras, nz_ab=nz_ab,
+                   extras_ab=any(e is not None for e in extras_ab), chunks=chunks,
+                   progress=StageProgress(opts["verbose"]), force=dict(force or {}))
+
+
+def nan_argmax(values: NDArray[np.floating], axis: int = -1) -> NDArray[np.int64]:
+    """Argmax ignoring NaN (first maximum on ties; 0 where everything is NaN)."""
+    return np.argmax(np.where(np.isnan(values), -np.inf, values), axis=axis)
+
+
+def assemble(per_run: list[NDArray[np.float64]], layout: TrialLayout) -> NDArray[np.float64]:
+    """Put per-run betas (n_units, n_r) into chronological trial order (n_units, n_trials)."""
+    out = np.empty((per_run[0].shape[0], layout.n_trials))
+    for b, cols in zip(per_run, layout.validcolumns):
+        out[:, cols] = b
+    return out
+
+
+def group_bhat(cd: ChunkData, layout: TrialLayout, hrf: NDArray[np.float64]) -> list[NDArray[np.float64]]:
+    """Return ``d X`` per run (n_units, n_r) for one HRF."""
+    return [bhat_all_hrfs(cd, layout, r, hrf[:, None])[:, :, 0] for r in range(layout.n_runs)]
+
+
+def fit_type_a(ctx: Context) -> dict[str, Any]:
+    """ON-OFF model: all trials in one regressor, assumed HRF (glmsingle.md 5.1)."""
+    lay = ctx.layout
+    hrf = ctx.opts.hrftoassume
+    xs = []
+    for r in range(ctx.n_runs):
+        onoff = np.zeros(lay.n_times[r])
+        onoff[lay.onsets[r]] = 1.0
+        x = np.convolve(onoff, hrf)[: lay.n_times[r]]
+        nz = ctx.nz_ab[r]
+        xhat = x - nz.poly @ (nz.poly.T @ x)
+        xs.append((xhat, nz.extra.T @ xhat))
+    n = ctx.n_units
+    meanvol = np.zeros(n)
+    total_t = sum(lay.n_times)
+    beta = np.zeros(n)
+    r2 = np.zeros(n)
+    with ctx.progress.stage("type A (ON-OFF)", len(ctx.chunks)) as advance:
+        for sl in ctx.chunks:
+            meanvol[sl] = sum(np.asarray(y[sl], np.float64).sum(axis=1) for y in ctx.runs) / total_t
+            cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
+            bh = [cd.d[r][:, :-1] @ xs[r][0] for r in range(ctx.n_runs)]
+            g = sum(float(xh @ xh - ea @ ea) for xh, ea in xs)
+            b = sum(bh[r] - cd.de[r] @ xs[r][1] for r in range(ctx.n_runs))
+            bt = b / g if g > 0 else np.zeros_like(b)
+            rss = sum(cd.ssq[:, r] - 2 * bt * bh[r] + bt**2 * float(xs[r][0] @ xs[r][0])
+                      for r in range(ctx.n_runs))
+            beta[sl] = bt
+            r2[sl] = r2_percent(rss, cd.ssq.sum(axis=1))
+            advance(1)
+    ctx.meanvol = meanvol.astype(np.float32)
+    if ctx.opts["wantpercentbold"]:
+        beta = _psc(beta, ctx.meanvol)
+    return {"onoffR2": r2.astype(np.float32), "meanvol": ctx.meanvol,
+            "betasmd": beta.astype(np.float32)[:, None]}
+
+
+def _psc(betas: NDArray[np.floating], meanvol: NDArray[np.floating]) -> NDArray[np.float64]:
+    scale = 100.0 / np.abs(np.asarray(meanvol, np.float64))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return betas * (scale if betas.ndim == 1 else scale[:, None])
+
+
+def thresholds(ctx: Context, onoff_r2: NDArray[np.float32]) -> tuple[float, float, float]:
+    """Return (automatic threshold, brainR2, pcR2cutoff) (glmsingle.md 5.2)."""
+    thresh = findtailthreshold(onoff_r2, random_state=ctx.opts["random_state"])
+    brain = ctx.opts["brainR2"]
+    pcc = ctx.opts["pcR2cutoff"]
+    brain = thresh if (brain is None or np.size(brain) == 0 or not brain) else float(brain)
+    pcc = thresh if (pcc is None or np.size(pcc) == 0 or not pcc) else float(pcc)
+    return thresh, brain, pcc
+
+
+def _lss(blocks: list[RunBlock], bhat: list[NDArray[np.float64]], cd: ChunkData,
+         extras: bool) -> list[NDArray[np.float64]]:
+    """Least-squares-separate betas: per trial, [this trial, all other trials of its run]."""
+    out = []
+    for r, blk in enumerate(blocks):
+        g = blk.gram(extras, 0)
+        b = blk.cross(bhat[r], cd.de[r], cd.dpc[r], extras, 0)
+        g1 = g.sum(axis=1)
+        a = np.diag(g)
+        c = g1 - a
+        e = g1.sum() - 2 * g1 + a
+        rhs2 = b.sum(axis=1, keepdims=True) - b
+        det = a * e - c**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            beta = (e * b - c * rhs2) / det
+        out.append(np.where(det > 1e-12 * np.maximum(a * e, 1e-300), beta, 0.0))
+    return out
+
+
+def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
+    """Single-trial fits with every library HRF; each unit keeps its best (glmsingle.md 5.3)."""
+    lay, lib = ctx.layout, ctx.opts.hrflibrary
+    n, n_h, n_r = ctx.n_units, lib.shape[1], ctx.n_runs
+    ctx.conv_lib = convolve_runs(lay, lib)
+    blocks = [run_blocks([c[h] for c in ctx.conv_lib], ctx.nz_ab) for h in range(n_h)]
+    with single_threaded():
+        invs = [[ols_inverse(b.gram(ctx.extras_ab, 0), b.good) for b in bl] for bl in blocks]
+    fit_r2 = np.zeros((n, n_h), np.float32)
+    fit_r2run = np.zeros((n, n_r, n_h), np.float32)
+    betas = np.zeros((n, lay.n_trials), np.float32) if want_betas else None
+    forced = ctx.force.get("HRFindex")
+    with ctx.progress.stage("type B (HRF library)", 2 * len(ctx.chunks)) as advance:
+        for sl in ctx.chunks:
+            cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
+            rss = np.zeros((cd.n_units, n_r, n_h))
+            for r in range(n_r):
+                bh = bhat_all_hrfs(cd, lay, r, lib)
+                for h in range(n_h):
+                    blk = blocks[h][r]
+                    b = blk.cross(bh[:, :, h], cd.de[r], cd.dpc[r], ctx.extras_ab, 0)
+                    beta = b @ invs[h][r]
+                    rss[:, r, h] = cd.ssq[:, r] + rss_terms(beta, bh[:, :, h], blk.ghat)
+            fit_r2[sl] = r2_percent(rss.sum(axis=1), cd.ssq.sum(axis=1)[:, None])
+            fit_r2run[sl] = r2_percent(rss, cd.ssq[:, :, None])
+            advance(1)
+            if want_betas:
+                hidx = nan_argmax(fit_r2[sl]) if forced is None else np.asarray(forced)[sl]
+                for h in np.unique(hidx):
+                    idx = np.flatnonzero(hidx == h)
+                    sub = cd.take(idx)
+                    bh1 = group_bhat(sub, lay, lib[:, h])
+                    if ctx.opts["wantlss"]:
+                        per_run = _lss(blocks[h], bh1, sub, ctx.extras_ab)
+                    else:
+                        per_run = [blocks[h][r].cross(bh1[r], sub.de[r], sub.dpc[r], ctx.extras_ab, 0)
+                                   @ invs[h][r] for r in range(n_r)]
+                    betas[sl.start + idx] = assemble(per_run, lay)  # type: ignore[index]
+            advance(1)
+    hidx_all = nan_argmax(fit_r2) if forced is None else np.asarray(forced, np.int64)
+    r2 = fit_r2[np.arange(n), hidx_all]
+    r2run = fit_r2run[np.arange(n), :, hidx_all]
+    out: dict[str, Any] = {
+        "FitHRFR2": fit_r2, "FitHRFR2run": fit_r2run, "HRFindex": hidx_all.astype(np.int64),
+        "HRFindexrun": nan_argmax(fit_r2run).astype(np.int64), "R2": r2, "R2run": r2run,
+        "meanvol": ctx.meanvol,
+    }
+    if want_betas:
+        if ctx.opts["wantlss"] and ctx.official and ctx.opts["wantpercentbold"]:
+            betas = _lss_run_psc(ctx, betas)  # type: ignore[arg-type]
+        elif ctx.opts["wantpercentbold"]:
+            betas = _psc(betas, ctx.meanvol).astype(np.float32)
+        out["betasmd"] = np.asarray(betas, np.float32)
+    return out
+
+
+def _lss_run_psc(ctx: Context, betas: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Official LSS quirk: each run's betas are divided by that run's own mean."""
+    out = np.asarray(betas, np.float64).copy()
+    for r, cols in enumerate(ctx.layout.validcolumns):
+        runmean = np.asarray(ctx.runs[r], np.float64).mean(axis=1)
+        out[:, cols] = _psc(out[:, cols], runmean)
+    return out.astype(np.float32)

@@ -1,0 +1,205 @@
+"""Drop-in replacement for ``glmsingle.GLM_single``: same arguments, same output names.
+
+Porting a script means changing one import::
+
+    from conform_glmsingle import GLM_single   # was: from glmsingle.glmsingle import GLM_single
+    results = GLM_single(params).fit(design, data, stimdur, tr, outputdir="out")
+
+Differences from the official package (glmsingle.md section 10), all deliberate:
+
+* no directory is ever deleted; ``outputdir=None`` writes no file (the official package then
+  writes into ``./GLMestimatesingletrialoutputs`` after deleting it); ``figuredir`` is
+  accepted and ignored (no figures);
+* bad input raises a :class:`~conform_core.exceptions.ConformError` naming the run and the fix
+  before any file is written (instead of truncating mismatched runs or crashing later);
+* ``xvalscheme`` may be a list of lists; ``brainexclude`` follows MATLAB (1 = exclude);
+  ``wantlibrary=0`` works without requesting type B; the run-wise FIR diagnostic is not
+  computed (``RUNWISEFIR.npy`` is not written);
+* ``params["quirks"] = "fixed"`` includes extra regressors consistently (official: dropped
+  from the K = 0 model and a pcnum = 0 fit); the default ``"official"`` reproduces the
+  official numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from conform_core.exceptions import ParameterError, ShapeError
+
+from ._design import check_design
+from ._options import DEFAULTS, IGNORED, resolve_options
+
+__all__ = ["GLM_single", "prepare_data", "check_timing"]
+
+_FILES = ("TYPEA_ONOFF", "TYPEB_FITHRF", "TYPEC_FITHRF_GLMDENOISE", "TYPED_FITHRF_GLMDENOISE_RR")
+_KEYS = ("typea", "typeb", "typec", "typed")
+
+
+def prepare_data(data: Any) -> tuple[list[NDArray[np.float32]], tuple[int, ...], bool]:
+    """Flatten runs to ``units x time`` float32; return (runs, spatial shape, is_volume).
+
+    Raises
+    ------
+    ShapeError
+        For 3-D runs, runs whose spatial shapes differ, empty runs or non-finite values.
+    """
+    runs = list(data) if isinstance(data, (list, tuple)) else [data]
+    if not runs:
+        raise ShapeError("data is empty. Pass one array per run (units x time or X x Y x Z x time).")
+    out = []
+    shape0: tuple[int, ...] | None = None
+    for i, run in enumerate(runs):
+        arr = np.asarray(run)
+        if arr.ndim == 3:
+            raise ShapeError(
+                f"data[{i}] has shape {arr.shape}: 3-D runs are ambiguous. Pass units x time, or "
+                "X x Y x Z x time (for a single slice add an axis: data[..., None, :])."
+            )
+        if arr.ndim not in (2, 4) or arr.shape[-1] < 2 or arr.size == 0:
+            raise ShapeError(f"data[{i}] must be units x time or X x Y x Z x time; got shape "
+                             f"{arr.shape}.")
+        if shape0 is None:
+            shape0 = arr.shape[:-1]
+        elif arr.shape[:-1] != shape0:
+            raise ShapeError(f"data[{i}] has spatial shape {arr.shape[:-1]} but data[0] has "
+                             f"{shape0}. Every run must cover the same units in the same order.")
+        flat = np.asarray(arr.reshape(-1, arr.shape[-1]), dtype=np.float32)
+        finite = np.isfinite(flat)
+        if not finite.all():
+            n_bad = int((~finite).sum())
+            unit = int(np.argwhere(~finite)[0][0])
+            raise ShapeError(
+                f"data[{i}] (run {i}) has {n_bad} NaN/Inf value(s), first in unit {unit}. Replace "
+                "them (e.g. set units lacking full data to 0 in every run and mask them afterwards)."
+            )
+        out.append(flat)
+    assert shape0 is not None
+    return out, tuple(shape0), len(shape0) == 3
+
+
+def check_timing(stimdur: Any, tr: Any, n_times: list[int]) -> tuple[float, float]:
+    """Validate ``stimdur`` and ``tr`` (seconds) against the run lengths."""
+    try:
+        sd, t = float(stimdur), float(tr)
+    except (TypeError, ValueError):
+        raise ParameterError(f"stimdur and tr must be numbers of seconds; got stimdur={stimdur!r}, "
+                             f"tr={tr!r}.") from None
+    if not math.isfinite(t) or t <= 0 or t > 30:
+        raise ParameterError(f"tr must be the sampling interval in seconds, in (0, 30]; got {tr!r}. "
+                             "Pass the repetition time of the data, e.g. tr=1.6.")
+    shortest = min(n_times) * t
+    if not math.isfinite(sd) or sd < 0 or sd >= shortest:
+        raise ParameterError(f"stimdur must be >= 0 s and shorter than the shortest run "
+                             f"({shortest:g} s); got {stimdur!r}. Pass the expected duration of "
+                             "neural activity per trial in seconds, e.g. stimdur=3.")
+    return sd, t
+
+
+def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) -> dict[str, Any]:
+    sp = spatial if volume else (spatial[0], 1, 1)
+    per_unit = {"onoffR2", "meanvol", "betasmd", "FitHRFR2", "FitHRFR2run", "HRFindex",
+                "HRFindexrun", "R2", "R2run", "noisepool", "pcvoxels", "glmbadness", "rrbadness",
+                "FRACvalue", "scaleoffset"}
+    out: dict[str, Any] = {}
+    for key, val in res.items():
+        if key in per_unit and isinstance(val, np.ndarray) and val.ndim >= 1 and val.size:
+            out[key] = val.reshape(sp + val.shape[1:])
+        else:
+            out[key] = val
+    return out
+
+
+class GLM_single:  # noqa: N801 - the official class name
+    """Single-trial GLM (types A-D), a drop-in for the official ``GLM_single``.
+
+    Parameters
+    ----------
+    params : dict or None, default=None
+        Official option names and defaults (see ``DEFAULTS``), plus ``engine``
+        ({"native", "official"}), ``verbose``, ``quirks`` ({"official", "fixed"}) and
+        ``random_state`` (seed of the GMM behind the automatic R² threshold; 0 reproduces the
+        official package run after ``numpy.random.seed(0)``).
+
+    Raises
+    ------
+    ParameterError
+        For an unknown option name (with the closest valid one).
+    """
+
+    def __init__(self, params: dict[str, Any] | None = None) -> None:
+        given = dict(params or {})
+        for key in given:
+            if key not in DEFAULTS and key not in IGNORED:
+                import difflib
+
+                close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ParameterError(f"Unknown GLMsingle option {key!r}.{hint}")
+        self.params = given
+
+    def fit(self, design: Any, data: Any, stimdur: float, tr: float,
+            outputdir: str | Path | None = None, figuredir: str | Path | None = None,
+            *, _force: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+        """Fit GLMsingle and return ``{'typea': ..., 'typeb': ..., 'typec': ..., 'typed': ...}``.
+
+        Parameters
+        ----------
+        design : ndarray or list of ndarray of shape (T_r, n_conditions)
+            0/1 onset matrices, one per run (scipy.sparse accepted).
+        data : ndarray or list of ndarray of shape (n_units, T_r) or (X, Y, Z, T_r)
+            Time series, one array per run.
+        stimdur : float
+            Duration of neural activity per trial, in seconds.
+        tr : float
+            Sampling interval of data and design, in seconds.
+        outputdir : path-like or None, default=None
+            Folder for the official output files (created if needed, never emptied). None
+            writes nothing.
+        figuredir : path-like or None, default=None
+            Accepted for compatibility; no figures are made.
+
+        Returns
+        -------
+        dict
+            The types requested in ``wantmemoryoutputs``, each a dict with the official keys
+            and shapes (``V x 1 x 1 x ...`` for 2-D input, ``X x Y x Z x ...`` for volumes).
+
+        Raises
+        ------
+        ShapeError, ParameterError
+            For inconsistent runs, bad designs, non-finite data, nonsense stimdur/tr, too few
+            runs or repeats for cross-validation, or an HRF library of the wrong shape; raised
+            before any file is written.
+        """
+        runs, spatial, volume = prepare_data(data)
+        n_times = [r.shape[1] for r in runs]
+        design_runs = check_design(design, len(runs), n_times)
+        sd, t = check_timing(stimdur, tr, n_times)
+        opts = resolve_options(self.params, stimdur=sd, tr=t, n_times=n_times)
+        if opts["engine"] == "official":
+            from ._official import fit_official
+
+            return fit_official(self.params, design_runs, runs, spatial, volume, sd, t, outputdir)
+        from ._native import fit_native
+
+        flat, ctx = fit_native(runs, design_runs, t, opts, force=_force)
+        self.timings_ = dict(ctx.progress.timings)
+        self.thresholds_ = dict(ctx.thresholds)
+        shaped = {k: _shape_outputs(v, spatial, volume) for k, v in flat.items()}
+        if outputdir is not None:
+            from ._io import write_outputs
+
+            info = {"design": design_runs, "stimdur": sd, "tr": t, "params": dict(self.params),
+                    "designSINGLE": ctx.layout.design_single(),
+                    "stimorder": ctx.layout.stimorder.tolist(),
+                    "numtrialrun": ctx.layout.numtrialrun, "condcounts": ctx.layout.condcounts,
+                    "condinruns": ctx.layout.condinruns, "endbuffers": ctx.layout.endbuffers}
+            files = {f: shaped[k] for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
+                     if w and k in shaped}
+            write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
+        return {k: shaped[k] for k, w in zip(_KEYS, opts["wantmemoryoutputs"]) if w and k in shaped}
