@@ -281,8 +281,6 @@ def check_spec(spec: AnalysisSpec, registry: Any) -> None:
     SpecError
         Naming the stage, the plugin or parameter, and the fix.
     """
-    import inspect
-
     from .data import ConditionTrials, TimeSeriesData, TrialData
 
     for stage, entries in spec.stages.items():
@@ -292,8 +290,7 @@ def check_spec(spec: AnalysisSpec, registry: Any) -> None:
                 cls = registry.get(kind, entry.plugin)
             except UnknownComponentError as exc:
                 raise SpecError(f"Stage {stage!r}: {exc}") from None
-            signature = inspect.signature(cls.__init__)
-            accepted = [p for p in signature.parameters if p != "self"]
+            accepted = list(cls._get_param_names())
             for param in entry.params:
                 if param not in accepted:
                     raise SpecError(

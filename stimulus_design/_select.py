@@ -45,13 +45,21 @@ class KCenterResult:
     nearest: NDArray[np.float32]
 
 
+_SMALL = 1 << 22
+
+
 def unit_distance(inner: NDArray[np.floating]) -> NDArray[np.float32]:
     """Euclidean distance between unit vectors from their inner product: sqrt(2 - 2 cos)."""
     return np.sqrt(np.maximum(2.0 - 2.0 * np.asarray(inner, dtype=np.float32), 0.0))
 
 
 def _max_inner(queries: NDArray[np.float32], base: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Largest inner product of each query with any row of ``base`` (FAISS, blocked GEMM)."""
+    """Largest inner product of each query with any row of ``base`` (FAISS, blocked GEMM).
+
+    Small problems go through one numpy GEMM (FAISS's thread start-up costs more there).
+    """
+    if queries.shape[0] * base.shape[0] <= _SMALL:
+        return (queries @ base.T).max(axis=1)
     sims, _ = faiss.knn(np.ascontiguousarray(queries), np.ascontiguousarray(base), 1,
                         faiss.METRIC_INNER_PRODUCT)
     return sims[:, 0]

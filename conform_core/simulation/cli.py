@@ -22,17 +22,24 @@ def _check_count(flag: str, value: int, low: int) -> int:
 
 def _check_fraction(flag: str, value: float, high: float) -> float:
     if not 0.0 <= value <= high:
-        raise ParameterError(f"{flag} must be between 0 and {high}; got {value}. Pass e.g. {flag} 0.1.")
+        raise ParameterError(
+            f"{flag} must be between 0 and {high}; got {value}. Pass e.g. {flag} 0.1."
+        )
     return value
 
 
 def simulate(
     out: Annotated[Path, typer.Argument(help="Folder to create (must not exist yet).")],
-    subjects: Annotated[int, typer.Option("--subjects", help="Number of subjects.")] = 4,
-    units: Annotated[int, typer.Option("--units", help="Units (voxels) per subject, laid on a 2-D grid.")] = 100,
-    stimuli: Annotated[int, typer.Option("--stimuli", help="Stimuli in the study.")] = 120,
-    repeats: Annotated[int, typer.Option("--repeats", help="Trials per stimulus and subject.")] = 3,
-    snr: Annotated[float, typer.Option("--snr", help="Median single-trial signal sd / noise sd over units.")] = 1.0,
+    subjects: Annotated[int, typer.Option(
+        "--subjects", help="Number of subjects.")] = 4,
+    units: Annotated[int, typer.Option(
+        "--units", help="Units (voxels) per subject, laid on a 2-D grid.")] = 100,
+    stimuli: Annotated[int, typer.Option(
+        "--stimuli", help="Stimuli in the study.")] = 120,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", help="Trials per stimulus and subject.")] = 3,
+    snr: Annotated[float, typer.Option(
+        "--snr", help="Median single-trial signal sd / noise sd over units.")] = 1.0,
     shared: Annotated[Optional[int], typer.Option(
         "--shared", help="Stimuli seen by every subject (default: a third of --stimuli).")] = None,
     stimuli_per_subject: Annotated[Optional[int], typer.Option(
@@ -42,13 +49,18 @@ def simulate(
         "--test-fraction", help="Share of stimuli held out for testing (shared ones first).")] = 0.2,
     missing_fraction: Annotated[float, typer.Option(
         "--missing-fraction", help="Share of trials dropped at random.")] = 0.0,
-    features: Annotated[int, typer.Option("--features", help="Length of each stimulus feature vector.")] = 64,
+    features: Annotated[int, typer.Option(
+        "--features", help="Length of each stimulus feature vector.")] = 64,
     individual_differences: Annotated[float, typer.Option(
-        "--individual-differences", help="0: all subjects share one tuning; 1: unrelated tunings.")] = 0.3,
+        "--individual-differences",
+        help="0: all subjects share one tuning; 1: unrelated tunings.")] = 0.3,
     timeseries: Annotated[bool, typer.Option(
-        "--timeseries", help="Also write BIDS-style NIfTI runs and events.tsv files (for GLMsingle).")] = False,
-    tr: Annotated[float, typer.Option("--tr", help="Repetition time in seconds (with --timeseries).")] = 1.0,
-    random_state: Annotated[int, typer.Option("--random-state", help="Seed; the same seed writes the same study.")] = 0,
+        "--timeseries",
+        help="Also write BIDS-style NIfTI runs and events.tsv files (for GLMsingle).")] = False,
+    tr: Annotated[float, typer.Option(
+        "--tr", help="Repetition time in seconds (with --timeseries).")] = 1.0,
+    random_state: Annotated[int, typer.Option(
+        "--random-state", help="Seed; the same seed writes the same study.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Simulate a multi-subject study with known ground truth and write it to OUT.
@@ -75,11 +87,14 @@ def simulate(
     _check_count("--repeats", repeats, 1)
     _check_count("--features", features, 1)
     if snr < 0:
-        raise ParameterError(f"--snr must be >= 0; got {snr}. Pass e.g. --snr 0.5 for a noisy study.")
+        raise ParameterError(
+            f"--snr must be >= 0; got {snr}. Pass e.g. --snr 0.5 for a noisy study."
+        )
     n_shared = round(stimuli / 3) if shared is None else _check_count("--shared", shared, 0)
     if n_shared > stimuli:
         raise ParameterError(
-            f"--shared must be at most --stimuli ({stimuli}); got {n_shared}. Lower --shared or raise --stimuli."
+            f"--shared must be at most --stimuli ({stimuli}); got {n_shared}. "
+            "Lower --shared or raise --stimuli."
         )
     if stimuli_per_subject is not None:
         _check_count("--stimuli-per-subject", stimuli_per_subject, 0)
@@ -93,7 +108,9 @@ def simulate(
     _check_fraction("--missing-fraction", missing_fraction, 0.9)
     _check_fraction("--individual-differences", individual_differences, 1.0)
     if random_state < 0:
-        raise ParameterError(f"--random-state must be >= 0; got {random_state}. Pass e.g. --random-state 0.")
+        raise ParameterError(
+            f"--random-state must be >= 0; got {random_state}. Pass e.g. --random-state 0."
+        )
     if out.exists():
         raise ParameterError(
             f"Output folder {str(out)!r} already exists. Choose another OUT folder, or remove it "

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 from sklearn.utils import check_random_state
 
 from conform_core.components import Encoder
-from conform_core.exceptions import ParameterError
+from conform_core.exceptions import ParameterError, ShapeError
 from conform_core.validation import check_choice, check_int_param, describe
 
 __all__ = ["RidgeEncoder", "DEFAULT_ALPHAS"]
@@ -126,9 +126,19 @@ class RidgeEncoder(Encoder):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ fit / predict
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # one model per unit (column of Y)
+        return tags
+
     def _fit(self, X: Array, Y: Array) -> RidgeEncoder:
         n, p = X.shape
         t = Y.shape[1]
+        if p == 0 or t == 0:
+            raise ShapeError(
+                f"RidgeEncoder needs at least one feature and one unit; got X of shape {X.shape} "
+                f"and Y of shape {Y.shape}. Check that the features and responses are not empty."
+            )
         alphas = _check_alphas(self.alphas)
         cv = self._check_cv(n)
         solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)

@@ -1,1 +1,37 @@
-"""Placeholder package; filled in by its issue."""
+"""GLMsingle for conform: single-trial fMRI betas, natively and fast.
+
+Two faces:
+
+* :class:`GLMsingleDenoiser` (registered as the ``glmsingle`` denoiser): TimeSeriesData in,
+  TrialData (percent signal change, one beta per trial with its stimulus id) out;
+* :class:`GLM_single`: a drop-in for the official ``GLM_single(params).fit(design, data,
+  stimdur, tr, outputdir=...)`` with the official options and output names.
+
+The command ``conform glmsingle RUNS... --events EVENTS... --out OUT`` runs it on NIfTI,
+GIFTI or CIFTI runs with BIDS events files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conform_core.hookspecs import hookimpl
+
+from .api import GLM_single
+from .component import GLMsingleDenoiser
+
+__all__ = ["GLM_single", "GLMsingleDenoiser", "conform_register", "conform_register_commands"]
+
+
+@hookimpl
+def conform_register(registry: Any) -> None:
+    """Register the ``glmsingle`` denoiser."""
+    registry.add("denoiser", "glmsingle", GLMsingleDenoiser)
+
+
+@hookimpl
+def conform_register_commands(app: Any) -> None:
+    """Add ``conform glmsingle``."""
+    from .cli import register
+
+    register(app)

@@ -202,7 +202,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                     ref = assemble(path.betas(np.zeros(idx.size)), lay)
                     if fixed_ix is not None:
                         choice = np.full(idx.size, fixed_ix, np.int64)
-                    else:
+                    elif forced is None:
                         scorer = BadnessScorer(ctx.folds, lay.trial_run, lay.stimorder,
                                                ctx.opts.sessionindicator, ref)
                         bad = np.stack([scorer.score(ref) if f == 0 else
@@ -211,7 +211,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                         first = 1 if prepended else 0
                         choice = np.argmin(bad[:, first:], axis=1) + first
                         rrbad[sl.start + idx] = bad[:, first:]  # type: ignore[index]
-                    if forced is not None:
+                    if forced is not None and fixed_ix is None:
                         want = np.asarray(forced, np.float64).ravel()[sl.start + idx]
                         choice = np.argmin(np.abs(fracs[None, :] - want[:, None]), axis=1)
                     alpha = alphas[choice, np.arange(idx.size)]

@@ -19,8 +19,7 @@ ID_COLUMNS = ("stimulus_id", "trial_type", "stim_file")
 
 def _save_pickled(path: Path, obj: Any) -> None:
     with atomic_write(path, "wb") as handle:
-        np.save(handle, np.array(obj, dtype=object) if not isinstance(obj, dict) else obj,
-                allow_pickle=True)
+        np.save(handle, obj, allow_pickle=True)  # type: ignore[arg-type]
 
 
 def _save_hdf5(path: Path, obj: dict[str, Any]) -> None:
