@@ -72,8 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_data(n: int, n_test: int, p: int, t: int, seed: int) -> tuple[np.ndarray, ...]:
     """float32 features and responses whose signal-to-noise ratio varies across units.
 
-    Responses are ``X W g + noise`` with per-unit gains ``g`` log-uniform over two decades (signal variance 1e-3 to 10
-    times the noise's),
+    Responses are ``X W g + noise`` with per-unit gains ``g`` log-uniform over two decades
+    (signal variance 1e-3 to 10 times the noise's),
     so the best alpha differs between units.
     """
     rng = np.random.default_rng(seed)

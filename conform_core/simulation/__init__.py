@@ -10,7 +10,14 @@ from __future__ import annotations
 from ._noise import grid_shape
 from ._params import SimulationParams
 from ._reader import read_stimuli, read_study, read_study_info, read_study_subject
-from ._study import SimulatedStudy, StudyPlan, plan_study, simulate_study, simulate_subject, subject_name
+from ._study import (
+    SimulatedStudy,
+    StudyPlan,
+    plan_study,
+    simulate_study,
+    simulate_subject,
+    subject_name,
+)
 from ._writer import FORMAT_NAME, FORMAT_VERSION, write_study
 
 __all__ = [

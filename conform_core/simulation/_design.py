@@ -86,7 +86,8 @@ def _subject_stimuli(params: SimulationParams, split: StudySplit,
     return np.sort(np.concatenate([split.shared, own])).astype(np.intp)
 
 
-def _drop_trials(stim: NDArray[np.intp], fraction: float, rng: np.random.Generator) -> NDArray[np.bool_]:
+def _drop_trials(stim: NDArray[np.intp], fraction: float,
+                 rng: np.random.Generator) -> NDArray[np.bool_]:
     """Mask of trials kept: each dropped with probability ``fraction``, one per stimulus kept."""
     keep = rng.random(stim.size) >= fraction
     if fraction > 0:

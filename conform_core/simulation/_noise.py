@@ -51,8 +51,9 @@ class NoiseModel:
         Draws the fixed loadings now and the noise on each call.
     """
 
-    def __init__(self, n_units: int, noise_sd: NDArray[np.float32], rank: int, length_scale: float,
-                 lowrank_fraction: float, spatial_fraction: float, rng: np.random.Generator) -> None:
+    def __init__(self, n_units: int, noise_sd: NDArray[np.float32], rank: int,
+                 length_scale: float, lowrank_fraction: float, spatial_fraction: float,
+                 rng: np.random.Generator) -> None:
         self.n_units = n_units
         self.noise_sd = np.asarray(noise_sd, dtype=np.float32)
         self.grid = grid_shape(n_units)

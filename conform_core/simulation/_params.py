@@ -20,7 +20,8 @@ class SimulationParams:
 
     See :func:`~conform_core.simulation.simulate_study` for the meaning of each field.
     ``random_state`` is always an int here (a fresh one is drawn when the user passed None),
-    so a recorded ``SimulationParams`` reproduces its study exactly.
+    so a recorded ``SimulationParams`` reproduces its study exactly; likewise
+    ``n_shared=None`` is resolved to a third of ``n_stimuli``.
     """
 
     n_subjects: int = 3
@@ -57,6 +58,9 @@ class SimulationParams:
     def from_kwargs(cls, **kwargs: Any) -> SimulationParams:
         """Validate keyword arguments and return the parameter record.
 
+        ``random_state=None`` draws a seed and ``n_shared=None`` becomes a third of
+        ``n_stimuli``, so the record always reproduces its study.
+
         Raises
         ------
         ParameterError
@@ -67,6 +71,9 @@ class SimulationParams:
             import numpy as np
 
             kwargs["random_state"] = int(np.random.SeedSequence().entropy % (2**31))
+        n_stimuli = kwargs.get("n_stimuli", cls.n_stimuli)
+        if kwargs.get("n_shared", 0) is None and isinstance(n_stimuli, int):
+            kwargs["n_shared"] = int(round(n_stimuli / 3))
         params = cls(**kwargs)
         params.check()
         return params
@@ -83,7 +90,8 @@ class SimulationParams:
                         low=0, high=self.n_stimuli - self.n_shared, none_ok=True,
                         fix=f"It counts the stimuli drawn per subject beyond the {self.n_shared} "
                             f"shared ones, so it can be at most n_stimuli - n_shared = "
-                            f"{self.n_stimuli - self.n_shared}; None gives every subject all of them.")
+                            f"{self.n_stimuli - self.n_shared}; None gives every subject all "
+                            "of them.")
         check_int_param(self.n_runs, name="n_runs", owner=_OWNER, low=1, none_ok=True,
                         fix="Pass None to derive it from trials_per_run.")
         if self.n_shared > self.n_stimuli:
@@ -112,7 +120,8 @@ class SimulationParams:
             )
         if self.noise_rank == 0 and self.lowrank_fraction > 0:
             raise ParameterError(
-                f"noise_rank=0 leaves no low-rank noise, but lowrank_fraction={self.lowrank_fraction}. "
+                f"noise_rank=0 leaves no low-rank noise, but "
+                f"lowrank_fraction={self.lowrank_fraction}. "
                 "Set lowrank_fraction=0 or noise_rank >= 1."
             )
         if self.n_stimuli_per_subject < 2:
@@ -131,7 +140,8 @@ class SimulationParams:
     @property
     def n_stimuli_per_subject(self) -> int:
         """Number of stimuli each subject sees (shared plus own)."""
-        own = self.n_stimuli - self.n_shared if self.stimuli_per_subject is None else self.stimuli_per_subject
+        own = (self.n_stimuli - self.n_shared if self.stimuli_per_subject is None
+               else self.stimuli_per_subject)
         return self.n_shared + own
 
     @property

@@ -14,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from ..data import ConditionData, Events, GroundTruth, StimulusSet, Subject, TimeSeriesData, TrialData, Units
+from ..data import (
+    ConditionData,
+    Events,
+    GroundTruth,
+    StimulusSet,
+    Subject,
+    TimeSeriesData,
+    TrialData,
+    Units,
+)
 from ..exceptions import ConformError, DataFileError
 from ._study import SimulatedStudy
 from ._writer import FORMAT_NAME, FORMAT_VERSION
@@ -56,7 +65,8 @@ def read_study_info(location: str | Path) -> dict[str, Any]:
         got = info.get("format") if isinstance(info, dict) else type(info).__name__
         raise DataFileError(
             f"{str(path)!r} is not a conform synthetic study (format {got!r}, expected "
-            f"{FORMAT_NAME!r}). Point the synthetic dataset at a folder written by `conform simulate`."
+            f"{FORMAT_NAME!r}). Point the synthetic dataset at a folder written by "
+            "`conform simulate`."
         )
     if info.get("format_version") != FORMAT_VERSION:
         raise DataFileError(
@@ -108,7 +118,8 @@ def read_stimuli(location: str | Path) -> tuple[StimulusSet, np.ndarray]:
     rows = _read_tsv(root / "stimuli.tsv", ["stimulus_id", "source", "category", "shared", "split"])
     embeddings = _load_npy(root / "stimuli_embeddings.npy")
     latent = _load_npy(root / "stimuli_latent.npy")
-    for path, arr in ((root / "stimuli_embeddings.npy", embeddings), (root / "stimuli_latent.npy", latent)):
+    for path, arr in ((root / "stimuli_embeddings.npy", embeddings),
+                      (root / "stimuli_latent.npy", latent)):
         if arr.ndim != 2 or arr.shape[0] != len(rows):
             raise DataFileError(
                 f"{str(path)!r} must hold one row per stimulus in stimuli.tsv ({len(rows)}); "
@@ -149,7 +160,9 @@ def _read_bold(path: Path, unit_indices: np.ndarray) -> np.ndarray:
     except Exception as exc:  # nibabel raises many types for damaged files
         raise DataFileError(f"Cannot read NIfTI file {str(path)!r} ({exc}). {_FIX}") from None
     if data.ndim != 4:
-        raise DataFileError(f"{str(path)!r} must be a 4-D NIfTI (x, y, z, time); got shape {data.shape}. {_FIX}")
+        raise DataFileError(
+            f"{str(path)!r} must be a 4-D NIfTI (x, y, z, time); got shape {data.shape}. {_FIX}"
+        )
     flat = data.reshape(-1, data.shape[3])
     if unit_indices.size and unit_indices.max() >= flat.shape[0]:
         raise DataFileError(
@@ -177,7 +190,9 @@ def _read_timeseries(folder: Path, name: str, tr: float, units: Units) -> TimeSe
         return TimeSeriesData(runs=runs, events=events, tr=tr, sessions=np.array(sessions),
                               subject=name, units=units)
     except ConformError as exc:
-        raise DataFileError(f"The runs of {name} in {str(folder)!r} do not fit together: {exc} {_FIX}") from None
+        raise DataFileError(
+            f"The runs of {name} in {str(folder)!r} do not fit together: {exc} {_FIX}"
+        ) from None
 
 
 def read_study_subject(location: str | Path, name: str, *, info: dict[str, Any] | None = None,
@@ -210,7 +225,8 @@ def read_study_subject(location: str | Path, name: str, *, info: dict[str, Any] 
                            runs=a["runs"], subject=name, units=units)
         amplitudes = a.get("truth_trial_amplitudes", trials.betas)
         truth = GroundTruth(
-            signal=ConditionData(a["truth_signal"], a["truth_stimulus_ids"], subject=name, units=units),
+            signal=ConditionData(a["truth_signal"], a["truth_stimulus_ids"], subject=name,
+                                 units=units),
             trial_amplitudes=amplitudes, hrf_index=a.get("truth_hrf_index"),
             noise_ceiling=a["truth_noise_ceiling"])
         timeseries = None

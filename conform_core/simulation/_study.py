@@ -155,7 +155,9 @@ class SimulatedStudy:
         from ..exceptions import UnknownComponentError
 
         names = [s.name for s in self.subjects]
-        raise UnknownComponentError(f"No subject {name!r} in this study. Subjects: {', '.join(names)}.")
+        raise UnknownComponentError(
+            f"No subject {name!r} in this study. Subjects: {', '.join(names)}."
+        )
 
     def __iter__(self) -> Iterator[Subject]:
         return iter(self.subjects)
@@ -174,7 +176,7 @@ def simulate_study(
     n_repeats: int = 3,
     snr: float = 1.0,
     snr_spread: float = 0.5,
-    n_shared: int = 40,
+    n_shared: int | None = None,
     stimuli_per_subject: int | None = None,
     test_fraction: float = 0.2,
     missing_fraction: float = 0.0,
@@ -218,8 +220,8 @@ def simulate_study(
         Median over units of signal sd / noise sd of a single trial (>= 0).
     snr_spread : float, default=0.5
         Sd of log per-unit SNR around ``snr``.
-    n_shared : int, default=40
-        Stimuli seen by every subject.
+    n_shared : int or None, default=None
+        Stimuli seen by every subject; None means a third of ``n_stimuli`` (rounded).
     stimuli_per_subject : int or None, default=None
         Stimuli each subject sees beyond the shared ones, drawn at random from the rest;
         None gives every subject all of them.

@@ -34,7 +34,8 @@ def draw_hrf_index(n_units: int, rng: np.random.Generator) -> NDArray[np.int64]:
 
 
 def _run_response(amplitudes: NDArray[np.float32], onsets: NDArray[np.int64], n_volumes: int,
-                  library: NDArray[np.float32], hrf_index: NDArray[np.int64]) -> NDArray[np.float32]:
+                  library: NDArray[np.float32],
+                  hrf_index: NDArray[np.int64]) -> NDArray[np.float32]:
     """Units x time response of one run (events at volume ``onsets``)."""
     n_units = amplitudes.shape[1]
     sticks = np.zeros((n_volumes, n_units), np.float32)

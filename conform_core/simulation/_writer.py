@@ -47,7 +47,8 @@ def _write_stimuli(folder: Path, stimuli: StimulusSet, latent: np.ndarray,
     categories = stimuli.categories if stimuli.categories is not None else [""] * stimuli.n_stimuli
     rows = ([sid, src, cat, int(sid in shared), "test" if sid in test else "train"]
             for sid, src, cat in zip(stimuli.ids.tolist(), stimuli.sources.tolist(), categories))
-    _write_tsv(folder / "stimuli.tsv", ["stimulus_id", "source", "category", "shared", "split"], rows)
+    header = ["stimulus_id", "source", "category", "shared", "split"]
+    _write_tsv(folder / "stimuli.tsv", header, rows)
     save_npy(folder / "stimuli_embeddings.npy", stimuli.embeddings)
     save_npy(folder / "stimuli_latent.npy", latent)
 
@@ -146,7 +147,8 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
         shared_ids, test_ids = study.shared_ids, study.test_ids
         subjects: Iterable[Subject] = iter(study.subjects)
     else:
-        params = study if isinstance(study, SimulationParams) else SimulationParams.from_kwargs(**study)
+        params = (study if isinstance(study, SimulationParams)
+                  else SimulationParams.from_kwargs(**study))
         plan = plan_study(params)
         names = plan.subject_names
         stimuli, latent = plan.stimuli, plan.tuning.latent

@@ -46,7 +46,8 @@ def simulate(
         "--stimuli-per-subject",
         help="Stimuli per subject beyond the shared ones (default: all the others).")] = None,
     test_fraction: Annotated[float, typer.Option(
-        "--test-fraction", help="Share of stimuli held out for testing (shared ones first).")] = 0.2,
+        "--test-fraction",
+        help="Share of stimuli held out for testing (shared ones first).")] = 0.2,
     missing_fraction: Annotated[float, typer.Option(
         "--missing-fraction", help="Share of trials dropped at random.")] = 0.0,
     features: Annotated[int, typer.Option(

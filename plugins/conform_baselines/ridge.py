@@ -235,9 +235,10 @@ class RidgeEncoder(Encoder):
             return np.result_type(X.dtype, Y.dtype)
         try:
             dt = np.dtype(self.dtype)
+            ok = dt in (np.dtype(np.float32), np.dtype(np.float64))
         except TypeError:
-            dt = None
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            ok = False
+        if not ok:
             raise ParameterError(
                 f"The 'dtype' parameter of RidgeEncoder must be None, 'float32' or 'float64'; "
                 f"got {self.dtype!r}. Use None to keep the precision of the input."
@@ -305,6 +306,8 @@ class _PrimalKFold(_Plan):
         for test in folds:
             Xf = Xc[test]
             n_f, n_tr = len(test), n - len(test)
+            if n_f and np.all(np.diff(test) == 1):  # contiguous fold: views, not copies
+                test = slice(int(test[0]), int(test[-1]) + 1)
             sx_f = Xf.sum(axis=0)
             m = (sx - sx_f) / n_tr if intercept else np.zeros(p)
             s, V = np.linalg.eigh(xtx - Xf.T @ Xf - n_tr * np.outer(m, m))

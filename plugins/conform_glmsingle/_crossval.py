@@ -184,7 +184,14 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
         v = v[rng.permutation(v.size)[:1_000_000]]
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1):  # a 1-D mixture: threads only add overhead
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    # a 1-D mixture: threads only add overhead; tol=1e-10 often stops at max_iter (as in the
+    # official package), which is harmless here because the threshold lives on a 500-point grid
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
         gm = GaussianMixture(n_components=2, tol=1e-10, reg_covar=0, n_init=3,
                              random_state=random_state).fit(v.reshape(-1, 1))
     lo, hi = robustrange(v)

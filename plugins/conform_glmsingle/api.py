@@ -188,6 +188,7 @@ class GLM_single:  # noqa: N801 - the official class name
         from ._native import fit_native
 
         flat, ctx = fit_native(runs, design_runs, t, opts, force=_force)
+        self.written_: list[Path] = []
         self.timings_ = dict(ctx.progress.timings)
         self.thresholds_ = dict(ctx.thresholds)
         shaped = {k: _shape_outputs(v, spatial, volume) for k, v in flat.items()}
@@ -201,5 +202,5 @@ class GLM_single:  # noqa: N801 - the official class name
                     "condinruns": ctx.layout.condinruns, "endbuffers": ctx.layout.endbuffers}
             files = {f: shaped[k] for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
                      if w and k in shaped}
-            write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
+            self.written_ = write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
         return {k: shaped[k] for k, w in zip(_KEYS, opts["wantmemoryoutputs"]) if w and k in shaped}

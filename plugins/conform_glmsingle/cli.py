@@ -22,6 +22,8 @@ def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: 
 
     Returns the paths written. Raises a ConformError (before writing anything) for bad input.
     """
+    import gzip
+
     from conform_core.io import atomic_write, write_text
 
     from ._io import events_to_design, load_run, read_events
@@ -58,7 +60,7 @@ def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: 
         params["sessionindicator"] = [s - min(sessions) + 1 for s in sessions]
     glm = GLM_single(params)
     results = glm.fit(design, data, stimdur, float(tr), outputdir=out)
-    written = [out / "DESIGNINFO.npy"]
+    written = list(glm.written_)
     rows = ["trial\trun\tonset\tstimulus_id"]
     trial = 0
     for r, m in enumerate(design):
@@ -75,7 +77,7 @@ def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: 
         img = nib.Nifti1Image(betas.reshape(*meta["shape"], -1), meta["affine"])
         path = out / f"betas_type{best}.nii.gz"
         with atomic_write(path, "wb") as handle:
-            handle.write(img.to_bytes())
+            handle.write(gzip.compress(img.to_bytes(), compresslevel=6))
         written.append(path)
     return written
 
@@ -99,10 +101,17 @@ def glmsingle_command(
     """
     import typer
 
-    written = run_glmsingle_files(list(runs), list(events), out, tr=tr, stimdur=stimdur,
+    runs, events = _split_events(list(runs), list(events))
+    written = run_glmsingle_files(runs, events, out, tr=tr, stimdur=stimdur,
                                   types=types, sessions=session, id_column=id_column,
                                   verbose=progress)
     typer.echo(f"Wrote {len(written)} file(s) to {out}")
+
+
+def _split_events(runs: list[Path], events: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Support ``RUNS... --events E1 E2 ...``: click hands E2... to RUNS; move them back."""
+    tsv = [p for p in runs if str(p).endswith((".tsv", ".tsv.gz"))]
+    return [p for p in runs if p not in tsv], events + tsv
 
 
 def register(app: Any) -> None:

@@ -189,7 +189,8 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
                     nan = np.flatnonzero(~np.isfinite(values)).astype(np.int64)
                     union.update(nan.tolist())
                     data = group.create_dataset(format_ceiling_key(subject, code, name, n),
-                                                data=np.asarray(values, np.float64), chunks=(N_VERTICES,), **filters)
+                                                data=np.asarray(values, np.float64), chunks=(N_VERTICES,),
+                                                track_order=True, **filters)
                     data.attrs["nan_indices"] = nan
                     data.attrs["n"] = n
                     data.attrs["phase"] = "train" if name == "train" else "test"
@@ -209,7 +210,7 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
                                   "HDF5 dense attribute storage, which some older tools cannot read. Write "
                                   "full 91k vectors if you can.", ConformWarning, stacklevel=2)
                 union.update(nan.tolist())
-                data = group.create_dataset(key, data=vector, chunks=(N_VERTICES,), **filters)
+                data = group.create_dataset(key, data=vector, chunks=(N_VERTICES,), track_order=True, **filters)
                 data.attrs["nan_indices"] = nan
                 data.attrs["phase"] = phase
                 data.attrs["repetition"] = np.int64(rep)

@@ -35,12 +35,12 @@ def row_corr(x: NDArray, y: NDArray) -> NDArray[np.float64]:
     return r
 
 
-def split_half_r(data: NDArray, filt: NDArray, unit_means: NDArray) -> float:
+def split_half_r(data: NDArray, filt: NDArray | None, unit_means: NDArray) -> float:
     """Median over units of the symmetrised split-half r of filter ``filt``.
 
     Trials 0, 2, 4, ... and 1, 3, 5, ... are averaged (ignoring NaN); each half's
     average is correlated, per unit, with the other half's denoised average
-    ``filt @ (avg - mean) + mean``.
+    ``filt @ (avg - mean) + mean`` (``filt=None``: the identity, i.e. no denoising).
     """
     halves = []
     for start in (0, 1):
@@ -49,7 +49,8 @@ def split_half_r(data: NDArray, filt: NDArray, unit_means: NDArray) -> float:
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN
             halves.append(np.nanmean(part, axis=2))
     um = unit_means[:, None]
-    den = [filt @ (h - um) + um for h in halves]  # NaN columns stay NaN, as upstream
+    # NaN columns stay NaN, as upstream
+    den = halves if filt is None else [filt @ (h - um) + um for h in halves]
     both = 0.5 * (row_corr(halves[0], den[1]) + row_corr(den[0], halves[1]))
     return float(np.nanmedian(both)) if np.any(np.isfinite(both)) else float("nan")
 
@@ -92,7 +93,7 @@ def recovery_tradeoff(*, c_sb: NDArray, s: NDArray | None, n: NDArray | None, t:
     shr_ta = None
     if data is not None:
         shr = split_half_r(data, filt, unit_means)
-        shr_ta = split_half_r(data, np.eye(c_sb.shape[0]), unit_means)
+        shr_ta = split_half_r(data, None, unit_means)
     out["trial_average"] = {"sv_frac": 1.0, "split_half_r": shr_ta}
     k_arr = np.atleast_1d(np.asarray(k))
     if k_arr.size == 1 and np.issubdtype(k_arr.dtype, np.integer):

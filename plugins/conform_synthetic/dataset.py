@@ -1,4 +1,4 @@
-"""``SyntheticDataset``: subjects from :func:`conform_core.simulation.simulate_study` or its files."""
+"""``SyntheticDataset``: subjects simulated in memory, or read from ``conform simulate`` files."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ class SyntheticDataset(Dataset):
         Trials per stimulus and subject.
     snr : float, default=1.0
         Median single-trial signal sd / noise sd over units.
-    n_shared : int, default=40
-        Stimuli every subject sees.
+    n_shared : int or None, default=None
+        Stimuli every subject sees (None: a third of ``n_stimuli``).
     stimuli_per_subject : int or None, default=None
         Stimuli per subject beyond the shared ones (None: all others).
     test_fraction : float, default=0.2
@@ -65,7 +65,7 @@ class SyntheticDataset(Dataset):
     """
 
     def __init__(self, location: str | None = None, n_subjects: int = 3, n_units: int = 100,
-                 n_stimuli: int = 120, n_repeats: int = 3, snr: float = 1.0, n_shared: int = 40,
+                 n_stimuli: int = 120, n_repeats: int = 3, snr: float = 1.0, n_shared: int | None = None,
                  stimuli_per_subject: int | None = None, test_fraction: float = 0.2,
                  missing_fraction: float = 0.0, individual_differences: float = 0.3,
                  timeseries: bool = False, random_state: int = 0,
@@ -103,9 +103,10 @@ class SyntheticDataset(Dataset):
         unknown = sorted(set(extra) - known)
         clash = sorted(set(extra) & set(own))
         if unknown or clash:
+            problem = (f"unknown key(s) {unknown}" if unknown
+                       else f"key(s) {clash} that are also parameters")
             raise ParameterError(
-                f"The 'options' parameter of SyntheticDataset has "
-                f"{'unknown key(s) ' + str(unknown) if unknown else 'key(s) ' + str(clash) + ' that are also parameters'}. "
+                f"The 'options' parameter of SyntheticDataset has {problem}. "
                 f"Use keywords of simulate_study ({', '.join(sorted(known - set(own)))}) and pass "
                 "the others as SyntheticDataset parameters."
             )
@@ -150,7 +151,8 @@ class SyntheticDataset(Dataset):
                 cache["subjects"][name] = simulate_subject(cache["plan"], index)
             return cache["subjects"][name]
         disk = self._disk()
-        return read_study_subject(disk["root"], name, info=disk["info"], stimuli=self._disk_stimuli())
+        return read_study_subject(disk["root"], name, info=disk["info"],
+                                  stimuli=self._disk_stimuli())
 
     def describe(self) -> dict[str, Any]:
         """Summarise the dataset; from a folder, only ``study.json`` is read."""

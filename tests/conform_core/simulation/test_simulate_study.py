@@ -152,3 +152,8 @@ def test_bad_parameters_raise_with_fix(kwargs: dict, fragment: str) -> None:
         simulate_study(**kwargs)
     assert isinstance(info.value, ConformError)
     assert fragment in str(info.value)
+
+
+def test_default_shared_is_a_third_of_the_stimuli_and_recorded() -> None:
+    study = simulate_study(n_subjects=1, n_units=6, n_stimuli=30)
+    assert study.params["n_shared"] == 10 and study.shared_ids.size == 10

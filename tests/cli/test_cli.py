@@ -1,0 +1,145 @@
+"""The `conform` command line: listing, scaffolding, error handling, plugin commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from conform_core import ParameterError
+from conform_core.cli import build_app, run_app
+from conform_core.hookspecs import hookimpl
+from conform_core.plugins import register_commands
+
+runner = CliRunner()
+
+
+def _invoke(args: list[str]):
+    return runner.invoke(build_app(), args, prog_name="conform")
+
+
+def test_plugins_json_lists_builtins_with_required_keys():
+    result = _invoke(["plugins", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert {"kind", "name", "version", "distribution"} <= set(rows[0])
+    names = {(r["kind"], r["name"]) for r in rows}
+    assert {("denoiser", "trial-average"), ("encoder", "ridge"), ("dataset", "synthetic")} <= names
+
+
+def test_plugins_table_and_kind_filter():
+    result = _invoke(["plugins", "--kind", "aligner"])
+    assert result.exit_code == 0
+    assert "procrustes" in result.stdout and "trial-average" not in result.stdout
+
+
+def test_user_error_exits_2_with_fix_and_no_traceback(capsys):
+    code = run_app(typer.main.get_command(build_app()), ["plugins", "--kind", "denoisr"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Did you mean 'denoiser'" in err and "Traceback" not in err
+
+
+def test_bug_exits_1_with_traceback(capsys):
+    app = typer.Typer()
+
+    @app.command()
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    @app.command()
+    def user() -> None:
+        raise ParameterError("bad value; fix it")
+
+    assert run_app(typer.main.get_command(app), ["boom"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+    assert run_app(typer.main.get_command(app), ["user"]) == 2
+
+
+def test_conform_register_commands_adds_a_command(pm_with):
+    plugin = types.ModuleType("hello_plugin")
+
+    @hookimpl
+    def conform_register_commands(app):
+        @app.command("hello")
+        def hello(name: str) -> None:
+            """Say hello."""
+            typer.echo(f"hello {name}")
+
+    plugin.conform_register_commands = conform_register_commands
+    broken = types.ModuleType("broken_commands")
+
+    @hookimpl
+    def conform_register_commands_broken(app):
+        raise RuntimeError("cannot add")
+
+    broken.conform_register_commands = conform_register_commands_broken
+    pm_with(plugin, "hello")
+    pm = pm_with(broken, "broken")
+    app = typer.Typer()
+
+    @app.command("noop")
+    def noop() -> None:
+        """Nothing."""
+
+    errors = register_commands(pm, app)
+    assert len(errors) == 1 and "cannot add" in str(errors[0])
+    result = runner.invoke(app, ["hello", "world"])
+    assert result.exit_code == 0 and "hello world" in result.stdout
+
+
+def test_fit_with_bad_spec_exits_2(tmp_path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('denoiser = "nope"\n[dataset]\nplugin = "synthetic"\n')
+    code = run_app(typer.main.get_command(build_app()), ["fit", str(spec), "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "No denoiser named 'nope'" in capsys.readouterr().err
+
+
+def test_plugins_new_rejects_bad_names(tmp_path, capsys):
+    code = run_app(typer.main.get_command(build_app()),
+                   ["plugins", "new", "Bad Name", "--kind", "denoiser", "--dir", str(tmp_path)])
+    assert code == 2 and "must match" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["denoiser", "encoder", "aligner", "features", "dataset"])
+def test_scaffolded_component_passes_the_contract_kit(tmp_path, kind, monkeypatch):
+    import importlib
+
+    from conform_core.testing import check_component
+
+    result = _invoke(["plugins", "new", f"my-{kind}", "--kind", kind, "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    monkeypatch.syspath_prepend(str(tmp_path / f"conform-my-{kind}" / "src"))
+    module = importlib.import_module(f"conform_my_{kind}.component")
+    cls = next(v for k, v in vars(module).items() if k.endswith(kind.capitalize()) and isinstance(v, type)
+               and v.__module__ == module.__name__)
+    for _, check in check_component(cls()):
+        check(cls())
+
+
+@pytest.mark.slow
+def test_scaffolded_plugin_installs_appears_and_passes_its_own_tests(tmp_path):
+    name = "my-plugin"
+    assert _invoke(["plugins", "new", name, "--kind", "denoiser", "--dir", str(tmp_path)]).exit_code == 0
+    project = tmp_path / f"conform-{name}"
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(project)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    listing = subprocess.run([sys.executable, "-m", "conform_core", "plugins", "--json", "--kind",
+                              "denoiser"], capture_output=True, text=True, env=env, check=True)
+    rows = {r["name"]: r for r in json.loads(listing.stdout)}
+    assert rows[name]["distribution"] == f"conform-{name}"
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
+                            "-p", "no:cacheprovider", str(project / "tests")],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert tests.returncode == 0, tests.stdout[-2000:]

@@ -1,0 +1,294 @@
+"""Tests of the ``ridge`` encoder (conform_baselines.ridge.RidgeEncoder).
+
+References are scikit-learn's: ``RidgeCV(alpha_per_target=True)`` for leave-one-out, and
+``Ridge`` fitted fold by fold (``KFold``) for K-fold, since scikit-learn's RidgeCV has no
+K-fold mode with one alpha per target.
+
+Tolerances. In float64 both sides solve the same normal equations through orthogonal
+factorisations of well-conditioned (cond(XᵀX + αI) < 1e3) problems, so they agree to about
+cond x eps ~ 1e-13 relative; we assert 1e-9 (relative on coefficients and predictions,
+absolute on R² and cross-validated errors), four orders of margin, tight enough to catch any
+algebraic slip (a wrong centring or a missing fold term changes results by > 1e-3). The
+chosen alphas must be identical. In float32 the error is about cond x eps32 ~ 1e-4
+relative, so we assert 1e-3 on coefficients and 1e-4 absolute on held-out R².
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.model_selection import KFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from threadpoolctl import threadpool_limits
+
+from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
+from conform_core.exceptions import ParameterError, ShapeError
+from conform_core.metrics import r2_score
+
+ALPHAS = np.logspace(-2, 4, 13)
+RTOL64 = 1e-9
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread():
+    """Small factorisations run 10-70x slower with 2 BLAS threads on a loaded 2-core machine
+    (design.md 3.7), so these tests pin BLAS and OpenMP to one thread."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+def make_problem(n: int = 150, p: int = 20, t: int = 24, n_test: int = 60, seed: int = 0,
+                 noise: np.ndarray | None = None):
+    """Train and test data, Y = X W + 5 + noise; noise sd rises across units by default."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n + n_test, p)) + 2.0  # non-zero means exercise the intercept
+    W = rng.standard_normal((p, t))
+    sd = np.linspace(0.5, 30.0, t) if noise is None else noise
+    Y = X @ W + 5.0 + rng.standard_normal((n + n_test, t)) * sd
+    return X[:n], Y[:n], X[n:], Y[n:]
+
+
+def kfold_reference(X, Y, alphas, k, fit_intercept=True):
+    """Per-unit alpha by brute-force K-fold with scikit-learn's Ridge; refit on all data."""
+    sse = np.zeros((len(alphas), Y.shape[1]))
+    for train, test in KFold(k).split(X):
+        for i, alpha in enumerate(alphas):
+            model = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X[train], Y[train])
+            sse[i] += ((Y[test] - model.predict(X[test])) ** 2).sum(axis=0)
+    best = alphas[sse.argmin(axis=0)]
+    return sse, best, Ridge(alpha=best, fit_intercept=fit_intercept).fit(X, Y)
+
+
+# ----------------------------------------------------------------- agreement with sklearn
+def test_loo_matches_sklearn_ridgecv():
+    X, Y, Xt, Yt = make_problem()
+    ours = RidgeEncoder(alphas=ALPHAS, cv="loo").fit(X, Y)
+    ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    np.testing.assert_array_equal(ours.alpha_, ref.alpha_)
+    np.testing.assert_allclose(ours.coef_, ref.coef_.T, rtol=RTOL64, atol=0)
+    np.testing.assert_allclose(ours.predict(Xt), ref.predict(Xt), rtol=RTOL64)
+    np.testing.assert_allclose(r2_score(Yt, ours.predict(Xt)), r2_score(Yt, ref.predict(Xt)),
+                               rtol=0, atol=RTOL64)
+    assert ours.solver_ == "loo"
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual", "auto"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_kfold_matches_sklearn_ridge_fold_by_fold(solver, fit_intercept):
+    X, Y, Xt, Yt = make_problem()
+    sse, best, ref = kfold_reference(X, Y, ALPHAS, 5, fit_intercept)
+    ours = RidgeEncoder(alphas=ALPHAS, cv=5, solver=solver, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_array_equal(ours.alpha_, best)
+    np.testing.assert_allclose(ours.coef_, ref.coef_.T, rtol=RTOL64, atol=RTOL64)
+    np.testing.assert_allclose(ours.predict(Xt), ref.predict(Xt), rtol=RTOL64)
+    sst = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    np.testing.assert_allclose(ours.cv_scores_, 1 - sse / sst, rtol=0, atol=RTOL64)
+
+
+def test_kfold_with_fewer_fold_stimuli_than_features():
+    """Folds of 10 stimuli and 25 features: the non-square (n_fold, p) factor route."""
+    X, Y, Xt, _ = make_problem(n=50, p=25)
+    _, best, ref = kfold_reference(X, Y, ALPHAS, 5)
+    ours = RidgeEncoder(alphas=ALPHAS, cv=5, solver="primal").fit(X, Y)
+    np.testing.assert_array_equal(ours.alpha_, best)
+    np.testing.assert_allclose(ours.predict(Xt), ref.predict(Xt), rtol=RTOL64)
+
+
+def test_one_alpha_for_all_units_matches_sklearn():
+    X, Y, Xt, _ = make_problem()
+    ours = RidgeEncoder(alphas=ALPHAS, cv="loo", alpha_per_unit=False).fit(X, Y)
+    ref = RidgeCV(alphas=ALPHAS).fit(X, Y)
+    assert np.all(ours.alpha_ == ref.alpha_)
+    np.testing.assert_allclose(ours.predict(Xt), ref.predict(Xt), rtol=RTOL64)
+    kfold = RidgeEncoder(alphas=ALPHAS, alpha_per_unit=False, n_targets_batch=5).fit(X, Y)
+    sse, _, _ = kfold_reference(X, Y, ALPHAS, 5)
+    assert np.all(kfold.alpha_ == ALPHAS[sse.sum(axis=1).argmin()])
+
+
+# ----------------------------------------------------------------- behaviour
+def test_noisier_units_get_larger_alphas():
+    X, Y, _, _ = make_problem(n=300, t=40, noise=np.geomspace(0.1, 100.0, 40))
+    model = RidgeEncoder(alphas=np.logspace(-3, 6, 19)).fit(X, Y)
+    rho = spearmanr(np.arange(40), np.log(model.alpha_)).statistic
+    assert rho > 0.9, model.alpha_
+    assert model.alpha_[-5:].min() > 10 * model.alpha_[:5].max()
+
+
+def test_chosen_alpha_maximises_cv_score():
+    X, Y, _, _ = make_problem()
+    model = RidgeEncoder(alphas=ALPHAS).fit(X, Y)
+    assert model.cv_scores_.shape == (len(ALPHAS), Y.shape[1])
+    np.testing.assert_array_equal(model.alpha_, ALPHAS[model.cv_scores_.argmax(axis=0)])
+
+
+@pytest.mark.parametrize(("n", "p"), [(150, 20), (30, 60)])
+def test_primal_and_dual_agree(n, p):
+    X, Y, Xt, _ = make_problem(n=n, p=p)
+    primal = RidgeEncoder(alphas=ALPHAS, solver="primal").fit(X, Y)
+    dual = RidgeEncoder(alphas=ALPHAS, solver="dual").fit(X, Y)
+    assert (primal.solver_, dual.solver_) == ("primal", "dual")
+    auto = RidgeEncoder(alphas=ALPHAS).fit(X, Y)
+    assert auto.solver_ == ("primal" if n > p else "dual")
+    np.testing.assert_array_equal(primal.alpha_, dual.alpha_)
+    np.testing.assert_allclose(primal.cv_scores_, dual.cv_scores_, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(primal.predict(Xt), dual.predict(Xt), rtol=1e-8)
+
+
+@pytest.mark.parametrize("cv", [5, "loo"])
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_batching_over_units_gives_the_same_results(cv, solver):
+    X, Y, _, _ = make_problem()
+    whole = RidgeEncoder(alphas=ALPHAS, cv=cv, solver=solver).fit(X, Y)
+    for batch in (1, 7, 1000):
+        part = RidgeEncoder(alphas=ALPHAS, cv=cv, solver=solver, n_targets_batch=batch).fit(X, Y)
+        np.testing.assert_array_equal(part.alpha_, whole.alpha_)
+        # a different batch width may change BLAS blocking, hence summation order: ~1 ulp
+        np.testing.assert_allclose(part.coef_, whole.coef_, rtol=1e-12, atol=1e-13)
+        np.testing.assert_allclose(part.cv_scores_, whole.cv_scores_, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cv", [5, "loo"])
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_float32_in_float32_out(cv, solver):
+    X, Y, Xt, Yt = make_problem()
+    ref = RidgeEncoder(alphas=ALPHAS, cv=cv, solver=solver).fit(X, Y)
+    model = RidgeEncoder(alphas=ALPHAS, cv=cv, solver=solver).fit(
+        X.astype(np.float32), Y.astype(np.float32))
+    assert model.coef_.dtype == np.float32 and model.intercept_.dtype == np.float32
+    assert model.predict(Xt.astype(np.float32)).dtype == np.float32
+    scale = np.abs(ref.coef_).max()
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-3, atol=1e-3 * scale)
+    np.testing.assert_allclose(r2_score(Yt, model.predict(Xt)), r2_score(Yt, ref.predict(Xt)),
+                               rtol=0, atol=1e-4)
+
+
+def test_dtype_parameter_casts():
+    X, Y, _, _ = make_problem(t=3)
+    assert RidgeEncoder(dtype="float32").fit(X, Y).coef_.dtype == np.float32
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    assert RidgeEncoder(dtype=np.float64).fit(X32, Y32).coef_.dtype == np.float64
+    assert RidgeEncoder().fit(X32, Y).coef_.dtype == np.float64  # mixed input: float64
+
+
+def test_one_dimensional_y():
+    X, Y, Xt, _ = make_problem()
+    one = RidgeEncoder(alphas=ALPHAS).fit(X, Y[:, 3])
+    two = RidgeEncoder(alphas=ALPHAS).fit(X, Y[:, 3:4])
+    assert one.coef_.shape == (X.shape[1],) and one.cv_scores_.shape == (len(ALPHAS),)
+    assert np.ndim(one.alpha_) == 0 and np.ndim(one.intercept_) == 0
+    assert one.predict(Xt).shape == (Xt.shape[0],)
+    np.testing.assert_allclose(one.predict(Xt), two.predict(Xt)[:, 0], rtol=1e-12)
+    assert one.alpha_ == two.alpha_[0]
+
+
+def test_random_state_shuffles_folds_reproducibly():
+    X, Y, _, _ = make_problem()
+    a = RidgeEncoder(alphas=ALPHAS, random_state=0).fit(X, Y)
+    b = RidgeEncoder(alphas=ALPHAS, random_state=0).fit(X, Y)
+    c = RidgeEncoder(alphas=ALPHAS).fit(X, Y)
+    np.testing.assert_array_equal(a.cv_scores_, b.cv_scores_)
+    assert not np.allclose(a.cv_scores_, c.cv_scores_)
+
+
+def test_refit_forgets_the_previous_fit():
+    X, Y, _, _ = make_problem()
+    model = RidgeEncoder(alphas=ALPHAS).fit(X, Y)
+    model.fit(X[:, :5], Y[:, :2])
+    assert model.coef_.shape == (5, 2) and model.n_features_in_ == 5
+
+
+def test_clone_and_get_params_round_trip():
+    model = RidgeEncoder(alphas=(0.1, 1.0), cv="loo", fit_intercept=False, alpha_per_unit=False,
+                         solver="dual", dtype="float32", n_targets_batch=10, random_state=3)
+    params = model.get_params()
+    assert clone(model).get_params() == params
+    assert RidgeEncoder(**params).get_params() == params
+    assert RidgeEncoder().get_params()["alphas"] == DEFAULT_ALPHAS
+    X, Y, _, _ = make_problem(t=2)
+    assert not hasattr(clone(model.fit(X, Y)), "coef_")
+
+
+# ----------------------------------------------------------------- bad input
+def test_mismatched_rows_name_both_counts():
+    X, Y, _, _ = make_problem()
+    with pytest.raises(ShapeError, match=r"150 rows in X and 149 in Y.*Align them"):
+        RidgeEncoder().fit(X, Y[:-1])
+
+
+def test_nan_in_y_is_named_with_its_position():
+    X, Y, _, _ = make_problem()
+    Y[4, 2] = np.nan
+    with pytest.raises(ShapeError, match=r"Y contains 1 NaN value\(s\) \(first at index \(4, 2\)\)"
+                                         r".*Remove or impute"):
+        RidgeEncoder().fit(X, Y)
+
+
+@pytest.mark.parametrize("alphas", [[], [1.0, -1.0], [0.0, 1.0], [[1.0], [2.0]], ["a"],
+                                    [1.0, np.nan], None])
+def test_bad_alphas_name_the_value_and_the_fix(alphas):
+    X, Y, _, _ = make_problem(t=2)
+    with pytest.raises(ParameterError, match=r"'alphas' parameter of RidgeEncoder must be a "
+                                             r"non-empty 1-D sequence of positive finite numbers; "
+                                             r"got .*np\.logspace"):
+        RidgeEncoder(alphas=alphas).fit(X, Y)
+
+
+@pytest.mark.parametrize(("cv", "extra"), [(1, ""), (0, ""), (151, ""), (2.5, ""), (True, ""),
+                                           ("lo", "Did you mean 'loo'"), ("kfold", "")])
+def test_bad_cv_names_the_value_and_the_fix(cv, extra):
+    X, Y, _, _ = make_problem(t=2)
+    with pytest.raises(ParameterError) as info:
+        RidgeEncoder(cv=cv).fit(X, Y)
+    message = str(info.value)
+    assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli=150] or 'loo'" in message
+    assert f"got {cv!r}" in message and "Use fewer folds, or cv='loo'" in message
+    assert extra in message
+
+
+@pytest.mark.parametrize(("params", "pattern"), [
+    (dict(solver="primall"), r"'solver' parameter of RidgeEncoder must be one of 'auto', "
+                             r"'primal', 'dual'; got 'primall'\. Did you mean 'primal'\?"),
+    (dict(dtype="float16"), r"'dtype' parameter .* None, 'float32' or 'float64'; got 'float16'"),
+    (dict(dtype="bogus"), r"'dtype' parameter .* got 'bogus'\. Use None"),
+    (dict(n_targets_batch=0), r"'n_targets_batch' parameter .* int in \[1, inf\] or None; "
+                              r"got 0\. Use None"),
+    (dict(fit_intercept="yes"), r"'fit_intercept' parameter .* True or False; got 'yes'"),
+    (dict(alpha_per_unit=None), r"'alpha_per_unit' parameter .* True or False; got None"),
+])
+def test_bad_parameters_name_the_value_and_the_fix(params, pattern):
+    X, Y, _, _ = make_problem(t=2)
+    with pytest.raises(ParameterError, match=pattern):
+        RidgeEncoder(**params).fit(X, Y)
+
+
+def test_empty_features_are_rejected():
+    with pytest.raises(ShapeError, match=r"at least one feature .* got X of shape \(12, 0\)"):
+        RidgeEncoder().fit(np.ones((12, 0)), np.ones(12))
+
+
+# ----------------------------------------------------------------- scikit-learn's checks
+# These fail because of the shared Encoder base (conform_core/components/encoder.py), whose
+# validation messages and exception types differ from the wording the checks look for; they
+# are reported to the owner of that file. Marked xfail (not strict), so a fix shows as XPASS.
+BASE_FAILURES = {
+    "check_estimators_unfitted": "base raises conform's NotFittedError, not sklearn's",
+    "check_n_features_in_after_fitting": "base's feature-count message differs from sklearn's",
+    "check_complex_data": "base's message lacks 'Complex data not supported'",
+    "check_dtype_object": "base rejects object arrays instead of converting them",
+    "check_estimators_empty_data_messages": "messages differ from sklearn's wording",
+    "check_estimator_sparse_tag": "base converts sparse input with np.asarray",
+    "check_estimator_sparse_array": "base converts sparse input with np.asarray",
+    "check_estimator_sparse_matrix": "base converts sparse input with np.asarray",
+    "check_fit2d_1sample": "base's message lacks '1 sample'",
+    "check_fit2d_predict1d": "base's message lacks 'Reshape your data'",
+    "check_requires_y_none": "base's message for y=None differs from sklearn's",
+}
+
+
+@parametrize_with_checks([RidgeEncoder(alphas=(0.1, 1.0, 10.0), cv=3)],
+                         expected_failed_checks=lambda est: BASE_FAILURES)
+def test_sklearn_check_estimator(estimator, check):
+    check(estimator)
