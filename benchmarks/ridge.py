@@ -88,11 +88,19 @@ def make_data(n: int, n_test: int, p: int, t: int, seed: int) -> tuple[np.ndarra
     return X[:n], Y[:n], X[n:], Y[n:]
 
 
+CPU_SECONDS: list[float] = []
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
-    """Run ``fn`` once; return (seconds, result)."""
+    """Run ``fn`` once; return (wall seconds, result) and append its CPU seconds.
+
+    CPU time (all threads of this process) is printed beside wall time because this machine
+    is shared: under load, wall time grows while CPU time stays close to the work done.
+    """
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     out = fn()
+    CPU_SECONDS.append(time.process_time() - cpu)
     return time.perf_counter() - start, out
 
 
@@ -130,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# ridge benchmark: {n} stimuli x {p} features x {t} units, {args.cv}-fold, "
           f"{args.n_alphas} alphas logspace(-2, 6), float32 data, {args.n_test} test stimuli")
+    print(f"# load average before: {os.getloadavg()[0]:.2f} (1 min)")
     print(f"# machine: {machine()}; python {sys.version.split()[0]}, numpy {np.__version__}, "
           f"scikit-learn {sklearn.__version__}")
     X, Y, X_test, Y_test = make_data(n, args.n_test, p, t, args.seed)
@@ -142,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             score = float(np.mean(r2_score(Y_test, pred)))
         rows.append((name, seconds, score))
         extra = "" if score is None else f"   held-out mean R2 {score:.5f}"
-        print(f"{name:<52s} {seconds:9.2f} s{extra}", flush=True)
+        print(f"{name:<52s} {seconds:8.2f} s wall {CPU_SECONDS[-1]:8.2f} s cpu{extra}",
+              flush=True)
 
     with threadpool_limits(limits=args.threads):
         print(f"# threads (threadpoolctl): {describe_threads()}", flush=True)
         secs, ours = timed(lambda: RidgeEncoder(alphas=alphas, cv=args.cv).fit(X, Y))
         report(f"conform RidgeEncoder cv={args.cv} ({ours.solver_}, float32)", secs, ours)
-        ours_time = secs
+        ours_time, ours_cpu = secs, CPU_SECONDS[-1]
         secs, dflt = timed(lambda: RidgeEncoder(cv=args.cv).fit(X, Y))
         report(f"conform RidgeEncoder cv={args.cv}, default {len(DEFAULT_ALPHAS)} alphas",
                secs, dflt)
@@ -157,10 +167,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_loo:
             secs, loo = timed(lambda: RidgeEncoder(alphas=alphas, cv="loo").fit(X, Y))
             report("conform RidgeEncoder cv='loo' (float32)", secs, loo)
-            loo_time = secs
+            loo_time, loo_cpu = secs, CPU_SECONDS[-1]
         secs, _ = timed(lambda: raw_algebra(X, Y))
         report("raw algebra float32 (XtX, XtY, eigh)", secs)
-        raw32 = secs
+        raw32, raw32_cpu = secs, CPU_SECONDS[-1]
         X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
         secs, _ = timed(lambda: raw_algebra(X64, Y64))
         del X64, Y64
@@ -175,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             secs, hima = timed(lambda: HimalayaRidgeCV(alphas=alphas, cv=args.cv,
                                                        fit_intercept=True).fit(X, Y))
             report(f"himalaya RidgeCV cv={args.cv} (numpy backend)", secs, hima)
-            hima_time = secs
+            hima_time, hima_cpu = secs, CPU_SECONDS[-1]
             same = np.mean(np.isclose(np.asarray(hima.best_alphas_), ours.alpha_))
             print(f"  same alpha as conform cv={args.cv}: {same:.1%} of units "
                   "(himalaya ranks alphas by mean R2 over folds, conform by pooled error)")
@@ -185,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
             secs, skl = timed(lambda: RidgeCV(alphas=alphas, alpha_per_target=True).fit(X, Y))
             report("scikit-learn RidgeCV(alpha_per_target=True) GCV", secs, skl)
-            skl_time = secs
+            skl_time, skl_cpu = secs, CPU_SECONDS[-1]
             if loo is not None:
                 same = np.mean(np.isclose(skl.alpha_, loo.alpha_))
                 diff = np.max(np.abs(r2_score(Y_test, skl.predict(X_test))
@@ -194,14 +204,20 @@ def main(argv: list[str] | None = None) -> int:
                       f"max |delta held-out R2| = {diff:.2e}")
             del skl
 
-    print("# ratios (same run, same threads)")
-    print(f"  conform / raw algebra float32 = {ours_time / raw32:.1f}x")
+    print(f"# load average after: {os.getloadavg()[0]:.2f} (1 min)")
+    print("# ratios (wall; cpu), same run, same threads")
+
+    def ratio(label: str, a: tuple[float, float], b: tuple[float, float]) -> None:
+        print(f"  {label} = {a[0] / b[0]:.1f}x wall; {a[1] / b[1]:.1f}x cpu")
+
+    ratio("conform / raw algebra float32", (ours_time, ours_cpu), (raw32, raw32_cpu))
     if hima_time is not None:
-        print(f"  himalaya / conform = {hima_time / ours_time:.1f}x")
+        ratio("himalaya / conform", (hima_time, hima_cpu), (ours_time, ours_cpu))
     if skl_time is not None:
-        print(f"  scikit-learn / conform = {skl_time / ours_time:.1f}x")
+        ratio("scikit-learn / conform", (skl_time, skl_cpu), (ours_time, ours_cpu))
         if not args.skip_loo:
-            print(f"  scikit-learn / conform-loo (same criterion) = {skl_time / loo_time:.1f}x")
+            ratio("scikit-learn / conform-loo (same criterion)", (skl_time, skl_cpu),
+                  (loo_time, loo_cpu))
     verdict = "PASS" if ours_time < TARGET_S else "FAIL"
     print(f"# target: conform cv={args.cv} under {TARGET_S:.0f} s at full size: "
           f"{ours_time:.1f} s ({verdict}{', quick sizes' if args.quick else ''})")

@@ -57,7 +57,8 @@ def plugins_list(
         table.add_column(column)
     for e in entries:
         table.add_row(e.kind, e.name, e.version, e.distribution, e.plugin, e.module)
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=160)).print(table)
 
 
 @plugins_app.command("new")

@@ -100,7 +100,7 @@ def _figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set_ylabel({"nc_r2": "held-out R² / noise ceiling", "pearson_r": "held-out r"}[metric])
-        ax.set_title("Per-unit encoding scores on held-out stimuli (all subjects)")
+        ax.set_title("Held-out encoding score per unit (all subjects)", fontsize=10)
         fig.tight_layout()
         fig.savefig(folder / "scores_distribution.png", dpi=110)
         plt.close(fig)
@@ -117,10 +117,13 @@ def _figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(encs)), encs)
         ax.set_yticks(range(len(dens)), dens)
+        low, high = np.nanmin(grid), np.nanmax(grid)
         for i in range(len(dens)):
             for j in range(len(encs)):
                 if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="white")
+                    bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
+                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
+                            color="black" if bright else "white")
         fig.colorbar(image, ax=ax, label=f"median {metric}")
         ax.set_title("Denoiser × encoder")
         fig.tight_layout()
@@ -136,7 +139,7 @@ def _figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
         ax.bar(labels, [np.nanmedian(truth[k]) for k in labels], color="tab:orange")
         ax.set_ylabel("error to true signal (NMSE)")
-        ax.set_title("Denoised held-out responses vs ground truth (lower is better)")
+        ax.set_title("Denoised held-out responses vs truth\n(lower is better)", fontsize=10)
         fig.tight_layout()
         fig.savefig(folder / "denoiser_truth_error.png", dpi=110)
         plt.close(fig)

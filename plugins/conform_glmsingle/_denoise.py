@@ -199,10 +199,11 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                         [b.cross(bh[r], sub.de[r], sub.dpc[r], extras, pcnum)
                          for r, b in enumerate(blocks)])
                     alphas = path.alphas(fracs)
+                    choice = np.zeros(idx.size, np.int64)
                     ref = assemble(path.betas(np.zeros(idx.size)), lay)
                     if fixed_ix is not None:
                         choice = np.full(idx.size, fixed_ix, np.int64)
-                    elif forced is None:
+                    elif not ctx.force.get("skip_xval"):
                         scorer = BadnessScorer(ctx.folds, lay.trial_run, lay.stimorder,
                                                ctx.opts.sessionindicator, ref)
                         bad = np.stack([scorer.score(ref) if f == 0 else

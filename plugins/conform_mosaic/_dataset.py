@@ -19,7 +19,8 @@ from conform_core.validation import check_choice, suggest
 from . import _source as src
 from ._atlas import Atlas, hemisphere_labels, load_atlas, mosaic_nan_vertices, resolve_vertices
 from ._noiseceiling import mosaic_noise_ceiling
-from ._spec import ARTIFICIAL_SOURCES, LONG_NAMES, SPACE, normalise_code, parse_ceiling_key, stimulus_stem
+from ._spec import (ARTIFICIAL_SOURCES, LONG_NAMES, SPACE, normalise_code, parse_beta_key, parse_ceiling_key,
+                    stimulus_stem)
 from ._tables import find_side_files, read_splits, read_stiminfo, stiminfo_name
 
 __all__ = ["MosaicDataset"]
@@ -190,7 +191,12 @@ class MosaicDataset(Dataset):
         atlas = self._atlas()
         with src.open_h5(source.path) as h5:
             src.read_attributes(h5, source)
-            index = src.read_index(h5, source)
+            keys = np.array(src.beta_keys(h5, source), dtype=str)
+            parsed = [parse_beta_key(k, where=source.where) for k in keys.tolist()]
+            split = self._split_of(source, keys, np.array([p.stem for p in parsed], dtype=str),
+                                   np.array([p.phase for p in parsed], dtype=str))
+            phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
+            index = src.read_index(h5, source, select=np.isin(split, phases))
             table = self._table(source, index)
             union = np.unique(np.concatenate([np.zeros(0, np.int64), *index.nan_indices]))
             vertices = self._vertices(union, atlas)

@@ -159,11 +159,20 @@ def beta_keys(h5: h5py.File, source: SubjectSource) -> list[str]:
     return list(group["betas"].keys())
 
 
-def read_index(h5: h5py.File, source: SubjectSource) -> TrialIndex:
-    """Read every trial's key and attributes (not its betas)."""
+def read_index(h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] | None = None) -> TrialIndex:
+    """Read every trial's key, and the attributes of the trials in ``select`` (default: all).
+
+    Trials not selected get an empty stimulus id and no ``nan_indices`` (they are not read:
+    each attribute costs an HDF5 object-header access). The ``phase`` and ``repetition``
+    attributes repeat the key and are checked by :func:`~conform_mosaic.validate`, not here.
+    """
     group = group_of(h5, source)
     keys = beta_keys(h5, source)
     parsed = [parse_beta_key(k, where=source.where) for k in keys]
+    empty = np.zeros(0, np.int64)
+    wanted = np.ones(len(keys), bool) if select is None else np.asarray(select, bool)
+    stim = [""] * len(keys)
+    nans = [empty] * len(keys)
     if source.layout == "merged-chunks":
         betas = group["betas"]
         if betas.ndim != 2 or betas.shape[1] != N_VERTICES or betas.shape[0] != len(keys):
@@ -171,13 +180,12 @@ def read_index(h5: h5py.File, source: SubjectSource) -> TrialIndex:
                 f"{source.where}: 'betas' has shape {betas.shape} but {len(keys)} keys are listed in "
                 f"'nan_indices'; expected ({len(keys)}, {N_VERTICES}). {_FIX_FILE}")
         stim = [as_str(s) for s in group["presented_stimulus_filename"][()]]
-        nans = [np.asarray(group["nan_indices"][k][()], dtype=np.int64).reshape(-1) for k in keys]
-        reps = [p.repetition for p in parsed]
-        phases = [p.phase for p in parsed]
+        for i in np.flatnonzero(wanted).tolist():
+            nans[i] = np.asarray(group["nan_indices"][keys[i]][()], dtype=np.int64).reshape(-1)
     else:
-        stim, nans, reps, phases = [], [], [], []
         betas_group = group["betas"]
-        for key, part in zip(keys, parsed):
+        for i in np.flatnonzero(wanted).tolist():
+            key = keys[i]
             dataset = betas_group[key]
             if dataset.shape != (N_VERTICES,):
                 raise DataFileError(
@@ -185,27 +193,31 @@ def read_index(h5: h5py.File, source: SubjectSource) -> TrialIndex:
                     f"({N_VERTICES},) vectors on the fsLR 91k grayordinates. Resample the trial to "
                     "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it.")
             attrs = dataset.attrs
-            missing = [a for a in ("nan_indices", "phase", "repetition", "presented_stimulus_filename")
-                       if a not in attrs]
-            if missing:
+            try:
+                nans[i] = np.asarray(attrs["nan_indices"]).astype(np.int64).reshape(-1)
+                stim[i] = str(as_str(attrs["presented_stimulus_filename"]))
+            except KeyError:
+                missing = [a for a in ("nan_indices", "presented_stimulus_filename") if a not in attrs]
                 raise DataFileError(
                     f"{source.where}: beta {key!r} lacks attribute(s) {missing}. Add them (nan_indices "
-                    "int64, phase 'train'/'test', repetition int, presented_stimulus_filename str) or "
-                    "re-create the file with conform_mosaic.write_subject.")
-            phase, rep = as_str(attrs["phase"]), int(attrs["repetition"])
-            if phase != part.phase or rep != part.repetition:
-                raise DataFileError(
-                    f"{source.where}: beta {key!r} has attributes phase={phase!r}, repetition={rep} "
-                    f"that disagree with its key (phase-{part.phase}, rep-{part.repetition}). Fix the "
-                    "attribute or the key so that both say the same.")
-            stim.append(str(as_str(attrs["presented_stimulus_filename"])))
-            nans.append(np.asarray(attrs["nan_indices"]).astype(np.int64).reshape(-1))
-            reps.append(rep)
-            phases.append(phase)
+                    "int64, presented_stimulus_filename str) or re-create the file with "
+                    "conform_mosaic.write_subject.") from None
     return TrialIndex(
         keys=np.array(keys, dtype=str), stimulus_ids=np.array(stim, dtype=str),
-        stems=np.array([p.stem for p in parsed], dtype=str), phases=np.array(phases, dtype=str),
-        repetitions=np.array(reps, dtype=np.int64), nan_indices=nans)
+        stems=np.array([p.stem for p in parsed], dtype=str),
+        phases=np.array([p.phase for p in parsed], dtype=str),
+        repetitions=np.array([p.repetition for p in parsed], dtype=np.int64), nan_indices=nans)
+
+
+_MAX_RUNS = 4096  # above this many runs, reading the span and indexing in memory is faster
+
+
+def _runs(vertices: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Starts and lengths of the runs of consecutive values in sorted ``vertices``."""
+    breaks = np.flatnonzero(np.diff(vertices) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(vertices)]])
+    return vertices[starts], ends - starts
 
 
 def _blocks(rows: NDArray[np.int64], size: int) -> Iterator[tuple[int, NDArray[np.int64]]]:
@@ -243,10 +255,23 @@ def read_betas(h5: h5py.File, source: SubjectSource, index: TrialIndex, rows: ND
                 out[order[members]] = taken if contiguous else taken[:, local]
         else:
             betas = group["betas"]
-            buffer = np.empty(hi - lo, dtype=np.float64)
-            for i, row in enumerate(rows):
-                betas[index.keys[row]].read_direct(buffer, np.s_[lo:hi])
-                out[i] = buffer if contiguous else buffer[local]
+            starts, counts = _runs(vertices)
+            if contiguous:
+                for i, row in enumerate(rows):
+                    betas[index.keys[row]].read_direct(out[i], np.s_[lo:hi])
+            elif len(starts) > _MAX_RUNS:
+                buffer = np.empty(hi - lo, dtype=np.float64)
+                for i, row in enumerate(rows):
+                    betas[index.keys[row]].read_direct(buffer, np.s_[lo:hi])
+                    out[i] = buffer[local]
+            else:  # one hyperslab per run of consecutive vertices, read straight into the output row
+                file_space = h5py.h5s.create_simple((N_VERTICES,))
+                file_space.select_none()
+                for start, count in zip(starts.tolist(), counts.tolist()):
+                    file_space.select_hyperslab((start,), (count,), op=h5py.h5s.SELECT_OR)
+                memory_space = h5py.h5s.create_simple((len(vertices),))
+                for i, row in enumerate(rows):
+                    betas[index.keys[row]].id.read(memory_space, file_space, out[i])
     except OSError as exc:
         raise DataFileError(f"{source.where}: reading betas failed ({exc}); the file is probably "
                             f"truncated or corrupt. {_FIX_FILE}") from exc
@@ -272,4 +297,5 @@ def _check_nans(out: NDArray[np.floating], source: SubjectSource, index: TrialIn
                 f"(non-finite but not listed: {extra}; listed but finite: {absent}). Set the attribute "
                 "to np.flatnonzero(~np.isfinite(beta)) or re-create the file with "
                 "conform_mosaic.write_subject.")
-    np.copyto(out, np.nan, where=bad)
+    if rows_with_bad:
+        np.copyto(out, np.nan, where=bad)

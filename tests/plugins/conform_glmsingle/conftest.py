@@ -77,3 +77,40 @@ def unit_scale_error(ours: np.ndarray, ref: np.ndarray) -> float:
     scale = np.abs(b).max(axis=1)
     keep = scale > 0
     return float((np.abs(a - b).max(axis=1)[keep] / scale[keep]).max())
+
+
+def small_study(seed: int = 0, n_units: int = 60, n_runs: int = 4, n_time: int = 150,
+                n_cond: int = 20, tr: float = 1.0, stimdur: float = 3.0) -> dict[str, Any]:
+    """A tiny simulated study built from conform_core.hrf (trial amplitudes known).
+
+    Each run shows every condition once (so conditions repeat across runs) in 6-s slots;
+    units have a random library HRF, a per-unit gain, shared noise (2 latent time courses),
+    white noise and a linear drift, on a baseline of 1000.
+    """
+    from conform_core.hrf import hrf_library
+
+    rng = np.random.default_rng(seed)
+    lib = hrf_library(stimdur, tr)
+    hrf_index = rng.integers(0, 20, n_units)
+    gain = rng.lognormal(0.3, 0.3, n_units)
+    cond_resp = rng.normal(1.0, 0.6, (n_units, n_cond)) * gain[:, None]
+    design, runs, amps = [], [], []
+    latent_load = rng.normal(0, 1, (n_units, 2))
+    for _ in range(n_runs):
+        order = rng.permutation(n_cond)
+        onsets = 6 + 6 * np.arange(n_cond)
+        d = np.zeros((n_time, n_cond))
+        d[onsets, order] = 1
+        amp = cond_resp[:, order] + rng.normal(0, 0.4, (n_units, n_cond)) * gain[:, None]
+        signal = np.zeros((n_units, n_time))
+        for j, t0 in enumerate(onsets):
+            seg = lib[: n_time - t0, hrf_index].T
+            signal[:, t0:t0 + seg.shape[1]] += amp[:, [j]] * seg
+        latent = np.cumsum(rng.normal(0, 0.3, (2, n_time)), axis=1)
+        noise = latent_load @ latent + rng.normal(0, 0.8, (n_units, n_time))
+        drift = rng.normal(0, 1, (n_units, 1)) * np.linspace(-1, 1, n_time)
+        runs.append((1000 * (1 + (signal + noise + drift) / 100)).astype(np.float32))
+        design.append(d)
+        amps.append(amp)
+    return {"design": design, "runs": runs, "tr": tr, "stimdur": stimdur,
+            "amplitudes": np.concatenate(amps, axis=1), "hrf_index": hrf_index}

