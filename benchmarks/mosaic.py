@@ -136,6 +136,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="Number of trials (default 10,000).")
     parser.add_argument("--dir", default=None, help="Where to write the file (default: a temporary folder).")
     parser.add_argument("--keep", action="store_true", help="Keep the file afterwards.")
+    parser.add_argument("--repeat", type=int, default=3, help="Runs per case; the fastest is reported.")
     parser.add_argument("--case", choices=["all", "visual"], help=argparse.SUPPRESS)
     parser.add_argument("--reader", choices=["conform", "h5py"], help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -183,10 +184,14 @@ def main() -> None:
                 for reader in ("h5py", "conform"):
                     cmd = [sys.executable, __file__, "--case", case, "--reader", reader, "--folder", str(root),
                            "--atlas", atlas] + (["--cold"] if cold else [])
-                    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-                    if done.returncode:
-                        sys.exit(done.stderr)
-                    row[reader] = r = json.loads(done.stdout.strip().splitlines()[-1])
+                    runs = []
+                    for _ in range(args.repeat):  # best of N: the machine may be shared
+                        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+                        if done.returncode:
+                            sys.exit(done.stderr)
+                        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                    row[reader] = r = min(runs, key=lambda x: x["seconds"])
+                    r["peak_mb"] = max(x["peak_mb"] for x in runs)
                     ratio = r["mb_per_s"] / row["h5py"]["mb_per_s"]
                     print(f"{case:<8}{'cold' if cold else 'warm':<6}{reader:<9}{r['n_trials']:>7}{r['n_units']:>7}"
                           f"{r['mb']:>9.0f}{r['seconds']:>8.2f}{r['mb_per_s']:>8.0f}{ratio:>7.2f}"

@@ -147,18 +147,7 @@ class RidgeEncoder(Encoder):
                 f"RidgeEncoder needs at least one feature and one unit; got X of shape {X.shape} "
                 f"and Y of shape {Y.shape}. Check that the features and responses are not empty."
             )
-        alphas = _check_alphas(self.alphas)
-        cv = self._check_cv(n)
-        solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)
-        for name in ("fit_intercept", "alpha_per_unit"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ParameterError(
-                    f"The {name!r} parameter of RidgeEncoder must be True or False; "
-                    f"got {getattr(self, name)!r}."
-                )
-        dt = self._check_dtype(X, Y)
-        batch = check_int_param(self.n_targets_batch, name="n_targets_batch", owner=self,
-                                low=1, none_ok=True, fix="Use None to size batches by memory.")
+        alphas, cv, solver, dt, batch = self._check_params(X, Y)
 
         x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(p)
         y_mean = Y.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(t)
@@ -197,7 +186,7 @@ class RidgeEncoder(Encoder):
                 else n * Y[:, sl].var(axis=0, dtype=np.float64)
             if self.alpha_per_unit:
                 coef[:, sl] = plan.refit(Yb, np.argmin(sse[:, sl], axis=0), cache)
-            else:
+            else:  # keep the batch's sufficient statistics for the refit when they are small
                 caches[i] = cache if cache is not None and cache.size <= Yb.size // 4 else None
         if not self.alpha_per_unit:
             best = int(np.argmin(sse.sum(axis=1)))
@@ -225,6 +214,22 @@ class RidgeEncoder(Encoder):
         return X @ coef + np.reshape(self.intercept_, (1, -1))
 
     # ------------------------------------------------------------------ checks
+    def _check_params(self, X: Array, Y: Array) -> tuple[Any, ...]:
+        """Validate every parameter against the data; return the values ``_fit`` uses."""
+        alphas = _check_alphas(self.alphas)
+        cv = self._check_cv(X.shape[0])
+        solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)
+        for name in ("fit_intercept", "alpha_per_unit"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(
+                    f"The {name!r} parameter of RidgeEncoder must be True or False; "
+                    f"got {getattr(self, name)!r}."
+                )
+        dt = self._check_dtype(X, Y)
+        batch = check_int_param(self.n_targets_batch, name="n_targets_batch", owner=self,
+                                low=1, none_ok=True, fix="Use None to size batches by memory.")
+        return alphas, cv, solver, dt, batch
+
     def _check_cv(self, n: int) -> int | str:
         cv = self.cv
         ok = cv == "loo" if isinstance(cv, str) else (
@@ -234,7 +239,7 @@ class RidgeEncoder(Encoder):
                 "lo", "loocv", "leave-one-out", "gcv", "looo") else ""
             raise ParameterError(
                 f"The 'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli={n}] or "
-                f"'loo'; got {cv!r}.{hint} Use fewer folds, or cv='loo' for leave-one-out."
+                f"'loo'; got {cv!r}.{hint} Use 2 to {n} folds, or cv='loo' for leave-one-out."
             )
         return cv if isinstance(cv, str) else int(cv)
 

@@ -28,6 +28,11 @@ def clustered(n: int, d: int = 32, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def pool_files(tmp_path: Path) -> dict[str, Path]:
     """3,000 clustered 32-d embeddings as emb.npy + ids.txt, with a category/exclude table."""
+    return write_pool(tmp_path)
+
+
+def write_pool(tmp_path: Path) -> dict[str, Path]:
+    """Write the test pool files into ``tmp_path``."""
     x = clustered(3000)
     np.save(tmp_path / "emb.npy", x)
     ids = [f"img{i:05d}" for i in range(x.shape[0])]

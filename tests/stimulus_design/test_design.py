@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import pytest
 
 from conform_core.exceptions import ParameterError
 from stimulus_design import DesignInputs, DesignParams, check_package, run_design
+
+from .conftest import write_pool
 
 PARAMS = dict(sites=2, participants_per_site=2, core=24, per_participant=120, overlap=2,
               core_repeats=3, repeats=3, sessions=3, runs=3, core_sessions=1,
@@ -23,6 +26,14 @@ def _run(pool_files, out: Path, **overrides):
     inputs = DesignInputs(embeddings=pool_files["emb"], ids=pool_files["ids"],
                           metadata=pool_files["meta"])
     return run_design(params, inputs, out)
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """One package shared by the read-only tests."""
+    root = tmp_path_factory.mktemp("shared")
+    design = _run(write_pool(root), root / "pkg")
+    return root / "pkg", design
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -41,9 +52,8 @@ def _events(folder: Path) -> dict[str, Counter]:
     return seen
 
 
-def test_package_passes_check_and_has_every_file(pool_files, tmp_path):
-    _run(pool_files, tmp_path / "pkg")
-    pkg = tmp_path / "pkg"
+def test_package_passes_check_and_has_every_file(package):
+    pkg = package[0]
     assert check_package(pkg) == []
     for name in ("design.json", "stimuli.tsv", "coverage.json", "coverage.png", "SHA256SUMS",
                  "site-01/README.md", "site-02/README.md",
@@ -52,10 +62,10 @@ def test_package_passes_check_and_has_every_file(pool_files, tmp_path):
         assert (pkg / name).is_file(), name
 
 
-def test_repeat_and_overlap_counts_are_exact(pool_files, tmp_path):
-    design = _run(pool_files, tmp_path / "pkg")
-    seen = _events(tmp_path / "pkg")
-    with open(tmp_path / "pkg" / "stimuli.tsv", newline="") as handle:
+def test_repeat_and_overlap_counts_are_exact(package):
+    pkg, design = package
+    seen = _events(pkg)
+    with open(pkg / "stimuli.tsv", newline="") as handle:
         table = {r["stimulus_id"]: r for r in csv.DictReader(handle, delimiter="\t")}
     core = {s for s, r in table.items() if r["group"] == "core"}
     assert len(core) == 24 and len(table) == 24 + 4 * 96 // 2
@@ -70,33 +80,42 @@ def test_repeat_and_overlap_counts_are_exact(pool_files, tmp_path):
     assert not set(table) & set(design["inputs"]["excluded"])
 
 
-def test_coverage_below_random_is_reported(pool_files, tmp_path):
-    design = _run(pool_files, tmp_path / "pkg")
-    cov = json.loads((tmp_path / "pkg" / "coverage.json").read_text())
+def test_coverage_below_random_is_reported(package):
+    pkg, design = package
+    cov = json.loads((pkg / "coverage.json").read_text())
     assert cov["selected"]["radius"] < cov["random"]["radius"]
     assert design["coverage"]["ratio_radius"] < 1
     assert {"p95", "p99", "mean", "vendi", "effective_dim"} <= set(cov["selected"])
 
 
-def test_same_seed_is_byte_identical_and_another_seed_is_not(pool_files, tmp_path):
+def test_same_seed_is_byte_identical_and_another_seed_is_not(package, tmp_path):
+    """A second run from fresh copies of the inputs reproduces every byte."""
+    pool = write_pool(tmp_path)
+    _run(pool, tmp_path / "b")
+    _run(pool, tmp_path / "c", seed=8)
+    first, second = _digest(package[0]), _digest(tmp_path / "b")
+    assert first.keys() == second.keys()
+    assert {k for k in first if first[k] != second[k]} <= {"design.json", "SHA256SUMS"}
+    assert _digest(tmp_path / "b")["stimuli.tsv"] != _digest(tmp_path / "c")["stimuli.tsv"]
+
+
+def test_same_inputs_and_seed_give_identical_design_json(pool_files, tmp_path):
     _run(pool_files, tmp_path / "a")
     _run(pool_files, tmp_path / "b")
-    _run(pool_files, tmp_path / "c", seed=8)
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b")
-    assert _digest(tmp_path / "a")["stimuli.tsv"] != _digest(tmp_path / "c")["stimuli.tsv"]
 
 
-def test_core_is_scheduled_in_the_first_sessions(pool_files, tmp_path):
-    _run(pool_files, tmp_path / "pkg")
-    core = {r.split("\t")[0] for r in (tmp_path / "pkg" / "stimuli.tsv").read_text().splitlines()
+def test_core_is_scheduled_in_the_first_sessions(package):
+    pkg = package[0]
+    core = {r.split("\t")[0] for r in (pkg / "stimuli.tsv").read_text().splitlines()
             if "\tcore\t" in r}
-    late = [p for p in (tmp_path / "pkg").glob("site-*/sub-*/ses-0[23]/*_events.tsv")
+    late = [p for p in pkg.glob("site-*/sub-*/ses-0[23]/*_events.tsv")
             if core & set(p.read_text().split())]
     assert late == []
 
 
-def test_check_reports_each_violation(pool_files, tmp_path):
-    _run(pool_files, tmp_path / "pkg")
+def test_check_reports_each_violation(package, tmp_path):
+    shutil.copytree(package[0], tmp_path / "pkg")
     events = tmp_path / "pkg/site-01/sub-01/ses-01/sub-01_ses-01_task-conform_run-01_events.tsv"
     lines = events.read_text().splitlines()
     i = next(k for k, ln in enumerate(lines) if "\tstimulus\t" in ln)
@@ -122,7 +141,7 @@ def test_impossible_design_writes_nothing(pool_files, tmp_path):
     with pytest.raises(ParameterError, match="distinct images, but the pool has only 2990"):
         _run(pool_files, tmp_path / "pkg", per_participant=2000, core=24, overlap=1)
     assert not (tmp_path / "pkg").exists()
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy", "ids.txt", "meta.csv"]
 
 
 def test_single_session_default_repeats(pool_files, tmp_path):

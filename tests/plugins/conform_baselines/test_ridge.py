@@ -244,7 +244,7 @@ def test_bad_cv_names_the_value_and_the_fix(cv, extra):
         RidgeEncoder(cv=cv).fit(X, Y)
     message = str(info.value)
     assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli=150] or 'loo'" in message
-    assert f"got {cv!r}" in message and "Use fewer folds, or cv='loo'" in message
+    assert f"got {cv!r}" in message and "Use 2 to 150 folds, or cv='loo'" in message
     assert extra in message
 
 
