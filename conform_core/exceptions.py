@@ -8,6 +8,8 @@ keeps working. Messages follow one template: what was expected, what was got
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 __all__ = [
     "ConformError",
     "ParameterError",
@@ -41,8 +43,8 @@ class UnknownComponentError(ConformError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NotFittedError(ConformError, AttributeError):
-    """A component was used before ``fit``."""
+class NotFittedError(ConformError, _SklearnNotFittedError):
+    """A component was used before ``fit`` (also scikit-learn's NotFittedError)."""
 
 
 class PluginError(ConformError):

@@ -31,30 +31,52 @@ class Encoder(RegressorMixin, Component):
     produces: ClassVar[type] = ConditionData
 
     def fit(self, X: Any, Y: Any) -> Encoder:
-        """Fit the encoder on features ``X`` and responses ``Y``; return self."""
-        X = check_float_array(X, ndim=2, name="X", axes="(stimuli, features)")
-        Y_arr = np.asarray(Y)
-        self._y_1d = Y_arr.ndim == 1
-        Y = check_float_array(Y_arr[:, None] if self._y_1d else Y_arr, ndim=2, name="Y",
-                              axes="(stimuli, units)")
-        if X.shape[0] != Y.shape[0]:
+        """Fit the encoder on features ``X`` and responses ``Y``; return self.
+
+        Raises
+        ------
+        ShapeError
+            For wrong shapes, mismatched rows, NaN or infinite values, fewer than 2
+            stimuli (scikit-learn's wording, plus the axis convention).
+        """
+        from sklearn.utils.validation import check_X_y
+
+        if Y is None:
+            raise ShapeError(f"{type(self).__name__} requires y to be passed, but the target y is "
+                             "None. Pass responses of shape (n_stimuli, n_units).")
+        if np.asarray(X).shape[:1] != np.asarray(Y).shape[:1]:
             raise ShapeError(
-                f"X and Y must have one row per stimulus each; got {X.shape[0]} rows in X and "
-                f"{Y.shape[0]} in Y. Align them by stimulus id first."
+                f"X and Y must have one row per stimulus each; got {np.shape(X)[0]} rows in X and "
+                f"{np.shape(Y)[0]} in Y. Align them by stimulus id first."
             )
-        if X.shape[0] < 2:
-            raise ShapeError(f"An encoder needs at least 2 stimuli to fit; got {X.shape[0]}.")
+        _precheck(X, "X", "(stimuli, features)")
+        _precheck(Y, "Y", "(stimuli, units)")
+        try:
+            X, Y = check_X_y(X, Y, multi_output=True, y_numeric=True,
+                             dtype=(np.float64, np.float32), ensure_min_samples=2)
+        except ValueError as exc:
+            raise ShapeError(f"{exc} (X is stimuli x features, Y is stimuli x units.)") from None
+        self._y_1d = Y.ndim == 1
+        Y = check_float_array(Y[:, None] if self._y_1d else Y, ndim=2, name="Y",
+                              axes="(stimuli, units)")
         self.n_features_in_ = X.shape[1]
         return self._fit(X, Y)
 
     def predict(self, X: Any) -> NDArray[np.floating]:
         """Predict responses (n_stimuli, n_units) for features ``X``."""
+        from sklearn.utils.validation import check_array
+
         check_is_fitted(self, ["n_features_in_"])
-        X = check_float_array(X, ndim=2, name="X", axes="(stimuli, features)")
+        _precheck(X, "X", "(stimuli, features)")
+        try:
+            X = check_array(X, dtype=(np.float64, np.float32))
+        except ValueError as exc:
+            raise ShapeError(f"{exc} (X is stimuli x features.)") from None
         if X.shape[1] != self.n_features_in_:
             raise ShapeError(
-                f"X has {X.shape[1]} features but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}. Use the same feature extractor for fit and predict."
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input. Use the same feature extractor for fit "
+                "and predict."
             )
         Y = self._predict(X)
         return Y[:, 0] if getattr(self, "_y_1d", False) else Y
@@ -66,3 +88,17 @@ class Encoder(RegressorMixin, Component):
     @abstractmethod
     def _predict(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
         """Predict (n_stimuli, n_units) from validated features."""
+
+
+def _precheck(value: Any, name: str, axes: str) -> None:
+    """conform's own messages for empty feature sets and non-finite values (with positions)."""
+    if hasattr(value, "toarray") or isinstance(value, (str, bytes)):
+        return  # sparse or nonsense input: scikit-learn's validation explains it
+    array = np.asarray(value)
+    if array.dtype.kind not in "fiub":
+        return
+    if name == "X" and array.ndim == 2 and array.shape[1] == 0:
+        raise ShapeError(f"An encoder needs at least one feature (a column of X); got X of shape {array.shape}. "
+                         "Check the features stage.")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        check_float_array(array, ndim=array.ndim, name=name, axes=axes)

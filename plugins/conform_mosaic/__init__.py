@@ -20,9 +20,19 @@ from ._noiseceiling import mosaic_noise_ceiling
 from ._validate import validate
 from ._writer import write_subject
 
-__all__ = ["MosaicDataset", "write_subject", "write_merged", "validate", "mosaic_noise_ceiling",
-           "load_atlas", "Atlas", "mosaic_nan_vertices", "resolve_vertices",
-           "conform_register", "conform_register_commands"]
+__all__ = [
+    "Atlas",
+    "MosaicDataset",
+    "conform_register",
+    "conform_register_commands",
+    "load_atlas",
+    "mosaic_nan_vertices",
+    "mosaic_noise_ceiling",
+    "resolve_vertices",
+    "validate",
+    "write_merged",
+    "write_subject",
+]
 
 
 @hookimpl

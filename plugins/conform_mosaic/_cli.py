@@ -18,8 +18,13 @@ _SHOWN = 50
 
 @mosaic_app.command("validate")
 def validate_command(
-    files: Annotated[list[Path], typer.Argument(help="Per-subject sub-XX_<CODE>.hdf5 or merged files.")],
-    quick: Annotated[bool, typer.Option("--quick", help="Skip reading the betas (checks keys and attributes only).")] = False,
+    files: Annotated[
+        list[Path], typer.Argument(help="Per-subject sub-XX_<CODE>.hdf5 or merged files.")
+    ],
+    quick: Annotated[
+        bool,
+        typer.Option("--quick", help="Skip reading the betas (checks keys and attributes only)."),
+    ] = False,
 ) -> None:
     """Check that each FILE follows the MOSAIC format; list every problem. Writes nothing.
 
@@ -41,5 +46,7 @@ def validate_command(
             lines += [f"  - {p}" for p in problems[:_SHOWN]]
             if len(problems) > _SHOWN:
                 lines.append(f"  ... and {len(problems) - _SHOWN} more")
-        raise DataFileError(f"{len(failed)} of {len(files)} file(s) do not follow the MOSAIC format:\n"
-                            + "\n".join(lines))
+        raise DataFileError(
+            f"{len(failed)} of {len(files)} file(s) do not follow the MOSAIC format:\n"
+            + "\n".join(lines)
+        )

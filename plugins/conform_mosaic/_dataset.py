@@ -19,8 +19,15 @@ from conform_core.validation import check_choice, suggest
 from . import _source as src
 from ._atlas import Atlas, hemisphere_labels, load_atlas, mosaic_nan_vertices, resolve_vertices
 from ._noiseceiling import mosaic_noise_ceiling
-from ._spec import (ARTIFICIAL_SOURCES, LONG_NAMES, SPACE, normalise_code, parse_beta_key, parse_ceiling_key,
-                    stimulus_stem)
+from ._spec import (
+    ARTIFICIAL_SOURCES,
+    LONG_NAMES,
+    SPACE,
+    normalise_code,
+    parse_beta_key,
+    parse_ceiling_key,
+    stimulus_stem,
+)
 from ._tables import find_side_files, read_splits, read_stiminfo, stiminfo_name
 
 __all__ = ["MosaicDataset"]
@@ -66,10 +73,19 @@ class MosaicDataset(Dataset):
 
     _name: ClassVar[str] = "mosaic"
 
-    def __init__(self, location: str | None = None, rois: Any = "visual", atlas: str | None = None,
-                 datasets: Sequence[str] | None = None, phases: Sequence[str] = ("train", "test"),
-                 split: str = "auto", nan_vertices: str = "mosaic", layout: str = "auto",
-                 dtype: str = "float64", stimuli_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        location: str | None = None,
+        rois: Any = "visual",
+        atlas: str | None = None,
+        datasets: Sequence[str] | None = None,
+        phases: Sequence[str] = ("train", "test"),
+        split: str = "auto",
+        nan_vertices: str = "mosaic",
+        layout: str = "auto",
+        dtype: str = "float64",
+        stimuli_dir: str | None = None,
+    ) -> None:
         self.location = location
         self.rois = rois
         self.atlas = atlas
@@ -93,7 +109,12 @@ class MosaicDataset(Dataset):
         cache = getattr(self, "_cache", None)
         if cache is not None and cache["key"] == key:
             return cache
-        check_choice(self.layout, ("auto", "subject", "merged-ind", "merged-chunks"), name="layout", owner=self)
+        check_choice(
+            self.layout,
+            ("auto", "subject", "merged-ind", "merged-chunks"),
+            name="layout",
+            owner=self,
+        )
         check_choice(self.split, ("auto", "official", "file"), name="split", owner=self)
         sources = src.discover(self._root(), self.layout)
         if self.datasets is not None:
@@ -104,27 +125,38 @@ class MosaicDataset(Dataset):
                 if code is None:
                     raise ParameterError(
                         f"datasets: unknown MOSAIC dataset {name!r}.{suggest(name, [*LONG_NAMES, *LONG_NAMES.values()])}"
-                        f" Use a code ({', '.join(LONG_NAMES)}) or a code found here ({', '.join(sorted(codes))}).")
+                        f" Use a code ({', '.join(LONG_NAMES)}) or a code found here ({', '.join(sorted(codes))})."
+                    )
                 wanted.add(code)
             sources = [s for s in sources if s.code in wanted]
         if not sources:
             raise DataFileError(
                 f"No MOSAIC subjects found in {str(self._root())!r}. Expected files named "
-                "sub-XX_<CODE>.hdf5 (or a merged file with sub-XX_<CODE> groups); check location= and datasets=.")
+                "sub-XX_<CODE>.hdf5 (or a merged file with sub-XX_<CODE> groups); check location= and datasets=."
+            )
         side = find_side_files(self._root())
         official = self.split == "official" or (self.split == "auto" and "train" in side)
         if self.split == "official" and not any(k in side for k in ("train", "test", "artificial")):
             raise DataFileError(
                 f"split='official' needs train_naturalistic.json / test_naturalistic.json / "
-                f"test_artificial.json in {str(self._root())!r}; none found. Put them there or use split='file'.")
+                f"test_artificial.json in {str(self._root())!r}; none found. Put them there or use split='file'."
+            )
         artificial: dict[str, set[str]] = {}
         for label, path in side.items():
             if label.startswith("stiminfo:"):
                 table = read_stiminfo(path)
-                stems = {stimulus_stem(str(f)) for f in table.loc[table["source"].isin(ARTIFICIAL_SOURCES), "filename"]}
+                stems = {
+                    stimulus_stem(str(f))
+                    for f in table.loc[table["source"].isin(ARTIFICIAL_SOURCES), "filename"]
+                }
                 artificial[path.name] = stems
-        cache = {"key": key, "sources": {s.name: s for s in sources}, "side": side,
-                 "splits": read_splits(side) if official else None, "artificial": artificial}
+        cache = {
+            "key": key,
+            "sources": {s.name: s for s in sources},
+            "side": side,
+            "splits": read_splits(side) if official else None,
+            "artificial": artificial,
+        }
         self._cache = cache
         return cache
 
@@ -135,12 +167,19 @@ class MosaicDataset(Dataset):
     def _source(self, name: str) -> src.SubjectSource:
         sources = self._state()["sources"]
         if name not in sources:
-            raise ParameterError(f"No MOSAIC subject {name!r} in {str(self._root())!r}.{suggest(name, sources)} "
-                                 f"Subjects: {', '.join(list(sources)[:10])}.")
+            raise ParameterError(
+                f"No MOSAIC subject {name!r} in {str(self._root())!r}.{suggest(name, sources)} "
+                f"Subjects: {', '.join(list(sources)[:10])}."
+            )
         return sources[name]
 
-    def _split_of(self, source: src.SubjectSource, keys: NDArray[np.str_], stems: NDArray[np.str_],
-                  phases: NDArray[np.str_]) -> NDArray[np.str_]:
+    def _split_of(
+        self,
+        source: src.SubjectSource,
+        keys: NDArray[np.str_],
+        stems: NDArray[np.str_],
+        phases: NDArray[np.str_],
+    ) -> NDArray[np.str_]:
         """Split of each trial: train, test, artificial, or "" (not in the official split)."""
         state = self._state()
         if state["splits"] is not None:
@@ -155,8 +194,12 @@ class MosaicDataset(Dataset):
     def _atlas(self) -> Atlas | None:
         return load_atlas(self.atlas, required=self.atlas is not None)
 
-    def _vertices(self, nan_union: NDArray[np.int64] | None, atlas: Atlas | None) -> NDArray[np.int64]:
-        check_choice(self.nan_vertices, ("mosaic", "subject", "keep"), name="nan_vertices", owner=self)
+    def _vertices(
+        self, nan_union: NDArray[np.int64] | None, atlas: Atlas | None
+    ) -> NDArray[np.int64]:
+        check_choice(
+            self.nan_vertices, ("mosaic", "subject", "keep"), name="nan_vertices", owner=self
+        )
         vertices = resolve_vertices(self.rois, atlas)
         if self.nan_vertices == "mosaic":
             vertices = np.setdiff1d(vertices, mosaic_nan_vertices())
@@ -166,8 +209,12 @@ class MosaicDataset(Dataset):
 
     def _units(self, vertices: NDArray[np.int64], atlas: Atlas | None) -> Units:
         roi = atlas.names(vertices) if atlas is not None else hemisphere_labels(vertices)
-        return Units(ids=np.char.add("v", np.char.zfill(vertices.astype(str), 5)), space=SPACE,
-                     indices=vertices, roi=roi)
+        return Units(
+            ids=np.char.add("v", np.char.zfill(vertices.astype(str), 5)),
+            space=SPACE,
+            indices=vertices,
+            roi=roi,
+        )
 
     # ------------------------------------------------------------------ per-subject access
     def trial_table(self, name: str) -> pd.DataFrame:
@@ -181,10 +228,17 @@ class MosaicDataset(Dataset):
     def _table(self, source: src.SubjectSource, index: src.TrialIndex) -> pd.DataFrame:
         split = self._split_of(source, index.keys, index.stems, index.phases)
         phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
-        return pd.DataFrame({
-            "key": index.keys, "stimulus_id": index.stimulus_ids, "phase": index.phases,
-            "split": split, "repetition": index.repetitions,
-            "n_nan": [len(n) for n in index.nan_indices], "included": np.isin(split, phases)})
+        return pd.DataFrame(
+            {
+                "key": index.keys,
+                "stimulus_id": index.stimulus_ids,
+                "phase": index.phases,
+                "split": split,
+                "repetition": index.repetitions,
+                "n_nan": [len(n) for n in index.nan_indices],
+                "included": np.isin(split, phases),
+            }
+        )
 
     def _load_subject(self, name: str) -> Subject:
         source = self._source(name)
@@ -193,8 +247,12 @@ class MosaicDataset(Dataset):
             src.read_attributes(h5, source)
             keys = np.array(src.beta_keys(h5, source), dtype=str)
             parsed = [parse_beta_key(k, where=source.where) for k in keys.tolist()]
-            split = self._split_of(source, keys, np.array([p.stem for p in parsed], dtype=str),
-                                   np.array([p.phase for p in parsed], dtype=str))
+            split = self._split_of(
+                source,
+                keys,
+                np.array([p.stem for p in parsed], dtype=str),
+                np.array([p.phase for p in parsed], dtype=str),
+            )
             phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
             index = src.read_index(h5, source, select=np.isin(split, phases))
             table = self._table(source, index)
@@ -206,13 +264,21 @@ class MosaicDataset(Dataset):
         ids = index.stimulus_ids[rows]
         trials = TrialData(betas, ids, subject=name, units=self._units(vertices, atlas))
         unique = trials.unique_stimulus_ids()
-        sources = None if self.stimuli_dir is None else np.array(
-            [str(Path(self.stimuli_dir) / s) for s in unique.tolist()])
+        sources = (
+            None
+            if self.stimuli_dir is None
+            else np.array([str(Path(self.stimuli_dir) / s) for s in unique.tolist()])
+        )
         split = table["split"].to_numpy()[rows]
         train = np.unique(ids[split == "train"])
         test = np.unique(ids[split != "train"])
-        return Subject(name=name, stimuli=StimulusSet(ids=unique, sources=sources), trials=trials,
-                       train_ids=train, test_ids=test)
+        return Subject(
+            name=name,
+            stimuli=StimulusSet(ids=unique, sources=sources),
+            trials=trials,
+            train_ids=train,
+            test_ids=test,
+        )
 
     def attributes(self, name: str) -> dict[str, Any]:
         """Root attributes of subject ``name`` (owner, pipelines, visual angle, ...)."""
@@ -235,9 +301,11 @@ class MosaicDataset(Dataset):
                 index = src.read_index(h5, source)
                 union = np.unique(np.concatenate([np.zeros(0, np.int64), *index.nan_indices]))
             vertices = self._vertices(union, atlas)
-            for key, dataset in (group["noiseceilings"].items() if "noiseceilings" in group else []):
+            for key, dataset in group["noiseceilings"].items() if "noiseceilings" in group else []:
                 part = parse_ceiling_key(key, where=source.where)
-                out[f"{part.split}_n-{part.n}"] = np.asarray(dataset[()], dtype=np.float64)[vertices]
+                out[f"{part.split}_n-{part.n}"] = np.asarray(dataset[()], dtype=np.float64)[
+                    vertices
+                ]
         return out
 
     def recompute_noise_ceilings(self, name: str) -> dict[str, NDArray[np.float64]]:

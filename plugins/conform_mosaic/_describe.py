@@ -25,7 +25,9 @@ def _subject_nan_union(h5: h5py.File, source: src.SubjectSource) -> np.ndarray:
     if source.layout != "merged-chunks" and "nan_indices_all" in group:
         return np.asarray(group["nan_indices_all"][()]).astype(np.int64).reshape(-1)
     if "nan_indices" in group:
-        parts = [np.asarray(d[()], dtype=np.int64).reshape(-1) for d in group["nan_indices"].values()]
+        parts = [
+            np.asarray(d[()], dtype=np.int64).reshape(-1) for d in group["nan_indices"].values()
+        ]
         return np.unique(np.concatenate([np.zeros(0, np.int64), *parts]))
     return np.zeros(0, np.int64)
 
@@ -45,7 +47,9 @@ def describe_dataset(dataset: MosaicDataset) -> dict[str, Any]:
     n_units_seen: set[int] = set()
     for name, source in state["sources"].items():
         with src.open_h5(source.path) as h5:
-            names[str(src.read_attributes(h5, source, strict=False).get("dataset_name", source.code))] += 1
+            names[
+                str(src.read_attributes(h5, source, strict=False).get("dataset_name", source.code))
+            ] += 1
             keys = np.array(src.beta_keys(h5, source), dtype=str)
             parsed = [parse_beta_key(k, where=source.where) for k in keys.tolist()]
             stems = np.array([p.stem for p in parsed], dtype=str)
@@ -54,30 +58,44 @@ def describe_dataset(dataset: MosaicDataset) -> dict[str, Any]:
             group = src.group_of(h5, source)
             ceilings = len(group["noiseceilings"]) if "noiseceilings" in group else 0
             try:
-                n_units: int | None = int(dataset._vertices(_subject_nan_union(h5, source), atlas).size)
+                n_units: int | None = int(
+                    dataset._vertices(_subject_nan_union(h5, source), atlas).size
+                )
                 n_units_seen.add(n_units)
             except ConformError as exc:
                 n_units, rois_error = None, str(exc)
         codes[source.code] += 1
         layouts[source.layout] += 1
         reps = Counter(zip(stems.tolist(), phases.tolist()))
-        rows.append({
-            "subject": name,
-            "n_trials": int(keys.size),
-            "n_train": int((split == "train").sum()),
-            "n_test": int((split == "test").sum()),
-            "n_artificial": int((split == "artificial").sum()),
-            "n_stimuli": len(set(stems.tolist())),
-            "max_reps": max(reps.values(), default=0),
-            "n_units": n_units,
-            "noise_ceilings": ceilings,
-        })
+        rows.append(
+            {
+                "subject": name,
+                "n_trials": int(keys.size),
+                "n_train": int((split == "train").sum()),
+                "n_test": int((split == "test").sum()),
+                "n_artificial": int((split == "artificial").sum()),
+                "n_stimuli": len(set(stems.tolist())),
+                "max_reps": max(reps.values(), default=0),
+                "n_units": n_units,
+                "noise_ceilings": ceilings,
+            }
+        )
     side = state["side"]
     split_files = [str(side[k].name) for k in ("train", "test", "artificial") if k in side]
     tables = [p.name for k, p in side.items() if k.startswith("stiminfo:")]
-    rois = dataset.rois if isinstance(dataset.rois, str) else f"{len(np.atleast_1d(dataset.rois))} given"
-    roi_text = (f"{rois} -> {', '.join(str(n) for n in sorted(n_units_seen))} units "
-                f"(nan_vertices={dataset.nan_vertices!r})") if n_units_seen else f"{rois}: {rois_error}"
+    rois = (
+        dataset.rois
+        if isinstance(dataset.rois, str)
+        else f"{len(np.atleast_1d(dataset.rois))} given"
+    )
+    roi_text = (
+        (
+            f"{rois} -> {', '.join(str(n) for n in sorted(n_units_seen))} units "
+            f"(nan_vertices={dataset.nan_vertices!r})"
+        )
+        if n_units_seen
+        else f"{rois}: {rois_error}"
+    )
     return {
         "dataset": "MOSAIC",
         "location": str(dataset._root()),
@@ -86,8 +104,11 @@ def describe_dataset(dataset: MosaicDataset) -> dict[str, Any]:
         "dataset_names": dict(names),
         "n_subjects": len(rows),
         "n_trials": sum(r["n_trials"] for r in rows),
-        "splits": (f"official ({', '.join(split_files)})" if state["splits"] is not None
-                   else "file phases" + (" + artificial from " + ", ".join(tables) if tables else "")),
+        "splits": (
+            f"official ({', '.join(split_files)})"
+            if state["splits"] is not None
+            else "file phases" + (" + artificial from " + ", ".join(tables) if tables else "")
+        ),
         "phases_loaded": list(dataset.phases),
         "files": sorted({str(s.path.name) for s in state["sources"].values()}),
         "stimulus_tables": tables,
@@ -97,5 +118,3 @@ def describe_dataset(dataset: MosaicDataset) -> dict[str, Any]:
         "space": "fsLR32k (91,282 grayordinates)",
         "subjects": rows,
     }
-
-

@@ -19,9 +19,14 @@ from ._spec import N_VERTICES
 __all__ = ["write_merged"]
 
 
-def write_merged(files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-                 destination: str | os.PathLike[str], *, layout: str = "chunks",
-                 compression: str | None = None, overwrite: bool = False) -> Path:
+def write_merged(
+    files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    destination: str | os.PathLike[str],
+    *,
+    layout: str = "chunks",
+    compression: str | None = None,
+    overwrite: bool = False,
+) -> Path:
     """Write several per-subject files as one merged file.
 
     Parameters
@@ -65,7 +70,9 @@ def write_merged(files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
                     for key, value in h5.attrs.items():
                         group.attrs[key] = value
                     if "nan_indices_all" in h5:
-                        union.update(np.asarray(h5["nan_indices_all"][()]).astype(np.int64).tolist())
+                        union.update(
+                            np.asarray(h5["nan_indices_all"][()]).astype(np.int64).tolist()
+                        )
                     if layout == "ind":
                         for name in h5:
                             h5.copy(h5[name], group, name)
@@ -80,21 +87,31 @@ def write_merged(files: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
     return dest
 
 
-def _write_chunks(h5: h5py.File, source: src.SubjectSource, group: h5py.Group,
-                  compression: str | None) -> None:
+def _write_chunks(
+    h5: h5py.File, source: src.SubjectSource, group: h5py.Group, compression: str | None
+) -> None:
     index = src.read_index(h5, source)
     n = len(index.keys)
     rows = max(1, min(100, n))
-    betas = group.create_dataset("betas", shape=(n, N_VERTICES), dtype=np.float32,
-                                 chunks=(rows, N_VERTICES), compression=compression)
+    betas = group.create_dataset(
+        "betas",
+        shape=(n, N_VERTICES),
+        dtype=np.float32,
+        chunks=(rows, N_VERTICES),
+        compression=compression,
+    )
     buffer = np.empty((rows, N_VERTICES), np.float64)
     for start in range(0, n, rows):
         stop = min(start + rows, n)
         for i, key in enumerate(index.keys[start:stop].tolist()):
             h5["betas"][key].read_direct(buffer[i])
         betas[start:stop] = buffer[: stop - start].astype(np.float32)
-    group.create_dataset("presented_stimulus_filename", data=index.stimulus_ids.astype(object),
-                         dtype=h5py.string_dtype(), chunks=(rows,))
+    group.create_dataset(
+        "presented_stimulus_filename",
+        data=index.stimulus_ids.astype(object),
+        dtype=h5py.string_dtype(),
+        chunks=(rows,),
+    )
     nans = group.create_group("nan_indices", track_order=True)
     for key, values in zip(index.keys.tolist(), index.nan_indices):
         nans.create_dataset(key, data=values.astype(np.int64))

@@ -27,8 +27,9 @@ from conform_core.exceptions import ShapeError
 __all__ = ["mosaic_noise_ceiling"]
 
 
-def mosaic_noise_ceiling(betas: Any, stimulus_ids: Any, n: int | str = "avg"
-                         ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def mosaic_noise_ceiling(
+    betas: Any, stimulus_ids: Any, n: int | str = "avg"
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """ncsnr and noise ceiling (percent) per unit, as MOSAIC computes them.
 
     Parameters
@@ -55,20 +56,26 @@ def mosaic_noise_ceiling(betas: Any, stimulus_ids: Any, n: int | str = "avg"
     x = np.asarray(betas, dtype=np.float64)
     ids = np.asarray(stimulus_ids).astype(str)
     if x.ndim != 2 or ids.shape != (x.shape[0],):
-        raise ShapeError(f"betas must be (n_trials, n_units) with one stimulus id per trial; got "
-                         f"betas {x.shape} and {ids.shape[0]} ids.")
+        raise ShapeError(
+            f"betas must be (n_trials, n_units) with one stimulus id per trial; got "
+            f"betas {x.shape} and {ids.shape[0]} ids."
+        )
     _, group, counts = np.unique(ids, return_inverse=True, return_counts=True)
     if counts.max(initial=0) < 2:
-        raise ShapeError("Cannot estimate a noise ceiling: no stimulus has two repeats. Noise ceilings "
-                         "need repeated stimuli (MOSAIC stores none for such subjects).")
+        raise ShapeError(
+            "Cannot estimate a noise ceiling: no stimulus has two repeats. Noise ceilings "
+            "need repeated stimuli (MOSAIC stores none for such subjects)."
+        )
     if isinstance(n, str) and n != "avg":
         raise ShapeError(f"n must be 'avg' or an int >= 1; got {n!r}.")
     if not isinstance(n, str):
         if int(n) < 1:
             raise ShapeError(f"n must be 'avg' or an int >= 1; got {n!r}.")
         if int(n) > 1 and not np.all(counts == int(n)):
-            raise ShapeError(f"n={n} needs every stimulus to have {n} repeats; counts are "
-                             f"{sorted(set(counts.tolist()))}. Use n='avg' for unequal repeats.")
+            raise ShapeError(
+                f"n={n} needs every stimulus to have {n} repeats; counts are "
+                f"{sorted(set(counts.tolist()))}. Use n='avg' for unequal repeats."
+            )
     order = np.argsort(group, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     sorted_x = x[order]

@@ -27,10 +27,20 @@ from conform_core.exceptions import DataFileError
 
 from ._spec import N_VERTICES, REQUIRED_ATTRIBUTES, parse_beta_key, parse_file_name
 
-__all__ = ["SubjectSource", "TrialIndex", "discover", "open_h5", "read_index", "read_betas",
-           "read_attributes", "as_str"]
+__all__ = [
+    "SubjectSource",
+    "TrialIndex",
+    "as_str",
+    "discover",
+    "open_h5",
+    "read_attributes",
+    "read_betas",
+    "read_index",
+]
 
-_FIX_FILE = "Re-download or re-create it (check its crc32), then run `conform mosaic validate FILE`."
+_FIX_FILE = (
+    "Re-download or re-create it (check its crc32), then run `conform mosaic validate FILE`."
+)
 
 
 @dataclass(frozen=True)
@@ -76,20 +86,26 @@ def open_h5(path: str | os.PathLike[str]) -> h5py.File:
     """Open an HDF5 file read-only, turning every failure into a :class:`DataFileError`."""
     path = Path(path)
     if not path.is_file():
-        raise DataFileError(f"MOSAIC file {str(path)!r} does not exist. Check the path (files are "
-                            "named sub-XX_<CODE>.hdf5).")
+        raise DataFileError(
+            f"MOSAIC file {str(path)!r} does not exist. Check the path (files are "
+            "named sub-XX_<CODE>.hdf5)."
+        )
     try:
         is_hdf5 = h5py.is_hdf5(path)
     except OSError:
         is_hdf5 = False
     if not is_hdf5:
-        raise DataFileError(f"{str(path)!r} is not an HDF5 file (no HDF5 signature; truncated to nothing "
-                            f"or another format). {_FIX_FILE}")
+        raise DataFileError(
+            f"{str(path)!r} is not an HDF5 file (no HDF5 signature; truncated to nothing "
+            f"or another format). {_FIX_FILE}"
+        )
     try:
         return h5py.File(path, "r")
     except OSError as exc:
-        raise DataFileError(f"{str(path)!r} could not be opened as HDF5 ({exc}); the file is probably "
-                            f"truncated or corrupt. {_FIX_FILE}") from exc
+        raise DataFileError(
+            f"{str(path)!r} could not be opened as HDF5 ({exc}); the file is probably "
+            f"truncated or corrupt. {_FIX_FILE}"
+        ) from exc
 
 
 def discover(location: str | os.PathLike[str], layout: str = "auto") -> list[SubjectSource]:
@@ -99,17 +115,26 @@ def discover(location: str | os.PathLike[str], layout: str = "auto") -> list[Sub
     """
     root = Path(location)
     if not root.exists():
-        raise DataFileError(f"MOSAIC location {str(root)!r} does not exist. Pass the folder that "
-                            "holds the sub-XX_<CODE>.hdf5 files (or a merged mosaic_*.hdf5 file).")
-    files = [root] if root.is_file() else sorted(
-        p for p in root.iterdir() if p.suffix in (".hdf5", ".h5") and not p.name.startswith("."))
+        raise DataFileError(
+            f"MOSAIC location {str(root)!r} does not exist. Pass the folder that "
+            "holds the sub-XX_<CODE>.hdf5 files (or a merged mosaic_*.hdf5 file)."
+        )
+    files = (
+        [root]
+        if root.is_file()
+        else sorted(
+            p for p in root.iterdir() if p.suffix in (".hdf5", ".h5") and not p.name.startswith(".")
+        )
+    )
     found: dict[str, SubjectSource] = {}
     merged: list[SubjectSource] = []
     for path in files:
         parsed = parse_file_name(path)
         if parsed is not None:
             if layout in ("auto", "subject"):
-                found.setdefault(parsed.name, SubjectSource(parsed.name, parsed.code, path, "/", "subject"))
+                found.setdefault(
+                    parsed.name, SubjectSource(parsed.name, parsed.code, path, "/", "subject")
+                )
         elif layout != "subject":
             merged.extend(_merged_sources(path))
     for source in merged:
@@ -152,14 +177,18 @@ def beta_keys(h5: h5py.File, source: SubjectSource) -> list[str]:
     """Trial keys in stored order (for merged-chunks: the names of its ``nan_indices`` group)."""
     group = group_of(h5, source)
     if "betas" not in group:
-        raise DataFileError(f"{source.where}: no 'betas' group. A MOSAIC subject file holds one dataset "
-                            f"per trial under /betas. {_FIX_FILE}")
+        raise DataFileError(
+            f"{source.where}: no 'betas' group. A MOSAIC subject file holds one dataset "
+            f"per trial under /betas. {_FIX_FILE}"
+        )
     if source.layout == "merged-chunks":
         return list(group["nan_indices"].keys()) if "nan_indices" in group else []
     return list(group["betas"].keys())
 
 
-def read_index(h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] | None = None) -> TrialIndex:
+def read_index(
+    h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] | None = None
+) -> TrialIndex:
     """Read every trial's key, and the attributes of the trials in ``select`` (default: all).
 
     Trials not selected get an empty stimulus id and no ``nan_indices`` (they are not read:
@@ -178,7 +207,8 @@ def read_index(h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] |
         if betas.ndim != 2 or betas.shape[1] != N_VERTICES or betas.shape[0] != len(keys):
             raise DataFileError(
                 f"{source.where}: 'betas' has shape {betas.shape} but {len(keys)} keys are listed in "
-                f"'nan_indices'; expected ({len(keys)}, {N_VERTICES}). {_FIX_FILE}")
+                f"'nan_indices'; expected ({len(keys)}, {N_VERTICES}). {_FIX_FILE}"
+            )
         stim = [as_str(s) for s in group["presented_stimulus_filename"][()]]
         for i in np.flatnonzero(wanted).tolist():
             nans[i] = np.asarray(group["nan_indices"][keys[i]][()], dtype=np.int64).reshape(-1)
@@ -191,22 +221,29 @@ def read_index(h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] |
                 raise DataFileError(
                     f"{source.where}: beta {key!r} has shape {dataset.shape}; MOSAIC betas are "
                     f"({N_VERTICES},) vectors on the fsLR 91k grayordinates. Resample the trial to "
-                    "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it.")
+                    "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it."
+                )
             attrs = dataset.attrs
             try:
                 nans[i] = np.asarray(attrs["nan_indices"]).astype(np.int64).reshape(-1)
                 stim[i] = str(as_str(attrs["presented_stimulus_filename"]))
             except KeyError:
-                missing = [a for a in ("nan_indices", "presented_stimulus_filename") if a not in attrs]
+                missing = [
+                    a for a in ("nan_indices", "presented_stimulus_filename") if a not in attrs
+                ]
                 raise DataFileError(
                     f"{source.where}: beta {key!r} lacks attribute(s) {missing}. Add them (nan_indices "
                     "int64, presented_stimulus_filename str) or re-create the file with "
-                    "conform_mosaic.write_subject.") from None
+                    "conform_mosaic.write_subject."
+                ) from None
     return TrialIndex(
-        keys=np.array(keys, dtype=str), stimulus_ids=np.array(stim, dtype=str),
+        keys=np.array(keys, dtype=str),
+        stimulus_ids=np.array(stim, dtype=str),
         stems=np.array([p.stem for p in parsed], dtype=str),
         phases=np.array([p.phase for p in parsed], dtype=str),
-        repetitions=np.array([p.repetition for p in parsed], dtype=np.int64), nan_indices=nans)
+        repetitions=np.array([p.repetition for p in parsed], dtype=np.int64),
+        nan_indices=nans,
+    )
 
 
 _MAX_RUNS = 4096  # above this many runs, reading the span and indexing in memory is faster
@@ -227,8 +264,14 @@ def _blocks(rows: NDArray[np.int64], size: int) -> Iterator[tuple[int, NDArray[n
         yield int(c) * size, np.flatnonzero(chunk == c)
 
 
-def read_betas(h5: h5py.File, source: SubjectSource, index: TrialIndex, rows: NDArray[np.int64],
-               vertices: NDArray[np.int64], dtype: np.dtype[Any]) -> NDArray[np.floating]:
+def read_betas(
+    h5: h5py.File,
+    source: SubjectSource,
+    index: TrialIndex,
+    rows: NDArray[np.int64],
+    vertices: NDArray[np.int64],
+    dtype: np.dtype[Any],
+) -> NDArray[np.floating]:
     """Read trials ``rows`` (positions in ``index``) at sorted ``vertices`` into a new array.
 
     Non-finite values become NaN; every row is checked against its ``nan_indices``.
@@ -273,14 +316,21 @@ def read_betas(h5: h5py.File, source: SubjectSource, index: TrialIndex, rows: ND
                 for i, row in enumerate(rows):
                     betas[index.keys[row]].id.read(memory_space, file_space, out[i])
     except OSError as exc:
-        raise DataFileError(f"{source.where}: reading betas failed ({exc}); the file is probably "
-                            f"truncated or corrupt. {_FIX_FILE}") from exc
+        raise DataFileError(
+            f"{source.where}: reading betas failed ({exc}); the file is probably "
+            f"truncated or corrupt. {_FIX_FILE}"
+        ) from exc
     _check_nans(out, source, index, rows, vertices)
     return out
 
 
-def _check_nans(out: NDArray[np.floating], source: SubjectSource, index: TrialIndex,
-                rows: NDArray[np.int64], vertices: NDArray[np.int64]) -> None:
+def _check_nans(
+    out: NDArray[np.floating],
+    source: SubjectSource,
+    index: TrialIndex,
+    rows: NDArray[np.int64],
+    vertices: NDArray[np.int64],
+) -> None:
     bad = ~np.isfinite(out)
     rows_with_bad = set(np.flatnonzero(bad.any(axis=1)).tolist())
     for i, row in enumerate(rows):
@@ -296,6 +346,7 @@ def _check_nans(out: NDArray[np.floating], source: SubjectSource, index: TrialIn
                 f"{source.where}: trial {index.keys[row]!r} has nan_indices that disagree with its data "
                 f"(non-finite but not listed: {extra}; listed but finite: {absent}). Set the attribute "
                 "to np.flatnonzero(~np.isfinite(beta)) or re-create the file with "
-                "conform_mosaic.write_subject.")
+                "conform_mosaic.write_subject."
+            )
     if rows_with_bad:
         np.copyto(out, np.nan, where=bad)

@@ -14,17 +14,33 @@ from pathlib import Path, PurePath
 from conform_core.exceptions import DataFileError
 
 __all__ = [
-    "N_VERTICES", "CORTEX_LEFT", "CORTEX_RIGHT", "N_CORTEX", "SPACE",
-    "REQUIRED_ATTRIBUTES", "TRIAL_ATTRIBUTES", "CEILING_ATTRIBUTES",
-    "LONG_NAMES", "STIMINFO_CODES", "SPLIT_FILES", "ARTIFICIAL_SOURCES",
-    "BetaKey", "CeilingKey", "SubjectFileName",
-    "parse_beta_key", "format_beta_key", "parse_ceiling_key", "format_ceiling_key",
-    "parse_file_name", "stimulus_stem", "normalise_code",
+    "ARTIFICIAL_SOURCES",
+    "CEILING_ATTRIBUTES",
+    "CORTEX_LEFT",
+    "CORTEX_RIGHT",
+    "LONG_NAMES",
+    "N_CORTEX",
+    "N_VERTICES",
+    "REQUIRED_ATTRIBUTES",
+    "SPACE",
+    "SPLIT_FILES",
+    "STIMINFO_CODES",
+    "TRIAL_ATTRIBUTES",
+    "BetaKey",
+    "CeilingKey",
+    "SubjectFileName",
+    "format_beta_key",
+    "format_ceiling_key",
+    "normalise_code",
+    "parse_beta_key",
+    "parse_ceiling_key",
+    "parse_file_name",
+    "stimulus_stem",
 ]
 
 N_VERTICES = 91282
 """CIFTI-2 dense grayordinates of fsLR 32k at 2 mm (cortex + subcortical)."""
-CORTEX_LEFT = range(0, 29696)
+CORTEX_LEFT = range(29696)
 CORTEX_RIGHT = range(29696, 59412)
 N_CORTEX = 59412
 SPACE = "fsLR32k"
@@ -49,9 +65,14 @@ CEILING_ATTRIBUTES = ("nan_indices", "n", "phase")
 
 # File code -> long dataset name (the ``dataset_name`` attribute of the released files).
 LONG_NAMES: dict[str, str] = {
-    "NSD": "NaturalScenesDataset", "NOD": "NaturalObjectDataset", "HAD": "HumanActionsDataset",
-    "BMD": "BOLDMomentsDataset", "BOLD5000": "BOLD5000", "THINGS": "THINGS_fmri",
-    "GOD": "GenericObjectDecoding", "deeprecon": "deeprecon",
+    "NSD": "NaturalScenesDataset",
+    "NOD": "NaturalObjectDataset",
+    "HAD": "HumanActionsDataset",
+    "BMD": "BOLDMomentsDataset",
+    "BOLD5000": "BOLD5000",
+    "THINGS": "THINGS_fmri",
+    "GOD": "GenericObjectDecoding",
+    "deeprecon": "deeprecon",
 }
 # File code -> prefix of the stimulus table ``<prefix>_stiminfo.tsv`` (others: lower-case code).
 STIMINFO_CODES: dict[str, str] = {"BOLD5000": "b5000"}
@@ -71,7 +92,9 @@ _BETA_RE = re.compile(
 _CEILING_RE = re.compile(
     rf"^(?P<subject>{_SUBJECT})_{_CODE}_phase-(?P<split>train|test|artificial)_n-(?P<n>1|avg)_noiseceiling$"
 )
-_FILE_RE = re.compile(rf"^(?P<subject>{_SUBJECT})_{_CODE}(?:_crc32-(?P<crc>[0-9a-fA-F]{{8}}))?\.(?:hdf5|h5)$")
+_FILE_RE = re.compile(
+    rf"^(?P<subject>{_SUBJECT})_{_CODE}(?:_crc32-(?P<crc>[0-9a-fA-F]{{8}}))?\.(?:hdf5|h5)$"
+)
 
 BETA_KEY_PATTERN = "sub-XX_<CODE>_stimulus-<stem>_phase-<train|test>_rep-<r>"
 CEILING_KEY_PATTERN = "sub-XX_<CODE>_phase-<train|test|artificial>_n-<1|avg>_noiseceiling"
@@ -127,7 +150,9 @@ def parse_beta_key(key: str, *, where: str = "") -> BetaKey:
             f"{BETA_KEY_PATTERN!r}. Rename the dataset (or re-create the file with "
             "conform_mosaic.write_subject); `conform mosaic validate FILE` lists every problem."
         )
-    return BetaKey(match["subject"], match["code"], match["stem"], match["phase"], int(match["rep"]))
+    return BetaKey(
+        match["subject"], match["code"], match["stem"], match["phase"], int(match["rep"])
+    )
 
 
 def format_beta_key(subject: str, code: str, stem: str, phase: str, repetition: int) -> str:

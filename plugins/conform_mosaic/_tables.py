@@ -24,8 +24,14 @@ from conform_core.io import write_text
 
 from ._spec import SPLIT_FILES, STIMINFO_CODES
 
-__all__ = ["find_side_files", "read_splits", "read_stiminfo", "stiminfo_name",
-           "update_split_files", "update_stiminfo"]
+__all__ = [
+    "find_side_files",
+    "read_splits",
+    "read_stiminfo",
+    "stiminfo_name",
+    "update_split_files",
+    "update_stiminfo",
+]
 
 _STIM_COLUMNS = ["filename", "alias", "source", "test_train"]
 
@@ -40,7 +46,9 @@ def find_side_files(location: str | os.PathLike[str]) -> dict[str, Path]:
     in ``location`` (or its folder, for a file) and its direct subfolders."""
     root = Path(location)
     root = root.parent if root.is_file() else root
-    folders = [root] + sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    folders = [root] + sorted(
+        p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     found: dict[str, Path] = {}
     for folder in folders:
         for split, name in SPLIT_FILES.items():
@@ -55,11 +63,15 @@ def _load_json(path: Path) -> list[dict[str, list[str]]]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise DataFileError(f"Split file {str(path)!r} is not valid JSON ({exc}). Re-download it or "
-                            "re-create it with conform_mosaic.write_subject(..., side_tables=True).") from exc
+        raise DataFileError(
+            f"Split file {str(path)!r} is not valid JSON ({exc}). Re-download it or "
+            "re-create it with conform_mosaic.write_subject(..., side_tables=True)."
+        ) from exc
     if not isinstance(data, list) or not all(isinstance(e, dict) for e in data):
-        raise DataFileError(f"Split file {str(path)!r} must be a JSON list of one-key objects "
-                            "{'sub-XX_<CODE>_stimulus-<file>': ['<beta key>.npz', ...]}.")
+        raise DataFileError(
+            f"Split file {str(path)!r} must be a JSON list of one-key objects "
+            "{'sub-XX_<CODE>_stimulus-<file>': ['<beta key>.npz', ...]}."
+        )
     return data
 
 
@@ -84,13 +96,16 @@ def read_stiminfo(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise DataFileError(f"Stimulus table {str(path)!r} could not be read ({exc}).") from exc
     missing = [c for c in _STIM_COLUMNS if c not in table.columns]
     if missing:
-        raise DataFileError(f"Stimulus table {str(path)!r} lacks column(s) {missing}; MOSAIC tables have "
-                            f"{', '.join(_STIM_COLUMNS)} and one sub-XX_reps column per subject.")
+        raise DataFileError(
+            f"Stimulus table {str(path)!r} lacks column(s) {missing}; MOSAIC tables have "
+            f"{', '.join(_STIM_COLUMNS)} and one sub-XX_reps column per subject."
+        )
     return table
 
 
-def update_split_files(folder: str | os.PathLike[str], subject: str,
-                       entries: Mapping[str, Mapping[str, Sequence[str]]]) -> list[Path]:
+def update_split_files(
+    folder: str | os.PathLike[str], subject: str, entries: Mapping[str, Mapping[str, Sequence[str]]]
+) -> list[Path]:
     """Replace ``subject``'s entries (``sub-XX_<CODE>``) in the three split files.
 
     ``entries[split][stimulus filename]`` lists that stimulus's beta keys (without ``.npz``).
@@ -99,16 +114,20 @@ def update_split_files(folder: str | os.PathLike[str], subject: str,
     prefix = f"{subject}_stimulus-"
     for split, name in SPLIT_FILES.items():
         path = Path(folder) / name
-        kept = [e for e in _load_json(path)
-                if not any(k.startswith(prefix) for k in e)] if path.is_file() else []
+        kept = (
+            [e for e in _load_json(path) if not any(k.startswith(prefix) for k in e)]
+            if path.is_file()
+            else []
+        )
         for filename, keys in entries.get(split, {}).items():
             kept.append({f"{prefix}{filename}": [f"{k}.npz" for k in keys]})
         written.append(write_text(path, json.dumps(kept, indent=1) + "\n"))
     return written
 
 
-def update_stiminfo(folder: str | os.PathLike[str], code: str, subject: str,
-                    rows: pd.DataFrame) -> Path:
+def update_stiminfo(
+    folder: str | os.PathLike[str], code: str, subject: str, rows: pd.DataFrame
+) -> Path:
     """Merge one subject's stimuli into ``<code>_stiminfo.tsv``.
 
     ``rows`` has columns ``filename``, ``alias``, ``source``, ``test_train`` and ``reps``; the

@@ -27,11 +27,18 @@ from conform_core.data import TrialData
 from conform_core.exceptions import ConformWarning, DataFileError, ParameterError, ShapeError
 
 from ._noiseceiling import mosaic_noise_ceiling
-from ._spec import (LONG_NAMES, N_VERTICES, REQUIRED_ATTRIBUTES, format_beta_key, format_ceiling_key,
-                    parse_file_name, stimulus_stem)
+from ._spec import (
+    LONG_NAMES,
+    N_VERTICES,
+    REQUIRED_ATTRIBUTES,
+    format_beta_key,
+    format_ceiling_key,
+    parse_file_name,
+    stimulus_stem,
+)
 from ._tables import update_split_files, update_stiminfo
 
-__all__ = ["write_subject", "NAN_WARN_LIMIT"]
+__all__ = ["NAN_WARN_LIMIT", "write_subject"]
 
 NAN_WARN_LIMIT = 8000
 """Above this many entries a ``nan_indices`` attribute needs HDF5 dense attribute storage."""
@@ -44,11 +51,15 @@ def _names(trials: TrialData, subject: str | None, code: str | None) -> tuple[st
     subject = subject or (parts[0] if parts[0].startswith("sub-") else None)
     code = code or (parts[1] if len(parts) == 2 else None)
     if subject is None or not subject.startswith("sub-") or not subject[4:].isdigit():
-        raise ParameterError(f"subject must look like 'sub-01' (got {subject!r} and TrialData.subject="
-                             f"{trials.subject!r}). Pass subject='sub-XX'.")
+        raise ParameterError(
+            f"subject must look like 'sub-01' (got {subject!r} and TrialData.subject="
+            f"{trials.subject!r}). Pass subject='sub-XX'."
+        )
     if not code or "_" in code or not code.isalnum():
-        raise ParameterError(f"code must be a dataset code of letters and digits without '_' (MOSAIC splits "
-                             f"file names on '_'); got {code!r}. Pass e.g. code='NSD'.")
+        raise ParameterError(
+            f"code must be a dataset code of letters and digits without '_' (MOSAIC splits "
+            f"file names on '_'); got {code!r}. Pass e.g. code='NSD'."
+        )
     return subject, code
 
 
@@ -56,14 +67,18 @@ def _trial_splits(trials: TrialData, phases: Any) -> NDArray[np.str_]:
     if isinstance(phases, Mapping):
         missing = sorted(set(trials.stimulus_ids.tolist()) - set(phases))
         if missing:
-            raise ParameterError(f"phases has no split for stimulus id(s) {missing[:5]}. Give every "
-                                 "stimulus 'train', 'test' or 'artificial'.")
+            raise ParameterError(
+                f"phases has no split for stimulus id(s) {missing[:5]}. Give every "
+                "stimulus 'train', 'test' or 'artificial'."
+            )
         out = np.array([phases[s] for s in trials.stimulus_ids.tolist()], dtype=str)
     else:
         out = np.asarray(phases).astype(str)
         if out.shape != (trials.n_trials,):
-            raise ShapeError(f"phases must give one split per trial ({trials.n_trials}); got shape {out.shape}. "
-                             "Pass an array of 'train'/'test'/'artificial' or a dict stimulus id -> split.")
+            raise ShapeError(
+                f"phases must give one split per trial ({trials.n_trials}); got shape {out.shape}. "
+                "Pass an array of 'train'/'test'/'artificial' or a dict stimulus id -> split."
+            )
     bad = sorted(set(out.tolist()) - set(_SPLITS))
     if bad:
         raise ParameterError(f"phases must be 'train', 'test' or 'artificial'; got {bad[:5]}.")
@@ -79,31 +94,43 @@ def _metadata(metadata: Mapping[str, Any], subject: str, code: str) -> dict[str,
         raise ParameterError(
             f"metadata lacks required MOSAIC attribute(s) {missing}. A compliant file names "
             "owner_name, owner_email, github_url (public code), publication_url, preprocessing_pipeline, "
-            "beta_pipeline, sex, age and visual_angle; pass them in metadata={...}.")
+            "beta_pipeline, sex, age and visual_angle; pass them in metadata={...}."
+        )
     if attrs["subjectID"] != subject:
-        raise ParameterError(f"metadata['subjectID']={attrs['subjectID']!r} disagrees with subject {subject!r}.")
+        raise ParameterError(
+            f"metadata['subjectID']={attrs['subjectID']!r} disagrees with subject {subject!r}."
+        )
     attrs["visual_angle"] = float(attrs["visual_angle"])
-    return {k: (v if k in ("visual_angle", "age") and not isinstance(v, str) else str(v)) for k, v in attrs.items()}
+    return {
+        k: (v if k in ("visual_angle", "age") and not isinstance(v, str) else str(v))
+        for k, v in attrs.items()
+    }
 
 
 def _full_vectors(trials: TrialData) -> tuple[NDArray[np.floating], NDArray[np.int64] | None]:
     """Betas and where their columns go in the 91,282-vector (None: already full)."""
     indices = trials.units.indices
-    if indices is None or (trials.n_units == N_VERTICES and np.array_equal(indices, np.arange(N_VERTICES))):
+    if indices is None or (
+        trials.n_units == N_VERTICES and np.array_equal(indices, np.arange(N_VERTICES))
+    ):
         if trials.n_units != N_VERTICES:
             raise ShapeError(
                 f"MOSAIC betas are vectors of {N_VERTICES} fsLR 91k grayordinates; TrialData has "
                 f"{trials.n_units} units and no Units.indices. Resample to fsLR 91k, or give Units.indices "
-                "(vertex of each unit) so unmeasured vertices are written as NaN.")
+                "(vertex of each unit) so unmeasured vertices are written as NaN."
+            )
         return trials.betas, None
     if indices.min() < 0 or indices.max() >= N_VERTICES or np.unique(indices).size != indices.size:
-        raise ShapeError(f"Units.indices must be unique grayordinates in [0, {N_VERTICES - 1}] to be written "
-                         "as MOSAIC vectors.")
+        raise ShapeError(
+            f"Units.indices must be unique grayordinates in [0, {N_VERTICES - 1}] to be written "
+            "as MOSAIC vectors."
+        )
     return trials.betas, indices
 
 
-def _ceilings(betas: NDArray[np.floating], ids: NDArray[np.str_], columns: NDArray[np.int64] | None
-              ) -> dict[str, NDArray[np.float64]]:
+def _ceilings(
+    betas: NDArray[np.floating], ids: NDArray[np.str_], columns: NDArray[np.int64] | None
+) -> dict[str, NDArray[np.float64]]:
     out: dict[str, NDArray[np.float64]] = {}
     for n in (1, "avg"):
         full = np.full(N_VERTICES, np.nan)
@@ -118,11 +145,21 @@ def _ceilings(betas: NDArray[np.floating], ids: NDArray[np.str_], columns: NDArr
     return out
 
 
-def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, phases: Any,
-                  metadata: Mapping[str, Any], subject: str | None = None, code: str | None = None,
-                  noise_ceilings: bool | Mapping[str, Any] = True, compression: str | None = "gzip",
-                  compression_opts: int | None = 4, side_tables: bool = True, source: str = "",
-                  overwrite: bool = False) -> Path:
+def write_subject(
+    destination: str | os.PathLike[str],
+    trials: TrialData,
+    *,
+    phases: Any,
+    metadata: Mapping[str, Any],
+    subject: str | None = None,
+    code: str | None = None,
+    noise_ceilings: bool | Mapping[str, Any] = True,
+    compression: str | None = "gzip",
+    compression_opts: int | None = 4,
+    side_tables: bool = True,
+    source: str = "",
+    overwrite: bool = False,
+) -> Path:
     """Write ``trials`` as a MOSAIC per-subject file ``sub-XX_<CODE>.hdf5``.
 
     Parameters
@@ -166,15 +203,20 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
     path = dest / f"{subject}_{code}.hdf5" if dest.is_dir() or not dest.suffix else dest
     parsed = parse_file_name(path)
     if parsed is None or parsed.name != f"{subject}_{code}":
-        raise ParameterError(f"The file must be named {subject}_{code}.hdf5 (MOSAIC readers find subjects by "
-                             f"file name); got {path.name!r}. Pass the folder instead.")
+        raise ParameterError(
+            f"The file must be named {subject}_{code}.hdf5 (MOSAIC readers find subjects by "
+            f"file name); got {path.name!r}. Pass the folder instead."
+        )
     if path.exists() and not overwrite:
         raise DataFileError(f"{str(path)!r} already exists. Pass overwrite=True to replace it.")
     betas, columns = _full_vectors(trials)
     plan = _plan(trials, split, subject, code)
     path.parent.mkdir(parents=True, exist_ok=True)
-    filters = {} if compression is None else {"compression": compression, "compression_opts": compression_opts,
-                                              "shuffle": True}
+    filters = (
+        {}
+        if compression is None
+        else {"compression": compression, "compression_opts": compression_opts, "shuffle": True}
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
@@ -188,9 +230,13 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
                 for (name, n), values in ceilings.items():
                     nan = np.flatnonzero(~np.isfinite(values)).astype(np.int64)
                     union.update(nan.tolist())
-                    data = group.create_dataset(format_ceiling_key(subject, code, name, n),
-                                                data=np.asarray(values, np.float64), chunks=(N_VERTICES,),
-                                                track_order=True, **filters)
+                    data = group.create_dataset(
+                        format_ceiling_key(subject, code, name, n),
+                        data=np.asarray(values, np.float64),
+                        chunks=(N_VERTICES,),
+                        track_order=True,
+                        **filters,
+                    )
                     data.attrs["nan_indices"] = nan
                     data.attrs["n"] = n
                     data.attrs["phase"] = "train" if name == "train" else "test"
@@ -206,11 +252,17 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
                 if nan.size == N_VERTICES:
                     continue  # all-NaN rows are padding in MOSAIC, never written
                 if nan.size > NAN_WARN_LIMIT:
-                    warnings.warn(f"Trial {key!r} has {nan.size} NaN vertices; attributes above ~64 KB need "
-                                  "HDF5 dense attribute storage, which some older tools cannot read. Write "
-                                  "full 91k vectors if you can.", ConformWarning, stacklevel=2)
+                    warnings.warn(
+                        f"Trial {key!r} has {nan.size} NaN vertices; attributes above ~64 KB need "
+                        "HDF5 dense attribute storage, which some older tools cannot read. Write "
+                        "full 91k vectors if you can.",
+                        ConformWarning,
+                        stacklevel=2,
+                    )
                 union.update(nan.tolist())
-                data = group.create_dataset(key, data=vector, chunks=(N_VERTICES,), track_order=True, **filters)
+                data = group.create_dataset(
+                    key, data=vector, chunks=(N_VERTICES,), track_order=True, **filters
+                )
                 data.attrs["nan_indices"] = nan
                 data.attrs["phase"] = phase
                 data.attrs["repetition"] = np.int64(rep)
@@ -226,8 +278,9 @@ def write_subject(destination: str | os.PathLike[str], trials: TrialData, *, pha
     return path
 
 
-def _plan(trials: TrialData, split: NDArray[np.str_], subject: str, code: str
-          ) -> list[tuple[int, str, str, int, str]]:
+def _plan(
+    trials: TrialData, split: NDArray[np.str_], subject: str, code: str
+) -> list[tuple[int, str, str, int, str]]:
     """(row, key, phase, repetition, filename) in MOSAIC's order: test, train, artificial;
     stimuli in order of first presentation; repeats in trial order."""
     plan, seen = [], {}
@@ -239,25 +292,35 @@ def _plan(trials: TrialData, split: NDArray[np.str_], subject: str, code: str
             stem = stimulus_stem(stimulus)
             phase = "train" if name == "train" else "test"
             if (stem, phase) in seen and seen[(stem, phase)] != stimulus:
-                raise ParameterError(f"Stimuli {seen[(stem, phase)]!r} and {stimulus!r} share the stem {stem!r} "
-                                     "in one phase, so their MOSAIC keys would collide. Rename one.")
+                raise ParameterError(
+                    f"Stimuli {seen[(stem, phase)]!r} and {stimulus!r} share the stem {stem!r} "
+                    "in one phase, so their MOSAIC keys would collide. Rename one."
+                )
             seen[(stem, phase)] = stimulus
             for rep, row in enumerate(rows[ids == stimulus].tolist()):
-                plan.append((row, format_beta_key(subject, code, stem, phase, rep), phase, rep, stimulus))
+                plan.append(
+                    (row, format_beta_key(subject, code, stem, phase, rep), phase, rep, stimulus)
+                )
     return plan
 
 
-def _ceiling_plan(noise_ceilings: bool | Mapping[str, Any], betas: NDArray[np.floating], ids: NDArray[np.str_],
-                  split: NDArray[np.str_], columns: NDArray[np.int64] | None
-                  ) -> dict[tuple[str, str], NDArray[np.float64]]:
+def _ceiling_plan(
+    noise_ceilings: bool | Mapping[str, Any],
+    betas: NDArray[np.floating],
+    ids: NDArray[np.str_],
+    split: NDArray[np.str_],
+    columns: NDArray[np.int64] | None,
+) -> dict[tuple[str, str], NDArray[np.float64]]:
     if isinstance(noise_ceilings, Mapping):
         out = {}
         for key, values in noise_ceilings.items():
             name, _, n = key.partition("_n-")
             values = np.asarray(values, np.float64)
             if name not in _SPLITS or n not in ("1", "avg") or values.shape != (N_VERTICES,):
-                raise ParameterError(f"noise_ceilings[{key!r}] must be keyed '<train|test|artificial>_n-<1|avg>' "
-                                     f"and hold a ({N_VERTICES},) array; got shape {values.shape}.")
+                raise ParameterError(
+                    f"noise_ceilings[{key!r}] must be keyed '<train|test|artificial>_n-<1|avg>' "
+                    f"and hold a ({N_VERTICES},) array; got shape {values.shape}."
+                )
             out[(name, n)] = values
         return out
     if not noise_ceilings:
@@ -271,8 +334,15 @@ def _ceiling_plan(noise_ceilings: bool | Mapping[str, Any], betas: NDArray[np.fl
     return out
 
 
-def _write_side_tables(folder: Path, subject: str, code: str, plan: Sequence[tuple[int, str, str, int, str]],
-                       split: NDArray[np.str_], trials: TrialData, source: str) -> None:
+def _write_side_tables(
+    folder: Path,
+    subject: str,
+    code: str,
+    plan: Sequence[tuple[int, str, str, int, str]],
+    split: NDArray[np.str_],
+    trials: TrialData,
+    source: str,
+) -> None:
     entries: dict[str, dict[str, list[str]]] = {}
     reps: dict[str, int] = {}
     kind: dict[str, str] = {}
@@ -281,9 +351,13 @@ def _write_side_tables(folder: Path, subject: str, code: str, plan: Sequence[tup
         reps[filename] = reps.get(filename, 0) + 1
         kind[filename] = str(split[row])
     update_split_files(folder, f"{subject}_{code}", entries)
-    rows = pd.DataFrame({
-        "filename": list(reps), "alias": list(reps),
-        "source": ["Artificial" if kind[f] == "artificial" else source for f in reps],
-        "test_train": ["train" if kind[f] == "train" else "test" for f in reps],
-        "reps": list(reps.values())})
+    rows = pd.DataFrame(
+        {
+            "filename": list(reps),
+            "alias": list(reps),
+            "source": ["Artificial" if kind[f] == "artificial" else source for f in reps],
+            "test_train": ["train" if kind[f] == "train" else "test" for f in reps],
+            "reps": list(reps.values()),
+        }
+    )
     update_stiminfo(folder, code, subject, rows)

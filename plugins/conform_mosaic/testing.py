@@ -21,13 +21,20 @@ from conform_core.io import save_npy
 
 from ._spec import N_VERTICES
 
-__all__ = ["TOY_METADATA", "toy_trials", "toy_folder", "synthetic_atlas_labels"]
+__all__ = ["TOY_METADATA", "synthetic_atlas_labels", "toy_folder", "toy_trials"]
 
 TOY_METADATA: dict[str, Any] = {
-    "visual_angle": 8.4, "sex": "F", "age": "30", "publication_url": "https://example.org/toy",
-    "github_url": "https://github.com/example/toy", "owner_name": "Toy Owner",
-    "owner_email": "toy@example.org", "dataset_name": "ToyDataset", "subjectID": "sub-01",
-    "preprocessing_pipeline": "fMRIPrepv23.2.0", "beta_pipeline": "GLMsinglev1.2",
+    "visual_angle": 8.4,
+    "sex": "F",
+    "age": "30",
+    "publication_url": "https://example.org/toy",
+    "github_url": "https://github.com/example/toy",
+    "owner_name": "Toy Owner",
+    "owner_email": "toy@example.org",
+    "dataset_name": "ToyDataset",
+    "subjectID": "sub-01",
+    "preprocessing_pipeline": "fMRIPrepv23.2.0",
+    "beta_pipeline": "GLMsinglev1.2",
 }
 SIGNAL_BLOCK = np.arange(1000, 1512)
 NAN_TRIAL = ("toy_train_000.jpg", 1)
@@ -42,15 +49,21 @@ def toy_trials(seed: int = 0) -> tuple[TrialData, NDArray[np.str_]]:
     ``toy_train_000`` repeat 1 is NaN at vertices 24576 and 24577.
     """
     rng = np.random.default_rng(seed)
-    plan = ([(f"toy_test_{k:03d}.jpg", "test", 3) for k in range(2)]
-            + [(f"toy_train_{k:03d}.jpg", "train", 2) for k in range(4)]
-            + [(f"toy_art_{k:03d}.png", "artificial", 2) for k in range(2)])
+    plan = (
+        [(f"toy_test_{k:03d}.jpg", "test", 3) for k in range(2)]
+        + [(f"toy_train_{k:03d}.jpg", "train", 2) for k in range(4)]
+        + [(f"toy_art_{k:03d}.png", "artificial", 2) for k in range(2)]
+    )
     rows, ids, splits = [], [], []
     for stimulus, split, reps in plan:
         signal = rng.standard_normal(SIGNAL_BLOCK.size)
         sign = rng.choice([-0.5, 0.5], size=N_VERTICES)
         for rep in range(reps):
-            row = sign * (1.0 if rep == 0 else -1.0) if rep < 2 else rng.choice([-0.5, 0.5], size=N_VERTICES)
+            row = (
+                sign * (1.0 if rep == 0 else -1.0)
+                if rep < 2
+                else rng.choice([-0.5, 0.5], size=N_VERTICES)
+            )
             row = row.astype(np.float64)
             row[SIGNAL_BLOCK] = signal + rng.standard_normal(SIGNAL_BLOCK.size)
             if (stimulus, rep) == NAN_TRIAL:
@@ -68,8 +81,14 @@ def synthetic_atlas_labels() -> NDArray[np.int64]:
     R_V1 = 30000-30499, thalamus_left = 70000-70099; every other vertex has label 0.
     """
     labels = np.zeros(N_VERTICES, np.int64)
-    for (lo, hi), label in {(1000, 1256): 1, (1256, 1512): 4, (2000, 2150): 18, (5000, 6000): 8,
-                            (30000, 30500): 181, (70000, 70100): 377}.items():
+    for (lo, hi), label in {
+        (1000, 1256): 1,
+        (1256, 1512): 4,
+        (2000, 2150): 18,
+        (5000, 6000): 8,
+        (30000, 30500): 181,
+        (70000, 70100): 377,
+    }.items():
         labels[lo:hi] = label
     return labels
 

@@ -27,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
 from conform_core.exceptions import ParameterError, ShapeError
 from conform_core.metrics import r2_score
+from conform_core.testing import check_component
 
 ALPHAS = np.logspace(-2, 4, 13)
 RTOL64 = 1e-9
@@ -267,6 +268,12 @@ def test_bad_parameters_name_the_value_and_the_fix(params, pattern):
 def test_empty_features_are_rejected():
     with pytest.raises(ShapeError, match=r"at least one feature .* got X of shape \(12, 0\)"):
         RidgeEncoder().fit(np.ones((12, 0)), np.ones(12))
+
+
+# ----------------------------------------------------------------- contract kits
+def test_conform_contract_kit():
+    for name, check in check_component(RidgeEncoder()):
+        check(RidgeEncoder())
 
 
 # ----------------------------------------------------------------- scikit-learn's checks

@@ -14,15 +14,24 @@ import pytest
 N = 91282
 SUBJECT, CODE = "sub-01", "TOY"
 ATTRS = {
-    "visual_angle": 8.4, "sex": "F", "age": "30", "publication_url": "https://example.org/toy",
-    "github_url": "https://github.com/example/toy", "owner_name": "Toy Owner",
-    "owner_email": "toy@example.org", "dataset_name": "ToyDataset", "subjectID": "sub-01",
-    "preprocessing_pipeline": "fMRIPrepv23.2.0", "beta_pipeline": "GLMsinglev1.2",
+    "visual_angle": 8.4,
+    "sex": "F",
+    "age": "30",
+    "publication_url": "https://example.org/toy",
+    "github_url": "https://github.com/example/toy",
+    "owner_name": "Toy Owner",
+    "owner_email": "toy@example.org",
+    "dataset_name": "ToyDataset",
+    "subjectID": "sub-01",
+    "preprocessing_pipeline": "fMRIPrepv23.2.0",
+    "beta_pipeline": "GLMsinglev1.2",
 }
 # (split, filename, reps) in the order the file stores them
-STIMULI = ([("test", f"toy_test_{k:03d}.jpg", 3) for k in range(2)]
-           + [("train", f"toy_train_{k:03d}.jpg", 2) for k in range(4)]
-           + [("artificial", f"toy_art_{k:03d}.png", 2) for k in range(2)])
+STIMULI = (
+    [("test", f"toy_test_{k:03d}.jpg", 3) for k in range(2)]
+    + [("train", f"toy_train_{k:03d}.jpg", 2) for k in range(4)]
+    + [("artificial", f"toy_art_{k:03d}.png", 2) for k in range(2)]
+)
 BLOCK = np.arange(1000, 1512)
 NAN_KEY = "sub-01_TOY_stimulus-toy_train_000_phase-train_rep-1"
 NAN_AT = [24576, 24577]
@@ -54,7 +63,9 @@ def toy_betas(seed: int = 0) -> dict[str, tuple[str, str, int, np.ndarray]]:
         signal = rng.standard_normal(BLOCK.size)
         s = rng.choice([-0.5, 0.5], size=N)
         for r in range(reps):
-            v = (s if r == 0 else -s if r == 1 else rng.choice([-0.5, 0.5], size=N)).astype(np.float64)
+            v = (s if r == 0 else -s if r == 1 else rng.choice([-0.5, 0.5], size=N)).astype(
+                np.float64
+            )
             v[BLOCK] = signal + rng.standard_normal(BLOCK.size)
             phase = "train" if split == "train" else "test"
             key = f"{SUBJECT}_{CODE}_stimulus-{Path(filename).stem}_phase-{phase}_rep-{r}"
@@ -64,12 +75,22 @@ def toy_betas(seed: int = 0) -> dict[str, tuple[str, str, int, np.ndarray]]:
     return out
 
 
-def write_toy(folder: Path, *, compress: bool = True, age: object = "30", empty_union_float: bool = False,
-              name: str = "sub-01_TOY.hdf5") -> Path:
+def write_toy(
+    folder: Path,
+    *,
+    compress: bool = True,
+    age: object = "30",
+    empty_union_float: bool = False,
+    name: str = "sub-01_TOY.hdf5",
+) -> Path:
     """Write sub-01_TOY.hdf5 and its side files into ``folder`` with plain h5py."""
     folder.mkdir(parents=True, exist_ok=True)
     betas = toy_betas()
-    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True, "chunks": (N,)} if compress else {}
+    opts = (
+        {"compression": "gzip", "compression_opts": 4, "shuffle": True, "chunks": (N,)}
+        if compress
+        else {}
+    )
     path = folder / name
     with h5py.File(path, "w") as f:
         for k, v in ATTRS.items():
@@ -77,11 +98,18 @@ def write_toy(folder: Path, *, compress: bool = True, age: object = "30", empty_
         nc = f.create_group("noiseceilings", track_order=True)
         union: set[int] = set()
         for split in ("test", "train", "artificial"):
-            per_stim = [np.vstack([v for (sp, fn, _, v) in betas.values() if sp == split and fn == filename])
-                        for sp2, filename, _ in STIMULI if sp2 == split]
+            per_stim = [
+                np.vstack(
+                    [v for (sp, fn, _, v) in betas.values() if sp == split and fn == filename]
+                )
+                for sp2, filename, _ in STIMULI
+                if sp2 == split
+            ]
             for n in ("1", "avg"):
                 values = reference_ceiling(per_stim, n)
-                d = nc.create_dataset(f"{SUBJECT}_{CODE}_phase-{split}_n-{n}_noiseceiling", data=values, **opts)
+                d = nc.create_dataset(
+                    f"{SUBJECT}_{CODE}_phase-{split}_n-{n}_noiseceiling", data=values, **opts
+                )
                 nan = np.flatnonzero(~np.isfinite(values)).astype(np.int64)
                 union.update(nan.tolist())
                 d.attrs["nan_indices"] = nan
@@ -104,13 +132,18 @@ def write_toy(folder: Path, *, compress: bool = True, age: object = "30", empty_
     for split, filename, reps in STIMULI:
         keys = [k + ".npz" for k, (sp, fn, _, _) in betas.items() if fn == filename]
         splits[split].append({f"{SUBJECT}_{CODE}_stimulus-{filename}": keys})
-    for split, fname in (("train", "train_naturalistic.json"), ("test", "test_naturalistic.json"),
-                         ("artificial", "test_artificial.json")):
+    for split, fname in (
+        ("train", "train_naturalistic.json"),
+        ("test", "test_naturalistic.json"),
+        ("artificial", "test_artificial.json"),
+    ):
         (folder / fname).write_text(json.dumps(splits[split]))
     lines = ["filename\talias\tsource\ttest_train\tsub-01_reps"]
     for split, filename, reps in STIMULI:
         source = "Artificial" if split == "artificial" else "Toy"
-        lines.append(f"{filename}\t{filename}\t{source}\t{'train' if split == 'train' else 'test'}\t{reps}")
+        lines.append(
+            f"{filename}\t{filename}\t{source}\t{'train' if split == 'train' else 'test'}\t{reps}"
+        )
     (folder / "toy_stiminfo.tsv").write_text("\n".join(lines) + "\n")
     return path
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from conform_mosaic import MosaicDataset, validate
 
 from conform_core.exceptions import ConformError, DataFileError
-from conform_mosaic import MosaicDataset, validate
 
 from .conftest import NAN_KEY
 
@@ -19,8 +19,12 @@ OTHER_KEY = "sub-01_TOY_stimulus-toy_test_001_phase-test_rep-2"
 
 
 def _load(folder: Path) -> None:
-    MosaicDataset(location=str(folder), rois=SUBSET, nan_vertices="keep",
-                  phases=("train", "test", "artificial")).load_subject("sub-01_TOY")
+    MosaicDataset(
+        location=str(folder),
+        rois=SUBSET,
+        nan_vertices="keep",
+        phases=("train", "test", "artificial"),
+    ).load_subject("sub-01_TOY")
 
 
 def _edit(folder: Path) -> h5py.File:
@@ -40,8 +44,13 @@ def _expect(folder: Path, *fragments: str) -> str:
 def test_nan_indices_that_miss_a_nan(toy_dir: Path) -> None:
     with _edit(toy_dir) as f:
         f["betas"][NAN_KEY].attrs["nan_indices"] = np.array([24576], dtype=np.int64)
-    _expect(toy_dir, NAN_KEY, "nan_indices that disagree", "non-finite but not listed: [24577]",
-            "np.flatnonzero(~np.isfinite(beta))")
+    _expect(
+        toy_dir,
+        NAN_KEY,
+        "nan_indices that disagree",
+        "non-finite but not listed: [24577]",
+        "np.flatnonzero(~np.isfinite(beta))",
+    )
     assert any(NAN_KEY in p and "nan_indices" in p for p in validate(toy_dir / "sub-01_TOY.hdf5"))
 
 
@@ -56,8 +65,12 @@ def test_missing_required_root_attribute(toy_dir: Path) -> None:
         del f.attrs["owner_email"]
     _expect(toy_dir, "owner_email", "f.attrs['owner_email'] = ...")
     problems = validate(toy_dir / "sub-01_TOY.hdf5")
-    assert problems == [f"{toy_dir / 'sub-01_TOY.hdf5'}: root attribute 'owner_email' is missing. "
-                        "Add it (f.attrs['owner_email'] = ...; a str)."]
+    assert problems == [
+        (
+            f"{toy_dir / 'sub-01_TOY.hdf5'}: root attribute 'owner_email' is missing. "
+            "Add it (f.attrs['owner_email'] = ...; a str)."
+        )
+    ]
 
 
 def test_missing_trial_attribute(toy_dir: Path) -> None:
@@ -80,8 +93,12 @@ def test_beta_of_the_wrong_length(toy_dir: Path) -> None:
 def test_key_that_does_not_parse(toy_dir: Path) -> None:
     with _edit(toy_dir) as f:
         f["betas"].move(OTHER_KEY, "sub-01_TOY_toy_test_001_rep2")
-    _expect(toy_dir, "'sub-01_TOY_toy_test_001_rep2'", "sub-XX_<CODE>_stimulus-<stem>_phase-<train|test>_rep-<r>",
-            "Rename")
+    _expect(
+        toy_dir,
+        "'sub-01_TOY_toy_test_001_rep2'",
+        "sub-XX_<CODE>_stimulus-<stem>_phase-<train|test>_rep-<r>",
+        "Rename",
+    )
     assert any("does not parse" in p for p in validate(toy_dir / "sub-01_TOY.hdf5"))
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conform_mosaic import MosaicDataset, mosaic_nan_vertices, mosaic_noise_ceiling
 
 from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.io import sha256_file
-from conform_mosaic import MosaicDataset, mosaic_noise_ceiling, mosaic_nan_vertices
 
 from .conftest import BLOCK, NAN_AT, NAN_KEY, STIMULI, toy_betas, write_toy
 
@@ -56,8 +56,12 @@ def test_artificial_found_from_stimulus_table_without_split_files(toy_dir: Path)
 
 
 def test_without_side_tables_artificial_trials_are_test(toy_dir: Path) -> None:
-    for name in ("train_naturalistic.json", "test_naturalistic.json", "test_artificial.json",
-                 "toy_stiminfo.tsv"):
+    for name in (
+        "train_naturalistic.json",
+        "test_naturalistic.json",
+        "test_artificial.json",
+        "toy_stiminfo.tsv",
+    ):
         (toy_dir / name).unlink()
     table = _dataset(toy_dir).trial_table("sub-01_TOY")
     assert table["split"].tolist() == ["test"] * 6 + ["train"] * 8 + ["test"] * 4
@@ -123,14 +127,18 @@ def test_mosaic_nan_list_has_2361_vertices() -> None:
 
 
 def test_rois_by_name_with_an_atlas_file(toy_master: Path) -> None:
-    ds = _dataset(toy_master, rois=["L_V1", "FFC"], atlas=str(toy_master / "atlas.npy"), nan_vertices="keep")
+    ds = _dataset(
+        toy_master, rois=["L_V1", "FFC"], atlas=str(toy_master / "atlas.npy"), nan_vertices="keep"
+    )
     units = ds.load_subject("sub-01_TOY").trials.units
     assert units.n_units == 256 + 100
     assert set(units.roi.tolist()) == {"L_V1", "R_FFC"}
 
 
 def test_visual_set_takes_sections_1_to_5(toy_master: Path) -> None:
-    ds = _dataset(toy_master, rois="visual", atlas=str(toy_master / "atlas.npy"), nan_vertices="mosaic")
+    ds = _dataset(
+        toy_master, rois="visual", atlas=str(toy_master / "atlas.npy"), nan_vertices="mosaic"
+    )
     indices = ds.load_subject("sub-01_TOY").trials.units.indices
     expected = np.setdiff1d(np.r_[1000:1512, 40000:40100], mosaic_nan_vertices())
     np.testing.assert_array_equal(indices, expected)  # not the motor area, not the thalamus
@@ -148,7 +156,9 @@ def test_cortex_needs_no_atlas(toy_master: Path) -> None:
     assert ds.load_subject("sub-01_TOY").trials.n_units == 59412 - 2361
 
 
-def test_named_roi_without_atlas_says_how_to_get_one(toy_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_named_roi_without_atlas_says_how_to_get_one(
+    toy_master: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("CONFORM_MOSAIC_ATLAS", raising=False)
     import importlib.util
 
@@ -221,7 +231,12 @@ def test_describe_reads_metadata(toy_master: Path) -> None:
     assert info["n_subjects"] == 1 and info["datasets"] == {"TOY": 1}
     row = info["subjects"][0]
     assert (row["n_trials"], row["n_train"], row["n_test"], row["n_artificial"]) == (18, 8, 6, 4)
-    assert (row["n_stimuli"], row["max_reps"], row["n_units"], row["noise_ceilings"]) == (8, 3, 513, 6)
+    assert (row["n_stimuli"], row["max_reps"], row["n_units"], row["noise_ceilings"]) == (
+        8,
+        3,
+        513,
+        6,
+    )
     assert info["splits"].startswith("official")
 
 
@@ -240,7 +255,9 @@ def test_empty_folder(tmp_path: Path) -> None:
         MosaicDataset(location=str(tmp_path)).subjects()
 
 
-def test_default_location_from_environment(toy_master: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_location_from_environment(
+    toy_master: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("CONFORM_MOSAIC_DIR", str(toy_master))
     assert MosaicDataset().subjects() == ["sub-01_TOY"]
     assert os.environ["CONFORM_MOSAIC_DIR"] == str(toy_master)

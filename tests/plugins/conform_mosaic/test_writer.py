@@ -10,11 +10,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conform_mosaic import MosaicDataset, validate, write_merged, write_subject
+from conform_mosaic.testing import TOY_METADATA, toy_folder
 
 from conform_core.data import TrialData, Units
 from conform_core.exceptions import DataFileError, ParameterError, ShapeError
-from conform_mosaic import MosaicDataset, validate, write_merged, write_subject
-from conform_mosaic.testing import TOY_METADATA, toy_folder
 
 from .conftest import ATTRS, N
 
@@ -31,12 +31,22 @@ def _read_toy(folder: Path) -> tuple[TrialData, np.ndarray, dict[str, object]]:
 def _datasets(path: Path) -> dict[str, tuple[np.ndarray, dict[str, object], h5py.Dataset]]:
     out = {}
     with h5py.File(path, "r") as f:
+
         def visit(name: str, item: object) -> None:
             if isinstance(item, h5py.Dataset):
-                out[name] = (item[()], dict(item.attrs), (item.dtype, item.compression, item.shuffle))
+                out[name] = (
+                    item[()],
+                    dict(item.attrs),
+                    (item.dtype, item.compression, item.shuffle),
+                )
+
         f.visititems(visit)
         out["/attrs"] = (None, dict(f.attrs), None)
-        out["/keys"] = (None, {"betas": list(f["betas"]), "noiseceilings": list(f["noiseceilings"])}, None)
+        out["/keys"] = (
+            None,
+            {"betas": list(f["betas"]), "noiseceilings": list(f["noiseceilings"])},
+            None,
+        )
     return out
 
 
@@ -60,14 +70,19 @@ def test_round_trip_reproduces_root_attributes(round_trip: Path) -> None:
     assert isinstance(attrs["visual_angle"], float)
 
 
-def test_round_trip_reproduces_values_attributes_and_dtypes(toy_master: Path, round_trip: Path) -> None:
+def test_round_trip_reproduces_values_attributes_and_dtypes(
+    toy_master: Path, round_trip: Path
+) -> None:
     ours, theirs = _datasets(round_trip), _datasets(toy_master / "sub-01_TOY.hdf5")
     for name, (values, attrs, kind) in theirs.items():
         if name.startswith("/"):
             continue
         got_values, got_attrs, got_kind = ours[name]
         if name == "nan_indices_all":
-            assert sorted(got_values.tolist()) == sorted(values.tolist()) and got_values.dtype == np.int64
+            assert (
+                sorted(got_values.tolist()) == sorted(values.tolist())
+                and got_values.dtype == np.int64
+            )
             continue
         assert got_kind == kind == (np.dtype("float64"), "gzip", True), name
         tol = 1e-12 if name.startswith("noiseceilings/") else 0
@@ -75,7 +90,9 @@ def test_round_trip_reproduces_values_attributes_and_dtypes(toy_master: Path, ro
         assert sorted(got_attrs) == sorted(attrs), name
         for key, value in attrs.items():
             np.testing.assert_array_equal(got_attrs[key], value, err_msg=f"{name}:{key}")
-            assert np.asarray(got_attrs[key]).dtype.kind == np.asarray(value).dtype.kind, f"{name}:{key}"
+            assert np.asarray(got_attrs[key]).dtype.kind == np.asarray(value).dtype.kind, (
+                f"{name}:{key}"
+            )
 
 
 def test_round_trip_side_tables(toy_master: Path, round_trip: Path) -> None:
@@ -85,8 +102,10 @@ def test_round_trip_side_tables(toy_master: Path, round_trip: Path) -> None:
         assert ours == theirs, name
     ours = pd.read_csv(round_trip.parent / "toy_stiminfo.tsv", sep="\t")
     theirs = pd.read_csv(toy_master / "toy_stiminfo.tsv", sep="\t")
-    pd.testing.assert_frame_equal(ours.sort_values("filename").reset_index(drop=True),
-                                  theirs.sort_values("filename").reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        ours.sort_values("filename").reset_index(drop=True),
+        theirs.sort_values("filename").reset_index(drop=True),
+    )
 
 
 def test_written_file_passes_validate(round_trip: Path) -> None:
@@ -116,7 +135,13 @@ def test_writer_renames_a_temporary_file(tmp_path: Path, monkeypatch: pytest.Mon
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     trials, split, attrs = _read_toy(toy_folder())
     with pytest.raises(ParameterError, match="noise_ceilings"):
-        write_subject(tmp_path, trials, phases=split, metadata=attrs, noise_ceilings={"train_n-1": np.zeros(3)})
+        write_subject(
+            tmp_path,
+            trials,
+            phases=split,
+            metadata=attrs,
+            noise_ceilings={"train_n-1": np.zeros(3)},
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -137,13 +162,24 @@ def test_writer_needs_required_metadata(tmp_path: Path) -> None:
 def test_writer_scatters_a_vertex_subset_as_nan_elsewhere(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     units = Units(ids=np.array(["a", "b", "c"]), space="fsLR32k", indices=np.array([5, 7, 9]))
-    trials = TrialData(rng.standard_normal((4, 3)), np.array(["x.jpg", "x.jpg", "y.jpg", "y.jpg"]),
-                       subject="sub-02_NEW", units=units)
+    trials = TrialData(
+        rng.standard_normal((4, 3)),
+        np.array(["x.jpg", "x.jpg", "y.jpg", "y.jpg"]),
+        subject="sub-02_NEW",
+        units=units,
+    )
     with pytest.warns(UserWarning, match="dense attribute storage"):
-        path = write_subject(tmp_path, trials, phases=["train"] * 4, metadata=TOY_METADATA | {"subjectID": "sub-02"},
-                             noise_ceilings=False)
+        path = write_subject(
+            tmp_path,
+            trials,
+            phases=["train"] * 4,
+            metadata=TOY_METADATA | {"subjectID": "sub-02"},
+            noise_ceilings=False,
+        )
     assert validate(path) == []
-    back = MosaicDataset(location=str(tmp_path), rois=[5, 7, 9], nan_vertices="keep").load_subject("sub-02_NEW")
+    back = MosaicDataset(location=str(tmp_path), rois=[5, 7, 9], nan_vertices="keep").load_subject(
+        "sub-02_NEW"
+    )
     np.testing.assert_array_equal(back.trials.betas, trials.betas)
 
 
@@ -156,19 +192,32 @@ def test_writer_rejects_units_that_are_not_grayordinates(tmp_path: Path) -> None
 def test_writer_rejects_codes_with_underscores(tmp_path: Path) -> None:
     trials = TrialData(np.zeros((2, N)), np.array(["a.jpg", "a.jpg"]), subject="sub-01")
     with pytest.raises(ParameterError, match="without '_'"):
-        write_subject(tmp_path, trials, phases=["test", "test"], metadata=TOY_METADATA, code="MY_SET")
+        write_subject(
+            tmp_path, trials, phases=["test", "test"], metadata=TOY_METADATA, code="MY_SET"
+        )
 
 
 @pytest.mark.parametrize("layout", ["chunks", "ind"])
-def test_merged_layout_reads_like_the_subject_file(toy_master: Path, tmp_path: Path, layout: str) -> None:
-    merged = write_merged([toy_master / "sub-01_TOY.hdf5"], tmp_path / f"mosaic_{layout}.hdf5", layout=layout)
+def test_merged_layout_reads_like_the_subject_file(
+    toy_master: Path, tmp_path: Path, layout: str
+) -> None:
+    merged = write_merged(
+        [toy_master / "sub-01_TOY.hdf5"], tmp_path / f"mosaic_{layout}.hdf5", layout=layout
+    )
     assert validate(merged) == []
-    params = {"rois": list(range(1000, 1512)) + [24576], "nan_vertices": "keep", "phases": ALL, "split": "file"}
+    params = {
+        "rois": list(range(1000, 1512)) + [24576],
+        "nan_vertices": "keep",
+        "phases": ALL,
+        "split": "file",
+    }
     a = MosaicDataset(location=str(toy_master), **params)
     b = MosaicDataset(location=str(merged), **params)
     assert b.subjects() == ["sub-01_TOY"]
     ta, tb = a.load_subject("sub-01_TOY").trials, b.load_subject("sub-01_TOY").trials
-    assert b.trial_table("sub-01_TOY")["key"].tolist() == a.trial_table("sub-01_TOY")["key"].tolist()
+    assert (
+        b.trial_table("sub-01_TOY")["key"].tolist() == a.trial_table("sub-01_TOY")["key"].tolist()
+    )
     np.testing.assert_array_equal(tb.stimulus_ids, ta.stimulus_ids)
     tol = 1e-6 if layout == "chunks" else 0  # float32 storage: ~6e-8 relative, |beta| < 6
     np.testing.assert_allclose(tb.betas, ta.betas, rtol=tol, atol=tol)

@@ -1,0 +1,116 @@
+"""`conform design` and `conform design check` through the real command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from conform_core.cli import build_app, main
+from conform_core.exceptions import ConformWarning
+
+SMALL = ["--sites", "1", "--participants-per-site", "2", "--core", "6", "--per-participant", "20",
+         "--overlap", "1", "--repeats", "2", "--sessions", "2", "--runs", "2",
+         "--core-sessions", "1", "--min-session-repeats", "1"]
+
+
+def _main(args: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    captured = capsys.readouterr()
+    return int(exit_info.value.code), captured.out + captured.err
+
+
+def test_help_explains_each_flag():
+    result = CliRunner().invoke(build_app(), ["design", "--help"],
+                                terminal_width=200)
+    assert result.exit_code == 0
+    for flag in ("--images", "--embeddings", "--ids", "--sites", "--participants-per-site",
+                 "--core", "--per-participant", "--overlap", "--core-repeats", "--repeats",
+                 "--sessions", "--runs", "--seed", "--out", "--config"):
+        assert flag in result.output
+
+
+def test_embeddings_run_and_check(pool_files, tmp_path, capsys):
+    out = tmp_path / "pkg"
+    code, text = _main(["design", "--embeddings", str(pool_files["emb"]), "--ids",
+                        str(pool_files["ids"]), *SMALL, "--out", str(out)], capsys)
+    assert code == 0, text
+    assert "Covering radius" in text and (out / "design.json").is_file()
+    code, text = _main(["design", "check", str(out)], capsys)
+    assert code == 0 and "OK, no violations" in text
+
+
+def test_impossible_design_exits_2_with_the_arithmetic(pool_files, tmp_path, capsys):
+    code, text = _main(["design", "--embeddings", str(pool_files["emb"]), "--ids",
+                        str(pool_files["ids"]), *SMALL, "--overlap", "3",
+                        "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2
+    assert "--overlap 3 is larger than the number of participants" in text
+    assert "Traceback" not in text and not (tmp_path / "pkg").exists()
+
+
+def test_missing_input_exits_2(tmp_path, capsys):
+    code, text = _main(["design", "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2 and "Give exactly one pool" in text
+
+
+def test_config_file_with_flags_winning(pool_files, tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text(
+        f'embeddings = "{pool_files["emb"].name}"\nids = "{pool_files["ids"].name}"\n'
+        'participants-per-site = 2\ncore = 6\nper_participant = 20\noverlap = 1\nrepeats = 2\n'
+        'sessions = 2\nruns = 2\ncore-sessions = 1\nmin-session-repeats = 1\nseed = 3\n')
+    code, text = _main(["design", "--config", str(config), "--seed", "11",
+                        "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 0, text
+    params = json.loads((tmp_path / "pkg" / "design.json").read_text())["parameters"]
+    assert params["seed"] == 11 and params["core"] == 6
+
+
+def test_unknown_config_key_is_named(tmp_path, capsys):
+    config = tmp_path / "study.toml"
+    config.write_text("coer = 5\n")
+    code, text = _main(["design", "--config", str(config), "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and "unknown key 'coer'" in text and "Did you mean 'core'" in text
+
+
+def test_check_lists_violations_and_exits_2(pool_files, tmp_path, capsys):
+    out = tmp_path / "pkg"
+    _main(["design", "--embeddings", str(pool_files["emb"]), "--ids", str(pool_files["ids"]),
+           *SMALL, "--out", str(out)], capsys)
+    (out / "stimuli.tsv").write_text("stimulus_id\tsource\n")
+    code, text = _main(["design", "check", str(out)], capsys)
+    assert code == 2
+    assert "stimuli.tsv: SHA-256 differs from SHA256SUMS" in text and "violation(s)" in text
+
+
+def test_check_of_a_folder_that_is_not_a_package(tmp_path, capsys):
+    code, text = _main(["design", "check", str(tmp_path)], capsys)
+    assert code == 2 and "design.json is missing" in text
+
+
+def test_image_folder_with_corrupt_and_duplicate_files(image_folder, tmp_path, capsys):
+    """The real path: images -> clip plugin (tiny untrained ViT) -> package that passes check."""
+    out = tmp_path / "pkg"
+    args = ["design", "--images", str(image_folder["folder"]), "--model",
+            str(image_folder["config"]), "--allow-untrained", "--cache-dir",
+            str(image_folder["cache"]), "--device", "cpu", *SMALL, "--out", str(out)]
+    with pytest.warns(ConformWarning, match="meaningless"):
+        code, text = _main(args, capsys)
+    assert code == 0, text
+    assert "Skipped unreadable image broken.jpg" in text
+    assert "1 duplicate file(s)" in text
+    design = json.loads((out / "design.json").read_text())
+    assert design["inputs"]["n_usable"] == 60
+    assert design["inputs"]["features"]["n_computed"] in (0, 60)
+    code, text = _main(["design", "check", str(out), "--images", str(image_folder["folder"])],
+                       capsys)
+    assert code == 0, text
+    # a second run finds every embedding in the cache
+    with pytest.warns(ConformWarning):
+        code, text = _main([*args[:-1], str(tmp_path / "again")], capsys)
+    again = json.loads((tmp_path / "again" / "design.json").read_text())
+    assert code == 0 and again["inputs"]["features"]["n_computed"] == 0
+    assert (out / "stimuli.tsv").read_bytes() == (tmp_path / "again" / "stimuli.tsv").read_bytes()
