@@ -79,9 +79,8 @@ def synthetic_session(n_units: int, n_runs: int, n_time: int, n_trials: int, see
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one benchmark in this process and return its measurements."""
-    from threadpoolctl import threadpool_info, threadpool_limits
-
     from conform_glmsingle import GLM_single
+    from threadpoolctl import threadpool_info, threadpool_limits
 
     out: dict[str, Any] = {"name": spec["name"]}
     if spec["kind"] == "case":

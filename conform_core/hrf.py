@@ -33,14 +33,14 @@ from scipy.stats import gamma
 from .exceptions import ParameterError
 
 __all__ = [
+    "CANONICAL_PARAMS",
     "FINE_DT",
     "LIBRARY_PARAMS",
-    "CANONICAL_PARAMS",
-    "spm_double_gamma",
     "canonical_hrf",
     "hrf_library",
-    "resample_hrf",
     "n_boxcar_samples",
+    "resample_hrf",
+    "spm_double_gamma",
 ]
 
 #: Resolution (s) of the impulse responses before resampling.
@@ -129,7 +129,7 @@ def n_boxcar_samples(stimdur: float) -> int:
     ``max(1, round(stimdur / 0.1))`` with ties rounded away from zero (MATLAB's rounding,
     which GLMsingle uses); a duration of 0 gives one sample (0.1 s).
     """
-    return max(1, int(math.floor(abs(stimdur) / FINE_DT * (1 + 1e-12) + 0.5)))
+    return max(1, math.floor(abs(stimdur) / FINE_DT * (1 + 1e-12) + 0.5))
 
 
 def _check_stimdur_tr(stimdur: float, tr: float) -> tuple[float, float]:
@@ -184,12 +184,12 @@ def resample_hrf(
     arr = np.asarray(fine, dtype=np.float64)
     squeeze = arr.ndim == 1
     cols = arr[:, None] if squeeze else arr
-    nbox = max(1, int(math.floor(stimdur / fine_dt * (1 + 1e-12) + 0.5)))
+    nbox = max(1, math.floor(stimdur / fine_dt * (1 + 1e-12) + 0.5))
     box = np.ones(nbox)
     conv = np.stack([np.convolve(cols[:, j], box) for j in range(cols.shape[1])], axis=1)
     t_fine = np.arange(conv.shape[0]) * fine_dt
     t_end = t_fine[-1]
-    n_out = int(math.floor(t_end / tr + 1e-9)) + 1
+    n_out = math.floor(t_end / tr + 1e-9) + 1
     t_out = np.arange(n_out) * tr
     out = PchipInterpolator(t_fine, conv, axis=0)(t_out)
     peak = out.max(axis=0)

@@ -33,9 +33,9 @@ def main() -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from conform_glmsingle import GLM_single
 
     from conform_core.io import atomic_write
-    from conform_glmsingle import GLM_single
 
     ref = np.load(REF)
     design = [d.astype(float) for d in ref["design"]]

@@ -24,10 +24,10 @@ from conform_core.exceptions import ParameterError
 
 __all__ = [
     "BadnessScorer",
-    "select_noise_regressors",
+    "check_xvalscheme",
     "findtailthreshold",
     "robustrange",
-    "check_xvalscheme",
+    "select_noise_regressors",
 ]
 
 
@@ -182,11 +182,10 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
     if v.size > 1_000_000:
         rng = np.random.RandomState(0)
         v = v[rng.permutation(v.size)[:1_000_000]]
-    from threadpoolctl import threadpool_limits
-
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
+    from threadpoolctl import threadpool_limits
 
     # a 1-D mixture: threads only add overhead; tol=1e-10 often stops at max_iter (as in the
     # official package), which is harmless here because the threshold lives on a 500-point grid

@@ -15,12 +15,19 @@ from numpy.typing import NDArray
 
 from ._crossval import BadnessScorer, select_noise_regressors
 from ._fracridge import RidgePath
-from ._glm import (ChunkData, RunBlock, ols_inverse, r2_percent, rss_terms, run_blocks,
-                   single_threaded)
+from ._glm import (
+    ChunkData,
+    RunBlock,
+    ols_inverse,
+    r2_percent,
+    rss_terms,
+    run_blocks,
+    single_threaded,
+)
 from ._nuisance import RunNuisance, noise_pool_pcs
 from ._pipeline import Context, _psc, assemble, group_bhat
 
-__all__ = ["noise_pool", "glmdenoise_regressors", "crossvalidate_pcs", "fit_types_cd"]
+__all__ = ["crossvalidate_pcs", "fit_types_cd", "glmdenoise_regressors", "noise_pool"]
 
 
 def noise_pool(ctx: Context, onoff_r2: NDArray[np.float32], brain_r2: float) -> NDArray[np.bool_]:

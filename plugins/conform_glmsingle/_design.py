@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import ConformWarning, ParameterError, ShapeError
 
-__all__ = ["TrialLayout", "check_design", "build_layout", "convolve_runs", "window_index"]
+__all__ = ["TrialLayout", "build_layout", "check_design", "convolve_runs", "window_index"]
 
 
 def _describe(value: object) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["RidgePath", "vector_interp", "alpha_grid"]
+__all__ = ["RidgePath", "alpha_grid", "vector_interp"]
 
 _BIG_BIAS = 10e3
 _SMALL_BIAS = 10e-3

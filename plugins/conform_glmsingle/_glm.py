@@ -24,8 +24,15 @@ from numpy.typing import NDArray
 from ._design import TrialLayout, window_index
 from ._nuisance import RunNuisance
 
-__all__ = ["ChunkData", "RunBlock", "run_blocks", "bhat_all_hrfs", "ols_inverse", "r2_percent",
-           "single_threaded"]
+__all__ = [
+    "ChunkData",
+    "RunBlock",
+    "bhat_all_hrfs",
+    "ols_inverse",
+    "r2_percent",
+    "run_blocks",
+    "single_threaded",
+]
 
 _CONTROLLER = None
 

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.io import atomic_write
 
-__all__ = ["write_outputs", "load_run", "read_events", "events_to_design", "ID_COLUMNS"]
+__all__ = ["ID_COLUMNS", "events_to_design", "load_run", "read_events", "write_outputs"]
 
 #: Columns tried, in order, for the stimulus id of an event.
 ID_COLUMNS = ("stimulus_id", "trial_type", "stim_file")
@@ -80,7 +80,7 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
                             "(.func.gii) or CIFTI (.dtseries.nii) time series.")
     try:
         img = nib.load(str(p))
-    except Exception as exc:  # nibabel raises many types
+    except Exception as exc:  # noqa: BLE001 - nibabel raises many types
         raise DataFileError(f"Cannot read {str(p)!r} ({exc}). Is it a NIfTI, GIFTI or CIFTI file?") from None
     name = p.name
     if isinstance(img, nib.gifti.GiftiImage):
@@ -111,7 +111,7 @@ def read_events(path: str | Path, id_column: str | None = None) -> tuple[NDArray
         raise DataFileError(f"Events file {str(p)!r} does not exist. Pass one BIDS events.tsv per run.")
     try:
         table = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - pandas parser errors vary
         raise DataFileError(f"Cannot read {str(p)!r} as a tab-separated table ({exc}).") from None
     cols = [id_column] if id_column else [c for c in ID_COLUMNS if c in table.columns][:1]
     missing = [c for c in ["onset", "duration", *cols] if c not in table.columns]

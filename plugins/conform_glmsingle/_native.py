@@ -9,13 +9,18 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import ParameterError
 
-from ._denoise import (_GroupDesigns, crossvalidate_pcs, fit_types_cd, glmdenoise_regressors,
-                       noise_pool)
+from ._denoise import (
+    _GroupDesigns,
+    crossvalidate_pcs,
+    fit_types_cd,
+    glmdenoise_regressors,
+    noise_pool,
+)
 from ._nuisance import RunNuisance
 from ._options import Options
 from ._pipeline import Context, fit_type_a, fit_type_b, make_context, thresholds
 
-__all__ = ["fit_native", "check_requested"]
+__all__ = ["check_requested", "fit_native"]
 
 
 def check_requested(opts: Options) -> list[bool]:

@@ -14,12 +14,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 __all__ = [
-    "round_half_away",
-    "default_maxpolydeg",
-    "polynomial_basis",
-    "orthonormalize_against",
     "RunNuisance",
+    "default_maxpolydeg",
     "noise_pool_pcs",
+    "orthonormalize_against",
+    "polynomial_basis",
+    "round_half_away",
 ]
 
 

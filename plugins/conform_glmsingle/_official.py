@@ -39,7 +39,7 @@ def fit_official(params: dict[str, Any], design: list[NDArray[np.float64]],
     if not official_available():
         raise ParameterError("engine='official' needs the official glmsingle package, which is not "
                              "installed. Install it from its git repository, or use engine='native'.")
-    from glmsingle.glmsingle import GLM_single as Official  # noqa: PLC0415 - lazy, heavy import
+    from glmsingle.glmsingle import GLM_single as Official
 
     opts = {k: v for k, v in params.items() if k not in _OURS}
     if "xvalscheme" in opts:  # official accepts ints or arrays of >= 2 runs only (pitfall 7)

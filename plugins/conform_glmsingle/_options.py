@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import DataFileError, ParameterError, ShapeError
 
-__all__ = ["DEFAULTS", "IGNORED", "Options", "resolve_options", "load_hrf_table"]
+__all__ = ["DEFAULTS", "IGNORED", "Options", "load_hrf_table", "resolve_options"]
 
 #: Official defaults (glmsingle.md section 3; Python package values).
 DEFAULTS: dict[str, Any] = {

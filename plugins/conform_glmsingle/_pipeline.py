@@ -15,14 +15,29 @@ from numpy.typing import NDArray
 
 from ._crossval import check_xvalscheme, findtailthreshold
 from ._design import TrialLayout, build_layout, check_run_count_for_xval, convolve_runs
-from ._glm import (ChunkData, RunBlock, bhat_all_hrfs, ols_inverse, r2_percent, rss_terms,
-                   run_blocks, single_threaded)
+from ._glm import (
+    ChunkData,
+    RunBlock,
+    bhat_all_hrfs,
+    ols_inverse,
+    r2_percent,
+    rss_terms,
+    run_blocks,
+    single_threaded,
+)
 from ._nuisance import RunNuisance
 from ._options import Options
 from ._progress import StageProgress
 
-__all__ = ["Context", "make_context", "fit_type_a", "fit_type_b", "assemble", "group_bhat",
-           "nan_argmax"]
+__all__ = [
+    "Context",
+    "assemble",
+    "fit_type_a",
+    "fit_type_b",
+    "group_bhat",
+    "make_context",
+    "nan_argmax",
+]
 
 
 @dataclass

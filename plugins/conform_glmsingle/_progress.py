@@ -30,8 +30,13 @@ class StageProgress:
         if not self.enabled:
             yield lambda n=1: None
         else:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             with Progress(TextColumn("[bold]GLMsingle[/] {task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:

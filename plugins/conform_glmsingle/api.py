@@ -34,7 +34,7 @@ from conform_core.exceptions import ParameterError, ShapeError
 from ._design import check_design
 from ._options import DEFAULTS, IGNORED, resolve_options
 
-__all__ = ["GLM_single", "prepare_data", "check_timing"]
+__all__ = ["GLM_single", "check_timing", "prepare_data"]
 
 _FILES = ("TYPEA_ONOFF", "TYPEB_FITHRF", "TYPEC_FITHRF_GLMDENOISE", "TYPED_FITHRF_GLMDENOISE_RR")
 _KEYS = ("typea", "typeb", "typec", "typed")
@@ -114,7 +114,7 @@ def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) 
     return out
 
 
-class GLM_single:  # noqa: N801 - the official class name
+class GLM_single:
     """Single-trial GLM (types A-D), a drop-in for the official ``GLM_single``.
 
     Parameters

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -86,11 +86,11 @@ def glmsingle_command(
     runs: list[Path],
     events: list[Path],
     out: Path,
-    tr: Optional[float] = None,  # noqa: UP007 - typer needs Optional
-    stimdur: Optional[float] = None,  # noqa: UP007
+    tr: float | None = None,
+    stimdur: float | None = None,
     types: str = "D",
-    session: Optional[list[int]] = None,  # noqa: UP007
-    id_column: Optional[str] = None,  # noqa: UP007
+    session: list[int] | None = None,
+    id_column: str | None = None,
     progress: bool = True,
 ) -> None:
     """Estimate single-trial betas with GLMsingle.
@@ -126,11 +126,11 @@ def _typed_command(typer: Any) -> Any:
         runs: list[Path] = typer.Argument(..., help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order."),
         events: list[Path] = typer.Option(..., "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type)."),
         out: Path = typer.Option(..., "--out", help="Output folder (created if needed; nothing in it is deleted)."),
-        tr: Optional[float] = typer.Option(None, "--tr", help="TR in seconds (default: from the NIfTI header)."),  # noqa: UP007
-        stimdur: Optional[float] = typer.Option(None, "--stimdur", help="Trial duration in seconds (default: median event duration)."),  # noqa: UP007
+        tr: float | None = typer.Option(None, "--tr", help="TR in seconds (default: from the NIfTI header)."),
+        stimdur: float | None = typer.Option(None, "--stimdur", help="Trial duration in seconds (default: median event duration)."),
         types: str = typer.Option("D", "--types", help="GLMsingle types to compute and save, letters from ABCD."),
-        session: Optional[list[int]] = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),  # noqa: UP007
-        id_column: Optional[str] = typer.Option(None, "--id-column", help="Events column holding the stimulus id."),  # noqa: UP007
+        session: list[int] | None = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),
+        id_column: str | None = typer.Option(None, "--id-column", help="Events column holding the stimulus id."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per stage."),
     ) -> None:
         glmsingle_command(runs, events, out, tr, stimdur, types, session, id_column, progress)

@@ -123,9 +123,9 @@ class GLMsingleDenoiser(Denoiser):
         return design, conditions, stimdur
 
     def _run(self, data: TimeSeriesData, force: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
+        from ._design import check_design
         from ._native import fit_native
         from ._options import resolve_options
-        from ._design import check_design
         from .api import check_timing, prepare_data
 
         runs, _, _ = prepare_data(list(data.runs))

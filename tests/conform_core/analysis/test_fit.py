@@ -139,3 +139,46 @@ def test_bad_set_values_are_rejected(spec_file, tmp_path):
         fit_analysis(spec_file, out=tmp_path / "o", overrides=["encodr=ridge"])
     with pytest.raises(SpecError, match="STAGE=PLUGIN or STAGE.PARAM=VALUE"):
         fit_analysis(spec_file, out=tmp_path / "o", overrides=["encoder"])
+
+
+def test_glm_stage_turns_time_series_into_trials(tmp_path):
+    path = tmp_path / "glm.toml"
+    path.write_text(textwrap.dedent("""
+        glm = "glmsingle"
+        denoiser = "trial-average"
+        encoder = "ridge"
+        [dataset]
+        plugin = "synthetic"
+        [dataset.params]
+        n_subjects = 2
+        n_units = 20
+        n_stimuli = 40
+        n_shared = 20
+        timeseries = true
+    """))
+    out, result = fit_analysis(path, out=tmp_path / "res")
+    assert not result.failures
+    assert any(r["metric"] == "truth_r" for r in _rows(out))
+    assert "glmsingle" in (out / "spec.lock.toml").read_text()
+
+
+def test_denoiser_stage_rejects_a_time_series_denoiser(tmp_path):
+    from conform_core.analysis.plan import make_plan
+    from conform_core.plugins import default_registry
+    from conform_core.spec import parse_spec
+
+    spec = parse_spec({"denoiser": "glmsingle", "dataset": {"plugin": "synthetic"}})
+    with pytest.raises(SpecError, match="needs a trial-level denoiser; 'glmsingle' consumes"):
+        make_plan(spec, default_registry())
+
+
+def test_scores_are_summarised_per_roi():
+    import numpy as np
+
+    from conform_core.analysis.scores import score_rows
+
+    roi = np.array(["V1", "V1", "V2", ""])
+    rows = score_rows(values={"r2": np.array([0.1, 0.3, 0.5, np.nan])}, roi=roi, subject="s",
+                      denoiser="d", aligner="none", encoder="e")
+    by_roi = {r["roi"]: (r["value"], r["n_units"]) for r in rows}
+    assert by_roi == {"all": (0.3, 3), "V1": (0.2, 2), "V2": (0.5, 1)}

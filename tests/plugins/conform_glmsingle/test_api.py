@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_glmsingle import GLM_single
 
 from conform_core.exceptions import ParameterError, ShapeError
-from conform_glmsingle import GLM_single
 
 from .conftest import small_study
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_glmsingle import GLMsingleDenoiser
 
 from conform_core.data import Events, TimeSeriesData, TrialData
 from conform_core.exceptions import ParameterError
-from conform_glmsingle import GLMsingleDenoiser
 
 from .conftest import small_study
 
@@ -97,9 +97,8 @@ def _write_bids(study, folder):
 def test_cli_writes_official_files_and_betas(study, tmp_path):
     import nibabel as nib
     import typer
-    from typer.testing import CliRunner
-
     from conform_glmsingle.cli import register
+    from typer.testing import CliRunner
 
     runs, events = _write_bids(study, tmp_path)
     app = typer.Typer()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conform_glmsingle._crossval import BadnessScorer, robustrange, select_noise_regressors
 from conform_glmsingle._fracridge import RidgePath, alpha_grid
 from conform_glmsingle._nuisance import polynomial_basis
