@@ -16,7 +16,7 @@ import typer
 
 from .exceptions import ConformError
 
-__all__ = ["app", "main", "build_app"]
+__all__ = ["main", "build_app", "run_app"]
 
 HELP = (
     "conform: design multi-site fMRI vision studies, denoise and model their data, and "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from ..exceptions import SpecError
 from ..spec import AnalysisSpec, apply_overrides, load_spec
