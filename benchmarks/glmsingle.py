@@ -92,6 +92,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                     "timepoints": int(sum(r.shape[1] for r in runs)),
                     "trials": int(sum(d.sum() for d in design))}
     times, timings, res = [], {}, None
+    params["blas_threads"] = spec["threads"]  # the fit pins BLAS to this many threads
     with threadpool_limits(limits=spec["threads"], user_api="blas"):
         out["blas"] = [{"api": i["internal_api"], "threads": i["num_threads"]}
                        for i in threadpool_info() if i["user_api"] == "blas"]
@@ -131,7 +132,8 @@ def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small synthetic session, 1 repeat")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS threads (default 2)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="BLAS threads during the fit (default 1, the library default)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats per case (min is reported)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)

@@ -3,25 +3,40 @@
 Times ``perform_gsn``, ``psn(data)`` (default preset) and ``psn(data, 'wiener')`` on
 500 x 1,000 x 2 and 1,000 x 1,000 x 3 (float32 and float64), with BLAS pinned to one
 thread (threadpoolctl) and again with all cores, and on the shared reference cases.
-Prints the median time, the peak Python-tracked memory (tracemalloc, which numpy
-reports its buffers to) and the ratio to the official code: timed here when the
-official ``gsn``/``psn`` packages are importable, otherwise the 1-thread times
-recorded in ``../shared/refdata/psn/*.json`` (and, for the 500 x 1,000 x 2 size, the
-``large`` anchor of ``shared/docs/psn_gsn.md`` section 7).
+
+When the official packages (``gsn`` = cvnlab/GSN, ``psn`` = jacob-prince/PSN) are
+importable, each official call is timed side by side with ours in this process, on
+the same data: the repetitions interleave (ours, official, official, ours, ...), each
+repetition runs the call enough times to last ``--min-time`` seconds, and the median
+per-call time is reported. The outputs are checked against each other in the same run
+with the parity tolerances of ``shared/docs/psn_gsn.md`` section 6 (covariances,
+denoisers, denoised data within 1e-8 of the largest magnitude for float64, 1e-5 for
+float32; shrinkage levels, numiters and global K exact). Nothing here installs them:
+put them in a scratch environment, e.g. ``/tmp/venv-official``, and run this script
+with that environment's python.
+
+When they are absent, the ratio is to the 1-thread times recorded in
+``../shared/refdata/psn/*.json`` (and, for 500 x 1,000 x 2 float64, the ``large``
+anchor of ``shared/docs/psn_gsn.md`` section 7), which were measured under other load.
+
+Also printed: the peak Python-tracked memory of our call (tracemalloc, which numpy
+reports its buffers to) and the 1-minute load average before each block.
 
 Usage::
 
-    python benchmarks/psn_gsn.py            # full run (a few minutes)
-    python benchmarks/psn_gsn.py --quick    # reference cases + 500 x 1,000 x 2 float64
+    /tmp/venv-official/bin/python benchmarks/psn_gsn.py           # full run
+    /tmp/venv-official/bin/python benchmarks/psn_gsn.py --quick   # refcases + 500x1000x2 f64
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,19 +49,73 @@ REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "refdata" / "p
 # shared/docs/psn_gsn.md section 7, `large` (500 x 1000 x 2), 1 BLAS thread, medians
 # measured with a load average of about 8 on 2 cores (GSN took 2.1-2.3 s when quieter).
 LARGE_ANCHOR = {"gsn": 4.052, "psn": 5.864, "psn_skip_split_half": 3.194}
+GSN_KEYS = ("cN", "cS", "cNb", "cSb", "ncsnr", "mnS")
+PSN_KEYS = ("denoiser", "denoiseddata")
 
 
-def _official() -> tuple[Callable | None, Callable | None]:
+# ----------------------------------------------------------------------------- official
+
+def _official() -> dict[str, Any] | None:
+    """The official entry points and where they come from, or None if not importable."""
     try:
+        import gsn  # type: ignore[import-not-found]
+        import psn as psn_pkg  # type: ignore[import-not-found]
         from gsn.perform_gsn import perform_gsn as off_gsn  # type: ignore[import-not-found]
-    except ImportError:
-        off_gsn = None
-    try:
         from psn import psn as off_psn  # type: ignore[import-not-found]
     except ImportError:
-        off_psn = None
-    return off_gsn, off_psn
+        return None
 
+    def version(dist: str, fallback: str) -> str:
+        try:
+            from importlib.metadata import PackageNotFoundError, version as v
+            return v(dist)
+        except (ImportError, PackageNotFoundError):
+            return fallback
+
+    quiet = {"wantverbose": 0, "backend": "numpy"}
+
+    def call_psn(data: np.ndarray, preset: str | None) -> dict[str, Any]:
+        args = (data,) if preset is None else (data, preset)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return off_psn(*args, wantfig=False, wantverbose=False,
+                           gsn_args={"backend": "numpy"})
+
+    return {
+        "gsn": lambda data: off_gsn(data, dict(quiet)),
+        "psn": call_psn,
+        "about": (f"gsn {version('gsn', '?')} ({Path(gsn.__file__).parent}), "
+                  f"psn {version('psn', getattr(psn_pkg, '__version__', '?'))} "
+                  f"({Path(psn_pkg.__file__).parent}); backend='numpy'"),
+    }
+
+
+def _parity(kind: str, mine: dict[str, Any], ref: dict[str, Any], dtype: Any) -> str:
+    """'ok' or the first mismatch, with the tolerances of psn_gsn.md section 6."""
+    rtol = 1e-5 if np.dtype(dtype) == np.float32 else 1e-8
+    worst = 0.0
+    keys = GSN_KEYS if kind == "gsn" else PSN_KEYS
+    for key in keys:
+        a = np.asarray(mine[key], dtype=np.float64)
+        b = np.asarray(ref[key], dtype=np.float64).reshape(a.shape)
+        scale = max(float(np.abs(b).max()), 1e-12)
+        err = float(np.abs(a - b).max()) / scale
+        if not err <= rtol:
+            return f"MISMATCH {key} {err:.1e}"
+        worst = max(worst, err)
+    exact = (("shrinklevelN", "shrinklevelD", "numiters") if kind == "gsn"
+             else ("best_threshold",) if kind == "psn" else ())
+    for key in exact:
+        if not np.array_equal(np.asarray(mine[key]), np.asarray(ref[key])):
+            return f"MISMATCH {key} {mine[key]} vs {ref[key]}"
+    if kind == "wiener":
+        k_mine, k_ref = float(mine["best_threshold"]), float(ref["best_threshold"])
+        if abs(k_mine - k_ref) > rtol * max(abs(k_ref), 1.0):
+            return f"MISMATCH best_threshold {k_mine} vs {k_ref}"
+    return f"ok ({worst:.0e})"
+
+
+# ----------------------------------------------------------------------------- timing
 
 def make_data(n_units: int, n_cond: int, n_trials: int, dtype: Any, seed: int = 0) -> np.ndarray:
     """Rank-40 signal (1/k spectrum) plus rank-10 correlated and diagonal noise."""
@@ -60,93 +129,145 @@ def make_data(n_units: int, n_cond: int, n_trials: int, dtype: Any, seed: int = 
     return (signal[:, :, None] + noise).astype(dtype)
 
 
-def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, float, Any]:
-    """Median seconds over ``repeats`` and the peak traced memory (MB) of one call."""
-    times = []
-    out = None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
+def _sample(fn: Callable[[], Any], loops: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(loops):
+        fn()
+    return (time.perf_counter() - t0) / loops
+
+
+def _loops(fn: Callable[[], Any], min_time: float) -> tuple[int, Any]:
+    """Run once (warm-up, keeps the output); loops per sample so one lasts ``min_time``."""
+    t0 = time.perf_counter()
+    out = fn()
+    once = time.perf_counter() - t0
+    return max(1, int(np.ceil(min_time / max(once, 1e-6)))), out
+
+
+def side_by_side(ours: Callable[[], Any], official: Callable[[], Any] | None, repeats: int,
+                 min_time: float) -> tuple[float, float | None, Any, Any]:
+    """Median seconds per call of ours and the official (interleaved), and their outputs."""
+    n_ours, out_ours = _loops(ours, min_time)
+    times: dict[str, list[float]] = {"ours": [], "off": []}
+    out_off = None
+    if official is not None:
+        n_off, out_off = _loops(official, min_time)
+    for rep in range(repeats):
+        order = ("ours", "off") if rep % 2 == 0 else ("off", "ours")
+        for who in order:
+            if who == "ours":
+                times["ours"].append(_sample(ours, n_ours))
+            elif official is not None:
+                times["off"].append(_sample(official, n_off))
+    off = statistics.median(times["off"]) if times["off"] else None
+    return statistics.median(times["ours"]), off, out_ours, out_off
+
+
+def peak_mb(fn: Callable[[], Any]) -> float:
     tracemalloc.start()
-    fn()
-    peak = tracemalloc.get_traced_memory()[1] / 2**20
-    tracemalloc.stop()
-    return statistics.median(times), peak, out
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1] / 2**20
+    finally:
+        tracemalloc.stop()
 
 
-def _row(label: str, sec: float, peak: float, ref: float | None, ref_kind: str) -> str:
-    ratio = f"{ref / sec:6.1f}x ({ref_kind} {ref:.3f} s)" if ref else "   n/a"
-    return f"| {label:<44} | {sec:8.3f} | {peak:8.1f} | {ratio} |"
+def _row(label: str, sec: float, ref: float | None, ref_kind: str, peak: float,
+         parity: str) -> str:
+    if ref:
+        ratio, ref_s = f"**{ref / sec:.1f}x**", f"{ref:.4g} ({ref_kind})"
+    else:
+        ratio, ref_s = "n/a", "n/a"
+    return f"| {label} | {sec:.4g} | {ref_s} | {ratio} | {peak:.1f} | {parity} |"
 
 
-def bench_refcases(threads: int | None, repeats: int) -> list[str]:
+def _run_case(label: str, data: np.ndarray, off: dict[str, Any] | None, repeats: int,
+              min_time: float, recorded: dict[str, float | None]) -> list[str]:
     rows = []
+    cases = (("perform_gsn", "gsn", lambda: perform_gsn(data),
+              (lambda: off["gsn"](data)) if off else None),
+             ("psn default", "psn", lambda: psn(data),
+              (lambda: off["psn"](data, None)) if off else None),
+             ("psn wiener", "wiener", lambda: psn(data, "wiener"),
+              (lambda: off["psn"](data, "wiener")) if off else None))
+    for name, kind, ours, official in cases:
+        sec, ref, out_ours, out_off = side_by_side(ours, official, repeats, min_time)
+        if official is not None:
+            kind_s, parity = "official here", _parity(kind, out_ours, out_off, data.dtype)
+        else:
+            ref, kind_s, parity = recorded.get(kind), "recorded", "not checked"
+        rows.append(_row(f"{label} {name}", sec, ref, kind_s, peak_mb(ours), parity))
+    return rows
+
+
+def bench_refcases(threads: int | None, off: dict[str, Any] | None, repeats: int,
+                   min_time: float) -> list[str]:
+    rows = []
+    key2 = "blas_1_thread" if threads == 1 else "default_threads"
     for path in sorted(REFDATA.glob("*.json")):
         meta = json.loads(path.read_text())
-        data = np.load(path.with_suffix(".npz"))["in__data"]
+        with np.load(path.with_suffix(".npz")) as npz:
+            data = npz["in__data"]
         rt = meta["runtime_s"]
-        with threadpool_limits(threads):
-            for name, fn, key in (
-                    ("perform_gsn", lambda: perform_gsn(data), "gsn_perform_gsn"),
-                    ("psn default", lambda: psn(data), "psn_standard_full_default")):
-                sec, peak, _ = timed(fn, repeats)
-                key2 = "blas_1_thread" if threads == 1 else "default_threads"
-                ref = rt.get(key, {}).get(key2, {}).get("median")
-                rows.append(_row(f"{meta['case']} {data.shape} {name}", sec, peak, ref,
-                                 "recorded"))
+        recorded = {"gsn": rt.get("gsn_perform_gsn", {}).get(key2, {}).get("median"),
+                    "psn": rt.get("psn_standard_full_default", {}).get(key2, {}).get("median")}
+        shape = "x".join(map(str, data.shape))
+        rows += _run_case(f"{meta['case']} {shape}", data, off, repeats, min_time, recorded)
     return rows
 
 
 def bench_sizes(sizes: list[tuple[int, int, int]], dtypes: list[Any], threads: int | None,
-                repeats: int) -> list[str]:
-    off_gsn, off_psn = _official()
+                off: dict[str, Any] | None, repeats: int, min_time: float) -> list[str]:
     rows = []
     for shape in sizes:
         for dtype in dtypes:
             data = make_data(*shape, dtype)
-            tag = f"{shape[0]}x{shape[1]}x{shape[2]} {np.dtype(dtype).name}"
-            with threadpool_limits(threads):
-                cases = [("perform_gsn", lambda: perform_gsn(data), "gsn",
-                          (lambda: off_gsn(data, {"wantverbose": 0, "backend": "numpy"}))
-                          if off_gsn else None),
-                         ("psn default", lambda: psn(data), "psn",
-                          (lambda: off_psn(data, wantfig=False, wantverbose=False,
-                                           gsn_args={"backend": "numpy"})) if off_psn else None),
-                         ("psn wiener", lambda: psn(data, "wiener"), None,
-                          (lambda: off_psn(data, "wiener", wantfig=False, wantverbose=False,
-                                           gsn_args={"backend": "numpy"})) if off_psn else None)]
-                for name, fn, anchor, off in cases:
-                    sec, peak, _ = timed(fn, repeats)
-                    if off is not None:
-                        ref, kind = timed(off, repeats)[0], "official here"
-                    elif (anchor and shape == (500, 1000, 2) and threads == 1
-                          and dtype == np.float64):
-                        ref, kind = LARGE_ANCHOR[anchor], "psn_gsn.md s7"
-                    else:
-                        ref, kind = None, ""
-                    rows.append(_row(f"{tag} {name}", sec, peak, ref, kind))
+            recorded: dict[str, float | None] = {}
+            if shape == (500, 1000, 2) and threads == 1 and dtype == np.float64:
+                recorded = {"gsn": LARGE_ANCHOR["gsn"], "psn": LARGE_ANCHOR["psn"]}
+            label = f"{'x'.join(map(str, shape))} {np.dtype(dtype).name}"
+            rows += _run_case(label, data, off, repeats, min_time, recorded)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
-                        help="only the reference cases and 500x1000x2 float64, 1 repeat")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions (median)")
+                        help="only the reference cases and 500x1000x2 float64")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved repetitions per call (median; default 5)")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds one repetition lasts at least (short calls loop)")
+    parser.add_argument("--threads", choices=("1", "all", "both"), default="both",
+                        help="BLAS threads: pinned to 1, all cores, or both (default)")
+    parser.add_argument("--no-refcases", action="store_true", help="skip the refdata cases")
     args = parser.parse_args()
-    repeats = 1 if args.quick else args.repeats
+    repeats = max(1, min(args.repeats, 3) if args.quick else args.repeats)
     sizes = [(500, 1000, 2)] if args.quick else [(500, 1000, 2), (1000, 1000, 3)]
     dtypes = [np.float64] if args.quick else [np.float32, np.float64]
-    blas = ", ".join(f"{i['internal_api']} {i.get('version')}" for i in threadpool_info())
-    print(f"numpy {np.__version__}; BLAS: {blas}")
-    header = ("| case | median s | peak MB | speed-up vs official |\n"
-              "|---|---|---|---|")
-    for threads, label in ((1, "BLAS pinned to 1 thread"), (None, "all cores")):
-        print(f"\n### {label}\n\n{header}")
-        if REFDATA.is_dir():
-            print("\n".join(bench_refcases(threads, repeats)))
-        print("\n".join(bench_sizes(sizes, dtypes, threads, repeats)))
+    off = _official()
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i.get('num_threads')} threads)"
+                     for i in threadpool_info())
+    print(f"numpy {np.__version__}; BLAS: {blas}; {os.cpu_count()} CPUs")
+    print("official: " + (off["about"] if off else
+                          "not importable -> ratios to recorded refdata times (other load)"))
+    print(f"{repeats} interleaved repetitions of >= {args.min_time} s each, median per call")
+    header = ("| case | ours [s] | official [s] | speed-up | ours peak MB | parity |\n"
+              "|---|---|---|---|---|---|")
+    blocks = {"1": [(1, "BLAS pinned to 1 thread")],
+              "all": [(None, "all cores")]}.get(args.threads,
+                                                [(1, "BLAS pinned to 1 thread"),
+                                                 (None, "all cores")])
+    for threads, label in blocks:
+        print(f"\n### {label} (load average {os.getloadavg()[0]:.1f} at start)\n\n{header}",
+              flush=True)
+        with threadpool_limits(threads):
+            if REFDATA.is_dir() and not args.no_refcases:
+                for row in bench_refcases(threads, off, repeats, args.min_time):
+                    print(row, flush=True)
+            for row in bench_sizes(sizes, dtypes, threads, off, repeats, args.min_time):
+                print(row, flush=True)
+        print(f"\n(load average {os.getloadavg()[0]:.1f} at end)", flush=True)
 
 
 if __name__ == "__main__":

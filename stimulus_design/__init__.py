@@ -23,10 +23,26 @@ _LAZY = {
 }
 
 __all__ = [
-    "Allocation", "DesignCheckError", "DesignInputs", "DesignParams", "KCenterResult", "Plan",
-    "allocate_stimuli", "check_package", "compare_with_random", "coverage_summary", "diversity",
-    "load_pool", "nearest_selected", "plan_design", "run_design", "schedule_participant",
-    "select_kcenter", "select_kcenter_numpy", "select_stratified", "conform_register_commands",
+    "Allocation",
+    "DesignCheckError",
+    "DesignInputs",
+    "DesignParams",
+    "KCenterResult",
+    "Plan",
+    "allocate_stimuli",
+    "check_package",
+    "compare_with_random",
+    "conform_register_commands",
+    "coverage_summary",
+    "diversity",
+    "load_pool",
+    "nearest_selected",
+    "plan_design",
+    "run_design",
+    "schedule_participant",
+    "select_kcenter",
+    "select_kcenter_numpy",
+    "select_stratified",
 ]
 
 

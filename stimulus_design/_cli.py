@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -76,38 +76,38 @@ Opt = typer.Option
 @design_app.callback()
 def design(
     ctx: typer.Context,
-    config: Annotated[Optional[Path], Opt(help="TOML file with any of these options (keys = flag names); flags given on the command line win.")] = None,
-    images: Annotated[Optional[Path], Opt(help="Folder of candidate images (searched recursively); embedded with the clip features plugin.")] = None,
-    list_file: Annotated[Optional[Path], Opt("--list", help="List file of image paths (.txt one per line, or .csv/.tsv with a 'path' column and optional 'category', 'exclude').")] = None,
-    embeddings: Annotated[Optional[Path], Opt(help="Precomputed embeddings: FILE.npy (rows = images, with --ids) or FILE.parquet ('id' + 'embedding' columns).")] = None,
-    ids: Annotated[Optional[Path], Opt(help="Text file with one stimulus id per row of --embeddings FILE.npy.")] = None,
-    metadata: Annotated[Optional[Path], Opt(help="CSV/TSV/Parquet with 'id' and optional 'category' (for --stratify), 'exclude' (1/true: never use), 'source', 'sha256'.")] = None,
-    sites: Annotated[Optional[int], Opt(help="Number of sites. Default 1.")] = None,
-    participants_per_site: Annotated[Optional[int], Opt(help="Participants at each site. Default 4.")] = None,
-    core: Annotated[Optional[int], Opt(help="Images every participant sees (the shared core). Default 200.")] = None,
-    per_participant: Annotated[Optional[int], Opt(help="Distinct images per participant, core included. Default 1000.")] = None,
-    overlap: Annotated[Optional[int], Opt(help="Participants who see each non-core image (K). Default 2.")] = None,
-    core_repeats: Annotated[Optional[int], Opt(help="Presentations of each core image per participant. Default 3.")] = None,
-    repeats: Annotated[Optional[int], Opt(help="Presentations of each non-core image per participant. Default 1.")] = None,
-    sessions: Annotated[Optional[int], Opt(help="Sessions per participant. Default 1.")] = None,
-    runs: Annotated[Optional[int], Opt(help="Runs per session. Default 8.")] = None,
-    trials_per_run: Annotated[Optional[int], Opt(help="Trial slots per run, null trials included. Default: the stimulus trials needed plus --null-trials.")] = None,
-    null_trials: Annotated[Optional[int], Opt(help="Null (blank) trials per run. Default: 10% of the stimulus trials, at least 2.")] = None,
-    stim_duration: Annotated[Optional[float], Opt(help="Seconds each image is shown. Default 3.")] = None,
-    iti: Annotated[Optional[float], Opt(help="Seconds of blank after each image (one slot = stim-duration + iti). Default 1.")] = None,
-    core_sessions: Annotated[Optional[int], Opt(help="Show the core only in sessions 1..N (front-loaded against drop-out). Default ceil(sessions/3).")] = None,
-    min_session_repeats: Annotated[Optional[int], Opt(help="Images shown twice within every session, for GLMsingle's cross-validation. Default 5.")] = None,
-    allocation: Annotated[Optional[str], Opt(help="'overlap' (balanced partial overlap) or 'prototypes' (LAION-fMRI: one near neighbour of every prototype per participant group). Default overlap.")] = None,
-    stratify: Annotated[Optional[bool], Opt("--stratify/--no-stratify", help="Select within each category in proportion to its size (needs a category column). Default off.")] = None,
-    seed: Annotated[Optional[int], Opt(help="Random seed; the same inputs and seed give a byte-identical package. Default 0.")] = None,
-    out: Annotated[Optional[Path], Opt(help="Folder to write the protocol package to (must not exist unless --overwrite).")] = None,
-    overwrite: Annotated[Optional[bool], Opt("--overwrite", help="Replace an existing --out folder (only once the new package is complete).")] = None,
-    model: Annotated[Optional[str], Opt(help="open_clip model name (or a model-config .json) for --images/--list. Default ViT-B-32.")] = None,
-    weights: Annotated[Optional[Path], Opt(help="Local open_clip checkpoint file for --model. Nothing is ever downloaded.")] = None,
-    allow_untrained: Annotated[Optional[bool], Opt("--allow-untrained", help="Without --weights, use a random untrained model (for tests only: embeddings are meaningless).")] = None,
-    batch_size: Annotated[Optional[int], Opt(help="Images per forward pass when embedding. Default 64.")] = None,
-    device: Annotated[Optional[str], Opt(help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'. Default auto.")] = None,
-    cache_dir: Annotated[Optional[Path], Opt(help="Embedding cache folder (default ~/.cache/conform/clip or $CONFORM_CACHE_DIR/clip).")] = None,
+    config: Annotated[Path | None, Opt(help="TOML file with any of these options (keys = flag names); flags given on the command line win.")] = None,
+    images: Annotated[Path | None, Opt(help="Folder of candidate images (searched recursively); embedded with the clip features plugin.")] = None,
+    list_file: Annotated[Path | None, Opt("--list", help="List file of image paths (.txt one per line, or .csv/.tsv with a 'path' column and optional 'category', 'exclude').")] = None,
+    embeddings: Annotated[Path | None, Opt(help="Precomputed embeddings: FILE.npy (rows = images, with --ids) or FILE.parquet ('id' + 'embedding' columns).")] = None,
+    ids: Annotated[Path | None, Opt(help="Text file with one stimulus id per row of --embeddings FILE.npy.")] = None,
+    metadata: Annotated[Path | None, Opt(help="CSV/TSV/Parquet with 'id' and optional 'category' (for --stratify), 'exclude' (1/true: never use), 'source', 'sha256'.")] = None,
+    sites: Annotated[int | None, Opt(help="Number of sites. Default 1.")] = None,
+    participants_per_site: Annotated[int | None, Opt(help="Participants at each site. Default 4.")] = None,
+    core: Annotated[int | None, Opt(help="Images every participant sees (the shared core). Default 200.")] = None,
+    per_participant: Annotated[int | None, Opt(help="Distinct images per participant, core included. Default 1000.")] = None,
+    overlap: Annotated[int | None, Opt(help="Participants who see each non-core image (K). Default 2.")] = None,
+    core_repeats: Annotated[int | None, Opt(help="Presentations of each core image per participant. Default 3.")] = None,
+    repeats: Annotated[int | None, Opt(help="Presentations of each non-core image per participant. Default 1.")] = None,
+    sessions: Annotated[int | None, Opt(help="Sessions per participant. Default 1.")] = None,
+    runs: Annotated[int | None, Opt(help="Runs per session. Default 8.")] = None,
+    trials_per_run: Annotated[int | None, Opt(help="Trial slots per run, null trials included. Default: the stimulus trials needed plus --null-trials.")] = None,
+    null_trials: Annotated[int | None, Opt(help="Null (blank) trials per run. Default: 10% of the stimulus trials, at least 2.")] = None,
+    stim_duration: Annotated[float | None, Opt(help="Seconds each image is shown. Default 3.")] = None,
+    iti: Annotated[float | None, Opt(help="Seconds of blank after each image (one slot = stim-duration + iti). Default 1.")] = None,
+    core_sessions: Annotated[int | None, Opt(help="Show the core only in sessions 1..N (front-loaded against drop-out). Default ceil(sessions/3).")] = None,
+    min_session_repeats: Annotated[int | None, Opt(help="Images shown twice within every session, for GLMsingle's cross-validation. Default 5.")] = None,
+    allocation: Annotated[str | None, Opt(help="'overlap' (balanced partial overlap) or 'prototypes' (LAION-fMRI: one near neighbour of every prototype per participant group). Default overlap.")] = None,
+    stratify: Annotated[bool | None, Opt("--stratify/--no-stratify", help="Select within each category in proportion to its size (needs a category column). Default off.")] = None,
+    seed: Annotated[int | None, Opt(help="Random seed; the same inputs and seed give a byte-identical package. Default 0.")] = None,
+    out: Annotated[Path | None, Opt(help="Folder to write the protocol package to (must not exist unless --overwrite).")] = None,
+    overwrite: Annotated[bool | None, Opt("--overwrite", help="Replace an existing --out folder (only once the new package is complete).")] = None,
+    model: Annotated[str | None, Opt(help="open_clip model name (or a model-config .json) for --images/--list. Default ViT-B-32.")] = None,
+    weights: Annotated[Path | None, Opt(help="Local open_clip checkpoint file for --model. Nothing is ever downloaded.")] = None,
+    allow_untrained: Annotated[bool | None, Opt("--allow-untrained", help="Without --weights, use a random untrained model (for tests only: embeddings are meaningless).")] = None,
+    batch_size: Annotated[int | None, Opt(help="Images per forward pass when embedding. Default 64.")] = None,
+    device: Annotated[str | None, Opt(help="'auto' (GPU if present), 'cpu' or 'cuda[:N]'. Default auto.")] = None,
+    cache_dir: Annotated[Path | None, Opt(help="Embedding cache folder (default ~/.cache/conform/clip or $CONFORM_CACHE_DIR/clip).")] = None,
 ) -> None:
     """Design the study and write the protocol package to --out.
 
@@ -158,7 +158,7 @@ def _report(design: dict[str, Any], out: Path) -> None:
 @design_app.command("check")
 def check(
     package: Annotated[Path, typer.Argument(help="Protocol package folder written by `conform design`.")],
-    images: Annotated[Optional[Path], Opt(help="Also verify every image's SHA-256 against stimuli.tsv, reading it from this folder.")] = None,
+    images: Annotated[Path | None, Opt(help="Also verify every image's SHA-256 against stimuli.tsv, reading it from this folder.")] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the violations as a JSON list.")] = False,
 ) -> None:
     """Re-validate a protocol package: counts, repeats, overlap, schedule rules, checksums.

@@ -17,16 +17,29 @@ from conform_core.io import atomic_directory, write_json
 from ._allocate import Allocation, allocate_stimuli
 from ._check import check_package
 from ._figure import plot_coverage
-from ._inputs import (Pool, finish_pool, images_in_folder, load_embeddings, read_list_file,
-                      read_table, scan_images)
+from ._inputs import (
+    Pool,
+    finish_pool,
+    images_in_folder,
+    load_embeddings,
+    read_list_file,
+    read_table,
+    scan_images,
+)
 from ._metrics import compare_with_random, nearest_selected
-from ._package import (Layout, StimulusTable, write_checksums, write_events, write_readmes,
-                       write_stimuli)
+from ._package import (
+    Layout,
+    StimulusTable,
+    write_checksums,
+    write_events,
+    write_readmes,
+    write_stimuli,
+)
 from ._params import DesignParams, Plan, plan_design
 from ._schedule import schedule_participant
 from ._select import select_kcenter, select_stratified
 
-__all__ = ["DesignInputs", "load_pool", "run_design", "DesignCheckError"]
+__all__ = ["DesignCheckError", "DesignInputs", "load_pool", "run_design"]
 
 
 class DesignCheckError(ConformError):
@@ -76,7 +89,7 @@ def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
         kind = "images"
     else:
         files, extra = read_list_file(Path(inputs.list_file))  # type: ignore[arg-type]
-        root, kind = None, "list"
+        root, kind = Path(inputs.list_file).parent, "list"  # type: ignore[arg-type]
     scanned = scan_images(files, root)
     if not scanned["ids"]:
         raise ConformError(f"None of the {len(files)} images could be read; first problem: "
@@ -87,7 +100,8 @@ def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
     clip = default_registry().get("features", "clip")(**inputs.features)
     stimuli = StimulusSet(ids=scanned["ids"], sources=scanned["paths"], sha256=scanned["sha256"])
     emb = clip.fit_transform(stimuli)
-    by_source = dict(zip(scanned["sources"], scanned["ids"]))
+    by_source = {**dict(zip(scanned["given"], scanned["ids"])),
+                 **dict(zip(scanned["sources"], scanned["ids"]))}
     merged: dict[str, dict[str, str]] = {}
     for key, row in list(extra.items()) + list(meta.items()):
         sid = by_source.get(key, key)

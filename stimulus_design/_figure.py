@@ -77,7 +77,7 @@ def plot_coverage(path: str | Path, pool: NDArray[np.float32], core: NDArray[np.
         ax2.hist(values, bins=bins, histtype="step", color=colour, lw=1.5,
                  label=f"{label}: radius {values.max():.3f}, p95 {np.percentile(values, 95):.3f}")
         ax2.axvline(float(values.max()), color=colour, ls="--", lw=1)
-    ax2.set(title="Distance from each pool image to its nearest selected image",
+    ax2.set(title="Pool image to nearest selected image",
             xlabel="distance between unit embeddings", ylabel="pool images")
     ax2.legend(loc="upper right", fontsize=8)
     fig.tight_layout()

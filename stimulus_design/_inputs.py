@@ -19,8 +19,15 @@ from numpy.typing import NDArray
 from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.io import sha256_file
 
-__all__ = ["Pool", "IMAGE_SUFFIXES", "scan_images", "read_list_file", "load_embeddings",
-           "read_metadata", "finish_pool"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "Pool",
+    "finish_pool",
+    "load_embeddings",
+    "read_list_file",
+    
+    "scan_images",
+]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 _TRUE = {"1", "true", "yes", "y", "x", "exclude"}
@@ -59,7 +66,7 @@ def _check_image(path: Path) -> str | None:
             if image.format == "JPEG":
                 image.draft("RGB", (64, 64))
             image.load()
-    except Exception as exc:  # PIL raises many types for corrupt files
+    except Exception as exc:  # noqa: BLE001  (PIL raises many types for corrupt files)
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -71,13 +78,15 @@ def _bad_text(value: str) -> bool:
 def scan_images(files: list[Path], root: Path | None) -> dict[str, Any]:
     """Checksum and decode-check image files; return ids, sources, paths and what was dropped.
 
-    Ids are the path relative to ``root`` without its suffix (or the file stem).
+    Ids are the path relative to ``root`` (when under it) without its suffix.
     """
-    ids, sources, paths, shas = [], [], [], []
+    ids, sources, paths, shas, given = [], [], [], [], []
     unreadable, duplicates = [], []
     first_by_sha: dict[str, str] = {}
     for path in files:
-        rel = path.relative_to(root).as_posix() if root is not None else path.as_posix()
+        rel = path.as_posix()
+        if root is not None and path.is_relative_to(root):
+            rel = path.relative_to(root).as_posix()
         if _bad_text(rel):
             unreadable.append({"file": repr(rel), "reason": "tab or newline in the file name"})
             continue
@@ -98,6 +107,7 @@ def scan_images(files: list[Path], root: Path | None) -> dict[str, Any]:
         ids.append(stem)
         sources.append(rel)
         paths.append(str(path.resolve()))
+        given.append(path.as_posix())
         shas.append(sha)
     if len(set(ids)) != len(ids):
         seen: set[str] = set()
@@ -105,7 +115,7 @@ def scan_images(files: list[Path], root: Path | None) -> dict[str, Any]:
         raise DataFileError(
             f"Two images map to the same stimulus id {clash[:3]} (same name, different "
             "suffix). Rename one of them.")
-    return {"ids": ids, "sources": sources, "paths": paths, "sha256": shas,
+    return {"ids": ids, "sources": sources, "paths": paths, "sha256": shas, "given": given,
             "unreadable": unreadable, "duplicates": duplicates}
 
 
@@ -156,13 +166,17 @@ def read_list_file(path: Path) -> tuple[list[Path], dict[str, dict[str, str]]]:
             raise DataFileError(f"--list {str(path)!r} needs a 'path' column; it has "
                                 f"{list(rows[0])}.")
         names = [r["path"] for r in rows]
-        extra = {r["path"]: r for r in rows}
+        extra = {_resolve(base, r["path"]).as_posix(): r for r in rows}
     else:
         lines = path.read_text(encoding="utf-8").splitlines()
         names = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
     if not names:
         raise DataFileError(f"--list {str(path)!r} lists no images.")
-    return [(base / n) if not Path(n).is_absolute() else Path(n) for n in names], extra
+    return [_resolve(base, n) for n in names], extra
+
+
+def _resolve(base: Path, name: str) -> Path:
+    return Path(name) if Path(name).is_absolute() else base / name
 
 
 def load_embeddings(path: Path, ids_path: Path | None) -> tuple[NDArray[np.float32], list[str],
@@ -185,7 +199,7 @@ def load_embeddings(path: Path, ids_path: Path | None) -> tuple[NDArray[np.float
     else:
         try:
             matrix = np.load(path, mmap_mode="r", allow_pickle=False)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (numpy raises several types)
             raise DataFileError(f"--embeddings {str(path)!r} is not a readable .npy file "
                                 f"({type(exc).__name__}: {exc}).") from None
         if ids_path is None:

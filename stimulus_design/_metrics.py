@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from ._select import _max_inner, unit_distance
 
-__all__ = ["nearest_selected", "coverage_summary", "diversity", "compare_with_random"]
+__all__ = ["compare_with_random", "coverage_summary", "diversity", "nearest_selected"]
 
 
 def nearest_selected(pool: NDArray[np.float32], rows: NDArray[np.int64]) -> NDArray[np.float32]:

@@ -14,8 +14,17 @@ from conform_core.io import sha256_file, write_json, write_text
 from ._params import DesignParams, Plan
 from ._schedule import NULL, ParticipantSchedule
 
-__all__ = ["StimulusTable", "Layout", "write_events", "write_stimuli", "write_readmes",
-           "write_checksums", "EVENT_COLUMNS", "CONDITION_COLUMNS", "TASK"]
+__all__ = [
+    "CONDITION_COLUMNS",
+    "EVENT_COLUMNS",
+    "TASK",
+    "Layout",
+    "StimulusTable",
+    "write_checksums",
+    "write_events",
+    "write_readmes",
+    "write_stimuli",
+]
 
 TASK = "conform"
 EVENT_COLUMNS = ("onset", "duration", "trial_type", "stim_file", "stimulus_id", "repetition")

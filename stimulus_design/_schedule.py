@@ -25,7 +25,7 @@ from conform_core.exceptions import ParameterError
 
 from ._params import DesignParams, Plan
 
-__all__ = ["ParticipantSchedule", "schedule_participant", "run_capacities", "null_positions"]
+__all__ = ["ParticipantSchedule", "null_positions", "run_capacities", "schedule_participant"]
 
 NULL = -1
 

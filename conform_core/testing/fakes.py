@@ -47,10 +47,37 @@ def make_features(n_stimuli: int = 30, n_features: int = 5, n_units: int = 4,
 
 
 def make_stimuli(n_stimuli: int = 6, n_features: int = 4, random_state: int = 0) -> StimulusSet:
-    """A StimulusSet with random embeddings and no files."""
+    """A StimulusSet with random embeddings and small random PNG images as sources.
+
+    The images live in a temporary folder made once per process (removed at exit), so
+    both embedding-based and image-based feature plugins can be checked.
+    """
     rng = np.random.default_rng(random_state)
     ids = np.array([f"stim{i:03d}" for i in range(n_stimuli)])
-    return StimulusSet(ids=ids, embeddings=rng.standard_normal((n_stimuli, n_features)))
+    sources = [str(_fake_image(i, random_state)) for i in range(n_stimuli)]
+    return StimulusSet(ids=ids, sources=sources, embeddings=rng.standard_normal((n_stimuli, n_features)))
+
+
+_IMAGE_DIR: list[str] = []
+
+
+def _fake_image(index: int, random_state: int) -> str:
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    from PIL import Image
+
+    if not _IMAGE_DIR:
+        folder = tempfile.mkdtemp(prefix="conform-fake-images-")
+        atexit.register(shutil.rmtree, folder, True)
+        _IMAGE_DIR.append(folder)
+    path = os.path.join(_IMAGE_DIR[0], f"img{random_state}_{index:03d}.png")
+    if not os.path.exists(path):
+        pixels = np.random.default_rng([random_state, index]).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(path)
+    return path
 
 
 def make_timeseries(n_units: int = 8, n_runs: int = 4, n_conditions: int = 6, repeats: int = 2,

@@ -27,6 +27,14 @@ __all__ = ["ClipFeatures"]
 _UNTRAINED_SEED = 0
 
 
+_TINY_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
+}
+"""A tiny open_clip config, used only by the contract kit (an untrained model)."""
+
+
 class ClipFeatures(Features):
     """Image embeddings from an open_clip model (L2-normalised float32, cached on disk).
 
@@ -77,11 +85,18 @@ class ClipFeatures(Features):
 
     @classmethod
     def _contract_instances(cls) -> list[Component]:
-        """None: the contract kit's fake stimuli have no image files to embed.
+        """An untrained tiny ViT (no weights exist offline), for the contract kit's fake images."""
+        import atexit
+        import json
+        import shutil
+        import tempfile
 
-        tests/plugins/conform_clip runs the same checks on generated images instead.
-        """
-        return []
+        folder = tempfile.mkdtemp(prefix="conform-clip-contract-")
+        atexit.register(shutil.rmtree, folder, True)
+        config = f"{folder}/conform-tiny-vit.json"
+        with open(config, "w", encoding="utf-8") as handle:
+            json.dump(_TINY_CONFIG, handle)
+        return [cls(model=config, allow_untrained=True, cache_dir=folder)]
 
     # ------------------------------------------------------------------ set-up
     def _model_name(self) -> str:

@@ -119,7 +119,7 @@ def crossvalidate_pcs(ctx: Context, nz_cd: list[RunNuisance], hrfindex: NDArray[
             cd = ChunkData.prepare(ctx.runs, sl, nz_cd)
             for h, idx in _groups(ctx, sl, hrfindex):
                 sub = cd.take(idx)
-                bh = group_bhat(sub, lay, ctx.opts.hrflibrary[:, h])
+                bh = group_bhat(sub, ctx.conv_lib, h)
                 ref = assemble(designs.ols(h, bh, sub, _use_extras(ctx, 0), 0), lay)
                 scorer = BadnessScorer(ctx.folds, lay.trial_run, lay.stimorder,
                                        ctx.opts.sessionindicator, ref)
@@ -195,7 +195,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
             for h, idx in _groups(ctx, sl, hrfindex):
                 sub = cd.take(idx)
                 blocks = designs[h]
-                bh = group_bhat(sub, lay, ctx.opts.hrflibrary[:, h])
+                bh = group_bhat(sub, ctx.conv_lib, h)
                 if fracs.size == 1:
                     alpha = np.zeros(idx.size)
                     choice = np.zeros(idx.size, np.int64)

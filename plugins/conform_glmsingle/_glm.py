@@ -21,7 +21,6 @@ import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
 
-from ._design import TrialLayout, window_index
 from ._nuisance import RunNuisance
 
 __all__ = [
@@ -57,8 +56,8 @@ class ChunkData:
 
     Attributes
     ----------
-    d : list of ndarray of shape (n_units, T_r + 1)
-        Projected data with one zero sample appended (the pad read by truncated windows).
+    d : list of ndarray of shape (n_units, T_r)
+        Projected data.
     ssq : ndarray of shape (n_units, n_runs)
         Sum of squares of the projected data per run.
     de, dpc : list of ndarray
@@ -80,7 +79,7 @@ class ChunkData:
             ssq.append(np.einsum("ij,ij->i", yy, yy))
             de.append(yy @ nz.extra)
             dpc.append(yy @ nz.pcs)
-            d.append(np.concatenate([yy, np.zeros((yy.shape[0], 1))], axis=1))
+            d.append(yy)
         return cls(d=d, ssq=np.stack(ssq, axis=1), de=de, dpc=dpc)
 
     def take(self, index: NDArray[np.int64]) -> ChunkData:
@@ -93,19 +92,16 @@ class ChunkData:
         return int(self.ssq.shape[0])
 
 
-def bhat_all_hrfs(chunk: ChunkData, layout: TrialLayout, run: int,
-                  hrfs: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Return ``d X`` for every trial of ``run`` and every HRF: (n_units, n_r, n_hrfs).
+def bhat_all_hrfs(chunk: ChunkData, run: int, conv_all: NDArray[np.float64],
+                  n_hrfs: int) -> NDArray[np.float64]:
+    """Return ``d X`` for every trial of ``run`` and every HRF: (n_units, n_hrfs, n_r).
 
-    Each trial regressor is the HRF placed at the trial's onset (truncated at the end of
-    the run), so ``d X`` is the data window after each onset times the HRF: one GEMM of
-    (units x trials, HRF length) by (HRF length, n_hrfs).
+    ``conv_all`` is the run's convolved design for all HRFs, (T_r, n_hrfs * n_r) with HRF-major
+    columns: one GEMM per run and block of units. (``d X = d X^`` because ``d`` is already
+    orthogonal to the polynomials.)
     """
-    length = hrfs.shape[0]
-    idx = window_index(layout.onsets[run], layout.n_times[run], length)
-    win = chunk.d[run][:, idx]  # (n_units, n_r, length)
-    n_u, n_r, _ = win.shape
-    return (win.reshape(n_u * n_r, length) @ hrfs).reshape(n_u, n_r, hrfs.shape[1])
+    out = chunk.d[run] @ conv_all
+    return out.reshape(out.shape[0], n_hrfs, -1)
 
 
 @dataclass

@@ -47,6 +47,16 @@ def fit_native(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]
     the component's ``transform``.
     """
     want = check_requested(opts)
+    from threadpoolctl import threadpool_limits
+
+    # the products here have one dimension of ~n_r (trials per run): one BLAS thread is faster
+    # than two, and far faster when other processes compete for the cores
+    with threadpool_limits(limits=opts["blas_threads"], user_api="blas"):
+        return _fit(runs, design, tr, opts, force, want)
+
+
+def _fit(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr: float,
+         opts: Options, force: dict[str, Any] | None, want: list[bool]) -> tuple[dict[str, Any], Context]:
     ctx = make_context(runs, design, tr, opts, force)
     out: dict[str, Any] = {}
     a = fit_type_a(ctx)

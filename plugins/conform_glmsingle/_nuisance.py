@@ -162,10 +162,15 @@ def noise_pool_pcs(
     norms = np.linalg.norm(y, axis=0)
     norms[norms == 0] = 1.0
     y = y / norms
+    import scipy.linalg
+    from threadpoolctl import threadpool_limits
+
     m = y @ y.T
-    evals, evecs = np.linalg.eigh(m)
+    n_keep = min(n_pcs + 1, m.shape[0])
+    with threadpool_limits(limits=1, user_api="blas"):  # T x T: threads only add overhead
+        evals, evecs = scipy.linalg.eigh(m, subset_by_index=[m.shape[0] - n_keep, m.shape[0] - 1])
     order = np.argsort(evals)[::-1]
-    u = evecs[:, order[: n_pcs + 1]]
+    u = evecs[:, order]
     # a deterministic sign: largest-magnitude entry positive
     flip = np.sign(u[np.argmax(np.abs(u), axis=0), np.arange(u.shape[1])])
     flip[flip == 0] = 1

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "verbose": True,
     "quirks": "official",
     "random_state": 0,
+    "blas_threads": 1,
 }
 
 #: Accepted for compatibility, never used by GLM_single (glmsingle.md section 3).
@@ -150,6 +151,10 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
     if raw["quirks"] not in ("official", "fixed"):
         raise ParameterError(f"quirks must be 'official' or 'fixed'; got {raw['quirks']!r}. "
                              "'official' reproduces the official package's numbers.")
+    bt = raw["blas_threads"]
+    if bt is not None and (not isinstance(bt, (int, np.integer)) or isinstance(bt, bool) or bt < 1):
+        raise ParameterError(f"blas_threads must be a positive int or None (leave BLAS as it is); "
+                             f"got {bt!r}.")
     chunk = raw["chunklen"]
     if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
         raise ParameterError(f"chunklen must be a positive int (units per chunk); got {chunk!r}.")

@@ -107,7 +107,8 @@ def make_context(runs: list[NDArray[np.float32]], design: list[NDArray[np.float6
     drop_ab = opts["quirks"] == "official" and extras[0] is None
     extras_ab = [None if drop_ab else e for e in extras]
     nz_ab = [RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)]
-    chunk = int(opts["chunklen"])
+    # chunklen bounds memory; blocks of at most 4096 units also keep the working set in cache
+    chunk = min(int(opts["chunklen"]), 4096)
     n_units = runs[0].shape[0]
     chunks = [slice(s, min(s + chunk, n_units)) for s in range(0, n_units, chunk)]
     return Context(runs=runs, layout=layout, opts=opts, folds=folds, extras=extras, nz_ab=nz_ab,
@@ -128,9 +129,9 @@ def assemble(per_run: list[NDArray[np.float64]], layout: TrialLayout) -> NDArray
     return out
 
 
-def group_bhat(cd: ChunkData, layout: TrialLayout, hrf: NDArray[np.float64]) -> list[NDArray[np.float64]]:
-    """Return ``d X`` per run (n_units, n_r) for one HRF."""
-    return [bhat_all_hrfs(cd, layout, r, hrf[:, None])[:, :, 0] for r in range(layout.n_runs)]
+def group_bhat(cd: ChunkData, conv: list[NDArray[np.float64]], h: int) -> list[NDArray[np.float64]]:
+    """Return ``d X`` per run (n_units, n_r) for HRF ``h`` (``conv``: per run (H, T_r, n_r))."""
+    return [cd.d[r] @ c[h] for r, c in enumerate(conv)]
 
 
 def fit_type_a(ctx: Context) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
         for sl in ctx.chunks:
             meanvol[sl] = sum(np.asarray(y[sl], np.float64).sum(axis=1) for y in ctx.runs) / total_t
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
-            bh = [cd.d[r][:, :-1] @ xs[r][0] for r in range(ctx.n_runs)]
+            bh = [cd.d[r] @ xs[r][0] for r in range(ctx.n_runs)]
             g = sum(float(xh @ xh - ea @ ea) for xh, ea in xs)
             b = sum(bh[r] - cd.de[r] @ xs[r][1] for r in range(ctx.n_runs))
             bt = b / g if g > 0 else np.zeros_like(b)
@@ -210,6 +211,8 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     lay, lib = ctx.layout, ctx.opts.hrflibrary
     n, n_h, n_r = ctx.n_units, lib.shape[1], ctx.n_runs
     ctx.conv_lib = convolve_runs(lay, lib)
+    conv_all = [np.ascontiguousarray(c.transpose(1, 0, 2).reshape(c.shape[1], -1))
+                for c in ctx.conv_lib]
     blocks = [run_blocks([c[h] for c in ctx.conv_lib], ctx.nz_ab) for h in range(n_h)]
     with single_threaded():
         invs = [[ols_inverse(b.gram(ctx.extras_ab, 0), b.good) for b in bl] for bl in blocks]
@@ -222,12 +225,16 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
             rss = np.zeros((cd.n_units, n_r, n_h))
             for r in range(n_r):
-                bh = bhat_all_hrfs(cd, lay, r, lib)
+                bh = bhat_all_hrfs(cd, r, conv_all[r], n_h)
                 for h in range(n_h):
                     blk = blocks[h][r]
-                    b = blk.cross(bh[:, :, h], cd.de[r], cd.dpc[r], ctx.extras_ab, 0)
-                    beta = b @ invs[h][r]
-                    rss[:, r, h] = cd.ssq[:, r] + rss_terms(beta, bh[:, :, h], blk.ghat)
+                    if ctx.extras_ab:
+                        b = blk.cross(bh[:, h], cd.de[r], cd.dpc[r], True, 0)
+                        beta = b @ invs[h][r]
+                        rss[:, r, h] = cd.ssq[:, r] + rss_terms(beta, bh[:, h], blk.ghat)
+                    else:  # G beta = b, so beta'G beta - 2 beta.b = -beta.b
+                        beta = bh[:, h] @ invs[h][r]
+                        rss[:, r, h] = cd.ssq[:, r] - np.einsum("ij,ij->i", beta, bh[:, h])
             fit_r2[sl] = r2_percent(rss.sum(axis=1), cd.ssq.sum(axis=1)[:, None])
             fit_r2run[sl] = r2_percent(rss, cd.ssq[:, :, None])
             advance(1)
@@ -236,7 +243,7 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                 for h in np.unique(hidx):
                     idx = np.flatnonzero(hidx == h)
                     sub = cd.take(idx)
-                    bh1 = group_bhat(sub, lay, lib[:, h])
+                    bh1 = group_bhat(sub, ctx.conv_lib, h)
                     if ctx.opts["wantlss"]:
                         per_run = _lss(blocks[h], bh1, sub, ctx.extras_ab)
                     else:

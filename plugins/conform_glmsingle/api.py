@@ -123,7 +123,8 @@ class GLM_single:
         Official option names and defaults (see ``DEFAULTS``), plus ``engine``
         ({"native", "official"}), ``verbose``, ``quirks`` ({"official", "fixed"}) and
         ``random_state`` (seed of the GMM behind the automatic R² threshold; 0 reproduces the
-        official package run after ``numpy.random.seed(0)``).
+        official package run after ``numpy.random.seed(0)``) and ``blas_threads`` (BLAS threads
+        during the fit, default 1: faster than 2 for these matrix sizes; None leaves BLAS as is).
 
     Raises
     ------

@@ -330,23 +330,30 @@ def _check_nans(
     index: TrialIndex,
     rows: NDArray[np.int64],
     vertices: NDArray[np.int64],
+    block: int = 256,
 ) -> None:
-    bad = ~np.isfinite(out)
-    rows_with_bad = set(np.flatnonzero(bad.any(axis=1)).tolist())
-    for i, row in enumerate(rows):
-        listed = index.nan_indices[row]
-        if i not in rows_with_bad and listed.size == 0:
-            continue
-        expected = np.intersect1d(listed, vertices)
-        got = vertices[bad[i]] if i in rows_with_bad else vertices[:0]
-        if not np.array_equal(expected, got):
-            extra = np.setdiff1d(got, expected)[:5].tolist()
-            absent = np.setdiff1d(expected, got)[:5].tolist()
-            raise DataFileError(
-                f"{source.where}: trial {index.keys[row]!r} has nan_indices that disagree with its data "
-                f"(non-finite but not listed: {extra}; listed but finite: {absent}). Set the attribute "
-                "to np.flatnonzero(~np.isfinite(beta)) or re-create the file with "
-                "conform_mosaic.write_subject."
-            )
-    if rows_with_bad:
-        np.copyto(out, np.nan, where=bad)
+    """Compare each row's non-finite values with its ``nan_indices``; make them NaN.
+
+    Works on ``block`` rows at a time so the temporary mask stays small.
+    """
+    for first in range(0, len(rows), block):
+        chunk = out[first : first + block]
+        bad = ~np.isfinite(chunk)
+        flagged = set(np.flatnonzero(bad.any(axis=1)).tolist())
+        for j, row in enumerate(rows[first : first + block].tolist()):
+            listed = index.nan_indices[row]
+            if j not in flagged and listed.size == 0:
+                continue
+            expected = np.intersect1d(listed, vertices)
+            got = vertices[bad[j]] if j in flagged else vertices[:0]
+            if not np.array_equal(expected, got):
+                extra = np.setdiff1d(got, expected)[:5].tolist()
+                absent = np.setdiff1d(expected, got)[:5].tolist()
+                raise DataFileError(
+                    f"{source.where}: trial {index.keys[row]!r} has nan_indices that disagree with "
+                    f"its data (non-finite but not listed: {extra}; listed but finite: {absent}). "
+                    "Set the attribute to np.flatnonzero(~np.isfinite(beta)) or re-create the file "
+                    "with conform_mosaic.write_subject."
+                )
+        if flagged:
+            np.copyto(chunk, np.nan, where=bad)

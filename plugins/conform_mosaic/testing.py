@@ -8,7 +8,9 @@ works offline. Nothing here downloads anything.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,7 +101,7 @@ _CACHE: dict[str, Path] = {}
 def toy_folder(path: str | os.PathLike[str] | None = None) -> Path:
     """Write the toy subject, its side tables and ``toy_atlas.npy`` into ``path``.
 
-    With ``path=None`` a temporary folder is made once per process and reused.
+    With ``path=None`` a temporary folder is made once per process, reused, and removed at exit.
     """
     from ._writer import write_subject
 
@@ -107,6 +109,7 @@ def toy_folder(path: str | os.PathLike[str] | None = None) -> Path:
         if "default" in _CACHE and (_CACHE["default"] / "sub-01_TOY.hdf5").is_file():
             return _CACHE["default"]
         path = _CACHE["default"] = Path(tempfile.mkdtemp(prefix="conform-mosaic-toy-"))
+        atexit.register(shutil.rmtree, path, True)
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     trials, splits = toy_trials()

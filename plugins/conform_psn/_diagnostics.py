@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._linalg import trial_mean
 from ._thresholds import recovery_curve, signal_curve
 
 __all__ = ["row_corr", "split_half_r", "recovery_tradeoff", "svnv"]
@@ -22,6 +23,17 @@ __all__ = ["row_corr", "split_half_r", "recovery_tradeoff", "svnv"]
 
 def row_corr(x: NDArray, y: NDArray) -> NDArray[np.float64]:
     """Per-row Pearson r, using the columns where both rows are finite (NaN if undefined)."""
+    if np.isfinite(x).all() and np.isfinite(y).all():  # the same arithmetic, no masking
+        with np.errstate(invalid="ignore", divide="ignore"):
+            count = np.intp(x.shape[1])  # an intp divisor, as below (float32 -> float64)
+            xc = x - x.sum(1, keepdims=True) / count
+            yc = y - y.sum(1, keepdims=True) / count
+            den = np.sqrt((xc**2).sum(1) * (yc**2).sum(1))
+            r = (xc * yc).sum(1) / den
+        if x.shape[1] < 2:
+            r[:] = np.nan
+        r[~(den > 0)] = np.nan
+        return r
     mask = np.isfinite(x) & np.isfinite(y)
     count = mask.sum(axis=1)
     xm = np.where(mask, x, 0.0)
@@ -45,9 +57,12 @@ def split_half_r(data: NDArray, filt: NDArray | None, unit_means: NDArray) -> fl
     halves = []
     for start in (0, 1):
         part = data[:, :, start::2]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN
-            halves.append(np.nanmean(part, axis=2))
+        half = trial_mean(part)  # equals nanmean when there is no NaN
+        if np.isnan(half).any():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices -> NaN
+                half = np.nanmean(part, axis=2)
+        halves.append(half)
     um = unit_means[:, None]
     # NaN columns stay NaN, as upstream
     den = halves if filt is None else [filt @ (h - um) + um for h in halves]

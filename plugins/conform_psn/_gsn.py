@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from conform_core.exceptions import ConformWarning, ParameterError
 
 from ._linalg import deterministic_randperm, eigh_descending, flat_corr, helmert_contrasts
-from ._linalg import nearest_psd
+from ._linalg import nearest_psd, trial_mean
 from ._shrinkage import choose_shrinkage, default_levels, shrink
 from ._validation import TrialLayout, check_choice_option, check_constant_units, check_data
 from ._validation import check_option_names
@@ -300,7 +300,7 @@ def _gsn_core(data: NDArray[np.floating], layout: TrialLayout, options: dict[str
         n_diff = float(layout.counts.mean())
     else:
         c_noise, level_n = _fit_noise_even(data, levels)
-        means = data.mean(axis=2)
+        means = trial_mean(data)
         n_cs = n_bc = n_diff = n_trials
     c_data, mean_data, level_d = _fit_data(means, levels)
     c_signal = c_data - c_noise / n_cs

@@ -18,6 +18,7 @@ __all__ = [
     "eigh_descending",
     "flat_corr",
     "helmert_contrasts",
+    "trial_mean",
 ]
 
 _PERM_CACHE: dict[int, NDArray[np.intp]] = {}
@@ -107,3 +108,21 @@ def helmert_contrasts(n: int) -> NDArray[np.float64]:
         h[k, k - 1] = -k
         h[:, k - 1] /= np.sqrt(k * (k + 1))
     return h
+
+
+def trial_mean(data: NDArray[np.floating], dtype: type | None = None) -> NDArray[np.floating]:
+    """``data.mean(axis=-1, dtype=dtype)``, bit-for-bit, faster for few trials.
+
+    numpy reduces a short last axis one row at a time (about 20x slower than a
+    vectorised add for 2-3 trials). Below 8 trials numpy's pairwise summation is a
+    plain left-to-right sum, so adding the trial slices in order and dividing by the
+    count gives the identical result; from 8 trials on this defers to ``mean``.
+    """
+    n = data.shape[-1]
+    if n >= 8 or n == 0:
+        return data.mean(axis=-1, dtype=dtype)
+    acc = np.array(data[..., 0], dtype=dtype if dtype is not None else data.dtype)
+    for k in range(1, n):
+        acc += data[..., k]
+    acc /= n
+    return acc

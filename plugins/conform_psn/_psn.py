@@ -23,7 +23,7 @@ from conform_core.exceptions import DataFileError, ParameterError
 from ._bases import construct_basis, project
 from ._diagnostics import recovery_tradeoff, split_half_r, svnv
 from ._gsn import _gsn_core, _resolve_options as _gsn_options
-from ._linalg import eigh_descending
+from ._linalg import eigh_descending, trial_mean
 from ._options import CV_PRESETS, parse_call, resolve_options
 from ._thresholds import candidates, max_tradeoff, recovery_curve, select_k, signal_curve
 from ._validation import TrialLayout, check_constant_units, check_data
@@ -75,7 +75,7 @@ def load_gsn_result(cache: Any, n_units: int) -> dict[str, Any]:
 
 def _trial_average(data: NDArray, layout: TrialLayout) -> NDArray[np.float64]:
     if not layout.has_nans:
-        return data.mean(axis=2, dtype=np.float64)
+        return trial_mean(data, np.float64)
     finite = np.isfinite(data)
     total = np.where(finite, data, 0).sum(axis=2, dtype=np.float64)
     return total / finite.sum(axis=2)

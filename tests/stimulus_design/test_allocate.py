@@ -19,7 +19,7 @@ def _allocate(**kwargs):
 
 
 def test_every_noncore_image_has_exactly_k_participants_and_counts_balance():
-    alloc, params, plan = _allocate(sites=2, participants_per_site=3, core=30,
+    alloc, _, plan = _allocate(sites=2, participants_per_site=3, core=30,
                                     per_participant=130, overlap=3)
     assert alloc.members.shape == (plan.n_overlap_images, 3)
     assert all(len(set(m)) == 3 for m in alloc.members)
@@ -39,7 +39,7 @@ def test_pairs_of_participants_share_similar_numbers():
 
 
 def test_prototype_mode_gives_each_group_a_neighbour_of_every_prototype():
-    alloc, params, plan = _allocate(participants_per_site=4, core=20, per_participant=70,
+    alloc, _, plan = _allocate(participants_per_site=4, core=20, per_participant=70,
                                     overlap=2, allocation="prototypes")
     assert plan.n_prototypes == 50 and alloc.overlap.size == 100
     for p in range(4):

@@ -16,9 +16,9 @@ from stimulus_design import DesignInputs, DesignParams, check_package, run_desig
 
 from .conftest import write_pool
 
-PARAMS = dict(sites=2, participants_per_site=2, core=24, per_participant=120, overlap=2,
-              core_repeats=3, repeats=3, sessions=3, runs=3, core_sessions=1,
-              min_session_repeats=3, seed=7)
+PARAMS = {"sites": 2, "participants_per_site": 2, "core": 24, "per_participant": 120,
+          "overlap": 2, "core_repeats": 3, "repeats": 3, "sessions": 3, "runs": 3,
+          "core_sessions": 1, "min_session_repeats": 3, "seed": 7}
 
 
 def _run(pool_files, out: Path, **overrides):
@@ -70,7 +70,7 @@ def test_repeat_and_overlap_counts_are_exact(package):
     core = {s for s, r in table.items() if r["group"] == "core"}
     assert len(core) == 24 and len(table) == 24 + 4 * 96 // 2
     viewers = Counter()
-    for sub, counts in seen.items():
+    for counts in seen.values():
         assert len(counts) == 120
         assert all(counts[s] == 3 for s in core)
         for s, n in counts.items():

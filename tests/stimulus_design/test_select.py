@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from conform_core.exceptions import ParameterError
-from stimulus_design import (compare_with_random, diversity, nearest_selected, select_kcenter,
-                             select_kcenter_numpy, select_stratified)
+from stimulus_design import (
+    compare_with_random,
+    diversity,
+    nearest_selected,
+    select_kcenter,
+    select_kcenter_numpy,
+    select_stratified,
+)
 
 from .conftest import clustered
 
