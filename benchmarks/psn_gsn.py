@@ -72,6 +72,16 @@ def _official() -> dict[str, Any] | None:
         except (ImportError, PackageNotFoundError):
             return fallback
 
+    def tree_version(package: Any) -> str:  # an exported source tree on sys.path
+        root = Path(package.__file__).parents[1]
+        for name in ("pyproject.toml", "setup.py"):
+            text = (root / name).read_text() if (root / name).is_file() else ""
+            found = [line.split("=", 1)[1].strip(" ',\"") for line in text.splitlines()
+                     if line.replace(" ", "").startswith("version=")]
+            if found:
+                return found[0]
+        return "?"
+
     quiet = {"wantverbose": 0, "backend": "numpy"}
 
     def call_psn(data: np.ndarray, preset: str | None) -> dict[str, Any]:
@@ -84,8 +94,9 @@ def _official() -> dict[str, Any] | None:
     return {
         "gsn": lambda data: off_gsn(data, dict(quiet)),
         "psn": call_psn,
-        "about": (f"gsn {version('gsn', '?')} ({Path(gsn.__file__).parent}), "
-                  f"psn {version('psn', getattr(psn_pkg, '__version__', '?'))} "
+        "about": (f"gsn {version('gsn', tree_version(gsn))} ({Path(gsn.__file__).parent}), "
+                  f"psn {version('psn', tree_version(psn_pkg))} "
+                  f"(__version__ {getattr(psn_pkg, '__version__', '?')}) "
                   f"({Path(psn_pkg.__file__).parent}); backend='numpy'"),
     }
 

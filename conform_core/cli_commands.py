@@ -83,14 +83,29 @@ def plugins_new(
 def data_info(
     dataset: Annotated[str, typer.Argument(help="Dataset plugin name, e.g. 'synthetic' or 'mosaic'.")],
     location: Annotated[Optional[Path], typer.Argument(help="Folder (or file) the dataset reads.")] = None,
+    params: Annotated[Optional[list[str]], typer.Option(
+        "--param", "-p", help="A dataset parameter, KEY=VALUE (values read as TOML), e.g. "
+                              "--param atlas=/data/atlas.npy. Repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Describe a dataset: subjects, trials, stimuli, units, splits. Writes nothing."""
     from .plugins import default_registry
+    from .spec import parse_value
 
     cls = default_registry().get("dataset", dataset)
-    instance = cls(location=str(location)) if location is not None else cls()
-    summary = instance.describe()
+    kwargs = {}
+    accepted = list(cls._get_param_names())
+    for item in params or []:
+        key, sep, text = item.partition("=")
+        if not sep or key.strip() not in accepted:
+            raise ParameterError(
+                f"--param takes KEY=VALUE with KEY one of {', '.join(accepted)}; got {item!r}."
+                f"{suggest(key.strip(), accepted)}"
+            )
+        kwargs[key.strip()] = parse_value(text.strip())
+    if location is not None:
+        kwargs["location"] = str(location)
+    summary = cls(**kwargs).describe()
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
@@ -98,6 +113,8 @@ def data_info(
     from rich.table import Table
 
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)
     extra = {k: v for k, v in summary.items() if k != "subjects"}
     for key, value in extra.items():
         console.print(f"[bold]{key}[/]: {value}", highlight=False)

@@ -40,7 +40,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["StageEntry", "AnalysisSpec", "load_spec", "parse_spec", "apply_overrides",
-           "check_spec", "STAGES", "STAGE_KIND", "COMPARED_STAGES", "METRICS"]
+           "check_spec", "parse_value", "STAGES", "STAGE_KIND", "COMPARED_STAGES", "METRICS"]
 
 STAGES: tuple[str, ...] = ("dataset", "glm", "denoiser", "aligner", "encoder", "features")
 """Stage names, in pipeline order."""
@@ -220,7 +220,8 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
                         lock=dict(raw.get("lock", {})), base_dir=base_dir or Path.cwd())
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """Read a command-line value as TOML (numbers, booleans, lists, quoted strings); else a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -249,7 +250,7 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
         if head in ("analysis", "evaluation"):
             if not param:
                 raise SpecError(f"--set {item!r}: use {head}.KEY=VALUE.")
-            getattr(out, head)[param] = _parse_value(text)
+            getattr(out, head)[param] = parse_value(text)
             continue
         if not param:
             names = [n.strip() for n in text.split(",") if n.strip()]
@@ -262,14 +263,14 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
                 out.lock.pop("inputs", None)
             continue
         if head == "dataset" and param in ("location", "subjects", "rois"):
-            out.dataset[param] = _parse_value(text)
+            out.dataset[param] = parse_value(text)
             out.lock.pop("inputs", None)
             continue
         if not out.stages.get(head):
             raise SpecError(f"--set {item!r}: stage {head!r} has no plugin to set {param!r} on. "
                             f"Add one first, e.g. --set {head}=NAME.")
         for entry in out.stages[head]:
-            entry.params[param] = _parse_value(text)
+            entry.params[param] = parse_value(text)
     return out
 
 

@@ -97,6 +97,13 @@ def _plain(value: Any) -> Any:
 def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
     """Check ``spec`` and resolve it into a :class:`Plan` (subjects listed, params complete)."""
     check_spec(spec, registry)
+    spec = spec.copy()
+    rois = spec.dataset.get("rois", [])
+    dataset_entry = spec.stages["dataset"][0]
+    if rois and "rois" in registry.get("dataset", dataset_entry.plugin)._get_param_names():
+        # the dataset reads only these units itself (e.g. MOSAIC's ROI names or vertex indices)
+        dataset_entry.params["rois"] = rois
+        rois = []
     stages: dict[str, tuple[StageEntry, ...]] = {}
     for stage, entries in spec.stages.items():
         kind = STAGE_KIND[stage]
@@ -122,7 +129,6 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
                 raise SpecError(f"[dataset] subjects: no subject {name!r} in this dataset."
                                 f"{suggest(name, available)} Subjects: {', '.join(available[:10])}.")
         subjects = tuple(wanted)
-    rois = spec.dataset.get("rois", [])
     rois = (rois,) if isinstance(rois, str) else tuple(rois)
     return Plan(stages=stages, location=plan.location, subjects=subjects, rois=rois,
                 seed=plan.seed, metrics=plan.metrics, test_fraction=plan.test_fraction)

@@ -123,13 +123,13 @@ def register(app: Any) -> None:
 
 def _typed_command(typer: Any) -> Any:
     def glmsingle(
-        runs: list[Path] = typer.Argument(..., help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order."),
-        events: list[Path] = typer.Option(..., "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type)."),
-        out: Path = typer.Option(..., "--out", help="Output folder (created if needed; nothing in it is deleted)."),
+        runs: list[Path] = typer.Argument(..., help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order."),  # noqa: B008
+        events: list[Path] = typer.Option(..., "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type)."),  # noqa: B008
+        out: Path = typer.Option(..., "--out", help="Output folder (created if needed; nothing in it is deleted)."),  # noqa: B008
         tr: float | None = typer.Option(None, "--tr", help="TR in seconds (default: from the NIfTI header)."),
         stimdur: float | None = typer.Option(None, "--stimdur", help="Trial duration in seconds (default: median event duration)."),
         types: str = typer.Option("D", "--types", help="GLMsingle types to compute and save, letters from ABCD."),
-        session: list[int] | None = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),
+        session: list[int] | None = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),  # noqa: B008
         id_column: str | None = typer.Option(None, "--id-column", help="Events column holding the stimulus id."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per stage."),
     ) -> None:

@@ -142,3 +142,16 @@ def test_scaffolded_plugin_installs_appears_and_passes_its_own_tests(tmp_path):
                             "-p", "no:cacheprovider", str(project / "tests")],
                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert tests.returncode == 0, tests.stdout[-2000:]
+
+
+def test_data_info_describes_the_synthetic_dataset_with_params():
+    result = _invoke(["data", "info", "synthetic", "--param", "n_subjects=2", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert [row["subject"] for row in summary["subjects"]] == ["sub-01", "sub-02"]
+
+
+def test_data_info_rejects_unknown_params(capsys):
+    code = run_app(typer.main.get_command(build_app()),
+                   ["data", "info", "synthetic", "--param", "n_subject=2"])
+    assert code == 2 and "Did you mean 'n_subjects'" in capsys.readouterr().err
