@@ -118,23 +118,70 @@ def check_float_array(
                     f"{name} needs at least {low} entries along axis {axis} {axes}; "
                     f"got {describe(array)}."
                 )
-    finite = np.isfinite(array)
-    if not finite.all():
-        n_inf = int(np.isinf(array).sum())
-        if n_inf:
-            first = tuple(int(i) for i in np.argwhere(np.isinf(array))[0])
-            raise ShapeError(
-                f"{name} contains {n_inf} infinite value(s) (first at index {first}). "
-                "Replace them (e.g. with NaN where a value is missing) or drop those units."
-            )
-        if not allow_nan:
-            n_nan = int(np.isnan(array).sum())
-            first = tuple(int(i) for i in np.argwhere(np.isnan(array))[0])
-            raise ShapeError(
-                f"{name} contains {n_nan} NaN value(s) (first at index {first}) where NaN is "
-                "not allowed. Remove or impute the missing values, or drop those units."
-            )
+    n_inf, first_inf, n_nan, first_nan = _count_non_finite(array, count_nan=not allow_nan)
+    if n_inf:
+        raise ShapeError(
+            f"{name} contains {n_inf} infinite value(s) (first at index {first_inf}). "
+            "Replace them (e.g. with NaN where a value is missing) or drop those units."
+        )
+    if n_nan:
+        raise ShapeError(
+            f"{name} contains {n_nan} NaN value(s) (first at index {first_nan}) where NaN is "
+            "not allowed. Remove or impute the missing values, or drop those units."
+        )
     return array
+
+
+_FINITE_BLOCK = 1 << 20  # elements checked at a time by check_float_array
+
+
+def _count_non_finite(
+    array: NDArray[np.floating], *, count_nan: bool
+) -> tuple[int, tuple[int, ...] | None, int, tuple[int, ...] | None]:
+    """Number of infinite values and the index of the first (C order); the same for NaN when
+    ``count_nan`` (else 0, None).
+
+    Works on slabs of about ``_FINITE_BLOCK`` elements along axis 0, reusing one boolean
+    buffer, so no mask the size of ``array`` is ever allocated. A slab whose sum is finite
+    holds no NaN or infinity (both propagate through a sum; a finite overflow only sends the
+    slab to the exact check), so clean data costs one read-only pass.
+    """
+    if array.ndim == 0:
+        value = array.reshape(1)
+        n_inf, n_nan = int(np.isinf(value).sum()), int(np.isnan(value).sum()) if count_nan else 0
+        return n_inf, () if n_inf else None, n_nan, () if n_nan else None
+    row = int(np.prod(array.shape[1:], dtype=np.int64))
+    step = max(1, _FINITE_BLOCK // max(row, 1))
+    buffer: NDArray[np.bool_] | None = None
+    n_inf = n_nan = 0
+    first_inf: tuple[int, ...] | None = None
+    first_nan: tuple[int, ...] | None = None
+    for start in range(0, array.shape[0], step):
+        block = array[start : start + step]
+        with np.errstate(over="ignore", invalid="ignore"):  # inf - inf, finite overflow
+            total = np.add.reduce(block, axis=None)
+        if np.isfinite(total):
+            continue
+        if buffer is None:
+            buffer = np.empty(min(array.size, step * max(row, 1)), dtype=bool)
+        mask = buffer[: block.size].reshape(block.shape)
+        checks = [(np.isinf, "inf")] + ([(np.isnan, "nan")] if count_nan else [])
+        for test, kind in checks:
+            test(block, out=mask)
+            count = int(np.count_nonzero(mask))
+            if not count:
+                continue
+            first = list(np.unravel_index(int(mask.reshape(-1).argmax()), block.shape))
+            first[0] += start
+            if kind == "inf":
+                n_inf += count
+                if first_inf is None:
+                    first_inf = tuple(int(i) for i in first)
+            else:
+                n_nan += count
+                if first_nan is None:
+                    first_nan = tuple(int(i) for i in first)
+    return n_inf, first_inf, n_nan, first_nan
 
 
 def check_ids(value: Any, *, n: int | None, name: str, axis_name: str = "",

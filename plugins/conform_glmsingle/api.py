@@ -125,6 +125,17 @@ class GLM_single:
         ``random_state`` (seed of the GMM behind the automatic R² threshold; 0 reproduces the
         official package run after ``numpy.random.seed(0)``) and ``blas_threads`` (BLAS threads
         during the fit, default 1: faster than 2 for these matrix sizes; None leaves BLAS as is).
+        ``engine="official"`` runs the official ``glmsingle`` package when it is installed
+        (for comparison; conform never installs it) in a private temporary folder, without
+        figures, with numpy seeded by ``random_state`` (None: not seeded) and BLAS pinned to
+        ``blas_threads``; ``quirks`` does not apply to it.
+
+    Attributes
+    ----------
+    written_ : list of Path
+        Files written into ``outputdir`` by the last ``fit``.
+    timings_ : dict
+        Seconds per stage of the last ``fit`` (``{"total": ...}`` for the official engine).
 
     Raises
     ------
@@ -185,7 +196,15 @@ class GLM_single:
         if opts["engine"] == "official":
             from ._official import fit_official
 
-            return fit_official(self.params, design_runs, runs, spatial, volume, sd, t, outputdir)
+            if _force is not None:
+                raise ParameterError("Forced choices (_force) need engine='native'.")
+            res, info = fit_official(self.params, opts, design_runs, runs, spatial, volume, sd, t,
+                                     outputdir)
+            self.written_ = info["written"]
+            self.timings_ = info["timings"]
+            self.thresholds_ = {}
+            self.official_version_ = info["version"]
+            return res
         from ._native import fit_native
 
         flat, ctx = fit_native(runs, design_runs, t, opts, force=_force)

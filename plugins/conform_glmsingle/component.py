@@ -15,6 +15,19 @@ from conform_core.exceptions import ParameterError
 __all__ = ["GLMsingleDenoiser"]
 
 _TYPE_KEY = {"A": "typea", "B": "typeb", "C": "typec", "D": "typed"}
+_PER_UNIT = ("onoffR2", "meanvol", "betasmd", "FitHRFR2", "FitHRFR2run", "HRFindex", "HRFindexrun",
+             "R2", "R2run", "noisepool", "pcvoxels", "glmbadness", "rrbadness", "FRACvalue",
+             "scaleoffset")
+
+
+def _unit_first(res: dict[str, Any], n_units: int) -> dict[str, Any]:
+    """Official results for 2-D input (``V x 1 x 1 x ...``) as unit-first arrays (``V x ...``)."""
+    out = dict(res)
+    for key in _PER_UNIT:
+        val = out.get(key)
+        if isinstance(val, np.ndarray) and val.ndim >= 3 and val.shape[0] == n_units:
+            out[key] = val.reshape((n_units,) + val.shape[3:])
+    return out
 
 
 class GLMsingleDenoiser(Denoiser):
@@ -47,6 +60,9 @@ class GLMsingleDenoiser(Denoiser):
         library from its double-gamma parameters.
     extra_options : dict or None, default=None
         Any other official GLMsingle option (e.g. ``{"brainthresh": [99, 0.1]}``).
+        ``{"engine": "official"}`` fits with the official ``glmsingle`` package if it is
+        installed (for comparison); ``transform`` on other runs then refits natively with the
+        official fit's choices (HRF, PC count, noise pool, fractions).
     verbose : bool, default=False
         Show a progress bar per stage (only on a terminal).
 
@@ -137,11 +153,19 @@ class GLMsingleDenoiser(Denoiser):
         _, session_codes = np.unique(np.asarray(data.sessions), return_inverse=True)
         params["sessionindicator"] = (session_codes + 1).tolist()
         opts = resolve_options(params, stimdur=sd, tr=tr, n_times=n_times)
+        if opts["engine"] == "official" and force is None:
+            from ._design import build_layout
+            from ._official import fit_official
+
+            res, _ = fit_official(params, opts, design, runs, (runs[0].shape[0],), False, sd, tr,
+                                  None)
+            return _unit_first(res[_TYPE_KEY[self.model]], runs[0].shape[0]), (
+                build_layout(design, tr), conditions)
         results, ctx = fit_native(runs, design, tr, opts, force=force)
-        return results[_TYPE_KEY[self.model]], (ctx, conditions)
+        return results[_TYPE_KEY[self.model]], (ctx.layout, conditions)
 
     def _fit(self, data: TimeSeriesData) -> GLMsingleDenoiser:
-        res, (ctx, conditions) = self._run(data, None)
+        res, (layout, conditions) = self._run(data, None)
         self.results_ = res
         self.conditions_ = conditions
         self.hrf_index_ = np.asarray(res["HRFindex"])
@@ -149,12 +173,11 @@ class GLMsingleDenoiser(Denoiser):
         self.frac_value_ = res.get("FRACvalue")
         self.noisepool_ = res.get("noisepool")
         self._fitted_on = weakref.ref(data)
-        self.trial_data_ = self._to_trials(res, ctx, conditions, data)
+        self.trial_data_ = self._to_trials(res, layout, conditions, data)
         return self
 
-    def _to_trials(self, res: dict[str, Any], ctx: Any, conditions: NDArray[np.str_],
+    def _to_trials(self, res: dict[str, Any], lay: Any, conditions: NDArray[np.str_],
                    data: TimeSeriesData) -> TrialData:
-        lay = ctx.layout
         sessions = np.asarray(data.sessions)[lay.trial_run]
         return TrialData(betas=np.ascontiguousarray(np.asarray(res["betasmd"], np.float32).T),
                          stimulus_ids=conditions[lay.stimorder], sessions=sessions,
@@ -172,5 +195,5 @@ class GLMsingleDenoiser(Denoiser):
             force["noisepool"] = self.noisepool_
         if self.frac_value_ is not None:
             force["FRACvalue"] = self.frac_value_
-        res, (ctx, conditions) = self._run(data, force)
-        return self._to_trials(res, ctx, conditions, data)
+        res, (layout, conditions) = self._run(data, force)
+        return self._to_trials(res, layout, conditions, data)
