@@ -182,3 +182,40 @@ def test_scores_are_summarised_per_roi():
                       denoiser="d", aligner="none", encoder="e")
     by_roi = {r["roi"]: (r["value"], r["n_units"]) for r in rows}
     assert by_roi == {"all": (0.3, 3), "V1": (0.2, 2), "V2": (0.5, 1)}
+
+
+def test_examples_are_valid_specs():
+    from conform_core.analysis.plan import make_plan
+    from conform_core.plugins import default_registry
+    from conform_core.spec import check_spec, load_spec
+
+    root = Path(__file__).resolve().parents[3] / "examples"
+    plan = make_plan(load_spec(root / "quickstart.toml"), default_registry())
+    assert [e.plugin for e in plan.stages["denoiser"]] == ["trial-average", "pca", "psn"]
+    check_spec(load_spec(root / "mosaic.toml"), default_registry())
+
+
+def test_psn_runs_in_fit_with_every_preset(spec_file, tmp_path):
+    presets = ["standard", "conservative", "aggressive", "compare", "wiener", "cv"]
+    entries = ", ".join(f'{{plugin = "psn", params = {{preset = "{p}"}}, label = "psn-{p}"}}'
+                        for p in presets)
+    text = spec_file.read_text().replace('denoiser = ["trial-average", "pca"]', f"denoiser = [{entries}]")
+    text = text.replace('aligner = ["procrustes"]\n', "")
+    spec_file.write_text(text)
+    out, result = fit_analysis(spec_file, out=tmp_path / "res")
+    assert not result.failures, result.failures
+    scored = {r["denoiser"] for r in _rows(out) if r["metric"] == "pearson_r"}
+    assert scored == {f"psn-{p}" for p in presets}
+
+
+def test_lock_refuses_changed_inputs(tmp_path):
+    from conform_core.simulation import simulate_study, write_study
+
+    write_study(tmp_path / "study", simulate_study(n_subjects=2, n_units=20, n_stimuli=40, n_shared=20))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[dataset]\nplugin = "synthetic"\nlocation = "study"\n')
+    first, _ = fit_analysis(spec, out=tmp_path / "a")
+    assert "stimuli.tsv" in (first / "spec.lock.toml").read_text()
+    (tmp_path / "study" / "stimuli.tsv").write_text("changed\n")
+    with pytest.raises(SpecError, match="inputs of this locked analysis changed.*stimuli.tsv"):
+        fit_analysis(first / "spec.lock.toml", out=tmp_path / "b")
