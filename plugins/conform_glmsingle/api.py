@@ -13,8 +13,8 @@ Differences from the official package (glmsingle.md section 10), all deliberate:
 * bad input raises a :class:`~conform_core.exceptions.ConformError` naming the run and the fix
   before any file is written (instead of truncating mismatched runs or crashing later);
 * ``xvalscheme`` may be a list of lists; ``brainexclude`` follows MATLAB (1 = exclude);
-  ``wantlibrary=0`` works without requesting type B; the run-wise FIR diagnostic is not
-  computed (``RUNWISEFIR.npy`` is not written);
+  ``wantlibrary=0`` works without requesting type B; the run-wise FIR diagnostic
+  (``RUNWISEFIR.npy``) is computed only when ``outputdir`` is given;
 * ``params["quirks"] = "fixed"`` includes extra regressors consistently (official: dropped
   from the K = 0 model and a pcnum = 0 fit); the default ``"official"`` reproduces the
   official numbers.
@@ -112,6 +112,26 @@ def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) 
         else:
             out[key] = val
     return out
+
+
+def _write_runwisefir(outputdir: Path, runs: list[NDArray[np.float32]], ctx: Any, tr: float,
+                      opts: Any, spatial: tuple[int, ...], volume: bool) -> Path:
+    """Compute the run-wise FIR diagnostic and save ``RUNWISEFIR.npy`` (official shapes)."""
+    from ._fir import runwise_fir
+    from ._io import _save_pickled
+
+    fir = runwise_fir(runs, ctx.layout.onsets, tr, opts.maxpolydeg, ctx.extras,
+                      firdelay=float(opts["firdelay"]), firpct=float(opts["firpct"]),
+                      wantpercentbold=bool(opts["wantpercentbold"]), quirks=opts["quirks"],
+                      block=max(1, min(int(opts["chunklen"]), 4096)))
+    sp = spatial if volume else (spatial[0], 1, 1)
+    n_runs, n_lags = fir["firavg"].shape
+    out = {"firR2": fir["firR2"].astype(np.float32).reshape((n_runs, *sp)),
+           "firtcs": fir["firtcs"].astype(np.float32).reshape((n_runs, *sp, 1, n_lags)),
+           "firavg": fir["firavg"], "firgrandavg": fir["firgrandavg"]}
+    path = outputdir / "RUNWISEFIR.npy"
+    _save_pickled(path, out)
+    return path
 
 
 class GLM_single:
@@ -223,4 +243,6 @@ class GLM_single:
             files = {f: shaped[k] for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
                      if w and k in shaped}
             self.written_ = write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
+            self.written_.append(_write_runwisefir(Path(outputdir), runs, ctx, t, opts, spatial,
+                                                   volume))
         return {k: shaped[k] for k, w in zip(_KEYS, opts["wantmemoryoutputs"]) if w and k in shaped}

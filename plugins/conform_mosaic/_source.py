@@ -249,31 +249,48 @@ def read_index(
 def _open_dataset(group_id: h5py.h5g.GroupID, key: str, source: SubjectSource) -> h5py.h5d.DatasetID:
     """Open ``key`` of a group through the low-level API (several times faster per trial than
     ``group[key]``); a member that is not a dataset is a :class:`DataFileError`."""
-    item = h5py.h5o.open(group_id, key.encode("utf-8"))
-    if not isinstance(item, h5py.h5d.DatasetID):
+    try:
+        return h5py.h5d.open(group_id, key.encode("utf-8"))
+    except KeyError:  # listed by the group, so it exists: it is not a dataset
         raise DataFileError(
             f"{source.where}: /betas/{key} is not a dataset. /betas holds one float64 ({N_VERTICES},) "
             f"dataset per trial; remove or move that member. {_FIX_FILE}"
-        )
-    return item
+        ) from None
 
 
 def _attribute(dataset: h5py.h5d.DatasetID, name: str) -> Any:
-    """Attribute ``name`` of a low-level dataset id as a numpy array; KeyError when absent.
+    """Attribute ``name`` of a low-level dataset id; KeyError when absent.
 
-    Reading through ``h5a`` directly costs a fraction of ``Dataset.attrs[name]`` (which builds
-    a Dataset and an AttributeManager and inspects the type each time). Types the direct read
-    does not handle (empty dataspaces, ...) go through ``attrs`` as before.
+    Reading through ``h5a`` costs a fraction of ``Dataset.attrs[name]`` (which builds a Dataset
+    and an AttributeManager and derives the numpy dtype each time). Only the two types the
+    specification prescribes take the direct path, after checking the stored type: an integer
+    array that fits int64 (read as int64) and a scalar UTF-8 variable-length string (what h5py writes for a
+    ``str``). Anything else goes through ``attrs`` exactly as before.
     """
     attr = h5py.h5a.open(dataset, name.encode("utf-8"))
-    try:
-        if attr.shape is None:
-            raise TypeError("null dataspace")
-        value = np.empty(attr.shape, dtype=attr.dtype)
-        attr.read(value)
-        return value
-    except (TypeError, ValueError, OSError):
-        return h5py.Dataset(dataset).attrs[name]
+    shape = attr.shape
+    if shape is not None:
+        kind = attr.get_type()
+        if isinstance(kind, h5py.h5t.TypeIntegerID) and (
+            kind.get_sign() == h5py.h5t.SGN_2 or kind.get_size() < 8
+        ):
+            value = np.empty(shape, dtype=np.int64)
+            attr.read(value, mtype=h5py.h5t.NATIVE_INT64)
+            return value
+        if (
+            shape == ()
+            and isinstance(kind, h5py.h5t.TypeStringID)
+            and kind.is_variable_str()
+            and kind.get_cset() == h5py.h5t.CSET_UTF8
+        ):
+            value = np.zeros((), dtype=_STR_DTYPE)
+            attr.read(value, mtype=_VLEN_STR)  # as AttributeManager does: bytes, then decode
+            return value[()].decode("utf-8", "surrogateescape")
+    return h5py.Dataset(dataset).attrs[name]
+
+
+_STR_DTYPE = h5py.string_dtype()
+_VLEN_STR = h5py.h5t.py_create(_STR_DTYPE)  # the memory type h5py reads str attributes with
 
 
 _MAX_RUNS = 4096  # above this many runs, reading the span and indexing in memory is faster

@@ -114,3 +114,44 @@ def test_image_folder_with_corrupt_and_duplicate_files(image_folder, tmp_path, c
     again = json.loads((tmp_path / "again" / "design.json").read_text())
     assert code == 0 and again["inputs"]["features"]["n_computed"] == 0
     assert (out / "stimuli.tsv").read_bytes() == (tmp_path / "again" / "stimuli.tsv").read_bytes()
+
+
+def _stimuli_columns(pkg, names=("stimulus_id", "group", "participants")):
+    lines = (pkg / "stimuli.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    keep = [header.index(n) for n in names]
+    return [tuple(row.split("\t")[i] for i in keep) for row in lines[1:]]
+
+
+def test_parquet_embeddings_with_metadata_columns(pool_files, tmp_path, capsys):
+    """Parquet input (`id`, `embedding` list column, optional category/exclude columns)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.load(pool_files["emb"])
+    ids = pool_files["ids"].read_text().split()
+    table = pa.table({"id": ids, "embedding": [row.tolist() for row in x],
+                      "category": ["animal" if i % 3 else "scene" for i in range(len(ids))],
+                      "exclude": [int(i < 10) for i in range(len(ids))]})
+    parquet = tmp_path / "emb.parquet"
+    pq.write_table(table, parquet)
+
+    out_pq = tmp_path / "pkg-parquet"
+    code, text = _main(["design", "--embeddings", str(parquet), *SMALL, "--stratify",
+                        "--out", str(out_pq)], capsys)
+    assert code == 0, text
+    code, text = _main(["design", "check", str(out_pq)], capsys)
+    assert code == 0 and "OK, no violations" in text
+    chosen = {row[0] for row in _stimuli_columns(out_pq, ("source",))}
+    assert chosen and chosen <= set(ids[10:])              # `exclude` column honoured
+    design = json.loads((out_pq / "design.json").read_text())
+    assert design["inputs"]["n_usable"] == len(ids) - 10
+
+    # the same pool as .npy + ids + a metadata CSV gives the same selection and allocation
+    out_npy = tmp_path / "pkg-npy"
+    code, text = _main(["design", "--embeddings", str(pool_files["emb"]), "--ids",
+                        str(pool_files["ids"]), "--metadata", str(pool_files["meta"]), *SMALL,
+                        "--stratify", "--out", str(out_npy)], capsys)
+    assert code == 0, text
+    assert _stimuli_columns(out_pq) == _stimuli_columns(out_npy)

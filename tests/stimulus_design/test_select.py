@@ -18,13 +18,31 @@ from stimulus_design import (
 from .conftest import clustered
 
 
-def test_lazy_kcenter_matches_plain_numpy():
+def test_batched_kcenter_matches_plain_numpy():
     x = clustered(4000)
     fast = select_kcenter(x, 300, first=5, n_candidates=256)
     slow = select_kcenter_numpy(x, 300, first=5)
     np.testing.assert_array_equal(fast.order, slow.order)
     # float32 distances; both compute sqrt(2 - 2 cos), rounding differs by a few ulp
     np.testing.assert_allclose(fast.nearest, slow.nearest, atol=1e-5)
+
+
+@pytest.mark.parametrize("n_candidates, batch", [(64, 8), (20000, 1), (20000, 5000), (None, 3)])
+def test_picks_do_not_depend_on_batching(n_candidates, batch):
+    """Candidate-set size and picks per pass change the cost, never the picks."""
+    x = clustered(6000)
+    ref = select_kcenter_numpy(x, 500, first=3)
+    got = select_kcenter(x, 500, first=3, n_candidates=n_candidates, batch=batch)
+    np.testing.assert_array_equal(got.order, ref.order)
+    np.testing.assert_allclose(got.pick_radius[1:], ref.pick_radius[1:], atol=1e-5)
+    np.testing.assert_allclose(got.nearest, ref.nearest, atol=1e-5)
+
+
+def test_pool_with_fewer_distinct_vectors_than_requested():
+    x = np.concatenate([clustered(50)] * 3)
+    result = select_kcenter(x, 80)
+    assert np.unique(result.order).size == 80
+    assert result.nearest.max() < 1e-3
 
 
 def test_nearest_is_distance_to_selection():

@@ -119,3 +119,19 @@ def test_component_official_engine_matches_native(study):
     # other runs: refit natively with the official fit's choices
     other = _timeseries(study, runs=[r + np.float32(1.0) for r in study["runs"]])
     assert np.all(np.isfinite(official.transform(other).betas))
+
+
+def test_runwise_fir_matches_official_file(both, study, tmp_path):
+    """Native RUNWISEFIR.npy against the one the official fit wrote (same study, same options)."""
+    _, _, _, outdir = both
+    GLM_single(dict(PARAMS)).fit(study["design"], study["runs"], study["stimdur"], study["tr"],
+                                 outputdir=tmp_path)
+    ours = np.load(tmp_path / "RUNWISEFIR.npy", allow_pickle=True).item()
+    theirs = np.load(outdir / "RUNWISEFIR.npy", allow_pickle=True).item()
+    for key in ("firR2", "firtcs", "firavg", "firgrandavg"):
+        assert np.shape(ours[key]) == np.shape(theirs[key]), key
+    np.testing.assert_allclose(ours["firR2"], theirs["firR2"], atol=1e-3)  # R² in percent
+    scale = np.abs(theirs["firtcs"]).max()
+    np.testing.assert_allclose(ours["firtcs"], theirs["firtcs"], atol=1e-5 * scale)
+    np.testing.assert_allclose(ours["firgrandavg"], theirs["firgrandavg"],
+                               atol=1e-5 * np.abs(theirs["firgrandavg"]).max())
