@@ -166,6 +166,7 @@ def fit(
     from rich.table import Table
 
     from .analysis import fit_analysis, summary_table
+    from .analysis.report import noise_ceiling_summary
 
     console = Console()
     if not console.is_terminal:
@@ -188,6 +189,9 @@ def fit(
     for row in body:
         table.add_row(*row)
     console.print(table)
+    ceiling = noise_ceiling_summary(result)
+    if ceiling is not None:
+        console.print(f"Noise ceiling of the held-out test averages: {ceiling:.1f} % (nc_r2 = R² / ceiling)")
     for failure in result.failures:
         console.print(f"[red]failed[/] {failure['subject']} / {failure['denoiser']} / "
                       f"{failure['aligner']} / {failure['encoder']}: {failure['status']}", highlight=False)

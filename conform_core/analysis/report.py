@@ -17,7 +17,7 @@ from ..io import atomic_directory, write_json, write_text
 from .runner import AnalysisResult
 from .scores import COLUMNS
 
-__all__ = ["write_results", "summary_table", "provenance"]
+__all__ = ["write_results", "summary_table", "provenance", "noise_ceiling_summary"]
 
 _PACKAGES = ("conform-fmri", "numpy", "scipy", "scikit-learn", "dask", "distributed", "pluggy",
              "torch", "faiss-cpu", "h5py", "nibabel")
@@ -54,6 +54,13 @@ def summary_table(result: AnalysisResult, metric_order: tuple[str, ...]) -> tupl
         values = cells[key]
         body.append([*key, *[f"{np.nanmedian(values[m]):.3f}" if m in values else "" for m in metrics]])
     return header, body
+
+
+def noise_ceiling_summary(result: AnalysisResult) -> float | None:
+    """Median over subjects of the per-subject median noise ceiling (percent), or None."""
+    values = [r["value"] for r in result.rows
+              if r["metric"] == "noise_ceiling" and r["roi"] == "all" and r["status"] == "ok"]
+    return float(np.nanmedian(values)) if values else None
 
 
 def provenance(plan_seed: int, started: float, ended: float, argv: list[str]) -> dict[str, Any]:
@@ -153,6 +160,10 @@ def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
     lines = [f"# conform fit: {name}", "",
              "Scores on held-out test stimuli against raw test-trial averages; each value is the "
              "median over subjects of the median over units (ROI \"all\").", ""]
+    ceiling = noise_ceiling_summary(result)
+    if ceiling is not None:
+        lines += [f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance "
+                  "(median over subjects and units); `nc_r2` is R² divided by it.", ""]
     if body:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
