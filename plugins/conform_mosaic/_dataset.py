@@ -254,13 +254,20 @@ class MosaicDataset(Dataset):
                 np.array([p.phase for p in parsed], dtype=str),
             )
             phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
-            index = src.read_index(h5, source, select=np.isin(split, phases))
-            table = self._table(source, index)
-            union = np.unique(np.concatenate([np.zeros(0, np.int64), *index.nan_indices]))
-            vertices = self._vertices(union, atlas)
-            rows = np.flatnonzero(table["included"].to_numpy())
+            select = np.isin(split, phases)
             check_choice(self.dtype, ("float64", "float32"), name="dtype", owner=self)
-            betas = src.read_betas(h5, source, index, rows, vertices, np.dtype(self.dtype))
+            dtype = np.dtype(self.dtype)
+            if self.nan_vertices == "subject":  # the units depend on every trial's nan_indices
+                index = src.read_index(h5, source, select=select, parsed=parsed)
+                union = np.unique(np.concatenate([np.zeros(0, np.int64), *index.nan_indices]))
+                vertices = self._vertices(union, atlas)
+                rows = np.flatnonzero(select)
+                betas = src.read_betas(h5, source, index, rows, vertices, dtype)
+            else:  # one pass: each trial's attributes, then its betas
+                vertices = self._vertices(None, atlas)
+                rows = np.flatnonzero(select)
+                index, betas = src.read_subject(h5, source, select, vertices, dtype, parsed=parsed)
+            table = self._table(source, index)
         ids = index.stimulus_ids[rows]
         trials = TrialData(betas, ids, subject=name, units=self._units(vertices, atlas))
         unique = trials.unique_stimulus_ids()

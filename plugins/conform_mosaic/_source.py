@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import DataFileError
 
-from ._spec import N_VERTICES, REQUIRED_ATTRIBUTES, parse_beta_key, parse_file_name
+from ._spec import N_VERTICES, REQUIRED_ATTRIBUTES, BetaKey, parse_beta_key, parse_file_name
 
 __all__ = [
     "SubjectSource",
@@ -36,6 +36,7 @@ __all__ = [
     "read_attributes",
     "read_betas",
     "read_index",
+    "read_subject",
 ]
 
 _FIX_FILE = (
@@ -187,17 +188,23 @@ def beta_keys(h5: h5py.File, source: SubjectSource) -> list[str]:
 
 
 def read_index(
-    h5: h5py.File, source: SubjectSource, select: NDArray[np.bool_] | None = None
+    h5: h5py.File,
+    source: SubjectSource,
+    select: NDArray[np.bool_] | None = None,
+    *,
+    parsed: list[BetaKey] | None = None,
 ) -> TrialIndex:
     """Read every trial's key, and the attributes of the trials in ``select`` (default: all).
 
     Trials not selected get an empty stimulus id and no ``nan_indices`` (they are not read:
     each attribute costs an HDF5 object-header access). The ``phase`` and ``repetition``
     attributes repeat the key and are checked by :func:`~conform_mosaic.validate`, not here.
+    ``parsed``: the keys already parsed (in file order), to skip parsing them again.
     """
     group = group_of(h5, source)
     keys = beta_keys(h5, source)
-    parsed = [parse_beta_key(k, where=source.where) for k in keys]
+    if parsed is None or len(parsed) != len(keys):
+        parsed = [parse_beta_key(k, where=source.where) for k in keys]
     empty = np.zeros(0, np.int64)
     wanted = np.ones(len(keys), bool) if select is None else np.asarray(select, bool)
     stim = [""] * len(keys)
@@ -215,27 +222,8 @@ def read_index(
     else:
         group_id = group["betas"].id
         for i in np.flatnonzero(wanted).tolist():
-            key = keys[i]
-            dataset = _open_dataset(group_id, key, source)
-            if dataset.shape != (N_VERTICES,):
-                raise DataFileError(
-                    f"{source.where}: beta {key!r} has shape {dataset.shape}; MOSAIC betas are "
-                    f"({N_VERTICES},) vectors on the fsLR 91k grayordinates. Resample the trial to "
-                    "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it."
-                )
-            try:
-                nans[i] = np.asarray(_attribute(dataset, "nan_indices")).astype(np.int64).reshape(-1)
-                stim[i] = str(as_str(_attribute(dataset, "presented_stimulus_filename")))
-            except KeyError:
-                attrs = h5py.Dataset(dataset).attrs
-                missing = [
-                    a for a in ("nan_indices", "presented_stimulus_filename") if a not in attrs
-                ]
-                raise DataFileError(
-                    f"{source.where}: beta {key!r} lacks attribute(s) {missing}. Add them (nan_indices "
-                    "int64, presented_stimulus_filename str) or re-create the file with "
-                    "conform_mosaic.write_subject."
-                ) from None
+            dataset = _open_dataset(group_id, keys[i], source)
+            nans[i], stim[i] = _trial_attributes(dataset, keys[i], source)
     return TrialIndex(
         keys=np.array(keys, dtype=str),
         stimulus_ids=np.array(stim, dtype=str),
@@ -246,7 +234,56 @@ def read_index(
     )
 
 
-def _open_dataset(group_id: h5py.h5g.GroupID, key: str, source: SubjectSource) -> h5py.h5d.DatasetID:
+def read_subject(
+    h5: h5py.File,
+    source: SubjectSource,
+    select: NDArray[np.bool_],
+    vertices: NDArray[np.int64],
+    dtype: np.dtype[Any],
+    *,
+    parsed: list[BetaKey] | None = None,
+) -> tuple[TrialIndex, NDArray[np.floating]]:
+    """The index (attributes of the ``select``-ed trials) and their betas at ``vertices``.
+
+    For the per-trial layouts each trial is opened once: its attributes are read right before
+    its betas (one pass over the file, instead of :func:`read_index` then :func:`read_betas`).
+    """
+    rows = np.flatnonzero(np.asarray(select, bool))
+    if source.layout == "merged-chunks":
+        index = read_index(h5, source, select, parsed=parsed)
+        return index, read_betas(h5, source, index, rows, vertices, dtype)
+    index = read_index(h5, source, np.zeros(len(select), bool), parsed=parsed)
+    stim = index.stimulus_ids.tolist()
+    out = _read_betas(h5, source, index, rows, vertices, dtype, stim)
+    return replace(index, stimulus_ids=np.array(stim, dtype=str)), out
+
+
+def _trial_attributes(
+    dataset: h5py.h5d.DatasetID, key: str, source: SubjectSource
+) -> tuple[NDArray[np.int64], str]:
+    """Check a trial's shape; return its ``nan_indices`` and ``presented_stimulus_filename``."""
+    if dataset.shape != (N_VERTICES,):
+        raise DataFileError(
+            f"{source.where}: beta {key!r} has shape {dataset.shape}; MOSAIC betas are "
+            f"({N_VERTICES},) vectors on the fsLR 91k grayordinates. Resample the trial to "
+            "fsLR 91k (fMRIPrep space-fsLR_den-91k) and re-write it."
+        )
+    try:
+        nan = np.asarray(_attribute(dataset, "nan_indices")).astype(np.int64).reshape(-1)
+        return nan, str(as_str(_attribute(dataset, "presented_stimulus_filename")))
+    except KeyError:
+        attrs = h5py.Dataset(dataset).attrs
+        missing = [a for a in ("nan_indices", "presented_stimulus_filename") if a not in attrs]
+        raise DataFileError(
+            f"{source.where}: beta {key!r} lacks attribute(s) {missing}. Add them (nan_indices "
+            "int64, presented_stimulus_filename str) or re-create the file with "
+            "conform_mosaic.write_subject."
+        ) from None
+
+
+def _open_dataset(
+    group_id: h5py.h5g.GroupID, key: str, source: SubjectSource
+) -> h5py.h5d.DatasetID:
     """Open ``key`` of a group through the low-level API (several times faster per trial than
     ``group[key]``); a member that is not a dataset is a :class:`DataFileError`."""
     try:
@@ -324,12 +361,26 @@ def read_betas(
     Non-finite values become NaN; every row is checked against its ``nan_indices`` right after
     it is read (while it is still in the CPU cache), so the output is traversed once.
     """
+    return _read_betas(h5, source, index, rows, vertices, dtype, None)
+
+
+def _read_betas(
+    h5: h5py.File,
+    source: SubjectSource,
+    index: TrialIndex,
+    rows: NDArray[np.int64],
+    vertices: NDArray[np.int64],
+    dtype: np.dtype[Any],
+    stim: list[str] | None,
+) -> NDArray[np.floating]:
+    """:func:`read_betas`; with ``stim`` (per-trial layouts only) each row's attributes are read
+    first, into ``index.nan_indices`` and ``stim``."""
     out = np.empty((len(rows), len(vertices)), dtype=dtype)
     if len(rows) == 0 or len(vertices) == 0:
         return out
     lo, hi = int(vertices[0]), int(vertices[-1]) + 1
-    local = vertices - lo
     contiguous = hi - lo == len(vertices)
+    local = None if contiguous else vertices - lo
     group = group_of(h5, source)
     check = _NanCheck(source, index, vertices)
     try:
@@ -354,9 +405,9 @@ def read_betas(
             group_id = group["betas"].id
             keys = [index.keys[row].encode("utf-8") for row in rows.tolist()]
             file_space = h5py.h5s.create_simple((N_VERTICES,))
-            starts, counts = _runs(vertices)
-            spread = not contiguous and len(starts) > _MAX_RUNS
-            if contiguous or spread:  # one span lo:hi (for a spread set: into a buffer)
+            starts, counts = _runs(vertices) if local is not None else (None, None)
+            spread = starts is not None and len(starts) > _MAX_RUNS
+            if starts is None or spread:  # one span lo:hi (for a spread set: into a buffer)
                 file_space.select_hyperslab((lo,), (hi - lo,))
                 memory_space = h5py.h5s.create_simple((hi - lo,))
             else:  # one hyperslab per run of consecutive vertices, straight into the output row
@@ -366,7 +417,12 @@ def read_betas(
                 memory_space = h5py.h5s.create_simple((len(vertices),))
             buffer = np.empty(hi - lo, dtype=np.float64) if spread else None
             for i, row in enumerate(rows.tolist()):
-                dataset = h5py.h5d.open(group_id, keys[i])
+                if stim is None:
+                    dataset = h5py.h5d.open(group_id, keys[i])
+                else:  # one open per trial: its attributes, then its betas
+                    key = str(index.keys[row])
+                    dataset = _open_dataset(group_id, key, source)
+                    index.nan_indices[row], stim[row] = _trial_attributes(dataset, key, source)
                 if buffer is None:
                     dataset.read(memory_space, file_space, out[i])
                 else:

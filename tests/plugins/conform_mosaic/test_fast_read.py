@@ -10,12 +10,13 @@ import h5py
 import numpy as np
 import pytest
 from conform_mosaic import MosaicDataset
+from conform_mosaic import _source as src
 
-import conform_core.validation as validation
+from conform_core import validation
 from conform_core.data import TrialData
 from conform_core.exceptions import DataFileError, ShapeError
 
-from .conftest import N, NAN_AT, NAN_KEY, toy_betas
+from .conftest import NAN_AT, NAN_KEY, N, toy_betas
 
 ALL_PHASES = ("train", "test", "artificial")
 OTHER_KEY = "sub-01_TOY_stimulus-toy_test_001_phase-test_rep-2"
@@ -108,7 +109,9 @@ def test_attributes_of_other_writers_read_the_same(toy_dir: Path, toy_master: Pa
     a, b = ours.load_subject("sub-01_TOY"), reference.load_subject("sub-01_TOY")
     assert a.trials.stimulus_ids.tolist() == b.trials.stimulus_ids.tolist()
     np.testing.assert_array_equal(a.trials.betas, b.trials.betas)
-    assert (ours.trial_table("sub-01_TOY")["n_nan"] == reference.trial_table("sub-01_TOY")["n_nan"]).all()
+    assert (
+        ours.trial_table("sub-01_TOY")["n_nan"] == reference.trial_table("sub-01_TOY")["n_nan"]
+    ).all()
 
 
 def test_a_group_among_the_betas_is_a_clear_error(toy_dir: Path) -> None:
@@ -123,18 +126,21 @@ def test_a_group_among_the_betas_is_a_clear_error(toy_dir: Path) -> None:
 
 
 def test_reading_needs_little_more_than_the_output(toy_master: Path) -> None:
-    """Python-side allocations while loading every grayordinate: output + small buffers
-    (no full-size mask, no per-trial temporary vector kept)."""
-    ds = MosaicDataset(location=str(toy_master), rois="grayordinates", nan_vertices="keep",
-                       phases=ALL_PHASES)
-    ds.subjects()
-    tracemalloc.start()
-    try:
-        betas = ds.load_subject("sub-01_TOY").trials.betas
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert betas.shape == (18, N)
+    """Python-side allocations while reading every grayordinate of every trial: the output
+    plus small buffers (no full-size mask, no per-trial copies). TrialData's own check is
+    covered by test_finite_check_never_allocates_a_full_size_mask."""
+    source = src.discover(toy_master)[0]
+    with src.open_h5(source.path) as h5:
+        n = len(src.beta_keys(h5, source))
+        tracemalloc.start()
+        try:
+            _, betas = src.read_subject(
+                h5, source, np.ones(n, bool), np.arange(N), np.dtype(np.float64)
+            )
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert betas.shape == (18, N) and np.isnan(betas).sum() == len(NAN_AT)
     assert peak < betas.nbytes + 3_000_000, (peak, betas.nbytes)
 
 
