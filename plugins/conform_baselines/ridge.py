@@ -33,6 +33,8 @@ units. The estimator does not change BLAS thread settings; pin them from outside
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numbers
 from typing import Any
 
@@ -291,18 +293,18 @@ def _inverse_spectrum(eig: NDArray[np.float64], alphas: NDArray[np.float64]) -> 
     return 1.0 / (np.clip(eig, 0.0, None)[None, :] + alphas[:, None])
 
 
-class _Plan:
+class _Plan(ABC):
     """Factorisations shared by all batches of units; ``sse`` and ``refit`` per batch."""
 
     folds: list[NDArray[np.intp]]
 
+    @abstractmethod
     def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
         """Held-out sum of squared errors (n_alphas, b) and a cache for ``refit``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
         """Coefficients (p, b) fitted on all stimuli with alpha ``alphas[index[j]]``."""
-        raise NotImplementedError
 
 
 class _PrimalKFold(_Plan):
