@@ -114,7 +114,7 @@ class ComponentRegistry:
         table = self._table[kind]
         if name not in table:
             installed = ", ".join(sorted(table)) or "none"
-            broken = "".join(f" Plugin {e.plugin!r} failed to load and may provide it: {e}"
+            broken = "".join(f" A plugin that failed to load may provide it: {e}"
                              for e in self.load_errors)
             raise UnknownComponentError(
                 f"No {kind} named {name!r}. Installed: {installed}.{suggest(name, table)} "

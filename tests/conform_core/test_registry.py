@@ -77,3 +77,11 @@ def test_entry_records_origin():
     assert entry.as_dict()["module"] == __name__ or entry.as_dict()["module"].endswith("test_registry")
     out = _Mean().fit_transform(ConditionTrials(np.ones((2, 3, 2)), ["a", "b", "c"]))
     assert out.data.shape == (2, 3)
+
+
+def test_unknown_name_mentions_plugins_that_failed_to_load():
+    from conform_core import PluginLoadError
+
+    registry = ComponentRegistry(load_errors=[PluginLoadError("Plugin 'extra' failed to load: boom")])
+    with pytest.raises(UnknownComponentError, match="may provide it: Plugin 'extra' failed to load: boom"):
+        registry.get("denoiser", "from-extra")
