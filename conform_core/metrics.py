@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def _pair(y_true: Any, y_pred: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _pair(y_true: Any, y_pred: Any) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
     a = check_float_array(np.asarray(y_true, dtype=np.float64).reshape(len(y_true), -1), ndim=2,
                           name="y_true", axes="(samples, units)")
     b = check_float_array(np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1), ndim=2,

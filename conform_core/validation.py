@@ -267,7 +267,7 @@ def check_float_param(value: Any, *, name: str, owner: Any = None, low: float | 
     """Validate a real parameter in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
     if value is None and none_ok:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(float(value)))
     if ok and low is not None and (value < low or (low_open and value == low)):
         ok = False
     if ok and high is not None and value > high:

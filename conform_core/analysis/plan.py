@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,11 +67,10 @@ class Plan:
 _DATASETS: dict[tuple[Any, ...], Component] = {}
 
 
-def _complete_params(cls: type, entry: StageEntry, seed: int) -> dict[str, Any]:
+def _complete_params(cls: Any, entry: StageEntry, seed: int) -> dict[str, Any]:
     """The entry's params with defaults filled in and a seed for ``random_state``."""
     params = dict(entry.params)
-    signature = inspect.signature(cls.__init__)
-    if "random_state" in signature.parameters and "random_state" not in params:
+    if "random_state" in cls._get_param_names() and "random_state" not in params:
         params["random_state"] = seed
     instance = cls(**params)
     full = instance.get_params(deep=False)

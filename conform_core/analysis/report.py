@@ -137,10 +137,10 @@ def _figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
         fig.savefig(folder / "denoiser_encoder_heatmap.png", dpi=110)
         plt.close(fig)
         written.append(("Denoiser × encoder (median over subjects)", "denoiser_encoder_heatmap.png"))
-    truth = {}
-    for r in result.rows:
-        if r["metric"] == "denoise_truth_nmse" and r["roi"] == "all" and r["status"] == "ok":
-            truth.setdefault(r["denoiser"], []).append(r["value"])
+    truth: dict[str, list[float]] = {}
+    for row in result.rows:
+        if row["metric"] == "denoise_truth_nmse" and row["roi"] == "all" and row["status"] == "ok":
+            truth.setdefault(row["denoiser"], []).append(row["value"])
     if truth:
         labels = sorted(truth)
         fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))

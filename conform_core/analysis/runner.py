@@ -146,9 +146,8 @@ def _run_dask(plan: Plan, workers: int, scheduler: str | None, threads: int, kee
                     align_f.append(client.submit(
                         _align, plan, a, label, prep_f, {s: cell_f[s, d] for s in plan.subjects},
                         held, threads, key=f"align-{a}-{d}-{held}", pure=False))
-        names = {f.key: f.key for f in [*prep_f.values(), *cell_f.values(), *align_f]}
         for future in as_completed([*prep_f.values(), *cell_f.values(), *align_f]):
-            tick(names[future.key])
+            tick(str(getattr(future, "key", "task")))
         preps = {s: f.result() for s, f in prep_f.items()}
         cells = {k: f.result() for k, f in cell_f.items()}
         aligned = [f.result() for f in align_f]
@@ -180,7 +179,7 @@ def _collect(plan: Plan, preps: dict[str, Any], cells: dict[tuple[str, int], Any
     for block in aligned:
         rows += block
     order = {k: i for i, k in enumerate(COLUMNS)}
-    rows = [{k: r.get(k, "") for k in sorted(COLUMNS, key=order.get)} for r in rows]
+    rows = [{k: r.get(k, "") for k in sorted(COLUMNS, key=lambda c: order[c])} for r in rows]
     rows.sort(key=lambda r: (r["subject"], r["roi"] != "all", r["roi"], r["denoiser"], r["aligner"],
                              r["encoder"], r["metric"]))
     return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -18,7 +19,7 @@ COLUMNS = ("subject", "roi", "denoiser", "aligner", "encoder", "metric", "value"
 """Columns of results.csv, in order. ``value`` is the median over the ROI's units."""
 
 
-def score_rows(*, values: dict[str, NDArray[np.floating]], roi: NDArray[np.str_] | None,
+def score_rows(*, values: Mapping[str, NDArray[Any]], roi: NDArray[np.str_] | None,
                subject: str, denoiser: str, aligner: str, encoder: str) -> list[dict[str, Any]]:
     """One row per metric and ROI ("all" plus each ROI label): median over finite units."""
     groups: list[tuple[str, NDArray[np.bool_] | None]] = [("all", None)]

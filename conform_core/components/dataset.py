@@ -63,10 +63,12 @@ class Dataset(Component):
         rows = []
         for subject in self.load_subjects():
             trials = subject.trials
+            n_units = trials.n_units if trials is not None else (
+                subject.timeseries.n_units if subject.timeseries is not None else 0)
             rows.append({
                 "subject": subject.name,
                 "n_trials": None if trials is None else trials.n_trials,
-                "n_units": (trials.n_units if trials is not None else subject.timeseries.n_units),
+                "n_units": n_units,
                 "n_stimuli": subject.stimuli.n_stimuli,
                 "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs,
                 "n_train": int(subject.train_ids.size),

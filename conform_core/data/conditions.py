@@ -48,7 +48,7 @@ class ConditionData:
     data: NDArray[np.floating]
     stimulus_ids: NDArray[np.str_]
     subject: str = ""
-    units: Units | None = None
+    units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
         data = check_float_array(self.data, ndim=2, name="ConditionData.data",

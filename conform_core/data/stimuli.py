@@ -34,8 +34,8 @@ class StimulusSet:
     """
 
     ids: NDArray[np.str_]
-    sources: NDArray[np.str_] | None = None
-    sha256: NDArray[np.str_] | None = None
+    sources: NDArray[np.str_] = None  # type: ignore[assignment]  # None -> empty strings
+    sha256: NDArray[np.str_] = None  # type: ignore[assignment]  # None -> empty strings
     embeddings: NDArray[np.float32] | None = None
     categories: NDArray[np.str_] | None = None
 

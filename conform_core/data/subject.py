@@ -83,8 +83,8 @@ class Subject:
     stimuli: StimulusSet
     trials: TrialData | None = None
     timeseries: TimeSeriesData | None = None
-    train_ids: NDArray[np.str_] | None = None
-    test_ids: NDArray[np.str_] | None = None
+    train_ids: NDArray[np.str_] = None  # type: ignore[assignment]  # None -> empty
+    test_ids: NDArray[np.str_] = None  # type: ignore[assignment]  # None -> empty
     truth: GroundTruth | None = None
 
     def __post_init__(self) -> None:
@@ -114,7 +114,11 @@ class Subject:
                 "A stimulus belongs to one side of the split."
             )
         known = set(self.stimuli.ids.tolist())
-        shown = self.trials.stimulus_ids if self.trials is not None else self.timeseries.stimulus_ids()
+        if self.trials is not None:
+            shown = self.trials.stimulus_ids
+        else:
+            assert self.timeseries is not None  # checked above
+            shown = self.timeseries.stimulus_ids()
         unknown = sorted(set(np.unique(shown).tolist()) - known)
         if unknown:
             raise ShapeError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,8 +30,8 @@ class Events:
         Stimulus shown at each event; repeats share an id.
     """
 
-    onset: NDArray[np.float64]
-    duration: NDArray[np.float64]
+    onset: NDArray[np.floating]
+    duration: NDArray[np.floating]
     stimulus_ids: NDArray[np.str_]
 
     def __post_init__(self) -> None:
@@ -78,12 +79,12 @@ class TimeSeriesData:
         Unit metadata; default ids when None.
     """
 
-    runs: tuple[NDArray[np.floating], ...]
-    events: tuple[Events, ...]
+    runs: Sequence[NDArray[np.floating]]
+    events: Sequence[Events]
     tr: float
-    sessions: NDArray[np.int64] | None = None
+    sessions: NDArray[np.int64] = None  # type: ignore[assignment]  # None -> zeros
     subject: str = ""
-    units: Units | None = None
+    units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
         if isinstance(self.runs, np.ndarray) or not isinstance(self.runs, Sequence) or not self.runs:
@@ -103,7 +104,10 @@ class TimeSeriesData:
                     f"TimeSeriesData.runs[{i}] has {r.shape[0]} units but run 0 has {n_units}. "
                     "All runs must hold the same units in the same order."
                 )
-        if not np.isscalar(self.tr) or not np.isfinite(self.tr) or float(self.tr) <= 0:
+        tr_value: Any = self.tr
+        is_number = isinstance(tr_value, (int, float, np.integer, np.floating)) and not isinstance(tr_value, bool)
+        tr = float(tr_value) if is_number else float("nan")
+        if not np.isfinite(tr) or tr <= 0:
             raise ShapeError(f"TimeSeriesData.tr must be a positive number of seconds; got {self.tr!r}.")
         events = tuple(self.events) if isinstance(self.events, Sequence) else ()
         if len(events) != len(runs):
@@ -111,7 +115,6 @@ class TimeSeriesData:
                 f"TimeSeriesData needs one Events per run: {len(runs)} run(s) but "
                 f"{len(events)} event table(s). Pass the events of every run, in run order."
             )
-        tr = float(self.tr)
         for i, (r, ev) in enumerate(zip(runs, events)):
             if not isinstance(ev, Events):
                 raise ShapeError(f"TimeSeriesData.events[{i}] must be an Events; got {describe(ev)}.")

@@ -37,7 +37,7 @@ class ConditionTrials:
     data: NDArray[np.floating]
     stimulus_ids: NDArray[np.str_]
     subject: str = ""
-    units: Units | None = None
+    units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
         data = check_float_array(self.data, ndim=3, name="ConditionTrials.data",
@@ -139,10 +139,10 @@ class TrialData:
 
     betas: NDArray[np.floating]
     stimulus_ids: NDArray[np.str_]
-    sessions: NDArray[np.int64] | None = None
-    runs: NDArray[np.int64] | None = None
+    sessions: NDArray[np.int64] = None  # type: ignore[assignment]  # None -> zeros
+    runs: NDArray[np.int64] = None  # type: ignore[assignment]  # None -> zeros
     subject: str = ""
-    units: Units | None = None
+    units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
         betas = check_float_array(self.betas, ndim=2, name="TrialData.betas",

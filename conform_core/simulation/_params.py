@@ -70,7 +70,8 @@ class SimulationParams:
         if kwargs.get("random_state") is None:
             import numpy as np
 
-            kwargs["random_state"] = int(np.random.SeedSequence().entropy % (2**31))
+            entropy = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int when unseeded
+            kwargs["random_state"] = entropy % (2**31)
         n_stimuli = kwargs.get("n_stimuli", cls.n_stimuli)
         if kwargs.get("n_shared", 0) is None and isinstance(n_stimuli, int):
             kwargs["n_shared"] = int(round(n_stimuli / 3))
@@ -83,9 +84,9 @@ class SimulationParams:
         ints = {"n_subjects": 1, "n_units": 1, "n_stimuli": 1, "n_features": 1, "n_latent": 1,
                 "n_repeats": 1, "n_shared": 0, "noise_rank": 0, "trials_per_run": 1,
                 "runs_per_session": 1, "random_state": 0}
-        for name, low in ints.items():
-            check_int_param(getattr(self, name), name=name, owner=_OWNER, low=low,
-                            fix=f"Pass {name}={max(low, 1)} or more.")
+        for name, int_low in ints.items():
+            check_int_param(getattr(self, name), name=name, owner=_OWNER, low=int_low,
+                            fix=f"Pass {name}={max(int_low, 1)} or more.")
         check_int_param(self.stimuli_per_subject, name="stimuli_per_subject", owner=_OWNER,
                         low=0, high=self.n_stimuli - self.n_shared, none_ok=True,
                         fix=f"It counts the stimuli drawn per subject beyond the {self.n_shared} "
@@ -99,7 +100,7 @@ class SimulationParams:
                 f"The 'n_shared' parameter of {_OWNER} must be at most n_stimuli={self.n_stimuli}; "
                 f"got {self.n_shared}. Lower n_shared or raise n_stimuli."
             )
-        floats = {
+        floats: dict[str, tuple[float, float | None, bool]] = {
             "snr": (0.0, None, False), "snr_spread": (0.0, 3.0, False),
             "test_fraction": (0.0, 0.9, False), "missing_fraction": (0.0, 0.9, False),
             "noise_length_scale": (0.0, None, False), "lowrank_fraction": (0.0, 1.0, False),

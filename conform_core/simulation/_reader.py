@@ -149,12 +149,12 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _read_bold(path: Path, unit_indices: np.ndarray) -> np.ndarray:
+def _read_bold(path: Path, unit_indices: np.ndarray | None) -> np.ndarray:
     import nibabel as nib
 
     try:
         image = nib.load(str(_need(path)))
-        data = np.asarray(image.dataobj, dtype=np.float32)
+        data = np.asarray(image.dataobj, dtype=np.float32)  # type: ignore[attr-defined]
     except DataFileError:
         raise
     except Exception as exc:  # nibabel raises many types for damaged files
@@ -164,6 +164,8 @@ def _read_bold(path: Path, unit_indices: np.ndarray) -> np.ndarray:
             f"{str(path)!r} must be a 4-D NIfTI (x, y, z, time); got shape {data.shape}. {_FIX}"
         )
     flat = data.reshape(-1, data.shape[3])
+    if unit_indices is None:  # no voxel map: every voxel is a unit
+        return flat
     if unit_indices.size and unit_indices.max() >= flat.shape[0]:
         raise DataFileError(
             f"{str(path)!r} has {flat.shape[0]} voxels but the units need voxel index "

@@ -40,7 +40,7 @@ class StudyTuning:
     mixing: NDArray[np.float32]
 
 
-def _standardize(x: NDArray[np.float32]) -> NDArray[np.float32]:
+def _standardize(x: NDArray[np.floating]) -> NDArray[np.floating]:
     x = x - x.mean(axis=0, keepdims=True)
     sd = x.std(axis=0, keepdims=True)
     return (x / np.where(sd > 0, sd, 1)).astype(np.float32)

@@ -38,7 +38,7 @@ def _write_tsv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     with atomic_write(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds loosely
 
 
 def _write_stimuli(folder: Path, stimuli: StimulusSet, latent: np.ndarray,
@@ -49,6 +49,7 @@ def _write_stimuli(folder: Path, stimuli: StimulusSet, latent: np.ndarray,
             for sid, src, cat in zip(stimuli.ids.tolist(), stimuli.sources.tolist(), categories))
     header = ["stimulus_id", "source", "category", "shared", "split"]
     _write_tsv(folder / "stimuli.tsv", header, rows)
+    assert stimuli.embeddings is not None  # the simulator always gives features
     save_npy(folder / "stimuli_embeddings.npy", stimuli.embeddings)
     save_npy(folder / "stimuli_latent.npy", latent)
 

@@ -84,11 +84,12 @@ def _is_glm(component: Component) -> bool:
 
 def check_denoiser_fit_returns_self(component: Component) -> None:
     """fit returns self, and transform returns the declared container."""
-    data = fakes.make_timeseries() if _is_glm(component) else _trial_input(component)
+    data: Any = fakes.make_timeseries() if _is_glm(component) else _trial_input(component)
     est = clone(component)
     assert est.fit(data) is est, "fit must return self"
-    out = est.transform(data)
-    assert isinstance(out, type(component).produces), (
+    out: Any = est.transform(data)
+    produced: object = out
+    assert isinstance(produced, type(component).produces), (
         f"transform returned {type(out).__name__}; declared produces={type(component).produces.__name__}")
     if _is_glm(component):
         assert isinstance(out, TrialData) and out.n_trials == data.n_events, "one beta per event"

@@ -18,7 +18,7 @@ def make_condition_trials(n_units: int = 12, n_conditions: int = 10, n_trials: i
     signal = rng.standard_normal((n_units, rank)) @ rng.standard_normal((rank, n_conditions))
     signal /= signal.std() or 1.0
     noise = rng.standard_normal((n_units, n_conditions, n_trials)) / snr
-    data = (signal[:, :, None] + noise).astype(dtype)
+    data: np.ndarray = (signal[:, :, None] + noise).astype(dtype)
     ids = np.array([f"stim{i:03d}" for i in range(n_conditions)])
     return ConditionTrials(data, ids, subject="sub-01")
 
@@ -55,7 +55,8 @@ def make_stimuli(n_stimuli: int = 6, n_features: int = 4, random_state: int = 0)
     rng = np.random.default_rng(random_state)
     ids = np.array([f"stim{i:03d}" for i in range(n_stimuli)])
     sources = [str(_fake_image(i, random_state)) for i in range(n_stimuli)]
-    return StimulusSet(ids=ids, sources=sources, embeddings=rng.standard_normal((n_stimuli, n_features)))
+    return StimulusSet(ids=ids, sources=np.array(sources),
+                       embeddings=rng.standard_normal((n_stimuli, n_features)).astype(np.float32))
 
 
 _IMAGE_DIR: list[str] = []
