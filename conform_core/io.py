@@ -27,6 +27,7 @@ __all__ = [
     "write_json",
     "save_npy",
     "sha256_file",
+    "to_builtin",
 ]
 
 
@@ -137,11 +138,23 @@ def sha256_file(path: str | os.PathLike[str], *, chunk_size: int = 1 << 20) -> s
     return digest.hexdigest()
 
 
+def to_builtin(value: Any) -> Any:
+    """Numpy values, tuples and paths as plain Python (for JSON, TOML and comparisons)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return [to_builtin(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_builtin(v) for k, v in value.items()}
+    return value
+
+
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    converted = to_builtin(obj)
+    if converted is obj:
+        raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+    return converted

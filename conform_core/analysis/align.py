@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import Any
 
 import numpy as np
@@ -11,7 +10,7 @@ from ..data import ConditionData
 from ..exceptions import ConformError
 from ..metrics import normalized_r2, pearson_r, r2_score
 from .plan import Plan
-from .scores import score_rows
+from .scores import error_row, score_rows
 from .subject import Prepared
 
 __all__ = ["score_aligner"]
@@ -68,8 +67,5 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
                   "nc_r2": normalized_r2(r2, prepared[held_out].noise_ceiling)}
         values = {k: v for k, v in values.items() if k in plan.metrics}
         return score_rows(values=values, roi=prepared[held_out].roi, **base)
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, ConformError) else "".join(
-            traceback.format_exception_only(type(exc), exc)).strip()
-        return [{**base, "roi": "all", "metric": "error", "value": float("nan"), "n_units": 0,
-                 "status": f"error: {message}"}]
+    except Exception as exc:  # one failing aligner cell must not stop the others
+        return [error_row(exc, **base)]

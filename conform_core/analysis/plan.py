@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import numpy as np
 
 from ..components import Component
+from ..exceptions import SpecError
+from ..io import to_builtin
 from ..spec import STAGE_KIND, AnalysisSpec, StageEntry, check_spec
+from ..validation import suggest
 
 __all__ = ["Plan", "make_plan"]
 
@@ -74,22 +76,7 @@ def _complete_params(cls: Any, entry: StageEntry, seed: int) -> dict[str, Any]:
         params["random_state"] = seed
     instance = cls(**params)
     full = instance.get_params(deep=False)
-    return {k: _plain(v) for k, v in full.items() if k != "location"}
-
-
-def _plain(value: Any) -> Any:
-    """Numpy values and tuples as plain Python (so they can be written to TOML and compared)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value
+    return {k: to_builtin(v) for k, v in full.items() if k != "location"}
 
 
 def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
@@ -118,15 +105,10 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
     if wanted in ("all", None):
         subjects = tuple(available)
     else:
-        from ..exceptions import SpecError
-        from ..validation import suggest
-
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
         for name in wanted:
             if name not in available:
                 raise SpecError(f"[dataset] subjects: no subject {name!r} in this dataset."
                                 f"{suggest(name, available)} Subjects: {', '.join(available[:10])}.")
         subjects = tuple(wanted)
-    rois = (rois,) if isinstance(rois, str) else tuple(rois)
-    return Plan(stages=stages, location=plan.location, subjects=subjects, rois=rois,
-                seed=plan.seed, metrics=plan.metrics, test_fraction=plan.test_fraction)
+    return replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from ..exceptions import ConformError
 from .align import score_aligner
 from .plan import Plan
-from .scores import COLUMNS
+from .scores import COLUMNS, error_row
 from .subject import CellResult, Prepared, prepare_subject, run_denoiser_cell
 
 __all__ = ["AnalysisResult", "run_plan"]
@@ -48,12 +46,8 @@ def _safe_prepare(plan: Plan, name: str, threads: int) -> Prepared | dict[str, A
     with threadpool_limits(threads):
         try:
             return prepare_subject(plan, name)
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, ConformError) else "".join(
-                traceback.format_exception_only(type(exc), exc)).strip()
-            return {"subject": name, "roi": "all", "denoiser": "all", "aligner": "none",
-                    "encoder": "all", "metric": "error", "value": float("nan"), "n_units": 0,
-                    "status": f"error: {message}"}
+        except Exception as exc:  # a subject that cannot be prepared fails its cells only
+            return error_row(exc, subject=name, denoiser="all", encoder="all")
 
 
 def _cell(plan: Plan, prepared: Prepared | dict[str, Any], index: int, keep: bool,

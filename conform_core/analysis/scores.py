@@ -13,7 +13,7 @@ from ..data import ConditionData
 if TYPE_CHECKING:
     from .subject import Prepared
 
-__all__ = ["score_rows", "truth_rows", "COLUMNS"]
+__all__ = ["score_rows", "truth_rows", "error_row", "COLUMNS"]
 
 COLUMNS = ("subject", "roi", "denoiser", "aligner", "encoder", "metric", "value", "n_units", "status")
 """Columns of results.csv, in order. ``value`` is the median over the ROI's units."""
@@ -36,6 +36,20 @@ def score_rows(*, values: Mapping[str, NDArray[Any]], roi: NDArray[np.str_] | No
                          "value": float(np.median(finite)) if finite.size else float("nan"),
                          "n_units": int(finite.size), "status": "ok"})
     return rows
+
+
+def error_row(exc: BaseException, *, subject: str, denoiser: str, aligner: str = "none",
+              encoder: str) -> dict[str, Any]:
+    """The ``error`` row that records a failed cell (user errors by message, bugs by type too)."""
+    import traceback
+
+    from ..exceptions import ConformError
+
+    message = str(exc) if isinstance(exc, ConformError) else "".join(
+        traceback.format_exception_only(type(exc), exc)).strip()
+    return {"subject": subject, "roi": "all", "denoiser": denoiser, "aligner": aligner,
+            "encoder": encoder, "metric": "error", "value": float("nan"), "n_units": 0,
+            "status": f"error: {message}"}
 
 
 def _nmse(estimate: NDArray[np.floating], truth: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,10 +10,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..data import ConditionData, ConditionTrials, Subject, TrialData
-from ..exceptions import ConformError, ShapeError
+from ..exceptions import ShapeError
 from ..metrics import noise_ceiling_from_trials
 from .plan import Plan
-from .scores import score_rows, truth_rows
+from .scores import error_row, score_rows, truth_rows
 
 __all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell"]
 
@@ -118,14 +117,6 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
     return prepared
 
 
-def _error_row(subject: str, denoiser: str, encoder: str, exc: BaseException) -> dict[str, Any]:
-    message = str(exc) if isinstance(exc, ConformError) else "".join(
-        traceback.format_exception_only(type(exc), exc)).strip()
-    return {"subject": subject, "roi": "all", "denoiser": denoiser, "aligner": "none",
-            "encoder": encoder, "metric": "error", "value": float("nan"), "n_units": 0,
-            "status": f"error: {message}"}
-
-
 def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
                       keep_denoised: bool = False) -> CellResult:
     """Fit one denoiser on the training trials and every encoder on its output; score them.
@@ -147,7 +138,7 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
             denoised_test = denoiser.transform(prepared.test)
             rows += truth_rows(denoised_train, denoised_test, prepared, label)
     except Exception as exc:  # one failing cell must not stop the grid
-        return CellResult(name, label, [_error_row(name, label, "all", exc)], [], None, seconds)
+        return CellResult(name, label, [error_row(exc, subject=name, denoiser=label, encoder="all")], [], None, seconds)
     y_train = np.asarray(denoised_train.as_targets())
     y_test = np.asarray(target.as_targets())
     for encoder_entry in plan.stages["encoder"]:
@@ -162,7 +153,7 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
             unit_scores.append({"subject": name, "denoiser": label, "aligner": "none",
                                 "encoder": encoder_entry.label, "values": values})
         except Exception as exc:
-            rows.append(_error_row(name, label, encoder_entry.label, exc))
+            rows.append(error_row(exc, subject=name, denoiser=label, encoder=encoder_entry.label))
     return CellResult(name, label, rows, unit_scores, denoised_train if keep_denoised else None,
                       seconds)
 
