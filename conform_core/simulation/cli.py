@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,20 +13,22 @@ from ..exceptions import ParameterError
 __all__ = ["simulate"]
 
 
-def _check_count(flag: str, value: int, low: int) -> int:
-    if value < low:
-        raise ParameterError(
-            f"{flag} must be an integer >= {low}; got {value}. Pass {flag} {max(low, 1)} or more."
-        )
-    return value
+# simulate_study's parameter names and the flags that set them (for error messages)
+_FLAGS = {"stimuli_per_subject": "--stimuli-per-subject", "individual_differences":
+          "--individual-differences", "missing_fraction": "--missing-fraction",
+          "test_fraction": "--test-fraction", "random_state": "--random-state",
+          "n_subjects": "--subjects", "n_features": "--features", "n_stimuli": "--stimuli",
+          "n_repeats": "--repeats", "n_shared": "--shared", "n_units": "--units", "snr": "--snr"}
 
 
-def _check_fraction(flag: str, value: float, high: float) -> float:
-    if not 0.0 <= value <= high:
-        raise ParameterError(
-            f"{flag} must be between 0 and {high}; got {value}. Pass e.g. {flag} 0.1."
-        )
-    return value
+def _in_flag_terms(message: str) -> str:
+    """Rewrite a simulate_study parameter error in terms of the command's flags."""
+    message = re.sub(r"The '(\w+)' parameter of simulate_study",
+                     lambda m: f"The {_FLAGS.get(m[1], repr(m[1]))} option", message)
+    for name, flag in _FLAGS.items():  # longest names first, so prefixes never clash
+        message = re.sub(rf"(?<![-\w]){name}=", f"{flag} ", message)
+        message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
+    return message.replace(" or None;", " or left out;").replace("None gives", "leaving it out gives")
 
 
 def simulate(
@@ -82,48 +85,21 @@ def simulate(
     from ._params import SimulationParams
     from ._writer import write_study
 
-    _check_count("--subjects", subjects, 1)
-    _check_count("--units", units, 1)
-    _check_count("--stimuli", stimuli, 2)
-    _check_count("--repeats", repeats, 1)
-    _check_count("--features", features, 1)
-    if snr < 0:
-        raise ParameterError(
-            f"--snr must be >= 0; got {snr}. Pass e.g. --snr 0.5 for a noisy study."
-        )
-    n_shared = round(stimuli / 3) if shared is None else _check_count("--shared", shared, 0)
-    if n_shared > stimuli:
-        raise ParameterError(
-            f"--shared must be at most --stimuli ({stimuli}); got {n_shared}. "
-            "Lower --shared or raise --stimuli."
-        )
-    if stimuli_per_subject is not None:
-        _check_count("--stimuli-per-subject", stimuli_per_subject, 0)
-        if stimuli_per_subject > stimuli - n_shared:
-            raise ParameterError(
-                f"--stimuli-per-subject must be at most --stimuli minus --shared "
-                f"({stimuli} - {n_shared} = {stimuli - n_shared}); got {stimuli_per_subject}. "
-                "Lower it, or leave it out to give every subject all stimuli."
-            )
-    _check_fraction("--test-fraction", test_fraction, 0.9)
-    _check_fraction("--missing-fraction", missing_fraction, 0.9)
-    _check_fraction("--individual-differences", individual_differences, 1.0)
-    if random_state < 0:
-        raise ParameterError(
-            f"--random-state must be >= 0; got {random_state}. Pass e.g. --random-state 0."
-        )
     if out.exists():
         raise ParameterError(
             f"Output folder {str(out)!r} already exists. Choose another OUT folder, or remove it "
             "first; conform simulate never overwrites a folder."
         )
-    params = SimulationParams.from_kwargs(
-        n_subjects=subjects, n_units=units, n_stimuli=stimuli, n_repeats=repeats, snr=snr,
-        n_shared=n_shared, stimuli_per_subject=stimuli_per_subject, test_fraction=test_fraction,
-        missing_fraction=missing_fraction, n_features=features, n_latent=min(8, features),
-        individual_differences=individual_differences, timeseries=timeseries, tr=tr,
-        random_state=random_state,
-    )
+    try:  # simulate_study's own checks, reported with the command's flag names
+        params = SimulationParams.from_kwargs(
+            n_subjects=subjects, n_units=units, n_stimuli=stimuli, n_repeats=repeats, snr=snr,
+            n_shared=shared, stimuli_per_subject=stimuli_per_subject,
+            test_fraction=test_fraction, missing_fraction=missing_fraction, n_features=features,
+            n_latent=max(1, min(8, features)), individual_differences=individual_differences,
+            timeseries=timeseries, tr=tr, random_state=random_state,
+        )
+    except ParameterError as exc:
+        raise ParameterError(_in_flag_terms(str(exc))) from None
     write_study(out, params, progress=not quiet and subjects > 1)
     typer.echo(f"Wrote a synthetic study of {subjects} subject(s) to {out}"
                f"{' (with NIfTI runs)' if timeseries else ''}.")

@@ -43,12 +43,13 @@ def test_simulate_timeseries_writes_bids_runs(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
-    (["--units", "-3"], "--units must be an integer >= 1; got -3. Pass --units 1 or more."),
-    (["--subjects", "0"], "--subjects must be an integer >= 1"),
+    (["--units", "-3"], "The --units option must be an int in [1, inf]; got -3. Pass --units 1 or more."),
+    (["--subjects", "0"], "The --subjects option must be an int in [1, inf]"),
     (["--stimuli", "10", "--shared", "20"], "Lower --shared or raise --stimuli"),
-    (["--snr", "-1"], "--snr must be >= 0"),
-    (["--missing-fraction", "1.5"], "--missing-fraction must be between 0 and 0.9"),
-    (["--stimuli", "30", "--shared", "10", "--stimuli-per-subject", "25"], "at most --stimuli minus --shared"),
+    (["--snr", "-1"], "The --snr option must be a finite number in [0.0, inf]; got -1.0"),
+    (["--missing-fraction", "1.5"], "The --missing-fraction option must be a finite number in [0.0, 0.9]"),
+    (["--stimuli", "30", "--shared", "10", "--stimuli-per-subject", "25"],
+     "at most --stimuli - --shared = 20; leaving it out gives"),
 ])
 def test_bad_options_exit_2_with_fix(tmp_path: Path, capsys, args: list[str], fragment: str) -> None:
     code, text = run(["simulate", str(tmp_path / "s"), *args], capsys)
