@@ -17,20 +17,34 @@ from .plan import Plan
 __all__ = ["input_checksums", "lock_text"]
 
 
-def input_checksums(location: str | None, *, max_files: int = 10_000) -> dict[str, str]:
-    """SHA-256 of every file under the dataset location (relative path -> hex digest)."""
+def _fingerprint(path: Path, full_hash_below: int) -> str:
+    """SHA-256 of a file, or ``size-mtime:SIZE:MTIME_NS`` for files too large to hash on every run."""
+    stat = path.stat()
+    if stat.st_size <= full_hash_below:
+        return sha256_file(path)
+    return f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def input_checksums(location: str | None, *, max_files: int = 10_000,
+                    full_hash_below: int = 256 * 2**20) -> dict[str, str]:
+    """Fingerprint every file under the dataset location (relative path -> fingerprint).
+
+    Files up to ``full_hash_below`` bytes (256 MiB) get their SHA-256; larger ones (e.g.
+    multi-gigabyte MOSAIC subject files, which a full hash would re-read on every run) get
+    their size and modification time, which still catches a replaced or rewritten file.
+    """
     if location is None:
         return {}
     root = Path(location)
     if root.is_file():
-        return {root.name: sha256_file(root)}
+        return {root.name: _fingerprint(root, full_hash_below)}
     if not root.is_dir():
         return {}
     out: dict[str, str] = {}
     for dirpath, _, filenames in sorted(os.walk(root)):
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            out[path.relative_to(root).as_posix()] = sha256_file(path)
+            out[path.relative_to(root).as_posix()] = _fingerprint(path, full_hash_below)
             if len(out) >= max_files:
                 return out
     return out

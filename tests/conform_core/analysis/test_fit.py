@@ -219,3 +219,13 @@ def test_lock_refuses_changed_inputs(tmp_path):
     (tmp_path / "study" / "stimuli.tsv").write_text("changed\n")
     with pytest.raises(SpecError, match="inputs of this locked analysis changed.*stimuli.tsv"):
         fit_analysis(first / "spec.lock.toml", out=tmp_path / "b")
+
+
+def test_large_inputs_are_fingerprinted_by_size_and_time(tmp_path):
+    from conform_core.analysis.lock import input_checksums
+
+    (tmp_path / "small.txt").write_text("abc")
+    (tmp_path / "big.bin").write_bytes(b"x" * 100)
+    prints = input_checksums(str(tmp_path), full_hash_below=10)
+    assert len(prints["small.txt"]) == 64
+    assert prints["big.bin"].startswith("size-mtime:100:")
