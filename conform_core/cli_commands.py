@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from .exceptions import ParameterError
 from .registry import KINDS
@@ -56,7 +58,8 @@ def plugins_list(
     for column in ("kind", "name", "version", "distribution", "plugin", "module"):
         table.add_column(column)
     for e in entries:
-        table.add_row(e.kind, e.name, e.version, e.distribution, e.plugin, e.module)
+        table.add_row(*(escape(str(v)) for v in (e.kind, e.name, e.version, e.distribution, e.plugin,
+                                                 e.module)))
     console = Console()
     (console if console.is_terminal else Console(width=160)).print(table)
 
@@ -117,14 +120,14 @@ def data_info(
         console = Console(width=160)
     extra = {k: v for k, v in summary.items() if k != "subjects"}
     for key, value in extra.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        console.print(Text(f"{key}", style="bold") + Text(f": {value}"), highlight=False)
     rows = summary.get("subjects", [])
     if rows:
         table = Table(title=f"{dataset} subjects")
         for column in rows[0]:
             table.add_column(str(column))
         for row in rows:
-            table.add_row(*[str(v) for v in row.values()])
+            table.add_row(*[escape(str(v)) for v in row.values()])
         console.print(table)
 
 
@@ -143,8 +146,10 @@ def add_core_commands(app: typer.Typer) -> None:
 def fit(
     spec: Annotated[Path, typer.Argument(help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it.")],
     sets: Annotated[Optional[list[str]], typer.Option(
-        "--set", help="Swap or tune a stage: STAGE=PLUGIN, STAGE=P1,P2 (compare), STAGE.PARAM=VALUE, "
-                      "analysis.seed=N, dataset.location=DIR. Repeatable.")] = None,
+        "--set", help="Swap or tune a stage: STAGE=PLUGIN, STAGE=P1,P2 (compare), STAGE.PARAM=VALUE "
+                      "(every entry of the stage), STAGE[LABEL].PARAM=VALUE (one entry of a compared "
+                      "stage, e.g. denoiser[pca].n_components=5), analysis.seed=N, "
+                      "dataset.location=DIR. Repeatable.")] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Results folder (default: results/<analysis name>). Never overwritten silently.")] = None,
     workers: Annotated[int, typer.Option(
@@ -154,45 +159,122 @@ def fit(
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="BLAS threads per task. Results reproduce bit for bit at equal settings.")] = 1,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing results folder.")] = False,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Only check the spec (plugins, every cell's parameters, paths, ROIs, features, "
+                        "subjects) and exit: 0 if it would run, 2 if not. Writes nothing.")] = False,
+    allow_failures: Annotated[bool, typer.Option(
+        "--allow-failures", help="Exit 0 even when some cells failed (for exploration); they are "
+                                 "still listed and recorded in results.csv.")] = False,
 ) -> None:
     """Run a declared analysis and compare denoisers x aligners x encoders on held-out stimuli.
 
     Writes OUT/results.csv (long format: subject, roi, denoiser, aligner, encoder, metric,
     value), OUT/report.md with figures, OUT/spec.lock.toml (re-run it, or swap one stage with
     --set), OUT/provenance.json, OUT/timings.csv and OUT/unit_scores.parquet.
+
+    Everything that can be checked is checked before any work starts. Exit codes: 0 every
+    cell succeeded; 2 the spec or data cannot run (nothing written); 3 the analysis ran but
+    some cells failed (results written, failures listed; --allow-failures makes this 0),
+    or every subject failed (nothing written, an existing results folder kept);
+    130/143 interrupted (nothing written).
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from .analysis import fit_analysis, summary_table
-    from .analysis.report import noise_ceiling_summary
+    from .analysis import prepare_analysis
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
+    if check:
+        job = prepare_analysis(spec, overrides=sets or [], out=out, overwrite=overwrite)
+        plan = job.plan
+        grid = " x ".join(f"{len(plan.stages.get(st, ()))} {st}(s)" for st in ("denoiser", "aligner", "encoder")
+                          if plan.stages.get(st))
+        typer.echo(f"{spec}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
+                   f"input file(s) fingerprinted; results would go to {job.out}. Nothing was run.")
+        return
+    _run_fit(console, spec, sets or [], out, workers, scheduler, threads, overwrite, allow_failures)
+
+
+def _run_fit(console: Any, spec: Path, sets: list[str], out: Optional[Path], workers: int,
+             scheduler: Optional[str], threads: int, overwrite: bool, allow_failures: bool) -> None:
+    import sys
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .analysis import count_cells, fit_analysis
+    from .analysis.runner import count_tasks
+    from .exceptions import AnalysisFailedError
+
+    started = time.monotonic()
+    state: dict[str, Any] = {"done": 0, "total": None, "plan": None}
+
+    def log_line(label: str) -> None:  # one line per finished task when nobody watches a bar
+        state["done"] += 1
+        total = state["total"] or "?"
+        print(f"conform fit [{state['done']}/{total}] {time.monotonic() - started:7.1f}s  {label}",
+              file=sys.stderr, flush=True)
+
     with Progress(TextColumn("[bold]conform fit"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("starting", total=None)
 
         def tick(label: str) -> None:
-            bar.update(task, advance=1, description=label)
+            if console.is_terminal:
+                bar.update(task, advance=1, description=escape(label))
+            else:
+                log_line(label)
 
-        path, result = fit_analysis(spec, overrides=sets or [], out=out, workers=workers,
-                                    scheduler=scheduler, threads=threads, overwrite=overwrite,
-                                    progress=tick)
+        def on_plan(plan: Any) -> None:
+            state["plan"], state["total"] = plan, count_tasks(plan)
+            bar.update(task, total=state["total"])
+
+        try:
+            path, result = fit_analysis(spec, overrides=sets, out=out, workers=workers,
+                                        scheduler=scheduler, threads=threads, overwrite=overwrite,
+                                        progress=tick, on_plan=on_plan)
+        except AnalysisFailedError as exc:
+            bar.stop()
+            _print_failures(console, getattr(exc.result, "failures", []))
+            console.print(Text("Error: ", style="red") + Text(str(exc)))
+            raise typer.Exit(3) from None
+    _print_summary(console, result)
+    _print_failures(console, result.failures)
+    console.print(Text(f"Results written to {path} (report: {path / 'report.md'})"))
+    failed, total = count_cells(state["plan"], result)
+    if failed:
+        console.print(Text(f"{failed} of {total} cells failed (listed above and in "
+                           f"{path / 'results.csv'}).", style="red"))
+        if not allow_failures:
+            raise typer.Exit(3)
+
+
+def _print_summary(console: Any, result: Any) -> None:
+    from rich.table import Table
+
+    from .analysis import summary_table
+    from .analysis.report import nc_r2_exclusions, noise_ceiling_summary
+
     header, body = summary_table(result, ("pearson_r", "r2", "nc_r2", "truth_r", "denoise_truth_nmse"))
     table = Table(title="Held-out scores (median over subjects of per-subject medians)")
     for column in header:
         table.add_column(column, justify="right" if column not in ("denoiser", "aligner", "encoder") else "left")
     for row in body:
-        table.add_row(*row)
+        table.add_row(*[escape(c) for c in row])
     console.print(table)
     ceiling = noise_ceiling_summary(result)
     if ceiling is not None:
-        console.print(f"Noise ceiling of the held-out test averages: {ceiling:.1f} % (nc_r2 = R² / ceiling)")
-    for failure in result.failures:
-        console.print(f"[red]failed[/] {failure['subject']} / {failure['denoiser']} / "
-                      f"{failure['aligner']} / {failure['encoder']}: {failure['status']}", highlight=False)
-    console.print(f"Results written to [bold]{path}[/] (report: {path / 'report.md'})", highlight=False)
+        console.print(Text(f"Noise ceiling of the held-out test averages: {ceiling:.1f} % "
+                           "(nc_r2 = R² / ceiling)"))
+    excluded = nc_r2_exclusions(result)
+    if excluded:
+        console.print(Text(excluded))
+
+
+def _print_failures(console: Any, failures: list[dict[str, Any]]) -> None:
+    for failure in failures:
+        console.print(Text("failed ", style="red") + Text(
+            f"{failure['subject']} / {failure['denoiser']} / {failure['aligner']} / "
+            f"{failure['encoder']}: {failure['status']}"))

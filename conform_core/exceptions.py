@@ -20,7 +20,9 @@ __all__ = [
     "PluginLoadError",
     "SpecError",
     "DataFileError",
+    "AnalysisFailedError",
     "ConformWarning",
+    "Interrupted",
 ]
 
 
@@ -61,6 +63,59 @@ class SpecError(ConformError, ValueError):
 
 class DataFileError(ConformError, OSError):
     """A file is missing, unreadable, truncated or does not follow its format."""
+
+
+class AnalysisFailedError(ConformError):
+    """Every subject of an analysis failed, so there is nothing to report or write.
+
+    ``conform fit`` exits 3 on it (as when some cells fail), prints each failure, and
+    leaves an existing results folder as it was.
+
+    Parameters
+    ----------
+    message : str
+        What failed and the first error.
+    result : object, optional
+        The :class:`~conform_core.analysis.AnalysisResult` with the failure rows.
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class Interrupted(BaseException):
+    """A termination signal (SIGTERM) arrived while a command was running.
+
+    The ``conform`` command line installs a handler that raises it, so the signal unwinds
+    the stack like Ctrl-C's :class:`KeyboardInterrupt`: ``finally`` blocks run, atomic
+    writes remove their temporary files and folders, and a Dask client is closed. It derives
+    from :class:`BaseException`, not :class:`Exception`, so code that isolates failures
+    with ``except Exception`` (one failed cell of ``conform fit``) does not swallow it.
+
+    Parameters
+    ----------
+    signum : int
+        The signal number (``signal.SIGTERM``).
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's exit status for death by this signal: 128 + signal number."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        import signal
+
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        return f"Interrupted by {name}"
 
 
 class ConformWarning(UserWarning):

@@ -40,7 +40,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 __all__ = ["StageEntry", "AnalysisSpec", "load_spec", "parse_spec", "apply_overrides",
-           "check_spec", "parse_value", "STAGES", "STAGE_KIND", "COMPARED_STAGES", "METRICS"]
+           "check_spec", "check_seed", "parse_value", "STAGES", "STAGE_KIND", "COMPARED_STAGES", "METRICS"]
 
 STAGES: tuple[str, ...] = ("dataset", "glm", "denoiser", "aligner", "encoder", "features")
 """Stage names, in pipeline order."""
@@ -110,8 +110,8 @@ class AnalysisSpec:
 
     @property
     def seed(self) -> int:
-        """Seed of the analysis (default 0)."""
-        return int(self.analysis.get("seed", 0))
+        """Seed of the analysis (default 0; checked by :func:`check_seed`)."""
+        return check_seed(self.analysis.get("seed", 0))
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -129,6 +129,18 @@ class AnalysisSpec:
     def copy(self) -> AnalysisSpec:
         """A deep copy."""
         return copy.deepcopy(self)
+
+
+def check_seed(value: Any) -> int:
+    """Return ``value`` as the analysis seed, or raise a :class:`SpecError` naming it.
+
+    A seed is a non-negative integer (TOML ``seed = 3``); a string such as ``"3"`` or
+    ``"abc"`` is refused rather than guessed at, since the seed decides every split.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"[analysis] seed must be a non-negative integer; got {value!r}. "
+                        "Write it without quotes, e.g. seed = 0 (or --set analysis.seed=0).")
+    return value
 
 
 def load_spec(path: str | Path) -> AnalysisSpec:
@@ -210,6 +222,8 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
                             "a distinct label, e.g. {plugin = \"psn\", label = \"psn-wiener\", ...}.")
     analysis = dict(raw.get("analysis", {}))
     _check_keys(analysis, _ANALYSIS_KEYS, "[analysis]", source)
+    if "seed" in analysis:
+        check_seed(analysis["seed"])
     evaluation = dict(raw.get("evaluation", {}))
     _check_keys(evaluation, _EVALUATION_KEYS, "[evaluation]", source)
     for metric in evaluation.get("metrics", []):
@@ -233,9 +247,11 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
 
     ``STAGE=PLUGIN`` (or ``STAGE=P1,P2``) replaces a stage's entries with default-parameter
     instances of those plugins; ``STAGE.PARAM=VALUE`` sets a parameter on every entry of the
-    stage (values are read as TOML: numbers, booleans, quoted strings, lists; anything else
-    is a string); ``analysis.seed=3``, ``dataset.location=DIR``, ``dataset.subjects=[...]``
-    and ``evaluation.KEY=VALUE`` set those tables.
+    stage, and ``STAGE[LABEL].PARAM=VALUE`` on the entry labelled ``LABEL`` only (a
+    compared stage's entries are labelled by plugin name unless the spec gives a
+    ``label``); values are read as TOML: numbers, booleans, quoted strings, lists;
+    anything else is a string. ``analysis.seed=3``, ``dataset.location=DIR``,
+    ``dataset.subjects=[...]`` and ``evaluation.KEY=VALUE`` set those tables.
     """
     out = spec.copy()
     for item in overrides:
@@ -243,10 +259,15 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
             raise SpecError(f"--set takes STAGE=PLUGIN or STAGE.PARAM=VALUE; got {item!r}.")
         key, text = (s.strip() for s in item.split("=", 1))
         head, _, param = key.partition(".")
+        head, label = _split_label(head, item)
         allowed = STAGES + ("analysis", "evaluation")
         if head not in allowed:
             raise SpecError(f"--set {item!r}: unknown stage {head!r}.{suggest(head, allowed)} "
                             f"Stages: {', '.join(allowed)}.")
+        if label is not None and (head not in COMPARED_STAGES or not param):
+            raise SpecError(f"--set {item!r}: [LABEL] picks one entry of a compared stage "
+                            f"({', '.join(COMPARED_STAGES)}) to set a parameter on, as in "
+                            f"--set {head if head in COMPARED_STAGES else 'denoiser'}[LABEL].PARAM=VALUE.")
         if head in ("analysis", "evaluation"):
             if not param:
                 raise SpecError(f"--set {item!r}: use {head}.KEY=VALUE.")
@@ -269,9 +290,29 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
         if not out.stages.get(head):
             raise SpecError(f"--set {item!r}: stage {head!r} has no plugin to set {param!r} on. "
                             f"Add one first, e.g. --set {head}=NAME.")
-        for entry in out.stages[head]:
+        entries = out.stages[head]
+        if label is not None:
+            labels = [e.label for e in entries]
+            if label not in labels:
+                raise SpecError(f"--set {item!r}: stage {head!r} has no entry labelled {label!r}."
+                                f"{suggest(label, labels)} Its entries: {', '.join(labels)}.")
+            entries = [e for e in entries if e.label == label]
+        for entry in entries:
             entry.params[param] = parse_value(text)
+    if "seed" in out.analysis:
+        check_seed(out.analysis["seed"])
     return out
+
+
+def _split_label(head: str, item: str) -> tuple[str, str | None]:
+    """``"denoiser[pca]"`` -> ``("denoiser", "pca")``; ``"denoiser"`` -> ``("denoiser", None)``."""
+    if "[" not in head and "]" not in head:
+        return head, None
+    stage, bracket, rest = head.partition("[")
+    if not bracket or not rest.endswith("]") or not rest[:-1].strip():
+        raise SpecError(f"--set {item!r}: write one entry of a stage as STAGE[LABEL], e.g. "
+                        "--set denoiser[pca].n_components=5.")
+    return stage.strip(), rest[:-1].strip()
 
 
 def check_spec(spec: AnalysisSpec, registry: Any) -> None:

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import difflib
 import numbers
+import os
+import re
 from collections.abc import Iterable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .exceptions import ParameterError, ShapeError
+from .exceptions import DataFileError, ParameterError, ShapeError
 
 __all__ = [
     "describe",
@@ -27,6 +30,9 @@ __all__ = [
     "check_int_param",
     "check_float_param",
     "check_choice",
+    "check_bool_param",
+    "check_existing_path",
+    "is_placeholder",
     "suggest",
 ]
 
@@ -290,3 +296,95 @@ def check_choice(value: Any, choices: Sequence[str], *, name: str, owner: Any = 
             f"{', '.join(repr(c) for c in choices)}; got {value!r}.{suggest(str(value), choices)}"
         )
     return str(value)
+
+
+def check_bool_param(value: Any, *, name: str, owner: Any = None, none_ok: bool = False,
+                     fix: str = "") -> bool | None:
+    """Validate a True/False parameter (numpy booleans too; None allowed if ``none_ok``).
+
+    Integers and strings such as ``"yes"`` are refused: a spec that writes ``true`` means
+    True, and anything else is more likely a mistake than a boolean.
+    """
+    if value is None and none_ok:
+        return None
+    if not isinstance(value, (bool, np.bool_)):
+        raise ParameterError(
+            f"The {name!r} parameter{_owner_name(owner)} must be True or False"
+            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
+        )
+    return bool(value)
+
+
+_PLACEHOLDER = re.compile(r"(^|/)path/to(/|$)|<[A-Za-z_ -]+>")
+
+_PATH_KINDS = {"file": "file", "dir": "folder", "any": "file or folder"}
+
+
+def is_placeholder(value: Any) -> bool:
+    """Whether ``value`` is a string that looks like a template's placeholder path.
+
+    ``/path/to/mosaic``, ``path/to/weights.pt`` and ``<DATA_DIR>`` are placeholders (as
+    written in the example specs); real paths are not.
+    """
+    return isinstance(value, (str, os.PathLike)) and bool(_PLACEHOLDER.search(os.fspath(value)))
+
+
+def check_existing_path(value: Any, *, name: str, owner: Any = None,
+                        kind: Literal["file", "dir", "any"] = "file",
+                        flag_hint: str | None = None, fix: str = "") -> Path:
+    """Validate a path parameter that must name an existing file or folder.
+
+    Parameters
+    ----------
+    value : Any
+        The parameter's value (a ``str`` or ``os.PathLike``).
+    name : str
+        The parameter's name as the user types it, e.g. ``"stimuli_dir"``.
+    owner : object or str or None
+        The component (or its class name) the parameter belongs to, for the message.
+    kind : {"file", "dir", "any"}, default="file"
+        What the path must be.
+    flag_hint : str or None
+        How to set the value on the command line, e.g. ``"--set dataset.stimuli_dir=DIR"``;
+        the messages end with it.
+    fix : str, default=""
+        Extra advice appended to the message for a path that does not exist.
+
+    Returns
+    -------
+    Path
+        The path.
+
+    Raises
+    ------
+    ParameterError
+        If ``value`` is not a path, or still holds a placeholder of an example spec
+        (``/path/to/...``, ``<DATA_DIR>``).
+    DataFileError
+        If nothing exists there, or it is a file where a folder is needed (or the reverse).
+    """
+    what = _PATH_KINDS[kind]
+    who = f"The {name!r} parameter{_owner_name(owner)}"
+    hint = f" Set it with {flag_hint}." if flag_hint else ""
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ParameterError(
+            f"{who} must be the path of an existing {what}; got {value!r}.{hint}".rstrip()
+        )
+    text = os.fspath(value)
+    if is_placeholder(text):
+        raise ParameterError(
+            f"{who} still holds the placeholder {text!r} from the example spec; point it at your "
+            f"{what}.{hint or ' Set it to a real path.'}"
+        )
+    path = Path(text)
+    if not path.exists():
+        problem = f"no such {what}"
+    elif kind == "file" and not path.is_file():
+        problem = "a folder, not a file"
+    elif kind == "dir" and not path.is_dir():
+        problem = "a file, not a folder"
+    else:
+        return path
+    extra = f" {fix}" if fix else ""
+    raise DataFileError(f"{who} must be the path of an existing {what}; got {text!r} ({problem})."
+                        f"{extra}{hint}")

@@ -138,11 +138,13 @@ def design(
 
 def _report(design: dict[str, Any], out: Path) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     console = Console(highlight=False)
     inputs, cov = design["inputs"], design["coverage"]
-    for bad in inputs.get("unreadable", []):
-        console.print(f"[yellow]Skipped unreadable image[/] {bad['file']}: {bad['reason']}")
+    for bad in inputs.get("unreadable", []):  # file names and reasons are text, not markup
+        console.print(f"[yellow]Skipped unreadable image[/] {escape(str(bad['file']))}: "
+                      f"{escape(str(bad['reason']))}")
     if inputs.get("duplicates"):
         console.print(f"[yellow]{len(inputs['duplicates'])} duplicate file(s) (same SHA-256) "
                       "counted once[/]; see design.json.")
@@ -152,7 +154,7 @@ def _report(design: dict[str, Any], out: Path) -> None:
         f"{sel['radius']:.4f} vs random {rnd['radius']:.4f} (p95 {sel['p95']:.4f} vs "
         f"{rnd['p95']:.4f}; mean {sel['mean']:.4f} vs {rnd['mean']:.4f}); Vendi "
         f"{sel['vendi']:.1f} vs {rnd['vendi']:.1f}.")
-    console.print(f"Wrote the protocol package to {out}")
+    console.print(f"Wrote the protocol package to {escape(str(out))}")
 
 
 @design_app.command("check")

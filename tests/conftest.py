@@ -47,3 +47,41 @@ def pm_with(request: pytest.FixtureRequest):
         return pm
 
     return add
+
+
+@pytest.fixture
+def umask():
+    """Set the process umask in a test (``umask(0o022)``); the old one is restored afterwards.
+
+    Subprocesses started by the test inherit it.
+    """
+    old = os.umask(0o022)
+    os.umask(old)
+    yield os.umask
+    os.umask(old)
+
+
+@pytest.fixture
+def assert_modes():
+    """``assert_modes(root, files=0o644, folders=0o755)``: every path from ``root`` down has it.
+
+    Compares the permission bits (``mode & 0o777``, so an inherited set-group-ID bit is
+    ignored) of ``root`` and of every file and folder below it, and names each mismatch.
+    """
+    import stat
+
+    def check(root: Path, *, files: int, folders: int) -> int:
+        root = Path(root)
+        bad, count = [], 0
+        for path in [root, *sorted(root.rglob("*"))]:
+            if path.is_symlink():
+                continue
+            want = folders if path.is_dir() else files
+            got = stat.S_IMODE(path.stat().st_mode) & 0o777
+            count += 1
+            if got != want:
+                bad.append(f"{path.relative_to(root.parent)}: {got:04o}, want {want:04o}")
+        assert not bad, "wrong permissions:\n" + "\n".join(bad)
+        return count
+
+    return check

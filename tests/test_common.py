@@ -34,3 +34,59 @@ def test_builtin_components_are_registered():
 @parametrize_with_checks(_builtin_instances())
 def test_contract(component, check):
     check(component)
+
+
+def test_builtin_components_with_parameters_check_them():
+    """Every built-in component that takes parameters overrides check_params, so
+    `conform fit --check` validates its cells before any work."""
+    from conform_core.components import Component
+
+    registry = default_registry()
+    unchecked = [entry.cls.__name__ for entry in registry.entries()
+                 if entry.module.split(".")[0] in BUILTIN_PACKAGES
+                 and entry.cls._get_param_names()
+                 and entry.cls.check_params is Component.check_params]
+    assert unchecked == []
+
+
+def test_kit_catches_check_params_that_changes_parameters():
+    import pytest
+    from conform_baselines import PCADenoiser
+
+    from conform_core.testing.checks import check_check_params_passes
+
+    class Rounding(PCADenoiser):
+        """PCA that 'fixes' its parameters in check_params.
+
+        Parameters
+        ----------
+        n_components, max_components : as PCADenoiser
+        """
+
+        def check_params(self) -> None:
+            self.n_components = 2
+
+    with pytest.raises(AssertionError, match="modified parameters"):
+        check_check_params_passes(Rounding(n_components=3))
+
+
+def test_kit_catches_dataset_metadata_that_disagrees_with_subjects():
+    import pytest
+    from conform_synthetic import SyntheticDataset
+
+    from conform_core.data import StimulusSet
+    from conform_core.testing.checks import check_dataset_metadata
+
+    class Partial(SyntheticDataset):
+        """Synthetic data whose stimulus_set forgets the stimuli (see SyntheticDataset).
+
+        Parameters
+        ----------
+        n_units : int
+        """
+
+        def stimulus_set(self) -> StimulusSet:
+            return StimulusSet(ids=["not-a-stimulus"])
+
+    with pytest.raises(AssertionError, match="missing from stimulus_set"):
+        check_dataset_metadata(Partial(n_subjects=2, n_units=5, n_stimuli=12))

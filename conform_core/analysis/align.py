@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ..data import ConditionData
 from ..exceptions import ConformError
@@ -13,12 +16,49 @@ from .plan import Plan
 from .scores import error_row, score_rows
 from .subject import Prepared
 
-__all__ = ["score_aligner"]
+__all__ = ["AlignerScore", "score_aligner"]
+
+
+@dataclass
+class AlignerScore:
+    """What scoring one aligner on one held-out subject and denoiser produced.
+
+    Attributes
+    ----------
+    subject, denoiser, aligner : str
+        The held-out subject, the denoiser label and the aligner label.
+    rows : list of dict
+        Rows of results.csv (one ``error`` row when the cell failed).
+    unit_scores : list of dict
+        At most one entry ``{"subject", "denoiser", "aligner", "encoder": "none", "values"}``;
+        ``values`` maps each metric to an array over the held-out subject's units.
+    seconds : dict of str to float
+        ``aligner:LABEL`` (fit, add the held-out subject, predict) and
+        ``aligner:LABEL:scoring`` (metrics).
+    """
+
+    subject: str
+    denoiser: str
+    aligner: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    unit_scores: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _unit_order(predicted: ConditionData, target: ConditionData) -> NDArray[np.intp] | None:
+    """Positions that put ``predicted``'s units in ``target``'s order (None: already are)."""
+    ids, wanted = predicted.units.ids, target.units.ids
+    if ids.shape == wanted.shape and (ids == wanted).all():
+        return None
+    lookup = {u: i for i, u in enumerate(ids.tolist())}
+    if len(lookup) != len(wanted) or any(u not in lookup for u in wanted.tolist()):
+        return None  # the aligner names its units its own way: keep their order
+    return np.array([lookup[u] for u in wanted.tolist()], dtype=np.intp)
 
 
 def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
                   prepared: dict[str, Prepared], denoised: dict[str, ConditionData],
-                  held_out: str) -> list[dict[str, Any]]:
+                  held_out: str) -> AlignerScore:
     """Leave-one-subject-out score of one aligner on the output of one denoiser.
 
     The aligner is fitted on the other subjects' denoised training responses; the held-out
@@ -27,11 +67,13 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
     subjects' raw test averages into the shared space, averaging them per stimulus, and
     mapping the average back into the held-out subject's units. Scores are computed
     against the held-out subject's raw test averages, on the test stimuli that at least
-    one other subject saw.
+    one other subject saw. Per-unit scores follow the held-out subject's units.
     """
     entry = plan.stages["aligner"][aligner_index]
     base = {"subject": held_out, "denoiser": denoiser_label, "aligner": entry.label, "encoder": "none"}
+    result = AlignerScore(held_out, denoiser_label, entry.label)
     others = [s for s in plan.subjects if s != held_out and s in denoised]
+    t0 = time.perf_counter()
     try:
         if len(others) < 2:
             raise ConformError(f"Scoring aligner {entry.label!r} leaves one subject out and fits on "
@@ -60,12 +102,22 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
                                "other subjects; scoring needs at least 3.")
         ids = target.stimulus_ids[seen]
         predicted = aligner.inverse_transform(ConditionData(average[:, seen], ids), held_out)
+        result.seconds[f"aligner:{entry.label}"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         y_true = target.select(ids).as_targets()
         y_pred = predicted.as_targets()
+        order = _unit_order(predicted, target)
+        if order is not None:
+            y_pred = y_pred[:, order]
         r2 = r2_score(y_true, y_pred)
         values = {"pearson_r": pearson_r(y_true, y_pred), "r2": r2,
                   "nc_r2": normalized_r2(r2, prepared[held_out].noise_ceiling)}
         values = {k: v for k, v in values.items() if k in plan.metrics}
-        return score_rows(values=values, roi=prepared[held_out].roi, **base)
+        result.rows = score_rows(values=values, roi=prepared[held_out].roi, **base)
+        result.unit_scores = [{**base, "values": values}]
+        result.seconds[f"aligner:{entry.label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing aligner cell must not stop the others
-        return [error_row(exc, **base)]
+        result.rows = [error_row(exc, **base)]
+        result.unit_scores = []
+        result.seconds.setdefault(f"aligner:{entry.label}", time.perf_counter() - t0)
+    return result

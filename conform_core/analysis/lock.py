@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,43 +12,103 @@ import tomli_w
 
 from .. import __version__
 from ..io import sha256_file
-from ..spec import STAGE_KIND
+from ..spec import STAGE_KIND, StageEntry
 from .plan import Plan
 
-__all__ = ["input_checksums", "lock_text"]
+__all__ = ["input_checksums", "lock_text", "path_inputs"]
 
 
-def _fingerprint(path: Path, full_hash_below: int) -> str:
-    """SHA-256 of a file, or ``size-mtime:SIZE:MTIME_NS`` for files too large to hash on every run."""
+def _fingerprint(path: Path, full_hash_below: int, budget: list[int]) -> str:
+    """SHA-256 of a file, or ``size-mtime:SIZE:MTIME_NS`` for files too large to hash on every
+    run (above ``full_hash_below`` bytes, or once ``budget[0]`` bytes have been hashed)."""
     stat = path.stat()
-    if stat.st_size <= full_hash_below:
+    if stat.st_size <= full_hash_below and stat.st_size <= budget[0]:
+        budget[0] -= stat.st_size
         return sha256_file(path)
     return f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def input_checksums(location: str | None, *, max_files: int = 10_000,
-                    full_hash_below: int = 256 * 2**20) -> dict[str, str]:
-    """Fingerprint every file under the dataset location (relative path -> fingerprint).
-
-    Files up to ``full_hash_below`` bytes (256 MiB) get their SHA-256; larger ones (e.g.
-    multi-gigabyte MOSAIC subject files, which a full hash would re-read on every run) get
-    their size and modification time, which still catches a replaced or rewritten file.
-    """
-    if location is None:
-        return {}
-    root = Path(location)
+def _walk(root: Path) -> list[Path]:
+    """Every file under ``root`` (itself, if a file), in a stable order."""
     if root.is_file():
-        return {root.name: _fingerprint(root, full_hash_below)}
-    if not root.is_dir():
-        return {}
+        return [root]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        found += [Path(dirpath) / name for name in sorted(filenames)]
+    return found
+
+
+def input_checksums(location: str | None, *, inputs: dict[str, str] | None = None,
+                    full_hash_below: int = 256 * 2**20,
+                    hash_budget: int = 2 * 2**30) -> dict[str, str]:
+    """Fingerprint every file an analysis reads.
+
+    Parameters
+    ----------
+    location : str or None
+        The dataset location; its files are keyed by their path relative to it.
+    inputs : dict of str to str, optional
+        Other paths the analysis reads (``"features.weights"`` -> a file, or
+        ``"dataset.stimuli_dir"`` -> a folder); their files are keyed
+        ``"NAME:relative/path"``. Paths inside ``location`` are covered already.
+    full_hash_below : int, default=256 MiB
+        Files up to this size get their SHA-256; larger ones (e.g. multi-gigabyte MOSAIC
+        subject files, which a full hash would re-read on every run) their size and
+        modification time, which still catches a replaced or rewritten file.
+    hash_budget : int, default=2 GiB
+        Bytes hashed in all; past it (a folder of a hundred thousand images) the
+        remaining files are fingerprinted by size and time too. Every file is listed.
+
+    Returns
+    -------
+    dict of str to str
+        Key -> fingerprint, every file covered (no file is left out).
+    """
+    budget = [hash_budget]
     out: dict[str, str] = {}
-    for dirpath, _, filenames in sorted(os.walk(root)):
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            out[path.relative_to(root).as_posix()] = _fingerprint(path, full_hash_below)
-            if len(out) >= max_files:
-                return out
+    roots: list[tuple[str, Path]] = []
+    if location is not None and Path(location).exists():
+        roots.append(("", Path(location)))
+    for name, value in sorted((inputs or {}).items()):
+        path = Path(value)
+        if path.exists() and not any(_inside(path, r) for _, r in roots):
+            roots.append((f"{name}:", path))
+    for prefix, root in roots:
+        for path in _walk(root):
+            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+            out[prefix + rel] = _fingerprint(path, full_hash_below, budget)
     return out
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def path_inputs(stages: Mapping[str, Sequence[StageEntry]]) -> dict[str, str]:
+    """Parameters of ``stages`` that name an existing file or folder (``stage.param``).
+
+    A parameter counts when its value (or an item of a list value) is a string that
+    looks like a path (has a folder separator or a file suffix) and exists, e.g. a
+    dataset's ``stimuli_dir``, an atlas, or CLIP ``weights``.
+    """
+    found: dict[str, str] = {}
+    for stage, entries in stages.items():
+        for entry in entries:
+            target = stage if len(entries) == 1 else f"{stage}[{entry.label}]"
+            for param, value in entry.params.items():
+                values = value if isinstance(value, list) else [value]
+                for i, item in enumerate(values):
+                    if not isinstance(item, str) or not (os.sep in item or Path(item).suffix):
+                        continue
+                    if Path(item).exists():
+                        key = f"{target}.{param}" + (f"[{i}]" if isinstance(value, list) else "")
+                        found[key] = item
+    return found
 
 
 def _toml_entry(stage: str, entry: Any, registry: Any) -> dict[str, Any]:
@@ -62,14 +123,22 @@ def _toml_entry(stage: str, entry: Any, registry: Any) -> dict[str, Any]:
 
 
 def lock_text(plan: Plan, registry: Any, *, name: str, checksums: dict[str, str],
-              dataset_extra: dict[str, Any]) -> str:
-    """Render the lock file for ``plan`` (deterministic: no timestamps)."""
+              dataset_extra: dict[str, Any], dataset_params: dict[str, Any] | None = None) -> str:
+    """Render the lock file for ``plan`` (deterministic: no timestamps).
+
+    ``dataset_params`` replaces the dataset entry's parameters: those that describe the
+    data actually read (:meth:`Dataset.data_params`), e.g. a simulated study folder's own
+    settings rather than the spec's simulator defaults.
+    """
     doc: dict[str, Any] = {
         "analysis": {"name": name, "seed": plan.seed},
         "evaluation": {"metrics": list(plan.metrics),
                        "split_fallback_test_fraction": plan.test_fraction},
     }
-    dataset = _toml_entry("dataset", plan.stages["dataset"][0], registry)
+    entry = plan.stages["dataset"][0]
+    if dataset_params is not None:
+        entry = StageEntry(entry.plugin, dict(dataset_params), entry.label)
+    dataset = _toml_entry("dataset", entry, registry)
     dataset["subjects"] = list(plan.subjects)
     if plan.location is not None:
         dataset["location"] = plan.location

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
-
 from ..components import Component
-from ..exceptions import SpecError
+from ..exceptions import ConformError, SpecError
 from ..io import to_builtin
 from ..spec import STAGE_KIND, AnalysisSpec, StageEntry, check_spec
-from ..validation import suggest
+from ..validation import is_placeholder, suggest
 
-__all__ = ["Plan", "make_plan"]
+__all__ = ["Plan", "make_plan", "check_plan", "MIN_ALIGNER_SUBJECTS"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
     plan = Plan(stages=stages, location=spec.location(), subjects=(), rois=(), seed=spec.seed,
                 metrics=spec.metrics,
                 test_fraction=float(spec.evaluation.get("split_fallback_test_fraction", 0.2)))
+    _check_dataset(plan)
     available = plan.dataset().subjects()
     wanted = spec.dataset.get("subjects", "all")
     if wanted in ("all", None):
@@ -111,4 +112,109 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
                 raise SpecError(f"[dataset] subjects: no subject {name!r} in this dataset."
                                 f"{suggest(name, available)} Subjects: {', '.join(available[:10])}.")
         subjects = tuple(wanted)
-    return replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))
+    plan = replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))
+    check_plan(plan)
+    return plan
+
+
+def _placeholders(value: Any) -> list[str]:
+    """The strings in ``value`` (a parameter, possibly a list or table) that look like
+    a template's placeholder path, such as ``/path/to/mosaic`` or ``<DATA_DIR>``."""
+    if isinstance(value, str):
+        return [value] if is_placeholder(value) else []
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _placeholders(v)]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _placeholders(v)]
+    return []
+
+
+def _check_no_placeholders(plan: Plan) -> None:
+    if plan.location is not None and _placeholders(plan.location):
+        raise SpecError(f"[dataset] location still holds the placeholder {plan.location!r} of the "
+                        "example spec. Point it at your data: edit the spec, or pass "
+                        "--set dataset.location=DIR.")
+    for stage, entries in plan.stages.items():
+        for entry in entries:
+            for param, value in entry.params.items():
+                found = _placeholders(value)
+                if found:
+                    raise SpecError(
+                        f"Stage {stage!r} ({entry.label}): parameter {param!r} still holds the "
+                        f"placeholder {found[0]!r} of the example spec. Set it in the spec, or pass "
+                        f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
+                    )
+
+
+def _set_target(plan: Plan, stage: str, entry: StageEntry) -> str:
+    """How ``--set`` names ``entry``: ``stage`` alone, or ``stage[label]`` in a compared list."""
+    return f"{stage}[{entry.label}]" if len(plan.stages.get(stage, ())) > 1 else stage
+
+
+def _checked(plan: Plan, stage: str, entry: StageEntry, component: Component) -> Component:
+    """``component`` after its ``check_params``, whose error is reworded to name the stage."""
+    try:
+        component.check_params()
+    except ConformError as exc:
+        raise SpecError(f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
+                        f"--set {_set_target(plan, stage, entry)}.PARAM=VALUE.") from None
+    return component
+
+
+def _check_dataset(plan: Plan) -> None:
+    """The dataset's own checks, before it is asked for anything (its subjects, say)."""
+    _check_no_placeholders(plan)
+    if plan.location is not None and not Path(plan.location).exists():
+        raise SpecError(f"[dataset] location {plan.location!r} does not exist. Check the path, or "
+                        "pass --set dataset.location=DIR.")
+    _checked(plan, "dataset", plan.stages["dataset"][0], plan.dataset())
+
+
+def check_plan(plan: Plan) -> None:
+    """Check everything about ``plan`` that can be checked before any work starts.
+
+    Every cell's parameter values (each component's ``check_params``), template
+    placeholders left in paths, the dataset location, ROI names against the dataset's
+    labels, that the features can be computed for the dataset's stimuli, and that
+    every aligner has enough subjects to be scored leaving one out. ``conform fit
+    --check`` runs only this.
+
+    Raises
+    ------
+    SpecError
+        Naming the stage, the entry, the value and the fix.
+    """
+    _check_dataset(plan)
+    built: dict[str, list[Component]] = {}
+    for stage, entries in plan.stages.items():
+        if stage != "dataset":
+            built[stage] = [_checked(plan, stage, entry, plan.build(stage, entry)) for entry in entries]
+    dataset = plan.dataset()
+    if plan.rois:
+        labels = dataset.roi_labels()
+        if labels is not None:
+            missing = [r for r in plan.rois if r not in labels]
+            if missing:
+                shown = ", ".join(sorted(labels)[:20]) if labels else "none (its units carry no ROI labels)"
+                raise SpecError(f"[dataset] rois: {missing[0]!r} is not an ROI of this dataset."
+                                f"{suggest(missing[0], list(labels))} Its ROI labels: {shown}. "
+                                "Remove [dataset] rois to analyse every unit.")
+    stimuli = dataset.stimulus_set()
+    if stimuli is not None:
+        for entry, features in zip(plan.stages["features"], built["features"]):
+            try:
+                features.check_stimuli(stimuli)
+            except ConformError as exc:
+                raise SpecError(f"Stage 'features' ({entry.label}): {exc}") from None
+    aligners = plan.stages.get("aligner", ())
+    if aligners and len(plan.subjects) < MIN_ALIGNER_SUBJECTS:
+        raise SpecError(
+            f"Stage 'aligner' ({', '.join(e.label for e in aligners)}): scoring an aligner leaves "
+            f"one subject out and fits on the others, which needs at least {MIN_ALIGNER_SUBJECTS} "
+            f"subjects; this analysis has {len(plan.subjects)}. Add subjects ([dataset] subjects), "
+            "or remove the aligner stage from the spec."
+        )
+
+
+MIN_ALIGNER_SUBJECTS = 3
+"""Leave-one-subject-out scoring fits an aligner on at least two subjects and predicts a third."""

@@ -13,11 +13,21 @@ from typing import Any
 
 import numpy as np
 
+from ..data import Units
 from ..io import atomic_directory, write_json, write_text
+from .figures import write_figures
 from .runner import AnalysisResult
-from .scores import COLUMNS
+from .scores import CEILING_REASONS, COLUMNS
 
-__all__ = ["write_results", "summary_table", "provenance", "noise_ceiling_summary"]
+__all__ = ["write_results", "summary_table", "provenance", "noise_ceiling_summary",
+           "nc_r2_exclusions", "unit_scores_frame", "UNIT_SCORE_COLUMNS", "TIMING_COLUMNS"]
+
+UNIT_SCORE_COLUMNS = ("subject", "unit_id", "unit_index", "unit_position", "space", "roi",
+                      "denoiser", "aligner", "encoder", "metric", "value")
+"""Columns of unit_scores.parquet (see :func:`unit_scores_frame`)."""
+
+TIMING_COLUMNS = ("subject", "stage", "denoiser", "seconds")
+"""Columns of timings.csv."""
 
 _PACKAGES = ("conform-fmri", "numpy", "scipy", "scikit-learn", "dask", "distributed", "pluggy",
              "torch", "faiss-cpu", "h5py", "nibabel")
@@ -63,6 +73,44 @@ def noise_ceiling_summary(result: AnalysisResult) -> float | None:
     return float(np.nanmedian(values)) if values else None
 
 
+def _percent(part: int, whole: int) -> str:
+    share = 100.0 * part / whole if whole else 0.0
+    return f"{share:.1f} %" if share < 10 else f"{share:.0f} %"
+
+
+def nc_r2_exclusions(result: AnalysisResult) -> str | None:
+    """Say how many units ``nc_r2`` leaves out and why, or None when it leaves out none.
+
+    ``nc_r2`` (R² / noise ceiling) is NaN, and so missing from every median, for a unit whose
+    held-out noise ceiling is 0. The sentence counts those units over all subjects, gives the
+    reasons (see :data:`~conform_core.analysis.scores.CEILING_REASONS`) and, with several
+    subjects, the count of each subject that has any. Plain text, for the terminal and
+    report.md alike. None also when ``nc_r2`` was not computed.
+    """
+    if not any(r["metric"] == "nc_r2" for r in result.rows) or not result.units:
+        return None
+    total = sum(t.units.n_units for t in result.units.values())
+    reasons = np.concatenate([t.ceiling_reason for t in result.units.values()])
+    left_out = int((reasons != "").sum())
+    if not left_out:
+        return None
+    counts = [(int((reasons == code).sum()), code) for code in CEILING_REASONS]
+    counts = [(n, code) for n, code in counts if n]
+    if len(counts) == 1:
+        why = f"whose held-out noise ceiling is 0: {CEILING_REASONS[counts[0][1]]}"
+    else:
+        why = "whose held-out noise ceiling is 0: " + "; ".join(
+            f"{n} with {CEILING_REASONS[code]}" for n, code in counts)
+    text = f"nc_r2 leaves out {left_out} of {total} units ({_percent(left_out, total)}) {why}."
+    if len(result.units) > 1:
+        per = [(name, int((t.ceiling_reason != "").sum()), t.units.n_units)
+               for name, t in result.units.items()]
+        shown = [f"{name} {n} of {m}" for name, n, m in per if n]
+        more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
+        text += f" Per subject: {', '.join(shown[:8])}{more}."
+    return text
+
+
 def provenance(plan_seed: int, started: float, ended: float, argv: list[str]) -> dict[str, Any]:
     """Package versions, platform, seed, start and end times, command line."""
     import datetime as dt
@@ -86,74 +134,6 @@ def provenance(plan_seed: int, started: float, ended: float, argv: list[str]) ->
     }
 
 
-def _figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    written = []
-    metric = "nc_r2" if any("nc_r2" in u["values"] for u in result.unit_scores) else "pearson_r"
-    groups: dict[str, list[float]] = {}
-    for u in result.unit_scores:
-        if metric in u["values"]:
-            label = f"{u['denoiser']} → {u['encoder']}"
-            v = np.asarray(u["values"][metric], dtype=float)
-            groups.setdefault(label, []).extend(v[np.isfinite(v)].tolist())
-    if groups:
-        labels = sorted(groups)
-        fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
-        ax.boxplot([groups[k] for k in labels], showfliers=False)
-        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right")
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set_ylabel({"nc_r2": "held-out R² / noise ceiling", "pearson_r": "held-out r"}[metric])
-        ax.set_title("Held-out encoding score per unit (all subjects)", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(folder / "scores_distribution.png", dpi=110)
-        plt.close(fig)
-        written.append(("Per-unit score distributions", "scores_distribution.png"))
-    header, body = summary_table(result, (metric,))
-    plain = [row for row in body if row[1] == "none" and row[2] != "none" and row[3:] and row[3]]
-    if plain:
-        dens = sorted({r[0] for r in plain})
-        encs = sorted({r[2] for r in plain})
-        grid = np.full((len(dens), len(encs)), np.nan)
-        for r in plain:
-            grid[dens.index(r[0]), encs.index(r[2])] = float(r[3])
-        fig, ax = plt.subplots(figsize=(2 + 1.4 * len(encs), 1.5 + 0.6 * len(dens)))
-        image = ax.imshow(grid, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(encs)), encs)
-        ax.set_yticks(range(len(dens)), dens)
-        low, high = np.nanmin(grid), np.nanmax(grid)
-        for i in range(len(dens)):
-            for j in range(len(encs)):
-                if np.isfinite(grid[i, j]):
-                    bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
-                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
-                            color="black" if bright else "white")
-        fig.colorbar(image, ax=ax, label=f"median {metric}")
-        ax.set_title("Denoiser × encoder")
-        fig.tight_layout()
-        fig.savefig(folder / "denoiser_encoder_heatmap.png", dpi=110)
-        plt.close(fig)
-        written.append(("Denoiser × encoder (median over subjects)", "denoiser_encoder_heatmap.png"))
-    truth: dict[str, list[float]] = {}
-    for row in result.rows:
-        if row["metric"] == "denoise_truth_nmse" and row["roi"] == "all" and row["status"] == "ok":
-            truth.setdefault(row["denoiser"], []).append(row["value"])
-    if truth:
-        labels = sorted(truth)
-        fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
-        ax.bar(labels, [np.nanmedian(truth[k]) for k in labels], color="tab:orange")
-        ax.set_ylabel("error to true signal (NMSE)")
-        ax.set_title("Denoised held-out responses vs truth\n(lower is better)", fontsize=10)
-        fig.tight_layout()
-        fig.savefig(folder / "denoiser_truth_error.png", dpi=110)
-        plt.close(fig)
-        written.append(("Denoiser error to the simulator's true signal", "denoiser_truth_error.png"))
-    return written
-
-
 def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
               metric_order: tuple[str, ...]) -> str:
     header, body = summary_table(result, metric_order)
@@ -164,6 +144,9 @@ def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
     if ceiling is not None:
         lines += [f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance "
                   "(median over subjects and units); `nc_r2` is R² divided by it.", ""]
+    excluded = nc_r2_exclusions(result)
+    if excluded is not None:
+        lines += [excluded.replace("nc_r2", "`nc_r2`", 1), ""]
     if body:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -174,32 +157,82 @@ def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
                   for r in failures]
     for title, file in figures:
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
-    lines += ["", "Files: `results.csv` (long format), `unit_scores.parquet` (per unit), "
-              "`spec.lock.toml` (re-run or swap a stage), `provenance.json`, `timings.csv`.", ""]
+    lines += ["", "Files: `results.csv` (long format), `unit_scores.parquet` (per unit, with unit "
+              "ids, vertex/voxel indices and ROI labels), `spec.lock.toml` (re-run or swap a "
+              "stage), `provenance.json`, `timings.csv` (seconds per subject, stage and denoiser).",
+              ""]
     return "\n".join(lines)
+
+
+def _unit_columns(units: Units | None, n: int) -> dict[str, Any]:
+    """The unit columns of unit_scores.parquet (nulls where ``units`` is None or lacks them)."""
+    import pandas as pd
+
+    roi: Any = None
+    if units is not None and units.roi is not None:
+        roi = units.roi.astype(object)
+        roi[units.roi == ""] = None
+    indices = units.indices if units is not None and units.indices is not None else [None] * n
+    return {"unit_id": None if units is None else units.ids.astype(object),
+            "unit_index": pd.array(indices, dtype="Int64"),
+            "unit_position": np.arange(n, dtype=np.int64),
+            "space": None if units is None else units.space,
+            "roi": roi}
+
+
+def unit_scores_frame(result: AnalysisResult) -> Any:
+    """Every per-unit score as a long pandas DataFrame (the content of unit_scores.parquet).
+
+    Columns (:data:`UNIT_SCORE_COLUMNS`): ``subject``; ``unit_id`` (the dataset's unit id);
+    ``unit_index`` (vertex or voxel index in ``space``, null when the dataset has none);
+    ``unit_position`` (position in the subject's scored units, after any ``[dataset] rois``
+    restriction); ``space``; ``roi`` (null when the unit has no ROI label); ``denoiser``,
+    ``aligner``, ``encoder`` (``"none"`` when the row is not about that stage); ``metric``;
+    ``value``. Aligner rows are the held-out subject's units; ``noise_ceiling`` rows (every
+    stage ``"none"``) are per subject.
+    """
+    import pandas as pd
+
+    frames = []
+    for u in result.unit_scores:
+        table = result.units.get(u["subject"])
+        for metric, values in u["values"].items():
+            values = np.asarray(values, dtype=np.float64)
+            units = table.units if table is not None and table.units.n_units == values.shape[0] else None
+            frames.append(pd.DataFrame({
+                "subject": u["subject"], **_unit_columns(units, values.shape[0]),
+                "denoiser": u["denoiser"], "aligner": u["aligner"], "encoder": u["encoder"],
+                "metric": metric, "value": values}))
+    if not frames:
+        return pd.DataFrame({c: pd.Series(dtype="Int64" if c == "unit_index" else
+                                          "int64" if c == "unit_position" else
+                                          "float64" if c == "value" else object)
+                             for c in UNIT_SCORE_COLUMNS})
+    frame = pd.concat(frames, ignore_index=True)
+    for column in ("unit_id", "space", "roi"):
+        frame[column] = frame[column].astype(object)
+    return frame[list(UNIT_SCORE_COLUMNS)]
+
+
+def timings_csv(timings: list[dict[str, Any]]) -> str:
+    """Render timings as CSV (columns :data:`TIMING_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(TIMING_COLUMNS)
+    writer.writerows((t["subject"], t["stage"], t.get("denoiser", ""), f"{t['seconds']:.4f}")
+                     for t in timings)
+    return buffer.getvalue()
 
 
 def write_results(out: Path, result: AnalysisResult, *, name: str, lock: str,
                   prov: dict[str, Any], metric_order: tuple[str, ...], overwrite: bool = False) -> Path:
     """Write the results folder atomically (built under a temporary name, then renamed)."""
-    import pandas as pd
-
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_text(tmp / "results.csv", results_csv(result.rows))
         write_text(tmp / "spec.lock.toml", lock)
         write_json(tmp / "provenance.json", prov)
-        timing = io.StringIO()
-        csv.writer(timing, lineterminator="\n").writerows(
-            [("subject", "stage", "seconds")] + [(t["subject"], t["stage"], f"{t['seconds']:.4f}")
-                                                 for t in result.timings])
-        write_text(tmp / "timings.csv", timing.getvalue())
-        records = [{"subject": u["subject"], "denoiser": u["denoiser"], "aligner": u["aligner"],
-                    "encoder": u["encoder"], "metric": m, "unit": i, "value": float(v)}
-                   for u in result.unit_scores for m, arr in u["values"].items()
-                   for i, v in enumerate(np.asarray(arr))]
-        pd.DataFrame.from_records(records, columns=["subject", "denoiser", "aligner", "encoder",
-                                                    "metric", "unit", "value"]).to_parquet(
-            tmp / "unit_scores.parquet", index=False)
-        figures = _figures(result, tmp)
+        write_text(tmp / "timings.csv", timings_csv(result.timings))
+        unit_scores_frame(result).to_parquet(tmp / "unit_scores.parquet", index=False)
+        figures = write_figures(result, tmp)
         write_text(tmp / "report.md", _markdown(result, name, figures, metric_order))
     return out

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from ..data import ConditionData
+from ..data import ConditionData, ConditionTrials, Units
 
 if TYPE_CHECKING:
     from .subject import Prepared
 
-__all__ = ["score_rows", "truth_rows", "error_row", "COLUMNS"]
+__all__ = ["score_rows", "truth_rows", "error_row", "COLUMNS", "UnitTable", "ceiling_reasons",
+           "CEILING_REASONS"]
 
 COLUMNS = ("subject", "roi", "denoiser", "aligner", "encoder", "metric", "value", "n_units", "status")
 """Columns of results.csv, in order. ``value`` is the median over the ROI's units."""
@@ -78,3 +80,58 @@ def truth_rows(denoised_train: ConditionData, denoised_test: ConditionData, prep
               "denoise_truth_r": pearson_r(truth.as_targets(), est.T)}
     return score_rows(values=values, roi=prepared.roi, subject=prepared.subject, denoiser=label,
                       aligner="none", encoder="none")
+
+
+CEILING_REASONS = {
+    "no_signal": "no repeatable signal (the test averages vary no more than trial noise predicts)",
+    "few_repeats": "fewer than 2 trials of every test stimulus (no repeats to measure noise)",
+    "zero_noise": "identical repeats (zero trial-to-trial variance)",
+}
+"""Why a unit's noise ceiling is 0, by code (see :func:`ceiling_reasons`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class UnitTable:
+    """The units one subject was scored on, in the order of every per-unit score array.
+
+    Attributes
+    ----------
+    subject : str
+        Subject name.
+    units : Units
+        Ids, space, vertex or voxel indices and ROI labels, after any ``[dataset] rois``
+        restriction.
+    noise_ceiling : ndarray of shape (n_units,)
+        Noise ceiling of the held-out test averages (percent).
+    ceiling_reason : ndarray of shape (n_units,), dtype str
+        ``""`` where the noise ceiling is positive; otherwise a key of :data:`CEILING_REASONS`
+        saying why it is 0 (and so why ``nc_r2`` is NaN).
+    """
+
+    subject: str
+    units: Units
+    noise_ceiling: NDArray[np.float64]
+    ceiling_reason: NDArray[np.str_]
+
+
+def ceiling_reasons(trials: ConditionTrials, ceiling: NDArray[np.floating]) -> NDArray[np.str_]:
+    """Why each unit's noise ceiling is 0 (``""`` where it is positive).
+
+    Mirrors the cases of :func:`conform_core.metrics.ncsnr`, in this order:
+    ``few_repeats`` (no test stimulus has 2 measured trials of the unit), ``zero_noise``
+    (repeats are identical), ``no_signal`` (the signal variance estimate is clipped to 0).
+    """
+    data = np.asarray(trials.data, dtype=np.float64)
+    finite = np.isfinite(data)
+    n = finite.sum(axis=2)
+    dof = np.clip(n - 1, 0, None).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(finite, data, 0.0).sum(axis=2) / n
+    sq = (np.where(finite, data - means[:, :, None], 0.0) ** 2).sum(axis=(1, 2))
+    ceiling = np.asarray(ceiling, dtype=np.float64)
+    out = np.full(ceiling.shape, "", dtype=object)
+    bad = ~(np.isfinite(ceiling) & (ceiling > 0))
+    out[bad] = "no_signal"
+    out[bad & (sq == 0)] = "zero_noise"
+    out[bad & (dof == 0)] = "few_repeats"
+    return out.astype(str)

@@ -13,14 +13,19 @@ from ..data import ConditionData, ConditionTrials, Subject, TrialData
 from ..exceptions import ShapeError
 from ..metrics import noise_ceiling_from_trials
 from .plan import Plan
-from .scores import error_row, score_rows, truth_rows
+from .scores import ceiling_reasons, error_row, score_rows, truth_rows
 
 __all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell"]
 
 
 @dataclass
 class Prepared:
-    """A subject ready for the grid: training and held-out trials, features, ground truth."""
+    """A subject ready for the grid: training and held-out trials, features, ground truth.
+
+    ``noise_ceiling`` and ``ceiling_reason`` (why it is 0, see :func:`ceiling_reasons`) are
+    per unit of ``test.units``; ``seconds`` maps a stage (load, glm, features,
+    noise_ceiling) to its duration.
+    """
 
     subject: str
     train: ConditionTrials
@@ -33,11 +38,17 @@ class Prepared:
     truth_test: ConditionData | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    ceiling_reason: NDArray[np.str_] | None = None
 
 
 @dataclass
 class CellResult:
-    """Scores of one denoiser (with every encoder) on one subject."""
+    """Scores of one denoiser (with every encoder) on one subject.
+
+    ``seconds`` maps a stage to its duration: ``denoiser:LABEL`` (fit and transform),
+    ``denoiser:LABEL:scoring`` (error to the true signal), ``encoder:LABEL`` (fit and
+    predict) and ``encoder:LABEL:scoring`` (metrics).
+    """
 
     subject: str
     denoiser: str
@@ -108,12 +119,15 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
         signal = signal.take_units(keep) if not keep.all() else signal
         truth_train, truth_test = signal.select(train_ids), signal.select(test_ids)
     roi = trials.units.roi
+    t0 = time.perf_counter()
     nc = noise_ceiling_from_trials(test)
     prepared = Prepared(subject=name, train=train, test=test, x_train=x[: train_ids.size],
                         x_test=x[train_ids.size:], roi=roi, noise_ceiling=nc,
-                        truth_train=truth_train, truth_test=truth_test, seconds=seconds)
+                        truth_train=truth_train, truth_test=truth_test, seconds=seconds,
+                        ceiling_reason=ceiling_reasons(test, nc))
     prepared.rows = score_rows(values={"noise_ceiling": nc}, roi=roi, subject=name,
                                denoiser="none", aligner="none", encoder="none")
+    seconds["noise_ceiling"] = time.perf_counter() - t0
     return prepared
 
 
@@ -133,10 +147,12 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
         t0 = time.perf_counter()
         denoiser = plan.build("denoiser", entry).fit(prepared.train)
         denoised_train = denoiser.transform(prepared.train)
+        denoised_test = denoiser.transform(prepared.test) if prepared.truth_test is not None else None
         seconds[f"denoiser:{label}"] = time.perf_counter() - t0
-        if prepared.truth_test is not None:
-            denoised_test = denoiser.transform(prepared.test)
+        if denoised_test is not None:
+            t0 = time.perf_counter()
             rows += truth_rows(denoised_train, denoised_test, prepared, label)
+            seconds[f"denoiser:{label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing cell must not stop the grid
         return CellResult(name, label, [error_row(exc, subject=name, denoiser=label, encoder="all")], [], None, seconds)
     y_train = np.asarray(denoised_train.as_targets())
@@ -147,9 +163,11 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
             encoder = plan.build("encoder", encoder_entry).fit(prepared.x_train, y_train)
             predicted = encoder.predict(prepared.x_test)
             seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
             values = _prediction_scores(plan, y_test, predicted, prepared)
             rows += score_rows(values=values, roi=prepared.roi, subject=name, denoiser=label,
                                aligner="none", encoder=encoder_entry.label)
+            seconds[f"encoder:{encoder_entry.label}:scoring"] = time.perf_counter() - t0
             unit_scores.append({"subject": name, "denoiser": label, "aligner": "none",
                                 "encoder": encoder_entry.label, "values": values})
         except Exception as exc:

@@ -31,6 +31,7 @@ class Aligner(Component):
 
     def fit(self, subjects: Sequence[ConditionData]) -> Aligner:
         """Learn the shared template and every subject's map; return self."""
+        self.check_params()
         if isinstance(subjects, ConditionData) or not isinstance(subjects, Sequence):
             raise ShapeError(
                 f"{type(self).__name__}.fit takes a list of ConditionData, one per subject; got "

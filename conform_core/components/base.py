@@ -41,6 +41,22 @@ class Component(BaseEstimator):
         """
         return [cls()]
 
+    def check_params(self) -> None:
+        """Check the parameter values that can be checked without data.
+
+        ``conform fit`` calls this for every cell of an analysis before any work starts
+        (``conform fit SPEC --check`` does nothing else), and every kind's public ``fit``
+        calls it first, so a bad value fails the same way in both places. The default
+        checks nothing; components override it with the data-independent part of their
+        validation (types, ranges, choices, files that must exist). Checks that need the
+        data (e.g. ``n_components <= n_units``) stay in ``fit``.
+
+        Raises
+        ------
+        ParameterError
+            Naming the parameter, the value, what is allowed and the fix.
+        """
+
     def _fitted_attributes(self) -> list[str]:
         return [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
 

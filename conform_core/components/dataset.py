@@ -6,7 +6,7 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Any, ClassVar
 
-from ..data import Subject
+from ..data import StimulusSet, Subject
 from ..exceptions import UnknownComponentError
 from ..validation import suggest
 from .base import Component
@@ -48,6 +48,34 @@ class Dataset(Component):
                 f"{type(self).__name__} has no subject {name!r}. Subjects: {shown}.{suggest(name, names)}"
             )
         return self._load_subject(name)
+
+    def data_params(self) -> dict[str, Any]:
+        """The parameters that describe the data this dataset actually reads.
+
+        ``conform fit`` records them in ``spec.lock.toml``. The default is
+        ``get_params()``; a dataset whose folder carries its own settings, which override
+        the constructor's (a simulated study written by ``conform simulate``), returns
+        those, so the lock describes the data used rather than unused defaults.
+        """
+        return dict(self.get_params(deep=False))
+
+    def roi_labels(self) -> list[str] | None:
+        """The ROI labels the dataset's units carry, read without loading trials.
+
+        ``conform fit`` checks ``[dataset] rois`` against them before any work starts.
+        Return an empty list when the units carry no ROI labels, and None (the default)
+        when they cannot be known without loading a subject (the check is then skipped).
+        """
+        return None
+
+    def stimulus_set(self) -> StimulusSet | None:
+        """The stimuli of the whole dataset, read without loading trials, or None.
+
+        ``conform fit`` hands them to the features' ``check_stimuli`` before any work
+        starts (e.g. to report a missing embeddings file at once). None (the default)
+        skips that check.
+        """
+        return None
 
     def load_subjects(self, names: Sequence[str] | None = None) -> Iterator[Subject]:
         """Yield the subjects ``names`` (default: all), one at a time."""

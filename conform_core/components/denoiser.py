@@ -39,6 +39,7 @@ class Denoiser(Component):
 
     def fit(self, data: Any) -> Denoiser:
         """Learn the denoiser from ``data`` (training trials) and return self."""
+        self.check_params()
         return self._fit(self._check_input(data))
 
     def transform(self, data: Any) -> Any:

@@ -39,6 +39,7 @@ class Encoder(RegressorMixin, Component):
             For wrong shapes, mismatched rows, NaN or infinite values, fewer than 2
             stimuli (scikit-learn's wording, plus the axis convention).
         """
+        self.check_params()
         from sklearn.utils.validation import check_X_y
 
         if Y is None:

@@ -30,6 +30,7 @@ class Features(Component):
 
     def fit(self, stimuli: Any = None) -> Features:
         """Prepare the extractor (no-op by default); return self."""
+        self.check_params()
         self.is_ready_ = True
         return self
 
@@ -47,6 +48,19 @@ class Features(Component):
     def fit_transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
         """Fit and embed."""
         return self.fit(stimuli).transform(stimuli)
+
+    def check_stimuli(self, stimuli: StimulusSet) -> None:
+        """Check, without computing anything, that ``stimuli`` can be embedded.
+
+        ``conform fit`` calls this before any work starts with the dataset's stimuli
+        (:meth:`Dataset.stimulus_set`), so a missing embeddings file or image folder is
+        reported at once rather than once per subject. The default checks nothing.
+
+        Raises
+        ------
+        ConformError
+            Naming what is missing and how to provide it.
+        """
 
     @abstractmethod
     def _transform(self, stimuli: StimulusSet) -> NDArray[np.floating]:

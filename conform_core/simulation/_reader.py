@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +142,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {k: archive[k] for k in archive.files}
     except DataFileError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError,
+            zlib.error) as exc:  # a damaged zip can claim an unknown compression method
         raise DataFileError(f"Cannot read {str(path)!r} ({exc}). {_FIX}") from None
     missing = [k for k in _SUBJECT_KEYS if k not in arrays]
     if missing:

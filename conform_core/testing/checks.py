@@ -11,11 +11,13 @@ A third-party plugin runs them in one line::
 The checks reuse the ideas of scikit-learn's ``check_estimator`` (nothing learnt in
 ``__init__``, ``fit`` returns self, idempotent fit, unfitted error, parameters untouched,
 parameter round trip) and add conform's own (declared ``consumes``/``produces`` honoured,
-condition-permutation equivariance, dtype preserved, missing trials handled).
+condition-permutation equivariance, dtype preserved, missing trials handled, ``check_params``
+clean on valid parameters, dataset metadata consistent with the subjects it loads).
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -25,7 +27,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..components import KIND_BASES, Component
-from ..data import ConditionData, Subject, TimeSeriesData, TrialData
+from ..data import ConditionData, StimulusSet, Subject, TimeSeriesData, TrialData
 from ..exceptions import ConformError, NotFittedError, UnknownComponentError
 from . import fakes
 
@@ -63,6 +65,23 @@ def check_params_round_trip(component: Component) -> None:
     rebuilt = type(component)(**params).get_params(deep=False)
     assert _same(params, rebuilt), f"parameters changed on rebuild: {params} -> {rebuilt}"
     assert _same(clone(component).get_params(deep=False), params), "clone() changed parameters"
+
+
+def check_check_params_passes(component: Component) -> None:
+    """check_params() accepts the kit's valid parameters: returns None, changes nothing.
+
+    ``conform fit --check`` runs it on every cell before any work, so it must not modify a
+    parameter, learn anything (no ``*_`` attribute), or fail on valid values.
+    """
+    est = clone(component)
+    before = copy.deepcopy(est.get_params(deep=False))
+    result: object = est.check_params()
+    assert result is None, f"check_params() returned {result!r}; it must return None (or raise)"
+    after = est.get_params(deep=False)
+    assert before.keys() == after.keys() and all(_equal(before[k], after[k]) for k in before), (
+        f"check_params() modified parameters: {before} -> {after}")
+    learnt = [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
+    assert not learnt, f"check_params() set fitted-looking attributes {learnt}"
 
 
 def check_has_docstring(component: Component) -> None:
@@ -222,7 +241,41 @@ def check_features_shape_and_order(component: Component) -> None:
                                atol=1e-6)
 
 
+def check_features_check_stimuli(component: Component) -> None:
+    """check_stimuli() accepts stimuli that transform can embed (the kit's fake stimuli)."""
+    result: object = clone(component).check_stimuli(fakes.make_stimuli())
+    assert result is None, f"check_stimuli() returned {result!r}; it must return None (or raise)"
+
+
 # ---------------------------------------------------------------- datasets
+def check_dataset_metadata(component: Component) -> None:
+    """roi_labels() and stimulus_set() agree with what load_subject returns.
+
+    Each may be None (unknown without loading); otherwise every ROI label of a loaded
+    subject's units is listed, and every stimulus the subject saw is in the set.
+    """
+    labels = component.roi_labels()
+    assert labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)), (
+        f"roi_labels() must return None or a list of str; got {labels!r}")
+    stimuli = component.stimulus_set()
+    assert stimuli is None or isinstance(stimuli, StimulusSet), (
+        f"stimulus_set() must return None or a StimulusSet; got {type(stimuli).__name__}")
+    subject = component.load_subject(component.subjects()[0])
+    units = None
+    for data in (subject.trials, subject.timeseries):
+        if data is not None:
+            units = data.units
+            break
+    if labels is not None and units is not None and units.roi is not None:
+        unlisted = sorted(set(units.roi.tolist()) - set(labels) - {""})
+        assert not unlisted, f"units of {subject.name!r} carry ROI labels {unlisted[:5]} that roi_labels() omits"
+    if labels == [] and units is not None and units.roi is not None:
+        assert not any(units.roi.tolist()), "roi_labels() is [] but the units carry ROI labels"
+    if stimuli is not None:
+        missing = sorted(set(subject.stimuli.ids.tolist()) - set(stimuli.ids.tolist()))
+        assert not missing, f"stimuli of {subject.name!r} missing from stimulus_set(): {missing[:5]}"
+
+
 def check_dataset_subjects(component: Component) -> None:
     """subjects() lists names; load_subject returns that Subject; unknown names raise."""
     names = component.subjects()
@@ -239,6 +292,20 @@ def check_dataset_subjects(component: Component) -> None:
 
 
 # ---------------------------------------------------------------- helpers
+def _equal(x: Any, y: Any) -> bool:
+    """Value equality that descends into dicts, lists and tuples and compares arrays."""
+    if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+        return bool(np.array_equal(np.asarray(x), np.asarray(y)))
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(_equal(x[k], y[k]) for k in x)
+    if isinstance(x, (list, tuple)) and isinstance(y, (list, tuple)):
+        return type(x) is type(y) and len(x) == len(y) and all(map(_equal, x, y))
+    try:
+        return bool(x is y or x == y)
+    except (TypeError, ValueError):
+        return False
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     if a.keys() != b.keys():
         return False
@@ -285,7 +352,7 @@ def _output_of(est: Component) -> np.ndarray:
 
 
 _COMMON: list[Check] = [check_kind_declared, check_init_stores_params, check_params_round_trip,
-                        check_has_docstring]
+                        check_check_params_passes, check_has_docstring]
 _BY_KIND: dict[str, list[Check]] = {
     "denoiser": [check_denoiser_fit_returns_self, check_not_fitted_error,
                  check_fit_does_not_change_params, check_fit_idempotent,
@@ -294,9 +361,9 @@ _BY_KIND: dict[str, list[Check]] = {
                 check_fit_idempotent, check_dtype_preserved],
     "aligner": [check_aligner_round_trip, check_not_fitted_error, check_fit_does_not_change_params,
                 check_fit_idempotent],
-    "features": [check_features_shape_and_order, check_fit_does_not_change_params,
-                 check_fit_idempotent],
-    "dataset": [check_dataset_subjects],
+    "features": [check_features_shape_and_order, check_features_check_stimuli,
+                 check_fit_does_not_change_params, check_fit_idempotent],
+    "dataset": [check_dataset_subjects, check_dataset_metadata],
 }
 
 

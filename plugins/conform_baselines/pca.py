@@ -12,6 +12,8 @@ from .trial_average import check_units
 
 __all__ = ["PCADenoiser"]
 
+_N_COMPONENTS_FIX = "Use None to choose the rank by cross-validation."
+
 
 def _nanmean_trials(data: NDArray[np.floating]) -> NDArray[np.float64]:
     finite = np.isfinite(data)
@@ -61,17 +63,26 @@ class PCADenoiser(Denoiser):
         self.n_components = n_components
         self.max_components = max_components
 
+    def check_params(self) -> None:
+        """Check ``n_components`` (int >= 0 or None) and ``max_components`` (int >= 1 or None).
+
+        Their upper bound (the number of units and conditions) is checked in ``fit``.
+        """
+        check_int_param(self.n_components, name="n_components", owner=self, low=0,
+                        none_ok=True, fix=_N_COMPONENTS_FIX)
+        check_int_param(self.max_components, name="max_components", owner=self, low=1,
+                        none_ok=True, fix="Use None to try every rank.")
+
     def _fit(self, data: ConditionTrials) -> PCADenoiser:
         arr = np.asarray(data.data, dtype=np.float64)
         if np.isnan(arr).all(axis=2).any():
             raise ShapeError("PCADenoiser needs every unit and condition to have at least one trial; "
                              "drop conditions without trials before fitting.")
         limit = min(data.n_units, data.n_conditions - 1)
+        # types and lower bounds were checked by check_params; the bound from the data is here
         k_fixed = check_int_param(self.n_components, name="n_components", owner=self, low=0,
-                                  high=limit, none_ok=True,
-                                  fix="Use None to choose the rank by cross-validation.")
-        k_max = check_int_param(self.max_components, name="max_components", owner=self, low=1,
-                                none_ok=True)
+                                  high=limit, none_ok=True, fix=_N_COMPONENTS_FIX)
+        k_max = self.max_components
         self.cv_error_ = None
         if k_fixed is None:
             k_max = limit if k_max is None else min(k_max, limit)

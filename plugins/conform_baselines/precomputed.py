@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import Features, ShapeError, StimulusSet
+from conform_core.validation import check_bool_param
 
 __all__ = ["PrecomputedFeatures"]
 
@@ -22,12 +23,28 @@ class PrecomputedFeatures(Features):
     def __init__(self, normalize: bool = False):
         self.normalize = normalize
 
-    def _transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
+    def check_params(self) -> None:
+        """Check that ``normalize`` is True or False."""
+        check_bool_param(self.normalize, name="normalize", owner=self)
+
+    def check_stimuli(self, stimuli: StimulusSet) -> None:
+        """Check that ``stimuli`` carry embeddings (the features this component returns).
+
+        Raises
+        ------
+        ShapeError
+            If ``stimuli.embeddings`` is None, saying how to provide them.
+        """
         if stimuli.embeddings is None:
             raise ShapeError(
-                "The 'precomputed' features need embeddings in the StimulusSet, and this one has "
-                "none. Give the dataset an embeddings file, or use features = \"clip\"."
+                f"The 'precomputed' features need embeddings in the StimulusSet, and the "
+                f"{stimuli.n_stimuli} stimuli of this dataset have none. Give the dataset an "
+                "embeddings file, or use features = \"clip\"."
             )
+
+    def _transform(self, stimuli: StimulusSet) -> NDArray[np.float32]:
+        self.check_stimuli(stimuli)
+        assert stimuli.embeddings is not None
         out = np.array(stimuli.embeddings, dtype=np.float32)
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)

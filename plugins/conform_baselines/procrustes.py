@@ -10,6 +10,8 @@ from conform_core.validation import check_int_param
 
 __all__ = ["ProcrustesAligner"]
 
+_N_COMPONENTS_FIX = "Use None for the largest valid value."
+
 
 def _orthogonal_map(source: NDArray[np.float64], target: NDArray[np.float64]) -> NDArray[np.float64]:
     """R (units x k) with orthonormal columns minimising ||source @ R - target||_F."""
@@ -52,6 +54,16 @@ class ProcrustesAligner(Aligner):
         self.n_components = n_components
         self.n_iter = n_iter
 
+    def check_params(self) -> None:
+        """Check ``n_components`` (int >= 1 or None) and ``n_iter`` (int >= 0).
+
+        The upper bound of ``n_components`` (shared stimuli and units) is checked in ``fit``.
+        """
+        check_int_param(self.n_components, name="n_components", owner=self, low=1,
+                        none_ok=True, fix=_N_COMPONENTS_FIX)
+        check_int_param(self.n_iter, name="n_iter", owner=self, low=0,
+                        fix="Use a small count such as 3 (0 keeps the first template).")
+
     def _fit(self, subjects: list[ConditionData]) -> ProcrustesAligner:
         shared = subjects[0].stimulus_ids
         for s in subjects[1:]:
@@ -62,9 +74,10 @@ class ProcrustesAligner(Aligner):
                 "Give the subjects a shared core of stimuli."
             )
         limit = min([shared.size - 1] + [s.n_units for s in subjects])
+        # types and lower bounds were checked by check_params; the bound from the data is here
         k = check_int_param(self.n_components, name="n_components", owner=self, low=1, high=limit,
-                            none_ok=True, fix="Use None for the largest valid value.") or limit
-        n_iter = check_int_param(self.n_iter, name="n_iter", owner=self, low=0)
+                            none_ok=True, fix=_N_COMPONENTS_FIX) or limit
+        n_iter = int(self.n_iter)
         blocks, self.means_ = [], {}
         for s in subjects:
             x = np.asarray(s.select(shared).as_targets(), dtype=np.float64)

@@ -45,7 +45,7 @@ from sklearn.utils import check_random_state
 
 from conform_core.components import Encoder
 from conform_core.exceptions import ParameterError, ShapeError
-from conform_core.validation import check_choice, check_int_param, describe
+from conform_core.validation import check_bool_param, check_choice, check_int_param, describe
 
 __all__ = ["RidgeEncoder", "DEFAULT_ALPHAS"]
 
@@ -149,7 +149,10 @@ class RidgeEncoder(Encoder):
                 f"RidgeEncoder needs at least one feature and one unit; got X of shape {X.shape} "
                 f"and Y of shape {Y.shape}. Check that the features and responses are not empty."
             )
-        alphas, cv, solver, dt, batch = self._check_params(X, Y)
+        # check_params (run by fit) validated the values; only cv's bound needs the data
+        alphas, solver, dtype, batch = self._param_values()
+        cv = self._check_cv(n)
+        dt = np.result_type(X.dtype, Y.dtype) if dtype is None else dtype
 
         x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(p)
         y_mean = Y.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(t)
@@ -216,38 +219,58 @@ class RidgeEncoder(Encoder):
         return X @ coef + np.reshape(self.intercept_, (1, -1))
 
     # ------------------------------------------------------------------ checks
-    def _check_params(self, X: Array, Y: Array) -> tuple[Any, ...]:
-        """Validate every parameter against the data; return the values ``_fit`` uses."""
+    def check_params(self) -> None:
+        """Check every parameter that does not depend on the data.
+
+        ``alphas`` (positive finite numbers), ``cv`` (an int >= 2 or ``"loo"``), ``solver``,
+        ``fit_intercept`` and ``alpha_per_unit`` (True/False), ``dtype``,
+        ``n_targets_batch`` (int >= 1 or None) and ``random_state`` (None, an int or a
+        ``RandomState``). That ``cv`` does not exceed the number of stimuli is checked in
+        ``fit``.
+        """
+        self._param_values()
+
+    def _param_values(self) -> tuple[NDArray[np.float64], str, np.dtype | None, int | None]:
+        """The validated alphas, solver, dtype (None: the input's) and batch size."""
         alphas = _check_alphas(self.alphas)
-        cv = self._check_cv(X.shape[0])
+        self._check_cv(None)
         solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)
         for name in ("fit_intercept", "alpha_per_unit"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise ParameterError(
-                    f"The {name!r} parameter of RidgeEncoder must be True or False; "
-                    f"got {getattr(self, name)!r}."
-                )
-        dt = self._check_dtype(X, Y)
+            check_bool_param(getattr(self, name), name=name, owner=self)
+        dt = self._check_dtype()
         batch = check_int_param(self.n_targets_batch, name="n_targets_batch", owner=self,
                                 low=1, none_ok=True, fix="Use None to size batches by memory.")
-        return alphas, cv, solver, dt, batch
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, np.random.RandomState)
+                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
+                    and 0 <= rs < 2**32)):
+            raise ParameterError(
+                f"The 'random_state' parameter of RidgeEncoder must be None, an int in "
+                f"[0, 2**32 - 1] or a numpy RandomState; got {rs!r}. Use None for contiguous "
+                "folds, or an int seed to shuffle stimuli before splitting them."
+            )
+        return alphas, solver, dt, batch
 
-    def _check_cv(self, n: int) -> int | str:
+    def _check_cv(self, n: int | None) -> int | str:
+        """Validate ``cv``; with ``n`` (the number of stimuli) also its upper bound."""
         cv = self.cv
         ok = cv == "loo" if isinstance(cv, str) else (
-            isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and 2 <= cv <= n)
+            isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and 2 <= cv
+            and (n is None or cv <= n))
         if not ok:
             hint = " Did you mean 'loo'?" if isinstance(cv, str) and cv.lower() in (
                 "lo", "loocv", "leave-one-out", "gcv", "looo") else ""
+            top, folds = (("n_stimuli", "2 or more folds (at most one per stimulus)") if n is None
+                          else (f"n_stimuli={n}", f"2 to {n} folds"))
             raise ParameterError(
-                f"The 'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli={n}] or "
-                f"'loo'; got {cv!r}.{hint} Use 2 to {n} folds, or cv='loo' for leave-one-out."
+                f"The 'cv' parameter of RidgeEncoder must be an int in [2, {top}] or "
+                f"'loo'; got {cv!r}.{hint} Use {folds}, or cv='loo' for leave-one-out."
             )
         return cv if isinstance(cv, str) else int(cv)
 
-    def _check_dtype(self, X: Array, Y: Array) -> np.dtype:
+    def _check_dtype(self) -> np.dtype | None:
         if self.dtype is None:
-            return np.result_type(X.dtype, Y.dtype)
+            return None
         try:
             dt = np.dtype(self.dtype)
             ok = dt in (np.dtype(np.float32), np.dtype(np.float64))

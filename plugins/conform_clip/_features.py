@@ -18,7 +18,13 @@ from conform_core.components.features import Features
 from conform_core.data import StimulusSet
 from conform_core.exceptions import ConformWarning, DataFileError, ParameterError
 from conform_core.io import sha256_file
-from conform_core.validation import check_int_param
+from conform_core.validation import (
+    check_bool_param,
+    check_existing_path,
+    check_int_param,
+    is_placeholder,
+    suggest,
+)
 
 from ._cache import EmbeddingCache, default_cache_dir
 
@@ -33,6 +39,27 @@ _TINY_CONFIG = {
     "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
 }
 """A tiny open_clip config, used only by the contract kit (an untrained model)."""
+
+
+def _flag(name: str, value: str) -> str:
+    """How to set parameter ``name`` on the command lines that build ClipFeatures."""
+    return f"--set features.{name}={value} (conform fit) or --{name.replace('_', '-')} (conform design)"
+
+
+def _known_models() -> list[str] | None:
+    """open_clip's model names, without importing open_clip (which imports torch) when it is
+    not loaded yet: the stems of its ``model_configs/*.json``. None if that cannot be known."""
+    module = sys.modules.get("open_clip")
+    if module is not None:
+        return list(module.list_models())
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "model_configs"
+    names = sorted(p.stem for p in folder.glob("*.json"))
+    return names or None
 
 
 class ClipFeatures(Features):
@@ -98,28 +125,112 @@ class ClipFeatures(Features):
             json.dump(_TINY_CONFIG, handle)
         return [cls(model=config, allow_untrained=True, cache_dir=folder)]
 
-    # ------------------------------------------------------------------ set-up
-    def _model_name(self) -> str:
-        import open_clip
+    # ------------------------------------------------------------------ checks
+    def check_params(self) -> None:
+        """Check the parameters without loading torch or the model.
 
-        name = str(self.model)
+        ``model`` (a known open_clip name, read from open_clip's config folder without
+        importing it; an existing ``.json`` config; an existing ``local-dir:`` folder; never
+        ``hf-hub:``), ``weights`` (an existing file; required unless ``allow_untrained`` or a
+        ``local-dir:`` model), ``allow_untrained``, ``batch_size``, ``device`` and
+        ``cache_dir`` (a folder if it exists).
+        """
+        if not isinstance(self.model, str) or not self.model:
+            raise ParameterError(
+                f"The 'model' parameter of ClipFeatures must be an open_clip model name, "
+                f"'local-dir:PATH' or a model-config .json path; got {self.model!r}. "
+                "Use e.g. model='ViT-B-32'.")
+        name = self.model
         if name.startswith("hf-hub:"):
             raise ParameterError(
                 f"ClipFeatures(model={name!r}) would download from the Hugging Face Hub; conform "
                 "never downloads. Use a built-in open_clip name with weights=PATH, or "
                 "'local-dir:PATH' for a local model folder.")
-        if name.endswith(".json"):
+        if name.startswith("local-dir:"):
+            check_existing_path(name.split(":", 1)[1], name="model", owner=self, kind="dir",
+                                flag_hint=_flag("model", "local-dir:DIR"),
+                                fix="'local-dir:PATH' names a folder with an "
+                                    "open_clip_config.json and its weights.")
+        elif name.endswith(".json"):
+            check_existing_path(name, name="model", owner=self,
+                                flag_hint=_flag("model", "PATH.json"),
+                                fix="Pass an open_clip model-config .json file.")
+        else:
+            known = _known_models()
+            if known is not None and name not in known:
+                raise ParameterError(
+                    f"ClipFeatures(model={name!r}) is not an open_clip model.{suggest(name, known)} "
+                    "See open_clip.list_models(), or pass a model-config .json file.")
+        check_bool_param(self.allow_untrained, name="allow_untrained", owner=self)
+        if self.weights is None:
+            if not name.startswith("local-dir:") and not self.allow_untrained:
+                raise ParameterError(
+                    f"ClipFeatures(model={self.model!r}) needs weights=PATH to a local open_clip "
+                    "checkpoint (--weights PATH for conform design, --set features.weights=PATH "
+                    "for conform fit); conform never downloads weights. "
+                    "Only for tests, pass allow_untrained=True (--allow-untrained): the model is "
+                    "then random and its embeddings meaningless.")
+        else:
+            check_existing_path(
+                self.weights, name="weights", owner=self,
+                flag_hint=_flag("weights", "PATH"),
+                fix="Pass the path of a local checkpoint; open_clip tags such as 'openai' are "
+                    "refused because they download.")
+        check_int_param(self.batch_size, name="batch_size", owner=self, low=1,
+                        fix="Use e.g. 64 (lower it if the device runs out of memory).")
+        if not isinstance(self.device, str) or not self.device:
+            raise ParameterError(f"ClipFeatures(device={self.device!r}) must be 'auto', 'cpu' or "
+                                 "a torch device string such as 'cuda:0'.")
+        cache = self.cache_dir
+        if cache is None:
+            return
+        if is_placeholder(cache):
+            check_existing_path(cache, name="cache_dir", owner=self, kind="dir",
+                                flag_hint=_flag("cache_dir", "DIR"))
+        if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache) \
+                or Path(cache).is_file():
+            raise ParameterError(
+                f"The 'cache_dir' parameter of ClipFeatures must be a folder (made if missing) or "
+                f"None; got {cache!r}{' (a file)' if isinstance(cache, str) and cache else ''}. "
+                "Pass a folder, or None for the default cache.")
+
+    def check_stimuli(self, stimuli: StimulusSet) -> None:
+        """Check that every stimulus has an image file to embed.
+
+        A stimulus with a SHA-256 may be served from the cache without its file, so only
+        stimuli without one must have an existing file; every stimulus needs a source.
+
+        Raises
+        ------
+        DataFileError
+            Naming the first few stimuli without a source path or file, and how many.
+        """
+        paths = [str(s) for s in stimuli.sources]
+        empty = [str(i) for i, p in zip(stimuli.ids, paths) if not p]
+        if empty:
+            raise DataFileError(
+                f"ClipFeatures embeds image files, but {len(empty)} of {stimuli.n_stimuli} "
+                f"stimuli have no source path (first: {', '.join(repr(e) for e in empty[:3])}). "
+                "Give the dataset its images (e.g. MOSAIC's stimuli_dir=DIR, with --set "
+                "dataset.stimuli_dir=DIR), or build the StimulusSet with sources=<image paths>.")
+        missing = [p for p, sha in zip(paths, stimuli.sha256) if not sha and not os.path.isfile(p)]
+        if missing:
+            raise DataFileError(
+                f"ClipFeatures embeds image files, but {len(missing)} of {stimuli.n_stimuli} "
+                f"stimulus images do not exist (first: "
+                f"{', '.join(repr(m) for m in missing[:3])}). Check the stimulus folder (e.g. "
+                "--set dataset.stimuli_dir=DIR) or the sources of the StimulusSet.")
+
+    # ------------------------------------------------------------------ set-up
+    def _model_name(self) -> str:
+        """The open_clip name of the (checked) model, registering a .json config."""
+        import open_clip
+
+        name = str(self.model)
+        if name.endswith(".json") and not name.startswith("local-dir:"):
             path = Path(name)
-            if not path.is_file():
-                raise DataFileError(f"Model config {name!r} does not exist.")
             open_clip.add_model_config(path)
             return path.stem
-        if not name.startswith("local-dir:") and name not in open_clip.list_models():
-            from conform_core.validation import suggest
-
-            raise ParameterError(
-                f"ClipFeatures(model={name!r}) is not an open_clip model.{suggest(name, open_clip.list_models())} "
-                "See open_clip.list_models(), or pass a model-config .json file.")
         return name
 
     def _config_text(self, name: str) -> str:
@@ -131,29 +242,16 @@ class ClipFeatures(Features):
         return json.dumps(open_clip.get_model_config(name), sort_keys=True)
 
     def _weights_sha(self) -> str:
+        """Checksum of the (checked) weights file, or what stands for it."""
         if self.weights is None:
-            if self.model and str(self.model).startswith("local-dir:"):
+            if str(self.model).startswith("local-dir:"):
                 return "local-dir"
-            if not self.allow_untrained:
-                raise ParameterError(
-                    f"ClipFeatures(model={self.model!r}) needs weights=PATH to a local open_clip "
-                    "checkpoint (--weights PATH on the command line); conform never downloads "
-                    "weights. Only for tests, pass allow_untrained=True (--allow-untrained): "
-                    "the model is then random and its embeddings meaningless.")
             return f"untrained-seed{_UNTRAINED_SEED}"
-        path = Path(self.weights)
-        if not path.is_file():
-            raise DataFileError(
-                f"ClipFeatures(weights={self.weights!r}): no such file. Pass the path of a local "
-                "checkpoint; open_clip tags such as 'openai' are refused because they download.")
-        return sha256_file(path)
+        return sha256_file(Path(self.weights))
 
     def fit(self, stimuli: Any = None) -> ClipFeatures:
         """Check the parameters and work out the cache key (the model is built lazily)."""
-        check_int_param(self.batch_size, name="batch_size", owner=self, low=1)
-        if not isinstance(self.device, str) or not self.device:
-            raise ParameterError(f"ClipFeatures(device={self.device!r}) must be 'auto', 'cpu' or "
-                                 "a torch device string such as 'cuda:0'.")
+        self.check_params()
         name = self._model_name()
         self.weights_sha256_ = self._weights_sha()
         key_text = json.dumps({"model": name, "config": self._config_text(name),

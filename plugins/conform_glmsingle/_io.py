@@ -80,16 +80,20 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
                             "(.func.gii) or CIFTI (.dtseries.nii) time series.")
     try:
         img = nib.load(str(p))
-    except Exception as exc:  # noqa: BLE001 - nibabel raises many types
-        raise DataFileError(f"Cannot read {str(p)!r} ({exc}). Is it a NIfTI, GIFTI or CIFTI file?") from None
+        if isinstance(img, nib.gifti.GiftiImage):
+            arrays = [np.asarray(d.data, np.float32) for d in img.darrays]
+        else:  # the data are read (and decompressed) here: truncation shows up now
+            arr = np.asarray(img.dataobj, dtype=np.float32)
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - nibabel, gzip and zlib raise many types
+        raise _read_error(p, exc) from None
     name = p.name
     if isinstance(img, nib.gifti.GiftiImage):
-        arrays = [np.asarray(d.data, np.float32) for d in img.darrays]
         if not arrays:
             raise DataFileError(f"GIFTI file {str(p)!r} holds no data arrays.")
         data = np.stack(arrays, axis=1) if arrays[0].ndim == 1 else arrays[0]
         return data, {"kind": "gifti", "shape": (data.shape[0],)}
-    arr = np.asarray(img.dataobj, dtype=np.float32)
     if name.endswith(".dtseries.nii") or arr.ndim == 2:
         # CIFTI: time x grayordinates
         data = arr.T if arr.shape[0] < arr.shape[1] else arr
@@ -100,6 +104,23 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
     meta = {"kind": "nifti", "shape": arr.shape[:3], "affine": img.affine,
             "tr": float(zooms[3]) if len(zooms) > 3 else None}
     return arr.reshape(-1, arr.shape[3]), meta
+
+
+def _read_error(path: Path, exc: Exception) -> DataFileError:
+    """A DataFileError naming ``path``, what went wrong reading it and what to do."""
+    from nibabel.filebasedimages import ImageFileError
+
+    detail = " ".join(f"{type(exc).__name__}: {exc}".split())  # nibabel's messages span lines
+    if isinstance(exc, PermissionError):
+        return DataFileError(f"Run file {str(path)!r} cannot be read ({detail}). Check its "
+                             "permissions, or copy it somewhere you can read.")
+    if isinstance(exc, ImageFileError):
+        return DataFileError(f"Cannot read {str(path)!r} ({detail}). Pass NIfTI (.nii/.nii.gz), "
+                             "GIFTI (.func.gii) or CIFTI (.dtseries.nii) time series.")
+    check = " (`gzip -t FILE` tells whether a .gz file is whole)" if path.name.endswith(".gz") else ""
+    return DataFileError(
+        f"Run file {str(path)!r} is truncated or corrupt ({detail}). Copy or export it again "
+        f"from its source: an interrupted copy or download leaves a short file{check}.")
 
 
 def read_events(path: str | Path, id_column: str | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.str_]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import DataFileError, ParameterError, ShapeError
 
-__all__ = ["DEFAULTS", "IGNORED", "Options", "load_hrf_table", "resolve_options"]
+__all__ = ["DEFAULTS", "IGNORED", "Options", "check_static_options", "load_hrf_table",
+           "resolve_options"]
 
 #: Official defaults (glmsingle.md section 3; Python package values).
 DEFAULTS: dict[str, Any] = {
@@ -122,13 +124,13 @@ def _check_hrfs(arr: Any, name: str, n_cols: int | None = None) -> NDArray[np.fl
     return a / peak
 
 
-def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
-                    n_times: list[int]) -> Options:
-    """Merge ``params`` with the defaults and validate everything that does not need the data."""
-    from conform_core.hrf import canonical_hrf, hrf_library, resample_hrf
+def check_static_options(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Merge ``params`` with the defaults and validate what needs neither data nor timing.
 
-    from ._nuisance import default_maxpolydeg
-
+    Names, flags, engine, PC and ridge settings, ``brainthresh``, and that HRF table paths
+    exist. Returns the merged options (flags as ints). :func:`resolve_options` starts with
+    it; ``GLMsingleDenoiser.check_params`` runs it before any work.
+    """
     given = dict(params or {})
     unknown = [k for k in given if k not in DEFAULTS and k not in IGNORED]
     if unknown:
@@ -138,7 +140,6 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
                              f"{', '.join(sorted(DEFAULTS))}.")
     raw = copy.deepcopy(DEFAULTS)
     raw.update(given)
-    n_runs = len(n_times)
     for key in ("wantlibrary", "wantglmdenoise", "wantfracridge", "wantpercentbold", "wantlss",
                 "wanthdf5", "wantautoscale"):
         if raw[key] not in (0, 1, True, False):
@@ -162,7 +163,8 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
     if not isinstance(n_pcs, (int, np.integer)) or isinstance(n_pcs, bool) or n_pcs < 0:
         raise ParameterError(f"n_pcs must be an int >= 0; got {n_pcs!r}.")
     pcstop = raw["pcstop"]
-    if not np.isscalar(pcstop) or not np.isfinite(pcstop):
+    if isinstance(pcstop, (bool, np.bool_)) or not isinstance(pcstop, numbers.Real) \
+            or not np.isfinite(pcstop):
         raise ParameterError(f"pcstop must be a number (>= 1: stopping rule; <= 0: use -pcstop PCs); "
                              f"got {pcstop!r}.")
     if pcstop <= 0 and -pcstop > n_pcs:
@@ -171,11 +173,37 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
     if pcstop <= 0 and float(-pcstop) != int(-pcstop):
         raise ParameterError(f"pcstop <= 0 must be minus a whole number of PCs; got {pcstop!r}.")
 
-    fr = np.linspace(1, 0.05, 20) if raw["fracs"] is None else np.atleast_1d(
-        np.asarray(raw["fracs"], np.float64)).ravel()
+    fr = np.linspace(1, 0.05, 20) if raw["fracs"] is None else _floats(raw["fracs"])
     if fr.size == 0 or not np.all(np.isfinite(fr)) or np.any(fr <= 0) or np.any(fr > 1):
         raise ParameterError(f"fracs must be fractions in (0, 1]; got {raw['fracs']!r}. "
                              "Default: numpy.linspace(1, 0.05, 20).")
+    bt = _floats(raw["brainthresh"])
+    if bt.size != 2 or not (0 <= bt[0] <= 100):
+        raise ParameterError(f"brainthresh must be [percentile, fraction]; got {raw['brainthresh']!r}.")
+    for key in ("hrftoassume", "hrflibrary"):
+        if isinstance(raw[key], (str, Path)) and not Path(raw[key]).is_file():
+            load_hrf_table(raw[key])  # raises, naming the file and the fix
+    return raw
+
+
+def _floats(value: Any) -> NDArray[np.float64]:
+    """``value`` as a flat float array (NaN when it holds something that is not a number)."""
+    try:
+        return np.atleast_1d(np.asarray(value, np.float64)).ravel()
+    except (TypeError, ValueError):
+        return np.array([np.nan])
+
+
+def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
+                    n_times: list[int]) -> Options:
+    """Merge ``params`` with the defaults and validate everything that does not need the data."""
+    from conform_core.hrf import canonical_hrf, hrf_library, resample_hrf
+
+    from ._nuisance import default_maxpolydeg
+
+    raw = check_static_options(params)
+    n_runs = len(n_times)
+    fr = np.linspace(1, 0.05, 20) if raw["fracs"] is None else _floats(raw["fracs"])
     fracs = np.unique(fr)[::-1]
 
     if raw["maxpolydeg"] is None:
@@ -199,10 +227,6 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
         raise ParameterError(f"sessionindicator must hold one positive int per run ({n_runs}); "
                              f"got {si!r}. Example for 2 sessions of 3 runs: [1, 1, 1, 2, 2, 2].")
     sess = sess.astype(np.int64)
-
-    bt = np.atleast_1d(np.asarray(raw["brainthresh"], np.float64))
-    if bt.size != 2 or not (0 <= bt[0] <= 100):
-        raise ParameterError(f"brainthresh must be [percentile, fraction]; got {raw['brainthresh']!r}.")
 
     if isinstance(raw["hrftoassume"], (str, Path)):
         hta = resample_hrf(load_hrf_table(raw["hrftoassume"])[:, 0], stimdur, tr)

@@ -30,6 +30,7 @@ class StageProgress:
         if not self.enabled:
             yield lambda n=1: None
         else:
+            from rich.markup import escape
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -40,7 +41,7 @@ class StageProgress:
 
             with Progress(TextColumn("[bold]GLMsingle[/] {task.description}"), BarColumn(),
                           MofNCompleteColumn(), TimeElapsedColumn(), transient=False) as bar:
-                task = bar.add_task(name, total=max(total, 1))
+                task = bar.add_task(escape(name), total=max(total, 1))
                 yield lambda n=1: bar.advance(task, n)
                 bar.update(task, completed=max(total, 1))
         self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start

@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from conform_core.exceptions import ParameterError
+from conform_core.exceptions import ConformError, DataFileError, ParameterError
+from conform_core.io import atomic_directory
 
-__all__ = ["glmsingle_command", "run_glmsingle_files"]
+__all__ = ["check_out_folder", "glmsingle_command", "run_glmsingle_files", "summarize_fit"]
 
 _TYPES = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -17,18 +18,26 @@ _TYPES = {"A": 0, "B": 1, "C": 2, "D": 3}
 def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
                         stimdur: float | None, types: str = "D", sessions: list[int] | None = None,
                         id_column: str | None = None, options: dict[str, Any] | None = None,
-                        verbose: bool = True) -> list[Path]:
+                        verbose: bool = True, overwrite: bool = False) -> list[Path]:
     """Fit GLMsingle on run files and write the official outputs, a trial table and betas.
 
-    Returns the paths written. Raises a ConformError (before writing anything) for bad input.
+    ``out`` must be new or empty unless ``overwrite``; the outputs are built in a temporary
+    folder beside it that replaces ``out`` as a whole once complete. Returns the paths written.
+    Raises a ConformError (before writing anything) for bad input.
     """
-    import gzip
+    return _fit_files(runs, events, out, tr=tr, stimdur=stimdur, types=types, sessions=sessions,
+                      id_column=id_column, options=options, verbose=verbose,
+                      overwrite=overwrite)[0]
 
-    from conform_core.io import atomic_write, write_text
 
+def _fit_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
+               stimdur: float | None, types: str, sessions: list[int] | None,
+               id_column: str | None, options: dict[str, Any] | None, verbose: bool,
+               overwrite: bool) -> tuple[list[Path], dict[str, dict[str, Any]]]:
+    """:func:`run_glmsingle_files`, also returning the fit's results (for the summary)."""
     from ._io import events_to_design, load_run, read_events
-    from .api import GLM_single
 
+    target = check_out_folder(out, overwrite=overwrite)  # before any work
     if len(runs) != len(events):
         raise ParameterError(f"Got {len(runs)} run file(s) but {len(events)} events file(s). Pass "
                              "one --events file per run, in the same order as the runs.")
@@ -58,16 +67,38 @@ def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: 
         if len(sessions) != len(runs):
             raise ParameterError(f"--session needs one value per run ({len(runs)}); got {len(sessions)}.")
         params["sessionindicator"] = [s - min(sessions) + 1 for s in sessions]
+    try:
+        with atomic_directory(target, overwrite=target.exists()) as tmp:
+            results, written = _fit_into(tmp, params, design, data, conditions, meta, kept,
+                                         float(stimdur), float(tr))
+    except ConformError:
+        raise
+    except OSError as exc:  # full disk, no permission: name the folder, not a traceback
+        raise DataFileError(f"Cannot write the outputs to {str(out)!r} ({exc}). Check the free "
+                            "space and permissions there, or choose another --out folder.") from None
+    return [target / p.relative_to(tmp) for p in written], results
+
+
+def _fit_into(folder: Path, params: dict[str, Any], design: list[Any], data: list[Any],
+              conditions: Any, meta: dict[str, Any], kept: list[str], stimdur: float,
+              tr: float) -> tuple[dict[str, dict[str, Any]], list[Path]]:
+    """Fit and write every output into ``folder``; return (results, paths written)."""
+    import gzip
+
+    from conform_core.io import atomic_write, write_text
+
+    from .api import GLM_single
+
     glm = GLM_single(params)
-    results = glm.fit(design, data, stimdur, float(tr), outputdir=out)
-    written = list(glm.written_)
+    results = glm.fit(design, data, stimdur, tr, outputdir=folder)
+    written = [Path(p) for p in glm.written_]
     rows = ["trial\trun\tonset\tstimulus_id"]
     trial = 0
     for r, m in enumerate(design):
         for t in np.flatnonzero(m.any(axis=1)):
-            rows.append(f"{trial}\t{r}\t{t * float(tr):g}\t{conditions[int(np.argmax(m[t]))]}")
+            rows.append(f"{trial}\t{r}\t{t * tr:g}\t{conditions[int(np.argmax(m[t]))]}")
             trial += 1
-    written.append(write_text(out / "trials.tsv", "\n".join(rows) + "\n"))
+    written.append(write_text(folder / "trials.tsv", "\n".join(rows) + "\n"))
     best = max(kept, key=lambda t: _TYPES[t])
     key = "type" + best.lower()
     if meta["kind"] == "nifti" and key in results and best != "A":
@@ -75,11 +106,80 @@ def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: 
 
         betas = np.asarray(results[key]["betasmd"], np.float32)
         img = nib.Nifti1Image(betas.reshape(*meta["shape"], -1), meta["affine"])
-        path = out / f"betas_type{best}.nii.gz"
+        path = folder / f"betas_type{best}.nii.gz"
         with atomic_write(path, "wb") as handle:
             handle.write(gzip.compress(img.to_bytes(), compresslevel=6))
         written.append(path)
-    return written
+    return results, written
+
+
+def check_out_folder(out: Path, *, overwrite: bool) -> Path:
+    """Check that ``--out`` may be written; return it resolved (symbolic links followed).
+
+    Raises
+    ------
+    DataFileError
+        If ``out`` is a file, a non-empty folder without ``overwrite``, or holds the current
+        folder (which cannot be replaced).
+    """
+    if out.exists() and not out.is_dir():
+        raise DataFileError(f"--out {str(out)!r} is a file, not a folder. Pass a folder name, "
+                            "e.g. --out glmsingle_out.")
+    target = out.resolve()
+    if not target.is_dir():
+        return target
+    try:
+        filled = any(target.iterdir())
+    except OSError as exc:
+        raise DataFileError(f"Cannot list the --out folder {str(out)!r} ({exc}). Check its "
+                            "permissions, or choose another --out folder.") from None
+    if filled and not overwrite:
+        raise DataFileError(
+            f"Output folder {str(out)!r} is not empty. Pass --overwrite to replace it as a whole "
+            "(its current content is deleted once the new outputs are complete), or choose "
+            "another --out folder.")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise DataFileError(f"--out {str(out)!r} holds the current folder, which cannot be "
+                            "replaced. Choose another --out folder, e.g. --out glmsingle_out.")
+    return target
+
+
+def summarize_fit(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Plain-text lines on what the fit chose: HRF per unit, noise PC count, ridge fractions.
+
+    Parameters
+    ----------
+    results : dict
+        What :meth:`GLM_single.fit` returned (``{"typeb": ..., "typed": ...}``).
+
+    Returns
+    -------
+    list of str
+        Empty when only type A was kept (it chooses nothing).
+    """
+    fitted = [results[k] for k in ("typed", "typec", "typeb") if k in results]
+    if not fitted or "HRFindex" not in fitted[0]:
+        return []
+    lines = []
+    hrf = np.asarray(fitted[0]["HRFindex"]).ravel().astype(np.int64)
+    values, counts = np.unique(hrf, return_counts=True)
+    top = int(np.argmax(counts))
+    lines.append(f"HRF index per unit (0-based, {hrf.size} units): median {np.median(hrf):g}, "
+                 f"most common {values[top]} ({counts[top]} units), range {hrf.min()}-{hrf.max()}")
+    denoised = [r for r in fitted if "pcnum" in r]
+    if denoised:
+        if "noisepool" in denoised[0] and denoised[0]["noisepool"] is None:
+            lines.append("Noise PCs (GLMdenoise): none, GLMdenoise was off")
+        else:
+            lines.append(f"Noise PCs (GLMdenoise): {int(np.asarray(denoised[0]['pcnum']).ravel()[0])}")
+    if "typed" in results and "FRACvalue" in results["typed"]:
+        frac = np.asarray(results["typed"]["FRACvalue"], np.float64).ravel()
+        frac = frac[np.isfinite(frac)]
+        if frac.size:
+            lines.append(f"Ridge fraction per unit ({frac.size} units): median {np.median(frac):.2f}, "
+                         f"range {frac.min():.2f}-{frac.max():.2f}")
+    return lines
 
 
 def glmsingle_command(
@@ -92,20 +192,25 @@ def glmsingle_command(
     session: list[int] | None = None,
     id_column: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> None:
     """Estimate single-trial betas with GLMsingle.
 
-    Writes into OUT (created, never emptied): the official files (DESIGNINFO.npy,
-    TYPEA_ONOFF.npy ... TYPED_FITHRF_GLMDENOISE_RR.npy for the kept types), trials.tsv
-    (trial order of the betas) and, for NIfTI input, betas_typeX.nii.gz.
+    Writes OUT: the official files (DESIGNINFO.npy, TYPEA_ONOFF.npy ...
+    TYPED_FITHRF_GLMDENOISE_RR.npy for the kept types), trials.tsv (trial order of the betas)
+    and, for NIfTI input, betas_typeX.nii.gz; then prints what the fit chose (HRF per unit,
+    noise PCs, ridge fractions). OUT must be new or empty; --overwrite replaces it as a whole
+    once the new outputs are complete (no stale file of an earlier run stays beside them).
     """
     import typer
 
     runs, events = _split_events(list(runs), list(events))
-    written = run_glmsingle_files(runs, events, out, tr=tr, stimdur=stimdur,
-                                  types=types, sessions=session, id_column=id_column,
-                                  verbose=progress)
+    written, results = _fit_files(runs, events, out, tr=tr, stimdur=stimdur, types=types,
+                                  sessions=session, id_column=id_column, options=None,
+                                  verbose=progress, overwrite=overwrite)
     typer.echo(f"Wrote {len(written)} file(s) to {out}")
+    for line in summarize_fit(results):
+        typer.echo(line)
 
 
 def _split_events(runs: list[Path], events: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -125,15 +230,17 @@ def _typed_command(typer: Any) -> Any:
     def glmsingle(
         runs: list[Path] = typer.Argument(..., help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order."),  # noqa: B008
         events: list[Path] = typer.Option(..., "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type)."),  # noqa: B008
-        out: Path = typer.Option(..., "--out", help="Output folder (created if needed; nothing in it is deleted)."),  # noqa: B008
+        out: Path = typer.Option(..., "--out", help="Output folder: new or empty (see --overwrite)."),  # noqa: B008
         tr: float | None = typer.Option(None, "--tr", help="TR in seconds (default: from the NIfTI header)."),
         stimdur: float | None = typer.Option(None, "--stimdur", help="Trial duration in seconds (default: median event duration)."),
         types: str = typer.Option("D", "--types", help="GLMsingle types to compute and save, letters from ABCD."),
         session: list[int] | None = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),  # noqa: B008
         id_column: str | None = typer.Option(None, "--id-column", help="Events column holding the stimulus id."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per stage."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder as a whole."),
     ) -> None:
-        glmsingle_command(runs, events, out, tr, stimdur, types, session, id_column, progress)
+        glmsingle_command(runs, events, out, tr, stimdur, types, session, id_column, progress,
+                          overwrite)
 
     glmsingle.__doc__ = glmsingle_command.__doc__
     return glmsingle

@@ -11,6 +11,15 @@ from numpy.typing import NDArray
 from conform_core.components.denoiser import Denoiser
 from conform_core.data import TimeSeriesData, TrialData
 from conform_core.exceptions import ParameterError
+from conform_core.validation import (
+    check_bool_param,
+    check_choice,
+    check_existing_path,
+    check_float_param,
+    check_int_param,
+)
+
+from ._options import check_static_options
 
 __all__ = ["GLMsingleDenoiser"]
 
@@ -106,10 +115,58 @@ class GLMsingleDenoiser(Denoiser):
         self.extra_options = extra_options
         self.verbose = verbose
 
+    def check_params(self) -> None:
+        """Check every parameter that does not depend on the data.
+
+        ``stimdur`` (a number > 0 or None), ``model``, the 0/1 flags, ``n_pcs``, ``pcstop``,
+        ``fracs``, ``chunklen``, ``hrf_library`` (an existing file), ``verbose``, and
+        ``extra_options`` (known GLMsingle option names and their values). The timing
+        checks (onsets on the TR grid, runs long enough) need the runs and stay in ``fit``.
+        """
+        check_float_param(self.stimdur, name="stimdur", owner=self, low=0, low_open=True,
+                          none_ok=True, fix="Use None to take the median event duration.")
+        check_choice(self.model, ("D", "C", "B"), name="model", owner=self)
+        for flag in ("wantlibrary", "wantglmdenoise", "wantfracridge"):
+            value = getattr(self, flag)
+            if not isinstance(value, (bool, np.bool_)):
+                check_int_param(value, name=flag, owner=self, low=0, high=1, fix="Use 0 or 1.")
+        n_pcs = check_int_param(self.n_pcs, name="n_pcs", owner=self, low=0)
+        pcstop = check_float_param(self.pcstop, name="pcstop", owner=self,
+                                   fix="Use a number >= 1 (the stopping rule), or -K to keep "
+                                       "exactly K PCs.")
+        assert pcstop is not None and n_pcs is not None
+        if pcstop <= 0 and (-pcstop > n_pcs or float(-pcstop) != int(-pcstop)):
+            raise ParameterError(
+                f"The 'pcstop' parameter of GLMsingleDenoiser must be >= 1 (the stopping rule) or "
+                f"-K with K a whole number of PCs <= n_pcs={n_pcs}; got {self.pcstop!r}. Raise "
+                "n_pcs, or pass -K for K PCs."
+            )
+        if self.fracs is not None:
+            try:
+                fracs = np.atleast_1d(np.asarray(self.fracs, dtype=np.float64))
+            except (TypeError, ValueError):
+                fracs = np.array([np.nan])
+            if fracs.ndim != 1 or fracs.size == 0 or not np.all((fracs > 0) & (fracs <= 1)):
+                raise ParameterError(
+                    f"The 'fracs' parameter of GLMsingleDenoiser must be a list of fractions in "
+                    f"(0, 1] or None; got {self.fracs!r}. Use None for numpy.linspace(1, 0.05, 20)."
+                )
+        check_int_param(self.chunklen, name="chunklen", owner=self, low=1,
+                        fix="It bounds memory (units per chunk); results do not depend on it.")
+        if self.hrf_library is not None:
+            check_existing_path(self.hrf_library, name="hrf_library", owner=self,
+                                fix="Pass a time x HRFs table sampled every 0.1 s (TSV, CSV or "
+                                    ".npy), or None for the built-in library.")
+        check_bool_param(self.verbose, name="verbose", owner=self)
+        if self.extra_options is not None and not isinstance(self.extra_options, dict):
+            raise ParameterError(
+                f"The 'extra_options' parameter of GLMsingleDenoiser must be a dict of GLMsingle "
+                f"options or None; got {self.extra_options!r}. Pass e.g. "
+                "extra_options={'brainthresh': [99, 0.1]}."
+            )
+        check_static_options(self._params())
+
     def _params(self) -> dict[str, Any]:
-        if self.model not in _TYPE_KEY or self.model == "A":
-            raise ParameterError(f"The 'model' parameter of GLMsingleDenoiser must be one of 'B', "
-                                 f"'C', 'D'; got {self.model!r}.")
         flags = [0, 0, 0, 0]
         flags["ABCD".index(self.model)] = 1
         params: dict[str, Any] = dict(self.extra_options or {})

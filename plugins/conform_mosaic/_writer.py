@@ -10,9 +10,7 @@ renamed into place, so a crash never leaves half a file.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -25,6 +23,7 @@ from numpy.typing import NDArray
 
 from conform_core.data import TrialData
 from conform_core.exceptions import ConformWarning, DataFileError, ParameterError, ShapeError
+from conform_core.io import atomic_path
 
 from ._noiseceiling import mosaic_noise_ceiling
 from ._spec import (
@@ -217,62 +216,54 @@ def write_subject(
         if compression is None
         else {"compression": compression, "compression_opts": compression_opts, "shuffle": True}
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w", track_order=True) as h5:
-            for key, value in attrs.items():
-                h5.attrs[key] = value
-            union: set[int] = set()
-            ceilings = _ceiling_plan(noise_ceilings, betas, trials.stimulus_ids, split, columns)
-            if ceilings:
-                group = h5.create_group("noiseceilings", track_order=True)
-                for (name, n), values in ceilings.items():
-                    nan = np.flatnonzero(~np.isfinite(values)).astype(np.int64)
-                    union.update(nan.tolist())
-                    data = group.create_dataset(
-                        format_ceiling_key(subject, code, name, n),
-                        data=np.asarray(values, np.float64),
-                        chunks=(N_VERTICES,),
-                        track_order=True,
-                        **filters,
-                    )
-                    data.attrs["nan_indices"] = nan
-                    data.attrs["n"] = n
-                    data.attrs["phase"] = "train" if name == "train" else "test"
-            group = h5.create_group("betas", track_order=True)
-            vector = np.empty(N_VERTICES, np.float64)
-            for row, key, phase, rep, filename in plan:
-                if columns is None:
-                    vector[:] = betas[row]
-                else:
-                    vector.fill(np.nan)
-                    vector[columns] = betas[row]
-                nan = np.flatnonzero(~np.isfinite(vector)).astype(np.int64)
-                if nan.size == N_VERTICES:
-                    continue  # all-NaN rows are padding in MOSAIC, never written
-                if nan.size > NAN_WARN_LIMIT:
-                    warnings.warn(
-                        f"Trial {key!r} has {nan.size} NaN vertices; attributes above ~64 KB need "
-                        "HDF5 dense attribute storage, which some older tools cannot read. Write "
-                        "full 91k vectors if you can.",
-                        ConformWarning,
-                        stacklevel=2,
-                    )
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=True) as h5:
+        for key, value in attrs.items():
+            h5.attrs[key] = value
+        union: set[int] = set()
+        ceilings = _ceiling_plan(noise_ceilings, betas, trials.stimulus_ids, split, columns)
+        if ceilings:
+            group = h5.create_group("noiseceilings", track_order=True)
+            for (name, n), values in ceilings.items():
+                nan = np.flatnonzero(~np.isfinite(values)).astype(np.int64)
                 union.update(nan.tolist())
                 data = group.create_dataset(
-                    key, data=vector, chunks=(N_VERTICES,), track_order=True, **filters
+                    format_ceiling_key(subject, code, name, n),
+                    data=np.asarray(values, np.float64),
+                    chunks=(N_VERTICES,),
+                    track_order=True,
+                    **filters,
                 )
                 data.attrs["nan_indices"] = nan
-                data.attrs["phase"] = phase
-                data.attrs["repetition"] = np.int64(rep)
-                data.attrs["presented_stimulus_filename"] = filename
-            h5.create_dataset("nan_indices_all", data=np.array(sorted(union), dtype=np.int64))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+                data.attrs["n"] = n
+                data.attrs["phase"] = "train" if name == "train" else "test"
+        group = h5.create_group("betas", track_order=True)
+        vector = np.empty(N_VERTICES, np.float64)
+        for row, key, phase, rep, filename in plan:
+            if columns is None:
+                vector[:] = betas[row]
+            else:
+                vector.fill(np.nan)
+                vector[columns] = betas[row]
+            nan = np.flatnonzero(~np.isfinite(vector)).astype(np.int64)
+            if nan.size == N_VERTICES:
+                continue  # all-NaN rows are padding in MOSAIC, never written
+            if nan.size > NAN_WARN_LIMIT:
+                warnings.warn(
+                    f"Trial {key!r} has {nan.size} NaN vertices; attributes above ~64 KB need "
+                    "HDF5 dense attribute storage, which some older tools cannot read. Write "
+                    "full 91k vectors if you can.",
+                    ConformWarning,
+                    stacklevel=2,
+                )
+            union.update(nan.tolist())
+            data = group.create_dataset(
+                key, data=vector, chunks=(N_VERTICES,), track_order=True, **filters
+            )
+            data.attrs["nan_indices"] = nan
+            data.attrs["phase"] = phase
+            data.attrs["repetition"] = np.int64(rep)
+            data.attrs["presented_stimulus_filename"] = filename
+        h5.create_dataset("nan_indices_all", data=np.array(sorted(union), dtype=np.int64))
     if side_tables:
         _write_side_tables(path.parent, subject, code, plan, split, trials, source)
     return path

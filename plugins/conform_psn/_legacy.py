@@ -134,7 +134,10 @@ def _basis(V: Any, data: NDArray, centred: NDArray, gsn: tuple | None, opt: dict
     return _rank(basis, data, mags, opt["ranking"])
 
 
-def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int) -> tuple[Any, dict[str, Any]]:
+def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int | None
+             ) -> tuple[Any, dict[str, Any]]:
+    """Validate ``V`` and the options; ``n_units=None`` (no data yet) skips ``unit_groups``'
+    length and leaves it as given."""
     opt = {} if opt is None else dict(opt)
     check_option_names(opt, LEGACY_OPTIONS, who="psn_cv")
     if V is None:
@@ -172,16 +175,33 @@ def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int) -> tuple[Any, dic
                              f"{opt['truncate']!r}.")
     if not callable(opt["cv_scoring_fn"]):
         raise ParameterError("psn_cv: cv_scoring_fn must be callable(test, pred) -> scores.")
-    default_groups = (np.zeros(n_units, dtype=int) if opt["cv_threshold_per"] == "population"
-                      else np.arange(n_units))
-    groups = np.asarray(opt.get("unit_groups", default_groups))
-    if groups.shape != (n_units,) or groups.dtype.kind not in "iu" or np.any(groups < 0):
-        raise ParameterError(f"psn_cv: unit_groups must be {n_units} non-negative integers; "
-                             f"got {opt.get('unit_groups')!r}.")
+    if "cv_thresholds" in opt:
+        thresholds = np.atleast_1d(np.asarray(opt["cv_thresholds"]))
+        if (thresholds.dtype.kind not in "iuf" or thresholds.ndim != 1
+                or not np.all(np.isfinite(thresholds))
+                or np.any(thresholds != thresholds.astype(int))
+                or np.any(np.diff(thresholds) <= 0) or np.any(thresholds < 0)):
+            raise ParameterError("psn_cv: cv_thresholds must be non-negative integers in strictly "
+                                 f"increasing order; got {opt['cv_thresholds']!r}.")
+    if n_units is None:
+        if "unit_groups" not in opt:
+            return V, opt
+        groups = np.asarray(opt["unit_groups"])
+        shape_ok = groups.ndim == 1
+    else:
+        default_groups = (np.zeros(n_units, dtype=int)
+                          if opt["cv_threshold_per"] == "population" else np.arange(n_units))
+        groups = np.asarray(opt.get("unit_groups", default_groups))
+        shape_ok = groups.shape == (n_units,)
+    if not shape_ok or groups.dtype.kind not in "iu" or np.any(groups < 0):
+        raise ParameterError(f"psn_cv: unit_groups must be "
+                             f"{'n_units' if n_units is None else n_units} non-negative "
+                             f"integers; got {opt.get('unit_groups')!r}.")
     if opt["cv_threshold_per"] == "population" and np.any(groups != 0):
         raise ParameterError("psn_cv: with cv_threshold_per='population' every unit_groups "
                              "label must be 0. Use cv_threshold_per='unit' for groups.")
-    opt["unit_groups"] = groups.astype(int)
+    if n_units is not None:
+        opt["unit_groups"] = groups.astype(int)
     return V, opt
 
 
@@ -311,12 +331,7 @@ def psn_cv(data: Any, V: Any = 0, opt: dict[str, Any] | None = None,
         gsn_result, gsn = _gsn_core(data, layout, _gsn_options({}))
     basis, mags = _basis(V, data, centred, gsn, opt)
     n_dims = basis.shape[1]
-    thresholds = np.asarray(opt.get("cv_thresholds", np.arange(n_dims + 1)))
-    if "cv_thresholds" in opt and (np.any(thresholds != thresholds.astype(int))
-                                   or np.any(np.diff(thresholds) <= 0) or np.any(thresholds < 0)):
-        raise ParameterError("psn_cv: cv_thresholds must be non-negative integers in strictly "
-                             f"increasing order; got {opt['cv_thresholds']!r}.")
-    thresholds = thresholds.astype(int)
+    thresholds = np.asarray(opt.get("cv_thresholds", np.arange(n_dims + 1))).astype(int)
     opt["cv_thresholds"] = thresholds
     trunc = opt["truncate"]
     window = basis[:, trunc:]

@@ -19,7 +19,8 @@ from conform_core.validation import suggest
 from ._bases import BASIS_NAMES
 from ._validation import check_choice_option
 
-__all__ = ["PRESETS", "PSN_OPTIONS", "LEGACY_OPTIONS", "parse_call", "resolve_options"]
+__all__ = ["PRESETS", "PSN_OPTIONS", "LEGACY_OPTIONS", "parse_call", "resolve_options",
+           "check_call"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": {"basis": "signal", "criterion": "max-tradeoff", "threshold_method": "global"},
@@ -82,8 +83,38 @@ def _is_wiener(preset: str | None, user: dict[str, Any]) -> bool:
             or (isinstance(user.get("basis"), str) and user.get("basis") == "wiener"))
 
 
-def resolve_options(preset: str | None, user: dict[str, Any], n_units: int) -> dict[str, Any]:
+def check_call(preset_or_opt: Any, opt: Any, options: dict[str, Any]) -> None:
+    """Validate a ``psn`` call's preset and options without the data.
+
+    Everything :func:`resolve_options` (or, for the ``"cv"`` preset, ``psn_cv``) checks
+    except what needs the number of units (the length of ``unit_groups``), plus the
+    ``gsn_args`` that GSN would reject; ``PSNDenoiser.check_params`` runs it.
+
+    Raises
+    ------
+    ParameterError
+        As :func:`resolve_options`.
+    """
+    preset, user = parse_call(preset_or_opt, opt, options)
+    if preset in CV_PRESETS:
+        from ._legacy import _resolve
+
+        user = dict(user)
+        _resolve(user.pop("V", 0), user, None)
+        return
+    resolved = resolve_options(preset, user, None)
+    if isinstance(resolved["gsn_args"], dict):
+        from ._gsn import _resolve_options as _gsn_options
+
+        _gsn_options(dict(resolved["gsn_args"]))
+
+
+def resolve_options(preset: str | None, user: dict[str, Any], n_units: int | None
+                    ) -> dict[str, Any]:
     """Merge preset, user options and defaults; validate everything.
+
+    With ``n_units=None`` (no data yet) the length of ``unit_groups`` is not checked
+    and ``unit_groups`` is left as given.
 
     Raises
     ------
@@ -128,7 +159,7 @@ def resolve_options(preset: str | None, user: dict[str, Any], n_units: int) -> d
     return opt
 
 
-def _validate(opt: dict[str, Any], n_units: int) -> None:
+def _validate(opt: dict[str, Any], n_units: int | None) -> None:
     who = "psn"
     basis = opt["basis"]
     if isinstance(basis, str):
@@ -165,17 +196,20 @@ def _validate(opt: dict[str, Any], n_units: int) -> None:
             opt["threshold_method"] = method = "global"
     groups = opt.get("unit_groups")
     if groups is None or method == "global":
-        opt["unit_groups"] = (np.zeros(n_units, dtype=int) if method == "global"
-                              else np.arange(n_units))
+        if n_units is not None:
+            opt["unit_groups"] = (np.zeros(n_units, dtype=int) if method == "global"
+                                  else np.arange(n_units))
     else:
         arr = np.asarray(groups)
-        if arr.shape != (n_units,) or arr.dtype.kind not in "iuf" or np.any(arr < 0) \
+        shape_ok = arr.ndim == 1 if n_units is None else arr.shape == (n_units,)
+        if not shape_ok or arr.dtype.kind not in "iuf" or np.any(arr < 0) \
                 or not np.all(arr == np.floor(arr)):
             raise ParameterError(
-                f"psn: 'unit_groups' must be {n_units} non-negative integers (one group label "
-                f"per unit); got {groups!r}."
+                f"psn: 'unit_groups' must be {'n_units' if n_units is None else n_units} "
+                f"non-negative integers (one group label per unit); got {groups!r}."
             )
-        opt["unit_groups"] = arr.astype(int)
+        if n_units is not None:
+            opt["unit_groups"] = arr.astype(int)
     if criterion == "variance_eigenvalues":
         if isinstance(basis, np.ndarray) or basis == "random":
             raise ParameterError(

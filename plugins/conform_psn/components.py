@@ -10,6 +10,7 @@ makes them equivariant to any re-arrangement (the functional :func:`psn` and
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -17,9 +18,16 @@ from numpy.typing import NDArray
 
 from conform_core.components import Denoiser
 from conform_core.data import ConditionData, ConditionTrials
-from conform_core.exceptions import ShapeError
+from conform_core.exceptions import ParameterError, ShapeError
+from conform_core.validation import (
+    check_bool_param,
+    check_choice,
+    check_existing_path,
+    check_float_param,
+)
 
 from ._gsn import noise_ceiling, perform_gsn
+from ._options import CV_PRESETS, PRESETS, check_call
 from ._psn import psn
 
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
@@ -112,18 +120,66 @@ default="standard"
         self.alpha = alpha
         self.options = options
 
-    def _fit(self, data: ConditionTrials) -> PSNDenoiser:
-        data = _canonical(data)
+    def _legacy(self) -> bool:
+        return isinstance(self.preset, str) and self.preset.lower() in CV_PRESETS
+
+    def _psn_options(self) -> dict[str, Any]:
+        """The options ``fit`` passes to :func:`psn`: ``options`` overridden by the named
+        parameters that are set (for preset "cv", ``basis`` is the ``V`` code)."""
         opts = dict(self.options or {})
-        legacy = isinstance(self.preset, str) and self.preset.lower() in ("cv", "legacy")
         named = {"basis": self.basis, "criterion": self.criterion,
                  "threshold_method": self.threshold_method, "alpha": self.alpha}
-        if legacy:
+        if self._legacy():
             if self.basis is not None:
                 opts["V"] = self.basis
             named = {}
         opts.update({k: v for k, v in named.items() if v is not None})
-        results = psn(np.asarray(data.data), self.preset, **opts)
+        return opts
+
+    def check_params(self) -> None:
+        """Check the preset and every option as :func:`psn` would, without the data.
+
+        ``preset`` (a known preset), ``options`` (a dict of known option names), ``basis``,
+        ``criterion``, ``threshold_method``, ``alpha`` and every option value, combinations
+        PSN rejects (e.g. Wiener with a basis), ``gsn_args``, and a ``gsn_result`` path (an
+        existing ``.npz``). With preset "cv", the options of the cross-validated API.
+        Only the length of ``unit_groups`` (one label per unit) waits for the data.
+        """
+        names = [*PRESETS, *CV_PRESETS]
+        if not isinstance(self.preset, str) or self.preset.lower() not in names:
+            check_choice(self.preset, names, name="preset", owner=self)
+        if self.options is not None and not isinstance(self.options, dict):
+            raise ParameterError(
+                f"The 'options' parameter of PSNDenoiser must be a dict of psn options or None; "
+                f"got {self.options!r}. Pass e.g. options={{'basis_ordering': 'signalvariance'}}."
+            )
+        if self._legacy():
+            ignored = [k for k in ("criterion", "threshold_method", "alpha")
+                       if getattr(self, k) is not None]
+            if ignored:
+                raise ParameterError(
+                    f"PSNDenoiser(preset={self.preset!r}) chooses dimensions by cross-validation "
+                    f"and takes no {', '.join(repr(k) for k in ignored)}; got "
+                    + ", ".join(f"{k}={getattr(self, k)!r}" for k in ignored)
+                    + ". Remove them, or use another preset; options of the cross-validated "
+                    "API (cv_mode, cv_threshold_per, ...) go in options."
+                )
+        opts = self._psn_options()
+        cache = opts.get("gsn_result")
+        if isinstance(cache, (str, os.PathLike)):
+            path = check_existing_path(
+                cache, name="gsn_result", owner="PSNDenoiser's options",
+                fix="Pass a .npz file written from a previous result's 'gsn_result'.")
+            if path.suffix != ".npz":
+                raise ParameterError(
+                    f"The 'gsn_result' option of PSNDenoiser must be a .npz file (or a dict); "
+                    f"got {str(cache)!r}. Write it with np.savez(path, **result['gsn_result'])."
+                )
+        check_call(self.preset, None, opts)
+
+    def _fit(self, data: ConditionTrials) -> PSNDenoiser:
+        data = _canonical(data)
+        results = psn(np.asarray(data.data), self.preset, **self._psn_options())
         self.denoiser_ = results["denoiser"]
         self.unit_means_ = results["unit_means"]
         self.best_threshold_ = results["best_threshold"]
@@ -180,6 +236,12 @@ class GSNDenoiser(Denoiser):
     def __init__(self, wantshrinkage: bool = True, n_trials: float | None = None) -> None:
         self.wantshrinkage = wantshrinkage
         self.n_trials = n_trials
+
+    def check_params(self) -> None:
+        """Check ``wantshrinkage`` (True/False) and ``n_trials`` (a number > 0, or None)."""
+        check_bool_param(self.wantshrinkage, name="wantshrinkage", owner=self)
+        check_float_param(self.n_trials, name="n_trials", owner=self, low=0, low_open=True,
+                          none_ok=True, fix="Use None to take the fitted data's trial counts.")
 
     def _fit(self, data: ConditionTrials) -> GSNDenoiser:
         data = _canonical(data)

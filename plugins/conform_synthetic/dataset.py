@@ -7,7 +7,7 @@ from typing import Any
 
 from conform_core.components import Dataset
 from conform_core.data import StimulusSet, Subject
-from conform_core.exceptions import ParameterError
+from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.simulation import (
     SimulationParams,
     StudyPlan,
@@ -17,6 +17,7 @@ from conform_core.simulation import (
     read_study_subject,
     simulate_subject,
 )
+from conform_core.validation import check_existing_path
 
 __all__ = ["SyntheticDataset"]
 
@@ -135,6 +136,50 @@ class SyntheticDataset(Dataset):
             cache["stimuli"] = read_stimuli(cache["root"])[0]
         return cache["stimuli"]
 
+    # -------------------------------------------------------------- checks
+    def check_params(self) -> None:
+        """Check the parameters without simulating or reading any subject.
+
+        In memory (``location=None``): every simulation parameter, through
+        :class:`~conform_core.simulation.SimulationParams`. With a ``location``: the folder
+        exists and holds a readable ``study.json`` of this format (the simulation
+        parameters are then ignored).
+
+        Raises
+        ------
+        ParameterError
+            For a simulation parameter out of range, or a placeholder location.
+        DataFileError
+            For a missing folder or ``study.json``.
+        """
+        if self.location is None:
+            self.simulation_params()
+            return
+        root = check_existing_path(
+            self.location, name="location", owner=self, kind="dir",
+            flag_hint="--set dataset.location=DIR",
+            fix=f"Write a study there with `conform simulate {self.location}`, or pass the "
+                "folder it wrote.")
+        if not (root / "study.json").is_file():
+            raise DataFileError(
+                f"The 'location' parameter of SyntheticDataset must be a folder written by "
+                f"`conform simulate`; {str(root)!r} holds no study.json. Write a study there with "
+                f"`conform simulate {root}`, or point it at such a folder with "
+                "--set dataset.location=DIR."
+            )
+        read_study_info(root)  # format and version
+
+    def roi_labels(self) -> list[str]:
+        """No ROI labels: simulated units carry none (in memory and on disk)."""
+        return []
+
+    def stimulus_set(self) -> StimulusSet:
+        """Every stimulus of the study: planned in memory (cheap), or ``stimuli.tsv``."""
+        if self.location is None:
+            plan: StudyPlan = self._memory()["plan"]
+            return plan.stimuli
+        return self._disk_stimuli()
+
     # -------------------------------------------------------------- Dataset API
     def subjects(self) -> list[str]:
         """Names of the subjects: ``sub-01``, ``sub-02``, ..."""
@@ -153,6 +198,28 @@ class SyntheticDataset(Dataset):
         disk = self._disk()
         return read_study_subject(disk["root"], name, info=disk["info"],
                                   stimuli=self._disk_stimuli())
+
+    def data_params(self) -> dict[str, Any]:
+        """Parameters of the data read: from a folder, the study's own settings (study.json).
+
+        In memory these are this instance's parameters. From a folder the constructor's
+        simulation parameters are ignored, so the folder's are returned instead (settings
+        that are not parameters of this class go into ``options`` when they differ from the
+        simulator's defaults), and a lock file records the study that was analysed.
+        """
+        params = dict(self.get_params(deep=False))
+        if self.location is None:
+            return params
+        study = dict(self._disk()["info"]["params"])
+        fields = SimulationParams.__dataclass_fields__
+        options = {}
+        for key, value in sorted(study.items()):
+            if key in params:
+                params[key] = value
+            elif key in fields and value != fields[key].default:
+                options[key] = value
+        params["options"] = options or None
+        return params
 
     def describe(self) -> dict[str, Any]:
         """Summarise the dataset; from a folder, only ``study.json`` is read."""

@@ -45,3 +45,51 @@ def test_params_name_owner_range_and_fix():
     with pytest.raises(ParameterError, match="Did you mean 'global'"):
         check_choice("globl", ["global", "unitwise"], name="mode")
     assert check_int_param(None, name="k", none_ok=True) is None
+
+
+def test_bool_param_refuses_ints_and_strings():
+    from conform_core.validation import check_bool_param
+
+    assert check_bool_param(np.True_, name="flag") is True
+    assert check_bool_param(None, name="flag", none_ok=True) is None
+    for bad in (1, "yes", None):
+        with pytest.raises(ParameterError, match=rf"'flag' parameter of Thing must be True or "
+                                                 rf"False; got {bad!r}"):
+            check_bool_param(bad, name="flag", owner="Thing")
+
+
+def test_existing_path_names_kind_value_and_flag(tmp_path):
+    from conform_core import DataFileError
+    from conform_core.validation import check_existing_path
+
+    (tmp_path / "f.txt").write_text("x")
+    assert check_existing_path(str(tmp_path / "f.txt"), name="p") == tmp_path / "f.txt"
+    assert check_existing_path(tmp_path, name="p", kind="dir") == tmp_path
+    assert check_existing_path(tmp_path, name="p", kind="any") == tmp_path
+    cases = [(tmp_path / "nope", "file", "no such file"), (tmp_path, "file", "a folder, not a file"),
+             (tmp_path / "f.txt", "dir", "a file, not a folder")]
+    for value, kind, problem in cases:
+        with pytest.raises(DataFileError, match=rf"'p' parameter of Thing must be the path of an "
+                                                rf"existing .*\({problem}\)\. Fix\. Set it with "
+                                                rf"--set x\.p=DIR\."):
+            check_existing_path(str(value), name="p", owner="Thing", kind=kind,
+                                flag_hint="--set x.p=DIR", fix="Fix.")
+    with pytest.raises(ParameterError, match="must be the path of an existing file; got 3"):
+        check_existing_path(3, name="p")
+
+
+@pytest.mark.parametrize("value", ["/path/to/mosaic", "path/to/w.pt", "<DATA_DIR>/x"])
+def test_existing_path_says_a_placeholder_is_one(value):
+    from conform_core.validation import check_existing_path, is_placeholder
+
+    assert is_placeholder(value)
+    with pytest.raises(ParameterError, match=rf"still holds the placeholder '{value}' from the "
+                                             r"example spec.*--set dataset\.location=DIR"):
+        check_existing_path(value, name="location", kind="dir",
+                            flag_hint="--set dataset.location=DIR")
+
+
+def test_real_paths_are_not_placeholders():
+    from conform_core.validation import is_placeholder
+
+    assert not any(is_placeholder(v) for v in ("/data/mosaic", "paths/tom", "a<b", 3, None))

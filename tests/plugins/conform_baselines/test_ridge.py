@@ -237,16 +237,27 @@ def test_bad_alphas_name_the_value_and_the_fix(alphas):
         RidgeEncoder(alphas=alphas).fit(X, Y)
 
 
-@pytest.mark.parametrize(("cv", "extra"), [(1, ""), (0, ""), (151, ""), (2.5, ""), (True, ""),
+@pytest.mark.parametrize(("cv", "extra"), [(1, ""), (0, ""), (2.5, ""), (True, ""),
                                            ("lo", "Did you mean 'loo'"), ("kfold", "")])
 def test_bad_cv_names_the_value_and_the_fix(cv, extra):
+    """Caught before any data is seen (check_params, which fit runs first)."""
     X, Y, _, _ = make_problem(t=2)
     with pytest.raises(ParameterError) as info:
         RidgeEncoder(cv=cv).fit(X, Y)
     message = str(info.value)
-    assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli=150] or 'loo'" in message
-    assert f"got {cv!r}" in message and "Use 2 to 150 folds, or cv='loo'" in message
+    assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli] or 'loo'" in message
+    assert f"got {cv!r}" in message and "Use 2 or more folds" in message and "cv='loo'" in message
     assert extra in message
+
+
+def test_more_folds_than_stimuli_names_the_count():
+    X, Y, _, _ = make_problem(t=2)
+    RidgeEncoder(cv=151).check_params()  # the bound needs the data
+    with pytest.raises(ParameterError) as info:
+        RidgeEncoder(cv=151).fit(X, Y)
+    message = str(info.value)
+    assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli=150] or 'loo'" in message
+    assert "got 151" in message and "Use 2 to 150 folds, or cv='loo'" in message
 
 
 @pytest.mark.parametrize(("params", "pattern"), [

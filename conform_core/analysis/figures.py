@@ -1,0 +1,141 @@
+"""The figures of report.md (matplotlib, written as PNG beside it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runner import AnalysisResult
+
+__all__ = ["write_figures"]
+
+_AXIS = {"nc_r2": "held-out R² / noise ceiling", "pearson_r": "held-out r", "r2": "held-out R²"}
+
+
+def _metric(result: AnalysisResult) -> str | None:
+    """nc_r2 when it was computed, else pearson_r, else r2 (None: no per-unit prediction score)."""
+    present = {m for u in result.unit_scores for m in u["values"]}
+    return next((m for m in ("nc_r2", "pearson_r", "r2") if m in present), None)
+
+
+def _per_unit(result: AnalysisResult, metric: str, kind: str) -> dict[str, dict[str, Any]]:
+    """Per-unit values (finite, pooled over subjects) and per-subject medians by "denoiser → kind"."""
+    groups: dict[str, dict[str, Any]] = {}
+    for u in result.unit_scores:
+        name = u[kind]
+        if name == "none" or metric not in u["values"] or (kind == "encoder") != (u["aligner"] == "none"):
+            continue
+        v = np.asarray(u["values"][metric], dtype=float)
+        v = v[np.isfinite(v)]
+        group = groups.setdefault(f"{u['denoiser']} → {name}", {"units": [], "subjects": []})
+        group["units"].extend(v.tolist())
+        if v.size:
+            group["subjects"].append(float(np.median(v)))
+    return groups
+
+
+def _boxplot(plt: Any, groups: dict[str, dict[str, Any]], metric: str, title: str, path: Path,
+             subjects: bool) -> None:
+    labels = sorted(groups)
+    fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
+    ax.boxplot([groups[k]["units"] for k in labels], showfliers=False)
+    if subjects:
+        for i, k in enumerate(labels, start=1):
+            medians = groups[k]["subjects"]
+            ax.scatter(np.full(len(medians), i) + np.linspace(-0.12, 0.12, len(medians)), medians,
+                       s=14, color="tab:red", zorder=3,
+                       label="held-out subject's median" if i == 1 else None)
+        ax.legend(fontsize=8, loc="best")
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel(_AXIS[metric])
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _heatmap(plt: Any, result: AnalysisResult, metric: str, path: Path) -> bool:
+    from .report import summary_table
+
+    _, body = summary_table(result, (metric,))
+    plain = [row for row in body if row[1] == "none" and row[2] != "none" and row[3:] and row[3]]
+    if not plain:
+        return False
+    dens = sorted({r[0] for r in plain})
+    encs = sorted({r[2] for r in plain})
+    grid = np.full((len(dens), len(encs)), np.nan)
+    for r in plain:
+        grid[dens.index(r[0]), encs.index(r[2])] = float(r[3])
+    fig, ax = plt.subplots(figsize=(2 + 1.4 * len(encs), 1.5 + 0.6 * len(dens)))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(encs)), encs)
+    ax.set_yticks(range(len(dens)), dens)
+    low, high = np.nanmin(grid), np.nanmax(grid)
+    for i in range(len(dens)):
+        for j in range(len(encs)):
+            if np.isfinite(grid[i, j]):
+                bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
+                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
+                        color="black" if bright else "white")
+    fig.colorbar(image, ax=ax, label=f"median {metric}")
+    ax.set_title("Denoiser × encoder")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _truth(plt: Any, result: AnalysisResult, path: Path) -> bool:
+    truth: dict[str, list[float]] = {}
+    for row in result.rows:
+        if row["metric"] == "denoise_truth_nmse" and row["roi"] == "all" and row["status"] == "ok":
+            truth.setdefault(row["denoiser"], []).append(row["value"])
+    if not truth:
+        return False
+    labels = sorted(truth)
+    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
+    ax.bar(labels, [np.nanmedian(truth[k]) for k in labels], color="tab:orange")
+    ax.set_ylabel("error to true signal (NMSE)")
+    ax.set_title("Denoised held-out responses vs truth\n(lower is better)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
+    """Write the report's figures into ``folder``; return (title, file name) of each one written.
+
+    ``scores_distribution.png``: per-unit held-out encoding score per denoiser → encoder;
+    ``aligner_scores.png``: per-unit score of each held-out subject predicted from the other
+    subjects, per denoiser → aligner, with each held-out subject's median;
+    ``denoiser_encoder_heatmap.png``: median score per denoiser × encoder;
+    ``denoiser_truth_error.png``: denoiser error to the simulator's true signal.
+    The score is ``nc_r2`` when computed, else ``pearson_r``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    metric = _metric(result)
+    if metric is not None:
+        encoders = _per_unit(result, metric, "encoder")
+        if encoders:
+            _boxplot(plt, encoders, metric, "Held-out encoding score per unit (all subjects)",
+                     folder / "scores_distribution.png", subjects=False)
+            written.append(("Per-unit score distributions", "scores_distribution.png"))
+        aligners = _per_unit(result, metric, "aligner")
+        if aligners:
+            _boxplot(plt, aligners, metric, "Held-out subject predicted from the other subjects\n"
+                     "(per unit, leave one subject out)", folder / "aligner_scores.png", subjects=True)
+            written.append(("Aligners: each subject predicted from the others", "aligner_scores.png"))
+        if _heatmap(plt, result, metric, folder / "denoiser_encoder_heatmap.png"):
+            written.append(("Denoiser × encoder (median over subjects)", "denoiser_encoder_heatmap.png"))
+    if _truth(plt, result, folder / "denoiser_truth_error.png"):
+        written.append(("Denoiser error to the simulator's true signal", "denoiser_truth_error.png"))
+    return written
