@@ -16,18 +16,29 @@ A plugin is an installed Python module named in the `conform` entry-point group 
 distribution. conform finds it with `importlib.metadata`, loads it lazily the first time a
 component or command is needed, and calls the hooks below on it. A plugin that fails to
 import is reported with its distribution and a fix, and the others keep working.
+Start one with:
 
+```bash
+conform plugins new my-denoiser --kind denoiser
+```
+
+This writes the project `conform-my-denoiser/`. Its `pyproject.toml` names the module in the
+entry-point group:
+
+<!-- doc-test: excerpt conform-my-denoiser/pyproject.toml -->
 ```toml
-# pyproject.toml of your distribution
 [project.entry-points.conform]
 my-denoiser = "conform_my_denoiser"
 ```
 
-`conform plugins new my-denoiser --kind denoiser` writes such a project, with a component
-skeleton that passes the contract kit and a test:
+and it has a component skeleton that passes the contract kit, with a test
+(`pip install -e conform-my-denoiser && pytest conform-my-denoiser` runs it):
 
+<!-- doc-test: excerpt conform-my-denoiser/tests/test_contract.py -->
 ```python
 from conform_core.testing import parametrize_with_checks
+
+from conform_my_denoiser.component import MyDenoiser
 
 @parametrize_with_checks([MyDenoiser()])
 def test_contract(component, check):
@@ -47,6 +58,11 @@ a test fails when it is stale.
 """
 
 
+# tests/test_docs.py runs every code block of the docs; a signature is not a program.
+_SIGNATURE_MARK = ("<!-- doc-test: skip (a hook signature, not a program; "
+                   "tests/test_hooks_documented.py checks it) -->")
+
+
 def hook_names() -> list[str]:
     """Names of every hook specification."""
     return sorted(n for n, f in vars(hookspecs).items()
@@ -60,7 +76,8 @@ def plugins_markdown() -> str:
         func = getattr(hookspecs, name)
         signature = f"{name}{inspect.signature(func)}".replace("'", "")
         doc = inspect.getdoc(func) or ""
-        parts.append(f"\n### `{name}`\n\n```python\n@hookimpl\ndef {signature}: ...\n```\n\n{doc}\n")
+        parts.append(f"\n### `{name}`\n\n{_SIGNATURE_MARK}\n```python\n@hookimpl\n"
+                     f"def {signature}: ...\n```\n\n{doc}\n")
     return "".join(parts)
 
 
