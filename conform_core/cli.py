@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from .exceptions import ConformError, Interrupted
+from .exceptions import ConformError, Interrupted, ParameterError
 
-__all__ = ["build_app", "main", "print_error", "run_app"]
+__all__ = ["build_app", "flag_table", "main", "parameter_flags", "print_error",
+           "render_error", "run_app"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 HELP = (
     "conform: design multi-site fMRI vision studies, denoise and model their data, and "
@@ -109,6 +113,83 @@ def print_error(message: str, *, warning: bool = False) -> None:
     label = "Warning:" if warning else "Error:"
     text = Text.assemble((label, "yellow" if warning else "red"), " ", str(message))
     console.print(text, markup=False, highlight=False)
+
+
+# --- parameter names as flags ----------------------------------------------------------------
+
+_FLAGS_ATTR = "__conform_flags__"
+
+
+def flag_table(names: Iterable[str], *, drop_prefix: str = "",
+               overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The flag of each library parameter a command sets: ``n_subjects`` -> ``--subjects``.
+
+    Parameters
+    ----------
+    names : iterable of str
+        The Python parameter names the command's options set.
+    drop_prefix : str, default=""
+        A prefix the flags leave out (``"n_"``: ``n_units`` -> ``--units``).
+    overrides : mapping of str to str or None
+        Flags that do not follow the rule (``{"list_file": "--list"}``).
+
+    Returns
+    -------
+    dict of str to str
+        Parameter name -> flag (``--`` + the name without the prefix, dashes for underscores).
+    """
+    table = {name: "--" + name.removeprefix(drop_prefix).replace("_", "-") for name in names}
+    table.update(overrides or {})
+    return table
+
+
+def parameter_flags(flags: Mapping[str, str]) -> Callable[[F], F]:
+    """Declare, on a command's function, how its options spell the library's parameters.
+
+    This is the command's one table from Python parameter names to flags. Library code
+    raises :class:`~conform_core.exceptions.ParameterError` naming the Python parameter;
+    when one leaves the decorated command, :func:`run_app` prints it with these flags
+    (``The --units option must be ...``, and ``$n_shared`` in its fix as ``--shared``).
+    Nothing is parsed or rewritten: the error is structured.
+
+    Parameters
+    ----------
+    flags : mapping of str to str
+        Parameter name -> flag, e.g. ``flag_table(SimulationParams names, drop_prefix="n_")``.
+
+    Returns
+    -------
+    decorator
+        Put it under typer's ``@app.command()`` (the signature and help are kept).
+    """
+    table = dict(flags)
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return func(*args, **kwargs)
+            except ParameterError as exc:
+                if not hasattr(exc, _FLAGS_ATTR):  # the innermost command's table wins
+                    setattr(exc, _FLAGS_ATTR, table)
+                raise
+
+        setattr(wrapper, _FLAGS_ATTR, table)
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def render_error(exc: BaseException) -> str:
+    """The message of a user error as the command line prints it.
+
+    A structured :class:`~conform_core.exceptions.ParameterError` raised inside a command
+    decorated with :func:`parameter_flags` names its parameters by that command's flags;
+    any other error prints as ``str(exc)``.
+    """
+    if isinstance(exc, ParameterError):
+        return exc.render(getattr(exc, _FLAGS_ATTR, None))
+    return str(exc)
 
 
 # --- click/typer exceptions, whichever release raised them -----------------------------------
@@ -269,7 +350,7 @@ def _run(application: Any, args: Sequence[str] | None) -> tuple[int, bool]:
     except ConformError as exc:
         if debug:
             traceback.print_exc()
-        print_error(str(exc))
+        print_error(render_error(exc))
         return _USER_ERROR, False
     except BrokenPipeError:  # `conform plugins | head`: the reader left; say nothing
         with contextlib.suppress(OSError):

@@ -97,7 +97,7 @@ def data_info(
 
     cls = default_registry().get("dataset", dataset)
     kwargs = {}
-    accepted = list(cls._get_param_names())
+    accepted = list(cls.param_names())
     for item in params or []:
         key, sep, text = item.partition("=")
         if not sep or key.strip() not in accepted:

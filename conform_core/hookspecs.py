@@ -15,11 +15,13 @@ than the spec; arguments are only ever added, never renamed or removed.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
+    import typer
+
     from .registry import ComponentRegistry
 
 __all__ = ["hookspec", "hookimpl", "conform_register", "conform_register_commands"]
@@ -40,7 +42,9 @@ def conform_register(registry: ComponentRegistry) -> None:
     Parameters
     ----------
     registry : ComponentRegistry
-        Call ``registry.add(kind, name, cls)`` once per component. ``kind`` is one of
+        This plugin's view of the registry (:meth:`ComponentRegistry.for_plugin`), which
+        records the plugin as the origin of what it adds. Call
+        ``registry.add(kind, name, cls)`` once per component. ``kind`` is one of
         ``"dataset"``, ``"denoiser"``, ``"aligner"``, ``"encoder"``, ``"features"``;
         ``name`` is short, lowercase and stable (``[a-z][a-z0-9_-]*``); ``cls`` derives
         from the kind's base class in :mod:`conform_core.components`.
@@ -54,7 +58,7 @@ def conform_register(registry: ComponentRegistry) -> None:
 
 
 @hookspec
-def conform_register_commands(app: Any) -> None:
+def conform_register_commands(app: typer.Typer) -> None:
     """Add command-line commands to the ``conform`` program.
 
     Parameters

@@ -10,7 +10,7 @@ Environment
 CONFORM_LOAD_PLUGINS
     Comma-separated entry-point names: load only these plugins.
 CONFORM_TRACE_PLUGINS
-    Set to 1 to print every hook call.
+    Set to 1 to print every hook call to stderr (see :func:`trace_hook_calls`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import os
 import sys
 import threading
 import warnings
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -30,10 +30,14 @@ from .components import Component
 from .exceptions import ConformWarning, PluginLoadError
 from .registry import ComponentRegistry
 
+if TYPE_CHECKING:
+    import typer
+
 __all__ = [
     "ConformPluginManager",
     "make_plugin_manager",
     "build_registry",
+    "trace_hook_calls",
     "default_registry",
     "reset_default_registry",
     "get_component",
@@ -111,6 +115,7 @@ def make_plugin_manager(*, entry_points: bool = True) -> ConformPluginManager:
     Returns
     -------
     ConformPluginManager
+        With tracing on (to stderr) when ``CONFORM_TRACE_PLUGINS=1``.
     """
     pm = ConformPluginManager()
     pm.add_hookspecs(hookspecs)
@@ -118,23 +123,72 @@ def make_plugin_manager(*, entry_points: bool = True) -> ConformPluginManager:
         _load_entry_points(pm, only=_names_from_env("CONFORM_LOAD_PLUGINS"))
     pm.check_pending()
     if os.environ.get("CONFORM_TRACE_PLUGINS") == "1":
-        pm.trace.root.setwriter(lambda text: print(text, end="", file=sys.stderr))
-        pm.enable_tracing()
+        trace_hook_calls(pm)
     return pm
 
 
-def _call_each(pm: ConformPluginManager, hook_name: str, on_error: Callable[[PluginLoadError], None],
-               before: Callable[[str, tuple[str, str]], None] | None = None, **kwargs: Any) -> None:
-    """Call one hook plugin by plugin, so a failing plugin does not stop the others."""
+def trace_hook_calls(pm: pluggy.PluginManager) -> Callable[[], None]:
+    """Print every hook call of ``pm`` to stderr (what ``CONFORM_TRACE_PLUGINS=1`` turns on).
+
+    Two lines per call, each starting with ``conform trace:``: the hook, its arguments and
+    the plugins it calls, in call order (wrappers marked); then how the call ended.
+
+    Parameters
+    ----------
+    pm : pluggy.PluginManager
+
+    Returns
+    -------
+    callable
+        Call it to stop tracing.
+    """
+
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        called = ", ".join(i.plugin_name + (" (wrapper)" if i.wrapper or i.hookwrapper else "")
+                           for i in reversed(impls))
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        print(f"conform trace: {hook_name}({args}) calls {called or 'no plugin'}", file=sys.stderr)
+
+    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
+        exc = outcome.exception
+        ended = "finished" if exc is None else f"raised {type(exc).__name__}: {exc}"
+        print(f"conform trace: {hook_name} {ended}", file=sys.stderr)
+
+    return pm.add_hookcall_monitoring(before, after)
+
+
+def _call_each(pm: ConformPluginManager, hook_name: str,
+               on_error: Callable[[PluginLoadError], None],
+               kwargs_for: Callable[[str, tuple[str, str]], dict[str, Any]]) -> None:
+    """Call one hook through pluggy, one plugin at a time, so a failing plugin spares the others.
+
+    Plugins are taken in pluggy's own call order (the last registered first; ``tryfirst``
+    and ``trylast`` honoured). Each call is ``pm.subset_hook_caller`` without the other
+    plugins that implement the hook, so it runs through pluggy's hook execution: tracing
+    and hook wrappers (``wrapper=True``) work. A plugin whose only implementations of the
+    hook are wrappers is kept in every call and wraps each plugin's call.
+
+    Parameters
+    ----------
+    pm : ConformPluginManager
+    hook_name : str
+        Name of the hook, e.g. ``"conform_register"``.
+    on_error : callable
+        Receives a :class:`PluginLoadError` naming the plugin, its distribution and a fix.
+    kwargs_for : callable
+        ``kwargs_for(plugin_name, (distribution, version))`` -> the hook's keyword arguments.
+    """
     caller = getattr(pm.hook, hook_name)
-    for impl in reversed(caller.get_hookimpls()):  # registration order
-        name = impl.plugin_name
-        origin = pm.origins.get(name) or _origin_of(getattr(impl.plugin, "__name__", name))
-        if before is not None:
-            before(name, origin)
-        args = {k: v for k, v in kwargs.items() if k in impl.argnames}
+    # get_hookimpls() is in registration order; pluggy calls it from the end.
+    impls = [i for i in reversed(caller.get_hookimpls()) if not (i.wrapper or i.hookwrapper)]
+    plugins = {i.plugin_name: i.plugin for i in impls}
+    for name, plugin in plugins.items():
+        origin = pm.origins.get(name) or _origin_of(getattr(plugin, "__name__", name))
+        others = [p for n, p in plugins.items() if n != name]
+        call = pm.subset_hook_caller(hook_name, remove_plugins=others)
         try:
-            impl.function(**args)
+            call(**kwargs_for(name, origin))
         except Exception as exc:
             on_error(PluginLoadError(
                 f"Plugin {name!r} (from {origin[0]} {origin[1]}) failed in {hook_name}: "
@@ -146,25 +200,33 @@ def _call_each(pm: ConformPluginManager, hook_name: str, on_error: Callable[[Plu
 def build_registry(pm: ConformPluginManager) -> ComponentRegistry:
     """Ask every plugin registered with ``pm`` to add its components.
 
+    Each plugin's ``conform_register`` receives ``registry.for_plugin(name, distribution,
+    version)``, so every entry records where it came from.
+
     Returns
     -------
     ComponentRegistry
         With ``load_errors`` listing the plugins that failed to import or register.
     """
-    registry = ComponentRegistry(load_errors=list(pm.load_errors))
+    registry = ComponentRegistry(load_errors=pm.load_errors)
 
-    def before(name: str, origin: tuple[str, str]) -> None:
-        registry._current = (name, origin[0], origin[1])
+    def kwargs_for(name: str, origin: tuple[str, str]) -> dict[str, Any]:
+        return {"registry": registry.for_plugin(name, *origin)}
 
-    _call_each(pm, "conform_register", registry.load_errors.append, before, registry=registry)
-    registry._current = ("", "", "")
+    _call_each(pm, "conform_register", registry.load_errors.append, kwargs_for)
     return registry
 
 
-def register_commands(pm: ConformPluginManager, app: Any) -> list[PluginLoadError]:
-    """Let every plugin add its CLI commands to ``app``; return the failures."""
+def register_commands(pm: ConformPluginManager, app: typer.Typer) -> list[PluginLoadError]:
+    """Let every plugin add its CLI commands to ``app``, one plugin at a time.
+
+    Returns
+    -------
+    list of PluginLoadError
+        The plugins whose ``conform_register_commands`` raised; the others' commands are added.
+    """
     errors: list[PluginLoadError] = []
-    _call_each(pm, "conform_register_commands", errors.append, app=app)
+    _call_each(pm, "conform_register_commands", errors.append, lambda name, origin: {"app": app})
     return errors
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from .components import KIND_BASES, Component
 from .exceptions import PluginError, PluginLoadError, UnknownComponentError
@@ -40,7 +42,6 @@ class ComponentEntry:
                 "version": self.version, "module": self.module}
 
 
-@dataclass
 class ComponentRegistry:
     """The table of components, by kind and name.
 
@@ -48,26 +49,78 @@ class ComponentRegistry:
     the kind is known, the name is well formed and free, and the class derives from the
     kind's base class.
 
+    Parameters
+    ----------
+    load_errors : iterable of PluginLoadError, default=()
+        Plugins that already failed to load.
+
     Attributes
     ----------
     load_errors : list of PluginLoadError
         Plugins that failed to load or register; the others keep working.
     """
 
-    load_errors: list[PluginLoadError] = field(default_factory=list)
-    _table: dict[str, dict[str, ComponentEntry]] = field(
-        default_factory=lambda: {k: {} for k in KINDS})
-    _current: tuple[str, str, str] = ("", "", "")
+    def __init__(self, load_errors: Iterable[PluginLoadError] = ()) -> None:
+        self.load_errors: list[PluginLoadError] = list(load_errors)
+        self._table: dict[str, dict[str, ComponentEntry]] = {k: {} for k in KINDS}
+        self._origin: tuple[str, str, str] | None = None
+
+    def for_plugin(self, plugin: str, distribution: str, version: str) -> ComponentRegistry:
+        """A view of this registry that records ``plugin`` as the origin of what it adds.
+
+        The view shares the table and ``load_errors`` of this registry: what is added
+        through it is visible here, and :meth:`get` sees every plugin's components. The
+        plugin manager hands one view to each plugin's ``conform_register``.
+
+        Parameters
+        ----------
+        plugin : str
+            Entry-point name of the plugin.
+        distribution : str
+            The distribution that installed it (``"unknown"`` if not known).
+        version : str
+            Its version (``"unknown"`` if not known).
+
+        Returns
+        -------
+        ComponentRegistry
+
+        Examples
+        --------
+        >>> registry = ComponentRegistry()
+        >>> view = registry.for_plugin("mine", "conform-mine", "0.1")
+        >>> view.add("denoiser", "mean", MeanDenoiser)  # doctest: +SKIP
+        >>> registry.entry("denoiser", "mean").distribution  # doctest: +SKIP
+        'conform-mine'
+        """
+        view = copy.copy(self)
+        view._origin = (plugin, distribution, version)
+        return view
+
+    @property
+    def plugin(self) -> str | None:
+        """The plugin this view records additions for (None on a registry that is not a view)."""
+        return None if self._origin is None else self._origin[0]
+
+    def __repr__(self) -> str:
+        count = sum(len(t) for t in self._table.values())
+        view = "" if self._origin is None else f" for plugin {self._origin[0]!r}"
+        errors = len(self.load_errors)
+        return (f"<ComponentRegistry{view}: {count} component{'s' * (count != 1)}, "
+                f"{errors} load error{'s' * (errors != 1)}>")
 
     def add(self, kind: str, name: str, cls: type[Component]) -> None:
         """Register ``cls`` as the ``kind`` component called ``name``.
+
+        On a view from :meth:`for_plugin` the entry records that plugin; otherwise the
+        plugin is the top-level package of ``cls`` and the distribution is unknown.
 
         Raises
         ------
         PluginError
             For an unknown kind, a malformed or taken name, or a class of the wrong base.
         """
-        plugin = self._current[0] or cls.__module__.split(".")[0]
+        plugin, dist, version = self._origin or (cls.__module__.split(".")[0], "unknown", "unknown")
         if kind not in KIND_BASES:
             raise PluginError(
                 f"Plugin {plugin!r} registers {name!r} under unknown kind {kind!r}. "
@@ -92,8 +145,8 @@ class ComponentRegistry:
                 f"({other.distribution}) and {plugin!r}. Uninstall one, or set "
                 "CONFORM_LOAD_PLUGINS to load only the one you want."
             )
-        dist, version = self._current[1], self._current[2]
-        table[name] = ComponentEntry(kind, name, cls, plugin, dist or "unknown", version or "unknown")
+        table[name] = ComponentEntry(kind, name, cls, plugin, dist or "unknown",
+                                     version or "unknown")
 
     def get(self, kind: str, name: str) -> type[Component]:
         """Return the class registered as ``kind`` ``name``.

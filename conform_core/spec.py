@@ -332,7 +332,7 @@ def check_spec(spec: AnalysisSpec, registry: Any) -> None:
                 cls = registry.get(kind, entry.plugin)
             except UnknownComponentError as exc:
                 raise SpecError(f"Stage {stage!r}: {exc}") from None
-            accepted = list(cls._get_param_names())
+            accepted = list(cls.param_names())
             for param in entry.params:
                 if param not in accepted:
                     raise SpecError(

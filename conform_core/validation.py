@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from .exceptions import DataFileError, ParameterError, ShapeError
+from .exceptions import DataFileError, ParameterError, ShapeError, _fill
 
 __all__ = [
     "describe",
@@ -32,6 +32,7 @@ __all__ = [
     "check_choice",
     "check_bool_param",
     "check_existing_path",
+    "interval_text",
     "is_placeholder",
     "suggest",
 ]
@@ -250,20 +251,34 @@ def _owner_name(owner: Any) -> str:
     return f" of {owner if isinstance(owner, str) else type(owner).__name__}"
 
 
+def _owner(owner: Any) -> str | None:
+    return owner if owner is None or isinstance(owner, str) else type(owner).__name__
+
+
+def interval_text(low: float | None, high: float | None, *, low_open: bool = False,
+                  high_open: bool = False) -> str:
+    """A range in interval notation: ``[1, inf)``, ``(0.0, 1.0]``; an infinite end is open."""
+    left = "(" if low is None or low_open else "["
+    right = ")" if high is None or high_open else "]"
+    return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+
 def check_int_param(value: Any, *, name: str, owner: Any = None, low: int | None = None,
                     high: int | None = None, none_ok: bool = False, fix: str = "") -> int | None:
-    """Validate an integer parameter in ``[low, high]`` (None allowed if ``none_ok``)."""
+    """Validate an integer parameter in ``[low, high]`` (None allowed if ``none_ok``).
+
+    Raises a structured :class:`ParameterError` (``param``, ``value``, ``allowed``, ``fix``,
+    ``owner``); ``fix`` may name parameters as ``$name``.
+    """
     if value is None and none_ok:
         return None
-    rng = f"[{'-inf' if low is None else low}, {'inf' if high is None else high}]"
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if ok and ((low is not None and value < low) or (high is not None and value > high)):
         ok = False
     if not ok:
         raise ParameterError(
-            f"The {name!r} parameter{_owner_name(owner)} must be an int in {rng}"
-            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
-        )
+            param=name, value=value, owner=_owner(owner), fix=fix,
+            allowed=f"an int in {interval_text(low, high)}{' or None' if none_ok else ''}")
     return int(value)
 
 
@@ -279,12 +294,10 @@ def check_float_param(value: Any, *, name: str, owner: Any = None, low: float | 
     if ok and high is not None and value > high:
         ok = False
     if not ok:
-        left = "(" if low_open else "["
-        rng = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}]"
         raise ParameterError(
-            f"The {name!r} parameter{_owner_name(owner)} must be a finite number in {rng}"
-            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
-        )
+            param=name, value=value, owner=_owner(owner), fix=fix,
+            allowed=(f"a finite number in {interval_text(low, high, low_open=low_open)}"
+                     f"{' or None' if none_ok else ''}"))
     return float(value)
 
 
@@ -292,9 +305,9 @@ def check_choice(value: Any, choices: Sequence[str], *, name: str, owner: Any = 
     """Validate that ``value`` is one of ``choices`` (suggesting the closest)."""
     if value not in choices:
         raise ParameterError(
-            f"The {name!r} parameter{_owner_name(owner)} must be one of "
-            f"{', '.join(repr(c) for c in choices)}; got {value!r}.{suggest(str(value), choices)}"
-        )
+            param=name, value=value, owner=_owner(owner),
+            allowed=f"one of {', '.join(repr(c) for c in choices)}",
+            fix=suggest(str(value), choices).strip())
     return str(value)
 
 
@@ -309,9 +322,8 @@ def check_bool_param(value: Any, *, name: str, owner: Any = None, none_ok: bool 
         return None
     if not isinstance(value, (bool, np.bool_)):
         raise ParameterError(
-            f"The {name!r} parameter{_owner_name(owner)} must be True or False"
-            f"{' or None' if none_ok else ''}; got {value!r}. {fix}".rstrip()
-        )
+            param=name, value=value, owner=_owner(owner), fix=fix,
+            allowed=f"True or False{' or None' if none_ok else ''}")
     return bool(value)
 
 
@@ -330,8 +342,7 @@ def is_placeholder(value: Any) -> bool:
 
 
 def check_existing_path(value: Any, *, name: str, owner: Any = None,
-                        kind: Literal["file", "dir", "any"] = "file",
-                        flag_hint: str | None = None, fix: str = "") -> Path:
+                        kind: Literal["file", "dir", "any"] = "file", fix: str = "") -> Path:
     """Validate a path parameter that must name an existing file or folder.
 
     Parameters
@@ -339,16 +350,13 @@ def check_existing_path(value: Any, *, name: str, owner: Any = None,
     value : Any
         The parameter's value (a ``str`` or ``os.PathLike``).
     name : str
-        The parameter's name as the user types it, e.g. ``"stimuli_dir"``.
+        The parameter's Python name, e.g. ``"stimuli_dir"``.
     owner : object or str or None
         The component (or its class name) the parameter belongs to, for the message.
     kind : {"file", "dir", "any"}, default="file"
         What the path must be.
-    flag_hint : str or None
-        How to set the value on the command line, e.g. ``"--set dataset.stimuli_dir=DIR"``;
-        the messages end with it.
     fix : str, default=""
-        Extra advice appended to the message for a path that does not exist.
+        Extra advice appended to the message (may name parameters as ``$name``).
 
     Returns
     -------
@@ -364,18 +372,16 @@ def check_existing_path(value: Any, *, name: str, owner: Any = None,
         If nothing exists there, or it is a file where a folder is needed (or the reverse).
     """
     what = _PATH_KINDS[kind]
-    who = f"The {name!r} parameter{_owner_name(owner)}"
-    hint = f" Set it with {flag_hint}." if flag_hint else ""
+    allowed = f"the path of an existing {what}"
     if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        raise ParameterError(
-            f"{who} must be the path of an existing {what}; got {value!r}.{hint}".rstrip()
-        )
+        raise ParameterError(param=name, value=value, owner=_owner(owner), allowed=allowed,
+                             fix=fix)
     text = os.fspath(value)
     if is_placeholder(text):
         raise ParameterError(
-            f"{who} still holds the placeholder {text!r} from the example spec; point it at your "
-            f"{what}.{hint or ' Set it to a real path.'}"
-        )
+            param=name, value=text, owner=_owner(owner), allowed=allowed,
+            fix=f"That is a placeholder of the example spec: point it at your {what}."
+                f"{' ' + fix if fix else ''}")
     path = Path(text)
     if not path.exists():
         problem = f"no such {what}"
@@ -385,6 +391,7 @@ def check_existing_path(value: Any, *, name: str, owner: Any = None,
         problem = "a file, not a folder"
     else:
         return path
-    extra = f" {fix}" if fix else ""
+    who = f"The {name!r} parameter{_owner_name(owner)}"
+    extra = f" {_fill(fix, None)}" if fix else ""
     raise DataFileError(f"{who} must be the path of an existing {what}; got {text!r} ({problem})."
-                        f"{extra}{hint}")
+                        f"{extra}")

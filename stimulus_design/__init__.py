@@ -8,9 +8,12 @@ The command arrives through the ``conform_register_commands`` hook.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conform_core.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    import typer
 
 _LAZY = {
     "Allocation": "_allocate", "allocate_stimuli": "_allocate", "check_package": "_check",
@@ -47,7 +50,7 @@ __all__ = [
 
 
 @hookimpl
-def conform_register_commands(app: Any) -> None:
+def conform_register_commands(app: typer.Typer) -> None:
     """Add ``conform design`` (and ``conform design check``) to the root app."""
     from ._cli import design_app
 

@@ -110,8 +110,9 @@ def _neighbours(pool: NDArray[np.float32], protos: NDArray[np.int64], taken: NDA
         if len(hits) < need:
             raise ParameterError(
                 f"Prototype allocation ran out of images: prototype {j + 1} of {protos.size} "
-                f"found only {len(hits)} unclaimed neighbours, {need} needed. Lower "
-                "--per-participant or the number of participants, or supply a larger pool.")
+                f"found only {len(hits)} unclaimed neighbours, {need} needed.",
+                param="per_participant", owner="DesignParams",
+                fix="Lower $per_participant or the number of participants, or supply a larger pool.")
         out.append(np.array(hits, np.int64))
     return out
 

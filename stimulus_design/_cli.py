@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from conform_core.cli import flag_table, parameter_flags
 from conform_core.exceptions import ParameterError
 from conform_core.validation import suggest
 
@@ -19,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["design_app", "merge_settings"]
+__all__ = ["FLAGS", "design_app", "merge_settings"]
 
 design_app = typer.Typer(
     help="Design a multi-site study: select images that cover embedding space, allocate them "
@@ -31,6 +32,12 @@ FEATURE_DEFAULTS = {"model": "ViT-B-32", "weights": None, "allow_untrained": Fal
                     "batch_size": 64, "device": "auto", "cache_dir": None}
 OTHER_DEFAULTS = {"images": None, "list": None, "embeddings": None, "ids": None,
                   "metadata": None, "out": None, "overwrite": False}
+
+#: The library parameters `conform design` sets (DesignParams, DesignInputs, run_design and
+#: the clip features' parameters), and their flags: how their errors are shown on this command.
+FLAGS = flag_table([*DesignParams.names(), *FEATURE_DEFAULTS, "images", "list_file",
+                    "embeddings", "ids", "metadata", "out", "overwrite"],
+                   overrides={"list_file": "--list"})
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -74,6 +81,7 @@ Opt = typer.Option
 
 
 @design_app.callback()
+@parameter_flags(FLAGS)
 def design(
     ctx: typer.Context,
     config: Annotated[Path | None, Opt(help="TOML file with any of these options (keys = flag names); flags given on the command line win.")] = None,

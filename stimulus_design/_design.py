@@ -63,19 +63,21 @@ def _metadata(path: Path | None) -> dict[str, dict[str, str]]:
         return {}
     rows = read_table(path)
     if rows and "id" not in rows[0] and "path" not in rows[0]:
-        raise ParameterError(f"--metadata {str(path)!r} needs an 'id' (or 'path') column; it has "
-                             f"{list(rows[0])}.")
+        raise ParameterError(param="metadata", value=str(path), owner="DesignInputs",
+                             allowed="a table with an 'id' (or 'path') column",
+                             fix=f"Its columns are {ParameterError.quote(str(list(rows[0])))}.")
     return {(r.get("id") or r.get("path") or ""): r for r in rows}
 
 
 def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
     """Read the candidate pool (embedding images through the ``clip`` features plugin)."""
-    given = [n for n, v in (("--images", inputs.images), ("--list", inputs.list_file),
-                            ("--embeddings", inputs.embeddings)) if v is not None]
+    given = [n for n, v in (("images", inputs.images), ("list_file", inputs.list_file),
+                            ("embeddings", inputs.embeddings)) if v is not None]
     if len(given) != 1:
         raise ParameterError(
-            "Give exactly one pool: --images DIR, --list FILE or --embeddings FILE "
-            f"(+ --ids FILE.txt for .npy); got {', '.join(given) or 'none'}.")
+            "Give exactly one pool: $images=DIR, $list_file=FILE or $embeddings=FILE "
+            f"(+ $ids=FILE.txt for .npy); got {', '.join('$' + n for n in given) or 'none'}.",
+            param=given[1] if given else "images", owner="DesignInputs")
     meta = _metadata(inputs.metadata)
     if inputs.embeddings is not None:
         emb, ids, extra = load_embeddings(Path(inputs.embeddings), inputs.ids)
@@ -177,8 +179,9 @@ def run_design(params: DesignParams, inputs: DesignInputs, out: str | Path, *,
     """
     out = Path(out)
     if out.exists() and not overwrite:
-        raise ParameterError(f"--out {str(out)!r} already exists. Choose a new folder or pass "
-                             "--overwrite.")
+        raise ParameterError(param="out", value=str(out), owner="run_design",
+                             allowed="a folder that does not exist yet",
+                             fix="Choose a new folder, or set $overwrite to replace it.")
     if pool is None:
         pool = load_pool(inputs, stratify=params.stratify)
     plan = plan_design(params, pool.ids.size)

@@ -203,8 +203,8 @@ def load_embeddings(path: Path, ids_path: Path | None) -> tuple[NDArray[np.float
             raise DataFileError(f"--embeddings {str(path)!r} is not a readable .npy file "
                                 f"({type(exc).__name__}: {exc}).") from None
         if ids_path is None:
-            raise ParameterError("--embeddings FILE.npy needs --ids FILE.txt (one id per line, "
-                                 "in the order of the rows).")
+            raise ParameterError("$embeddings=FILE.npy needs $ids=FILE.txt (one id per line, "
+                                 "in the order of the rows).", param="ids", owner="DesignInputs")
         if not ids_path.is_file():
             raise DataFileError(f"--ids {str(ids_path)!r} does not exist.")
         ids = [ln.strip() for ln in ids_path.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -269,8 +269,9 @@ def finish_pool(ids: list[str], sources: list[str], shas: list[str],
         missing = [ids[j] for j in rows if not cats[j]]
         if missing:
             raise ParameterError(
-                f"--stratify needs a category for every image; {len(missing)} have none (e.g. "
-                f"{missing[:3]}). Give a --metadata table with 'id' and 'category' columns.")
+                f"$stratify needs a category for every image; {len(missing)} have none (e.g. "
+                f"{ParameterError.quote(str(missing[:3]))}).", param="stratify",
+                owner="DesignParams", fix="Give a $metadata table with 'id' and 'category' columns.")
         categories = np.array([cats[j] for j in rows])
     emb = np.ascontiguousarray(embeddings[rows])
     report["n_usable"] = int(rows.size)

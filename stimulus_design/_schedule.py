@@ -198,6 +198,7 @@ def schedule_participant(core: NDArray[np.int64], others: NDArray[np.int64], par
         except _Retry:
             continue
     raise ParameterError(
-        f"Could not schedule {plan.presentations} presentations into {params.sessions} sessions "
-        f"x {params.runs} runs while keeping repeats in separate sessions and runs. Add "
-        "sessions or runs, or lower --core-repeats/--repeats.")
+        f"Could not schedule {plan.presentations} presentations into $sessions={params.sessions} "
+        f"x $runs={params.runs} runs while keeping repeats in separate sessions and runs.",
+        param="sessions", owner="DesignParams",
+        fix="Add sessions or runs, or lower $core_repeats or $repeats.")

@@ -265,8 +265,8 @@ def select_stratified(embeddings: NDArray[np.float32], categories: NDArray[np.st
     if n_select < names.size:
         raise ParameterError(
             f"Stratified selection needs at least one image per category: {names.size} "
-            f"categories but only {n_select} images to select. Select at least {names.size} "
-            "images, or drop --stratify."
+            f"categories but only {n_select} images to select.", param="stratify",
+            owner="DesignParams", fix=f"Select at least {names.size} images, or turn $stratify off."
         )
     quota = _quotas(counts, n_select)
     picks, radii, rank = [], [], []

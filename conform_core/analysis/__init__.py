@@ -119,7 +119,7 @@ def fit_analysis(spec: AnalysisSpec | str | Path, *, overrides: list[str] | None
             result=result)
     dataset_params = {k: to_builtin(v) for k, v in plan.dataset().data_params().items()
                       if k != "location"}
-    lock = lock_text(plan, job.registry, name=job.name, checksums=job.checksums, dataset_extra={},
+    lock = lock_text(plan, job.registry, name=job.name, checksums=job.checksums,
                      dataset_params=dataset_params)
     prov = provenance(plan.seed, started, time.time(), list(sys.argv))
     prov.update({"workers": workers, "scheduler": scheduler, "blas_threads_per_task": threads,
@@ -152,8 +152,8 @@ def count_cells(plan: Plan, result: AnalysisResult) -> tuple[int, int]:
 
     The cells are subject x denoiser x encoder, plus subject x denoiser x aligner when
     aligners are compared. A cell succeeded when it has at least one score row with
-    status ``ok``; anything else (an error row, a subject that could not be prepared, an
-    aligner cell that could not run) counts as failed.
+    status ``ok``; a cell that failed has an ``error`` row instead (a subject that could
+    not be prepared, or a denoiser that failed, gives every cell that needed it one).
     """
     labels = {stage: [e.label for e in plan.stages.get(stage, ())]
               for stage in ("denoiser", "aligner", "encoder")}

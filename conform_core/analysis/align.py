@@ -13,7 +13,7 @@ from ..data import ConditionData
 from ..exceptions import ConformError
 from ..metrics import normalized_r2, pearson_r, r2_score
 from .plan import Plan
-from .scores import error_row, score_rows
+from .scores import Failed, score_rows, timing_rows
 from .subject import Prepared
 
 __all__ = ["AlignerScore", "score_aligner"]
@@ -23,12 +23,15 @@ __all__ = ["AlignerScore", "score_aligner"]
 class AlignerScore:
     """What scoring one aligner on one held-out subject and denoiser produced.
 
+    Like every task result it has ``rows``, ``unit_scores`` and ``timings``; a cell that
+    failed is a :class:`Failed` instead.
+
     Attributes
     ----------
     subject, denoiser, aligner : str
         The held-out subject, the denoiser label and the aligner label.
     rows : list of dict
-        Rows of results.csv (one ``error`` row when the cell failed).
+        Rows of results.csv.
     unit_scores : list of dict
         At most one entry ``{"subject", "denoiser", "aligner", "encoder": "none", "values"}``;
         ``values`` maps each metric to an array over the held-out subject's units.
@@ -44,6 +47,11 @@ class AlignerScore:
     unit_scores: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def timings(self) -> list[dict[str, Any]]:
+        """Rows of timings.csv for this cell's stages."""
+        return timing_rows(self.subject, self.denoiser, self.seconds)
+
 
 def _unit_order(predicted: ConditionData, target: ConditionData) -> NDArray[np.intp] | None:
     """Positions that put ``predicted``'s units in ``target``'s order (None: already are)."""
@@ -58,7 +66,7 @@ def _unit_order(predicted: ConditionData, target: ConditionData) -> NDArray[np.i
 
 def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
                   prepared: dict[str, Prepared], denoised: dict[str, ConditionData],
-                  held_out: str) -> AlignerScore:
+                  held_out: str) -> AlignerScore | Failed:
     """Leave-one-subject-out score of one aligner on the output of one denoiser.
 
     The aligner is fitted on the other subjects' denoised training responses; the held-out
@@ -67,7 +75,8 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
     subjects' raw test averages into the shared space, averaging them per stimulus, and
     mapping the average back into the held-out subject's units. Scores are computed
     against the held-out subject's raw test averages, on the test stimuli that at least
-    one other subject saw. Per-unit scores follow the held-out subject's units.
+    one other subject saw. Per-unit scores follow the held-out subject's units. A cell
+    that fails is returned as :class:`Failed`, so the other cells go on.
     """
     entry = plan.stages["aligner"][aligner_index]
     base = {"subject": held_out, "denoiser": denoiser_label, "aligner": entry.label, "encoder": "none"}
@@ -117,7 +126,6 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
         result.unit_scores = [{**base, "values": values}]
         result.seconds[f"aligner:{entry.label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing aligner cell must not stop the others
-        result.rows = [error_row(exc, **base)]
-        result.unit_scores = []
         result.seconds.setdefault(f"aligner:{entry.label}", time.perf_counter() - t0)
+        return Failed.from_exception(exc, **base, seconds=result.seconds)
     return result

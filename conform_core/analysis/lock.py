@@ -123,7 +123,7 @@ def _toml_entry(stage: str, entry: Any, registry: Any) -> dict[str, Any]:
 
 
 def lock_text(plan: Plan, registry: Any, *, name: str, checksums: dict[str, str],
-              dataset_extra: dict[str, Any], dataset_params: dict[str, Any] | None = None) -> str:
+              dataset_params: dict[str, Any] | None = None) -> str:
     """Render the lock file for ``plan`` (deterministic: no timestamps).
 
     ``dataset_params`` replaces the dataset entry's parameters: those that describe the
@@ -144,7 +144,6 @@ def lock_text(plan: Plan, registry: Any, *, name: str, checksums: dict[str, str]
         dataset["location"] = plan.location
     if plan.rois:
         dataset["rois"] = list(plan.rois)
-    dataset.update(dataset_extra)
     doc["dataset"] = dataset
     for stage in ("glm", "denoiser", "aligner", "encoder", "features"):
         entries = plan.stages.get(stage, ())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..components import Component
+from ..components import Component, Dataset
 from ..exceptions import ConformError, SpecError
 from ..io import to_builtin
 from ..spec import STAGE_KIND, AnalysisSpec, StageEntry, check_spec
@@ -17,7 +18,11 @@ __all__ = ["Plan", "make_plan", "check_plan", "MIN_ALIGNER_SUBJECTS"]
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything a worker needs to run its part of an analysis (no classes, only names).
+    """Everything a worker needs to run its part of an analysis.
+
+    A plan is picklable, so Dask can send it to worker processes: its component classes
+    travel by reference (module and name) and the dataset a plan builds for itself
+    (:meth:`dataset`) is left behind; a worker that receives a plan builds its own.
 
     Attributes
     ----------
@@ -33,6 +38,9 @@ class Plan:
         Analysis seed; components with a ``random_state`` get it unless set explicitly.
     metrics : tuple of str
         Metrics to report.
+    classes : mapping of (str, str) to type
+        ``(kind, plugin name)`` -> component class, for every entry of ``stages``: the
+        classes of the registry the plan was made with (:func:`make_plan`).
     test_fraction : float
         Share of stimuli held out when a dataset has no split of its own.
     """
@@ -43,36 +51,52 @@ class Plan:
     rois: tuple[str, ...]
     seed: int
     metrics: tuple[str, ...]
+    classes: Mapping[tuple[str, str], type[Component]]
     test_fraction: float = 0.2
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def build(self, stage: str, entry: StageEntry) -> Component:
-        """Instantiate ``entry`` of ``stage`` through the registry."""
-        from ..plugins import default_registry
+        """Instantiate ``entry`` of ``stage`` with the class the plan resolved for it.
 
-        cls = default_registry().get(STAGE_KIND[stage], entry.plugin)
+        Raises
+        ------
+        KeyError
+            If ``entry``'s plugin is not among :attr:`classes` (the plan was not made by
+            :func:`make_plan` from a spec that has it).
+        """
+        kind = STAGE_KIND[stage]
+        try:
+            cls = self.classes[kind, entry.plugin]
+        except KeyError:
+            raise KeyError(f"This plan has no {kind} class {entry.plugin!r} (it has "
+                           f"{sorted(self.classes)}). Make plans with make_plan(spec, registry), "
+                           "which resolves every stage's class.") from None
         params = dict(entry.params)
         if stage == "dataset" and self.location is not None:
             params["location"] = self.location
         return cls(**params)
 
-    def dataset(self) -> Component:
-        """The dataset component (one instance per process, so in-memory data is made once)."""
-        entry = self.stages["dataset"][0]
-        key = (entry.plugin, repr(sorted(entry.params.items())), self.location)
-        if key not in _DATASETS:
-            _DATASETS.clear()
-            _DATASETS[key] = self.build("dataset", entry)
-        return _DATASETS[key]
+    def dataset(self) -> Dataset:
+        """The dataset component, built on first use and then kept by this plan.
 
+        So the process that checks and runs a plan builds its dataset once (an in-memory
+        simulation keeps the subjects it made). A pickled plan leaves it behind.
+        """
+        built = self.__dict__.get("_dataset")
+        if built is None:
+            built = self.build("dataset", self.stages["dataset"][0])
+            assert isinstance(built, Dataset)
+            object.__setattr__(self, "_dataset", built)  # a cache, not part of the value
+        return built
 
-_DATASETS: dict[tuple[Any, ...], Component] = {}
+    def __getstate__(self) -> dict[str, Any]:
+        """The plan's fields, without the dataset it built (see :meth:`dataset`)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_dataset"}
 
 
 def _complete_params(cls: Any, entry: StageEntry, seed: int) -> dict[str, Any]:
     """The entry's params with defaults filled in and a seed for ``random_state``."""
     params = dict(entry.params)
-    if "random_state" in cls._get_param_names() and "random_state" not in params:
+    if "random_state" in cls.param_names() and "random_state" not in params:
         params["random_state"] = seed
     instance = cls(**params)
     full = instance.get_params(deep=False)
@@ -80,28 +104,35 @@ def _complete_params(cls: Any, entry: StageEntry, seed: int) -> dict[str, Any]:
 
 
 def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
-    """Check ``spec`` and resolve it into a :class:`Plan` (subjects listed, params complete)."""
+    """Check ``spec`` and resolve it into a :class:`Plan` (subjects listed, params complete).
+
+    Every stage's class comes from ``registry`` (a :class:`~conform_core.ComponentRegistry`)
+    and is kept in :attr:`Plan.classes`, so the plan builds its components with them,
+    in this process and on Dask workers alike.
+    """
     check_spec(spec, registry)
     spec = spec.copy()
     rois = spec.dataset.get("rois", [])
     dataset_entry = spec.stages["dataset"][0]
-    if rois and "rois" in registry.get("dataset", dataset_entry.plugin)._get_param_names():
+    if rois and "rois" in registry.get("dataset", dataset_entry.plugin).param_names():
         # the dataset reads only these units itself (e.g. MOSAIC's ROI names or vertex indices)
         dataset_entry.params["rois"] = rois
         rois = []
     stages: dict[str, tuple[StageEntry, ...]] = {}
+    classes: dict[tuple[str, str], type[Component]] = {}
     for stage, entries in spec.stages.items():
         kind = STAGE_KIND[stage]
         resolved = []
         for entry in entries:
-            cls = registry.get(kind, entry.plugin)
+            cls = classes[kind, entry.plugin] = registry.get(kind, entry.plugin)
             resolved.append(StageEntry(entry.plugin, _complete_params(cls, entry, spec.seed), entry.label))
         stages[stage] = tuple(resolved)
     plan = Plan(stages=stages, location=spec.location(), subjects=(), rois=(), seed=spec.seed,
-                metrics=spec.metrics,
+                metrics=spec.metrics, classes=classes,
                 test_fraction=float(spec.evaluation.get("split_fallback_test_fraction", 0.2)))
     _check_dataset(plan)
-    available = plan.dataset().subjects()
+    dataset = plan.dataset()
+    available = dataset.subjects()
     wanted = spec.dataset.get("subjects", "all")
     if wanted in ("all", None):
         subjects = tuple(available)
@@ -113,6 +144,7 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
                                 f"{suggest(name, available)} Subjects: {', '.join(available[:10])}.")
         subjects = tuple(wanted)
     plan = replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))
+    object.__setattr__(plan, "_dataset", dataset)  # same dataset entry and location: keep it
     check_plan(plan)
     return plan
 

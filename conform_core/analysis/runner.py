@@ -1,21 +1,24 @@
-"""Running a plan: serially in this process, or as Dask tasks on a local or remote cluster."""
+"""Running a plan: its task graph, built once against an executor (serial or Dask).
+
+Tasks never raise for a failure of the analysis: a task that fails returns a
+:class:`~conform_core.analysis.scores.Failed`, and the tasks that needed its result
+fail with the same message, each at its own cell.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
 from .align import AlignerScore, score_aligner
+from .executor import Executor, Progress, connect_scheduler, open_executor
 from .plan import Plan
-from .scores import COLUMNS, UnitTable, error_row
+from .scores import COLUMNS, Failed, UnitTable
 from .subject import CellResult, Prepared, prepare_subject, run_denoiser_cell
 
-__all__ = ["AnalysisResult", "run_plan", "count_tasks", "connect_scheduler"]
-
-Progress = Callable[[str], None]
+__all__ = ["AnalysisResult", "run_plan", "count_tasks", "connect_scheduler", "Progress"]
 
 
 @dataclass
@@ -50,35 +53,80 @@ class AnalysisResult:
         return [r for r in self.rows if r["status"] != "ok"]
 
 
-def _safe_prepare(plan: Plan, name: str, threads: int) -> Prepared | dict[str, Any]:
+def _prepare(plan: Plan, name: str, threads: int) -> Prepared | Failed:
+    """Task: load and prepare one subject (a subject that cannot be prepared fails its cells)."""
     with threadpool_limits(threads):
         try:
             return prepare_subject(plan, name)
-        except Exception as exc:  # a subject that cannot be prepared fails its cells only
-            return error_row(exc, subject=name, denoiser="all", encoder="all")
+        except Exception as exc:
+            return Failed.from_exception(exc, subject=name, denoiser="all", encoder="all")
 
 
-def _cell(plan: Plan, prepared: Prepared | dict[str, Any], index: int, keep: bool,
-          threads: int) -> CellResult | None:
-    if not isinstance(prepared, Prepared):
-        return None
+def _cell(plan: Plan, prepared: Prepared | Failed, index: int, keep: bool,
+          threads: int) -> CellResult | Failed:
+    """Task: one denoiser and every encoder on one subject."""
+    if isinstance(prepared, Failed):
+        return prepared.passed_on(subject=prepared.row["subject"],
+                                  denoiser=plan.stages["denoiser"][index].label, encoder="all")
     with threadpool_limits(threads):
         return run_denoiser_cell(plan, prepared, index, keep_denoised=keep)
 
 
-def _align(plan: Plan, index: int, label: str, preps: dict[str, Any], cells: dict[str, Any],
-           held_out: str, threads: int) -> AlignerScore:
-    good = {s: p for s, p in preps.items() if isinstance(p, Prepared)}
+def _align(plan: Plan, index: int, denoiser: str, preps: dict[str, Prepared | Failed],
+           cells: dict[str, CellResult | Failed], held_out: str,
+           threads: int) -> AlignerScore | Failed:
+    """Task: one aligner on one denoiser's output, leaving ``held_out`` out."""
+    aligner = plan.stages["aligner"][index].label
+    upstream = cells[held_out]
+    if isinstance(upstream, Failed):  # the subject or its denoiser failed: so does this cell
+        return upstream.passed_on(subject=held_out, denoiser=denoiser, aligner=aligner,
+                                  encoder="none")
+    prepared = {s: p for s, p in preps.items() if isinstance(p, Prepared)}
     denoised = {s: c.denoised_train for s, c in cells.items()
-                if c is not None and c.denoised_train is not None}
-    if held_out not in good or held_out not in denoised:  # its failure is already recorded
-        return AlignerScore(held_out, label, plan.stages["aligner"][index].label)
+                if isinstance(c, CellResult) and c.denoised_train is not None}
     with threadpool_limits(threads):
-        return score_aligner(plan, index, label, good, denoised, held_out)
+        return score_aligner(plan, index, denoiser, prepared, denoised, held_out)
+
+
+@dataclass
+class _Outcomes:
+    """The results of every task of a plan: subject -> prepared, (subject, denoiser index)
+    -> cell, and the aligner cells in the order they were submitted."""
+
+    preps: dict[str, Prepared | Failed]
+    cells: dict[tuple[str, int], CellResult | Failed]
+    aligned: list[AlignerScore | Failed]
+
+
+def _run_graph(plan: Plan, executor: Executor, threads: int) -> _Outcomes:
+    """Submit every task of ``plan`` to ``executor``, wait for them, and gather the results."""
+    denoisers = plan.stages["denoiser"]
+    aligners = plan.stages.get("aligner", ())
+    keep = bool(aligners)  # aligners need each cell's denoised training responses
+    preps: dict[str, Any] = {}
+    cells: dict[tuple[str, int], Any] = {}
+    for s in plan.subjects:
+        preps[s] = executor.submit(_prepare, plan, s, threads, key=f"prepare-{s}",
+                                   label=f"{s}: prepared")
+        for d, entry in enumerate(denoisers):
+            cells[s, d] = executor.submit(_cell, plan, preps[s], d, keep, threads,
+                                          key=f"cell-{s}-{d}", label=f"{s}: {entry.label}")
+    aligned = []
+    for d, entry in enumerate(denoisers):
+        for a, aligner in enumerate(aligners):
+            for held in plan.subjects:
+                aligned.append(executor.submit(
+                    _align, plan, a, entry.label, preps, {s: cells[s, d] for s in plan.subjects},
+                    held, threads, key=f"align-{a}-{d}-{held}",
+                    label=f"{held}: {entry.label} -> aligner {aligner.label}"))
+    executor.wait([*preps.values(), *cells.values(), *aligned])
+    return _Outcomes(preps={s: executor.result(h) for s, h in preps.items()},
+                     cells={k: executor.result(h) for k, h in cells.items()},
+                     aligned=[executor.result(h) for h in aligned])
 
 
 def run_plan(plan: Plan, *, workers: int = 1, scheduler: str | None = None, threads: int = 1,
-             progress: Progress | None = None) -> AnalysisResult:
+             progress: Progress | None = None, executor: Executor | None = None) -> AnalysisResult:
     """Run every subject and grid cell of ``plan``.
 
     Parameters
@@ -95,31 +143,23 @@ def run_plan(plan: Plan, *, workers: int = 1, scheduler: str | None = None, thre
         BLAS threads per task. Results are bit-identical only between runs with the
         same value (floating-point sums depend on the thread split).
     progress : callable or None
-        Called with a short label each time a task finishes.
+        Called with a short label each time a task finishes (:func:`count_tasks` of them).
+    executor : Executor or None
+        Run the tasks on this executor (e.g. a
+        :class:`~conform_core.analysis.executor.DaskExecutor` of a client you hold)
+        instead of one opened from ``workers`` and ``scheduler``; its own progress
+        callback reports, and ``progress`` is not used.
+
+    Returns
+    -------
+    AnalysisResult
+        Cells that failed are ``error`` rows (:attr:`AnalysisResult.failures`).
     """
-    tick = progress or (lambda label: None)
-    keep = bool(plan.stages.get("aligner"))
-    n_den = len(plan.stages["denoiser"])
-    if scheduler is None and workers <= 1:
-        preps: dict[str, Any] = {}
-        cells: dict[tuple[str, int], Any] = {}
-        for name in plan.subjects:
-            preps[name] = _safe_prepare(plan, name, threads)
-            tick(f"{name}: prepared")
-            for d in range(n_den):
-                cells[name, d] = _cell(plan, preps[name], d, keep, threads)
-                tick(f"{name}: {plan.stages['denoiser'][d].label}")
-        aligned = []
-        for d in range(n_den) if keep else ():
-            label = plan.stages["denoiser"][d].label
-            for a in range(len(plan.stages["aligner"])):
-                for held in plan.subjects:
-                    aligned.append(_align(plan, a, label, preps, {s: cells[s, d] for s in plan.subjects},
-                                          held, threads))
-                    tick(f"{held}: {label} -> aligner {plan.stages['aligner'][a].label}")
-    else:
-        preps, cells, aligned = _run_dask(plan, workers, scheduler, threads, keep, tick)
-    return _collect(plan, preps, cells, aligned)
+    if executor is not None:
+        return _collect(plan, _run_graph(plan, executor, threads))
+    with open_executor(workers=workers, scheduler=scheduler, progress=progress) as opened:
+        outcomes = _run_graph(plan, opened, threads)
+    return _collect(plan, outcomes)
 
 
 def count_tasks(plan: Plan) -> int:
@@ -129,103 +169,21 @@ def count_tasks(plan: Plan) -> int:
     return len(plan.subjects) * (1 + n_den + n_den * n_align)
 
 
-def connect_scheduler(address: str, *, timeout: float = 10.0) -> Any:
-    """A Dask client of the scheduler at ``address``, or a ConformError if it cannot be reached."""
-    from dask.distributed import Client
-
-    from ..exceptions import ConformError
-
-    try:
-        return Client(address, timeout=timeout)
-    except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        raise ConformError(
-            f"Cannot reach the Dask scheduler at {address!r} within {timeout:g} s "
-            f"({type(exc).__name__}: {exc}). Check the address (e.g. tcp://HOST:8786) and that "
-            "the scheduler is running, or give no scheduler address to run on a local cluster."
-        ) from None
-
-
-def _run_dask(plan: Plan, workers: int, scheduler: str | None, threads: int, keep: bool,
-              tick: Progress) -> tuple[dict[str, Any], dict[tuple[str, int], Any], list[Any]]:
-    from dask.distributed import Client, LocalCluster, as_completed
-
-    cluster = client = None
-    try:  # an interrupt while the cluster starts must close what was started, too
-        if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=50)
-            client = Client(cluster)
-        else:
-            client = connect_scheduler(scheduler)
-        n_den = len(plan.stages["denoiser"])
-        prep_f = {s: client.submit(_safe_prepare, plan, s, threads, key=f"prepare-{s}", pure=False)
-                  for s in plan.subjects}
-        cell_f = {(s, d): client.submit(_cell, plan, prep_f[s], d, keep, threads,
-                                        key=f"cell-{s}-{d}", pure=False)
-                  for s in plan.subjects for d in range(n_den)}
-        align_f = []
-        align_labels: dict[str, str] = {}
-        for d in range(n_den) if keep else ():
-            label = plan.stages["denoiser"][d].label
-            for a in range(len(plan.stages["aligner"])):
-                for held in plan.subjects:
-                    align_f.append(client.submit(
-                        _align, plan, a, label, prep_f, {s: cell_f[s, d] for s in plan.subjects},
-                        held, threads, key=f"align-{a}-{d}-{held}", pure=False))
-                    align_labels[str(align_f[-1].key)] = (f"{held}: {label} -> aligner "
-                                                     f"{plan.stages['aligner'][a].label}")
-        labels = {str(prep_f[s].key): f"{s}: prepared" for s in plan.subjects}
-        labels.update({str(f.key): f"{s}: {plan.stages['denoiser'][d].label}" for (s, d), f in cell_f.items()})
-        labels.update(align_labels)
-        for future in as_completed([*prep_f.values(), *cell_f.values(), *align_f]):
-            tick(labels.get(str(future.key), str(future.key)))
-        preps = {s: f.result() for s, f in prep_f.items()}
-        cells = {k: f.result() for k, f in cell_f.items()}
-        aligned = [f.result() for f in align_f]
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
-    return preps, cells, aligned
-
-
-def _collect(plan: Plan, preps: dict[str, Any], cells: dict[tuple[str, int], Any],
-             aligned: list[AlignerScore]) -> AnalysisResult:
+def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
+    """Rows, per-unit scores and timings of every task result, in a stable order."""
+    ordered: list[Prepared | CellResult | AlignerScore | Failed] = [
+        *(outcomes.preps[s] for s in plan.subjects),
+        *(outcomes.cells[k] for k in sorted(outcomes.cells)),
+        *outcomes.aligned]
     rows: list[dict[str, Any]] = []
     unit_scores: list[dict[str, Any]] = []
     timings: list[dict[str, Any]] = []
-    units: dict[str, UnitTable] = {}
-
-    def timed(subject: str, denoiser: str, seconds: dict[str, float]) -> list[dict[str, Any]]:
-        return [{"subject": subject, "stage": k, "denoiser": denoiser, "seconds": v}
-                for k, v in seconds.items()]
-
-    for name in plan.subjects:
-        prep = preps[name]
-        if isinstance(prep, Prepared):
-            rows += prep.rows
-            timings += timed(name, "", prep.seconds)
-            assert prep.ceiling_reason is not None
-            units[name] = UnitTable(name, prep.test.units, prep.noise_ceiling, prep.ceiling_reason)
-            unit_scores.append({"subject": name, "denoiser": "none", "aligner": "none",
-                                "encoder": "none", "values": {"noise_ceiling": prep.noise_ceiling}})
-        else:
-            rows.append(prep)
-    for (name, _), cell in sorted(cells.items()):
-        if cell is None:
-            continue
-        rows += cell.rows
-        unit_scores += cell.unit_scores
-        timings += timed(name, cell.denoiser, cell.seconds)
-    for score in aligned:
-        rows += score.rows
-        unit_scores += score.unit_scores
-        timings += timed(score.subject, score.denoiser, score.seconds)
-    order = {k: i for i, k in enumerate(COLUMNS)}
-    rows = [{k: r.get(k, "") for k in sorted(COLUMNS, key=lambda c: order[c])} for r in rows]
+    for outcome in ordered:
+        rows += outcome.rows
+        unit_scores += outcome.unit_scores
+        timings += outcome.timings
+    rows = [{k: r.get(k, "") for k in COLUMNS} for r in rows]
     rows.sort(key=lambda r: (r["subject"], r["roi"] != "all", r["roi"], r["denoiser"], r["aligner"],
                              r["encoder"], r["metric"]))
+    units = {s: p.unit_table() for s, p in outcomes.preps.items() if isinstance(p, Prepared)}
     return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings, units=units)
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,8 +14,8 @@ from ..data import ConditionData, ConditionTrials, Units
 if TYPE_CHECKING:
     from .subject import Prepared
 
-__all__ = ["score_rows", "truth_rows", "error_row", "COLUMNS", "UnitTable", "ceiling_reasons",
-           "CEILING_REASONS"]
+__all__ = ["score_rows", "truth_rows", "error_row", "Failed", "timing_rows", "COLUMNS", "UnitTable",
+           "ceiling_reasons", "CEILING_REASONS"]
 
 COLUMNS = ("subject", "roi", "denoiser", "aligner", "encoder", "metric", "value", "n_units", "status")
 """Columns of results.csv, in order. ``value`` is the median over the ROI's units."""
@@ -52,6 +52,75 @@ def error_row(exc: BaseException, *, subject: str, denoiser: str, aligner: str =
     return {"subject": subject, "roi": "all", "denoiser": denoiser, "aligner": aligner,
             "encoder": encoder, "metric": "error", "value": float("nan"), "n_units": 0,
             "status": f"error: {message}"}
+
+
+def timing_rows(subject: str, denoiser: str, seconds: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Rows of timings.csv: ``{"subject", "stage", "denoiser", "seconds"}``, one per stage."""
+    return [{"subject": subject, "stage": stage, "denoiser": denoiser, "seconds": value}
+            for stage, value in seconds.items()]
+
+
+@dataclass(frozen=True)
+class Failed:
+    """What a task of ``conform fit`` returns when it failed: the error row that records it.
+
+    A task that fails returns a ``Failed`` instead of raising, so one failing cell does
+    not stop the grid and the error travels to the tasks that needed the failed result.
+    Those fail with the same message, each recorded at its own cell (:meth:`passed_on`).
+    Like every task result it has ``rows``, ``unit_scores`` and ``timings``.
+
+    Attributes
+    ----------
+    row : dict
+        The ``error`` row of results.csv (see :func:`error_row`): the cell's subject,
+        denoiser, aligner and encoder, and ``status`` ``"error: MESSAGE"``.
+    seconds : dict of str to float
+        Stages that ran before the failure, with their durations.
+
+    Examples
+    --------
+    >>> failed = Failed.from_exception(OSError("truncated file"), subject="sub-02",
+    ...                                denoiser="all", encoder="all")
+    >>> failed.passed_on(subject="sub-02", denoiser="pca", encoder="all").status
+    'error: OSError: truncated file'
+    """
+
+    row: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_exception(cls, exc: BaseException, *, subject: str, denoiser: str,
+                       aligner: str = "none", encoder: str,
+                       seconds: Mapping[str, float] | None = None) -> Failed:
+        """Record ``exc`` as the failure of the cell subject x denoiser x aligner x encoder."""
+        row = error_row(exc, subject=subject, denoiser=denoiser, aligner=aligner, encoder=encoder)
+        return cls(row, dict(seconds or {}))
+
+    def passed_on(self, *, subject: str, denoiser: str, aligner: str = "none",
+                  encoder: str) -> Failed:
+        """The same failure, recorded for a cell that needed the failed task's result."""
+        return Failed({**self.row, "subject": subject, "denoiser": denoiser, "aligner": aligner,
+                       "encoder": encoder})
+
+    @property
+    def status(self) -> str:
+        """``"error: MESSAGE"``."""
+        return str(self.row["status"])
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The error row, as a list like every task result's rows."""
+        return [dict(self.row)]
+
+    @property
+    def unit_scores(self) -> list[dict[str, Any]]:
+        """No per-unit scores."""
+        return []
+
+    @property
+    def timings(self) -> list[dict[str, Any]]:
+        """Rows of timings.csv for the stages that ran before the failure."""
+        return timing_rows(self.row["subject"], self.row["denoiser"], self.seconds)
 
 
 def _nmse(estimate: NDArray[np.floating], truth: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -13,7 +13,15 @@ from ..data import ConditionData, ConditionTrials, Subject, TrialData
 from ..exceptions import ShapeError
 from ..metrics import noise_ceiling_from_trials
 from .plan import Plan
-from .scores import ceiling_reasons, error_row, score_rows, truth_rows
+from .scores import (
+    Failed,
+    UnitTable,
+    ceiling_reasons,
+    error_row,
+    score_rows,
+    timing_rows,
+    truth_rows,
+)
 
 __all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell"]
 
@@ -24,7 +32,8 @@ class Prepared:
 
     ``noise_ceiling`` and ``ceiling_reason`` (why it is 0, see :func:`ceiling_reasons`) are
     per unit of ``test.units``; ``seconds`` maps a stage (load, glm, features,
-    noise_ceiling) to its duration.
+    noise_ceiling) to its duration; ``rows`` are the noise ceiling's rows of results.csv.
+    Like every task result it has ``rows``, ``unit_scores`` and ``timings``.
     """
 
     subject: str
@@ -40,6 +49,22 @@ class Prepared:
     rows: list[dict[str, Any]] = field(default_factory=list)
     ceiling_reason: NDArray[np.str_] | None = None
 
+    @property
+    def unit_scores(self) -> list[dict[str, Any]]:
+        """The per-unit noise ceiling (denoiser, aligner and encoder ``"none"``)."""
+        return [{"subject": self.subject, "denoiser": "none", "aligner": "none", "encoder": "none",
+                 "values": {"noise_ceiling": self.noise_ceiling}}]
+
+    @property
+    def timings(self) -> list[dict[str, Any]]:
+        """Rows of timings.csv for the per-subject stages (``denoiser`` empty)."""
+        return timing_rows(self.subject, "", self.seconds)
+
+    def unit_table(self) -> UnitTable:
+        """The units this subject's scores refer to, with their noise ceiling and its reasons."""
+        assert self.ceiling_reason is not None
+        return UnitTable(self.subject, self.test.units, self.noise_ceiling, self.ceiling_reason)
+
 
 @dataclass
 class CellResult:
@@ -47,7 +72,8 @@ class CellResult:
 
     ``seconds`` maps a stage to its duration: ``denoiser:LABEL`` (fit and transform),
     ``denoiser:LABEL:scoring`` (error to the true signal), ``encoder:LABEL`` (fit and
-    predict) and ``encoder:LABEL:scoring`` (metrics).
+    predict) and ``encoder:LABEL:scoring`` (metrics). An encoder that failed has an
+    ``error`` row among ``rows``; a denoiser that failed makes the cell a :class:`Failed`.
     """
 
     subject: str
@@ -56,6 +82,11 @@ class CellResult:
     unit_scores: list[dict[str, Any]]
     denoised_train: ConditionData | None
     seconds: dict[str, float]
+
+    @property
+    def timings(self) -> list[dict[str, Any]]:
+        """Rows of timings.csv for this cell's stages."""
+        return timing_rows(self.subject, self.denoiser, self.seconds)
 
 
 def _split(plan: Plan, subject: Subject, trials: TrialData) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
@@ -132,10 +163,11 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
 
 
 def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
-                      keep_denoised: bool = False) -> CellResult:
+                      keep_denoised: bool = False) -> CellResult | Failed:
     """Fit one denoiser on the training trials and every encoder on its output; score them.
 
-    A failure of the denoiser or of one encoder becomes an ``error`` row; the rest go on.
+    A failing encoder becomes an ``error`` row and the other encoders go on; a failing
+    denoiser fails the whole cell, which is then returned as :class:`Failed`.
     """
     entry = plan.stages["denoiser"][denoiser_index]
     name, label = prepared.subject, entry.label
@@ -154,7 +186,8 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
             rows += truth_rows(denoised_train, denoised_test, prepared, label)
             seconds[f"denoiser:{label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing cell must not stop the grid
-        return CellResult(name, label, [error_row(exc, subject=name, denoiser=label, encoder="all")], [], None, seconds)
+        return Failed.from_exception(exc, subject=name, denoiser=label, encoder="all",
+                                     seconds=seconds)
     y_train = np.asarray(denoised_train.as_targets())
     y_test = np.asarray(target.as_targets())
     for encoder_entry in plan.stages["encoder"]:

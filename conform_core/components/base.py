@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from sklearn.base import BaseEstimator
 
+from ..constraints import check_constraints, check_declared_names
 from ..exceptions import NotFittedError
 
 __all__ = ["Component", "check_is_fitted"]
@@ -26,11 +27,19 @@ class Component(BaseEstimator):
         Container types accepted as input (so a pipeline can be checked before it runs).
     produces : type
         Container type returned.
+    _parameter_constraints : dict of str to list
+        What each constructor parameter may be, checked by :meth:`check_params`: a list of
+        alternatives per parameter, e.g. ``{"n_components": [Interval(int, 1, None), None]}``
+        (see :mod:`conform_core.constraints`). Undeclared parameters are not checked.
+    _parameter_fixes : dict of str to str
+        How to fix a bad value of a parameter, appended to its error message.
     """
 
     kind: ClassVar[str] = ""
     consumes: ClassVar[tuple[type, ...]] = ()
     produces: ClassVar[type] = object
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {}
+    _parameter_fixes: ClassVar[dict[str, str]] = {}
 
     @classmethod
     def _contract_instances(cls) -> list[Component]:
@@ -41,20 +50,51 @@ class Component(BaseEstimator):
         """
         return [cls()]
 
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """The names of the constructor parameters, sorted (scikit-learn's rule: every
+        ``__init__`` keyword is a parameter, stored under its own name)."""
+        return list(cls._get_param_names())
+
     def check_params(self) -> None:
         """Check the parameter values that can be checked without data.
 
         ``conform fit`` calls this for every cell of an analysis before any work starts
         (``conform fit SPEC --check`` does nothing else), and every kind's public ``fit``
-        calls it first, so a bad value fails the same way in both places. The default
-        checks nothing; components override it with the data-independent part of their
-        validation (types, ranges, choices, files that must exist). Checks that need the
-        data (e.g. ``n_components <= n_units``) stay in ``fit``.
+        calls it first, so a bad value fails the same way in both places.
+
+        The default checks each parameter declared in ``_parameter_constraints`` (types,
+        ranges, choices, files that must exist; see :mod:`conform_core.constraints`), with
+        the fixes of ``_parameter_fixes``, then calls :meth:`_check_params_extra` for the
+        rules between parameters. Checks that need the data (e.g.
+        ``n_components <= n_units``) stay in ``fit``. Override :meth:`_check_params_extra`,
+        not this method.
 
         Raises
         ------
         ParameterError
             Naming the parameter, the value, what is allowed and the fix.
+        TypeError
+            If ``_parameter_constraints`` or ``_parameter_fixes`` names something that is not
+            a constructor parameter (a bug in the component).
+        """
+        cls = type(self)
+        constraints = cls._parameter_constraints
+        if not constraints and not cls._parameter_fixes:
+            self._check_params_extra()
+            return
+        check_declared_names(constraints, cls.param_names(), owner=cls.__name__,
+                             fixes=cls._parameter_fixes)
+        check_constraints(constraints, {name: getattr(self, name) for name in constraints},
+                          owner=cls.__name__, fixes=cls._parameter_fixes)
+        self._check_params_extra()
+
+    def _check_params_extra(self) -> None:
+        """Data-independent checks beyond the declarations (e.g. between parameters).
+
+        Called by :meth:`check_params` after every declared parameter passed. The default
+        checks nothing. Raise :class:`~conform_core.exceptions.ParameterError` naming the
+        parameter (``param=``), as the declarations do.
         """
 
     def _fitted_attributes(self) -> list[str]:

@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
+from ..constraints import Interval, check_constraints
 from ..exceptions import ParameterError
-from ..validation import check_float_param, check_int_param
 
 __all__ = ["SimulationParams"]
 
 _OWNER = "simulate_study"
+
+#: Lowest value of each integer knob.
+_INT_LOW = {"n_subjects": 1, "n_units": 1, "n_stimuli": 1, "n_features": 1, "n_latent": 1,
+            "n_repeats": 1, "n_shared": 0, "noise_rank": 0, "trials_per_run": 1,
+            "runs_per_session": 1, "random_state": 0}
+#: Range of each real knob: (low, high, low excluded).
+_FLOAT_RANGE: dict[str, tuple[float, float | None, bool]] = {
+    "snr": (0.0, None, False), "snr_spread": (0.0, 3.0, False),
+    "test_fraction": (0.0, 0.9, False), "missing_fraction": (0.0, 0.9, False),
+    "noise_length_scale": (0.0, None, False), "lowrank_fraction": (0.0, 1.0, False),
+    "spatial_fraction": (0.0, 1.0, False), "individual_differences": (0.0, 1.0, False),
+    "nonlinearity": (0.0, 1.0, False), "tr": (0.0, 10.0, True),
+    "stimdur": (0.0, None, True), "iti": (0.0, None, True),
+    "null_fraction": (0.0, 0.9, False), "drift": (0.0, None, False),
+    "timeseries_noise": (0.0, None, False),
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,18 @@ class SimulationParams:
     timeseries_noise: float = 0.5
     random_state: int = 0
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **{name: [Interval(int, low, None)] for name, low in _INT_LOW.items()},
+        "stimuli_per_subject": [Interval(int, 0, None), None],
+        "n_runs": [Interval(int, 1, None), None],
+        **{name: [Interval(float, low, high, closed="right" if low_open else "both")]
+           for name, (low, high, low_open) in _FLOAT_RANGE.items()},
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        **{name: f"Pass ${name}={max(low, 1)} or more." for name, low in _INT_LOW.items()},
+        "n_runs": "Leave it unset (None) to derive it from $trials_per_run.",
+    }
+
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> SimulationParams:
         """Validate keyword arguments and return the parameter record.
@@ -80,63 +108,48 @@ class SimulationParams:
         return params
 
     def check(self) -> None:
-        """Raise :class:`ParameterError` for any value out of range."""
-        ints = {"n_subjects": 1, "n_units": 1, "n_stimuli": 1, "n_features": 1, "n_latent": 1,
-                "n_repeats": 1, "n_shared": 0, "noise_rank": 0, "trials_per_run": 1,
-                "runs_per_session": 1, "random_state": 0}
-        for name, int_low in ints.items():
-            check_int_param(getattr(self, name), name=name, owner=_OWNER, low=int_low,
-                            fix=f"Pass {name}={max(int_low, 1)} or more.")
-        check_int_param(self.stimuli_per_subject, name="stimuli_per_subject", owner=_OWNER,
-                        low=0, high=self.n_stimuli - self.n_shared, none_ok=True,
-                        fix=f"It counts the stimuli drawn per subject beyond the {self.n_shared} "
-                            f"shared ones, so it can be at most n_stimuli - n_shared = "
-                            f"{self.n_stimuli - self.n_shared}; None gives every subject all "
-                            "of them.")
-        check_int_param(self.n_runs, name="n_runs", owner=_OWNER, low=1, none_ok=True,
-                        fix="Pass None to derive it from trials_per_run.")
+        """Raise :class:`ParameterError` for any value out of range.
+
+        Each field is checked against ``_parameter_constraints`` (see
+        :mod:`conform_core.constraints`), then the rules between fields.
+        """
+        check_constraints(self._parameter_constraints, self.as_dict(), owner=_OWNER,
+                          fixes=self._parameter_fixes)
+        most = self.n_stimuli - self.n_shared
         if self.n_shared > self.n_stimuli:
             raise ParameterError(
-                f"The 'n_shared' parameter of {_OWNER} must be at most n_stimuli={self.n_stimuli}; "
-                f"got {self.n_shared}. Lower n_shared or raise n_stimuli."
-            )
-        floats: dict[str, tuple[float, float | None, bool]] = {
-            "snr": (0.0, None, False), "snr_spread": (0.0, 3.0, False),
-            "test_fraction": (0.0, 0.9, False), "missing_fraction": (0.0, 0.9, False),
-            "noise_length_scale": (0.0, None, False), "lowrank_fraction": (0.0, 1.0, False),
-            "spatial_fraction": (0.0, 1.0, False), "individual_differences": (0.0, 1.0, False),
-            "nonlinearity": (0.0, 1.0, False), "tr": (0.0, 10.0, True),
-            "stimdur": (0.0, None, True), "iti": (0.0, None, True),
-            "null_fraction": (0.0, 0.9, False), "drift": (0.0, None, False),
-            "timeseries_noise": (0.0, None, False),
-        }
-        for name, (low, high, low_open) in floats.items():
-            check_float_param(getattr(self, name), name=name, owner=_OWNER, low=low, high=high,
-                              low_open=low_open)
+                param="n_shared", value=self.n_shared, owner=_OWNER,
+                allowed=f"at most $n_stimuli={self.n_stimuli}", fix="Lower $n_shared or raise $n_stimuli.")
+        if self.stimuli_per_subject is not None and self.stimuli_per_subject > most:
+            raise ParameterError(
+                param="stimuli_per_subject", value=self.stimuli_per_subject, owner=_OWNER,
+                allowed=f"an int in [0, {most}] or None",
+                fix=f"It counts the stimuli drawn per subject beyond the {self.n_shared} shared "
+                    f"ones, so it can be at most $n_stimuli - $n_shared = {most}; leave it unset "
+                    "(None) to give every subject all of them.")
         if self.lowrank_fraction + self.spatial_fraction > 1.0 + 1e-12:
             raise ParameterError(
-                f"lowrank_fraction + spatial_fraction must be at most 1 (the rest of the noise "
-                f"variance is independent); got {self.lowrank_fraction} + {self.spatial_fraction}. "
-                "Lower one of them."
-            )
+                f"$lowrank_fraction + $spatial_fraction must be at most 1 (the rest of the noise "
+                f"variance is independent); got {self.lowrank_fraction} + "
+                f"{self.spatial_fraction}.", param="lowrank_fraction",
+                value=self.lowrank_fraction, owner=_OWNER, fix="Lower one of them.")
         if self.noise_rank == 0 and self.lowrank_fraction > 0:
             raise ParameterError(
-                f"noise_rank=0 leaves no low-rank noise, but "
-                f"lowrank_fraction={self.lowrank_fraction}. "
-                "Set lowrank_fraction=0 or noise_rank >= 1."
-            )
+                f"$noise_rank=0 leaves no low-rank noise, but "
+                f"$lowrank_fraction={self.lowrank_fraction}.", param="lowrank_fraction",
+                value=self.lowrank_fraction, owner=_OWNER,
+                fix="Set $lowrank_fraction=0 or $noise_rank >= 1.")
         if self.n_stimuli_per_subject < 2:
             raise ParameterError(
                 f"Each subject would see {self.n_stimuli_per_subject} stimulus(es) "
-                f"(n_shared={self.n_shared}, stimuli_per_subject={self.stimuli_per_subject}); "
-                "at least 2 are needed to define a response variance. Raise n_shared or "
-                "stimuli_per_subject."
-            )
+                f"($n_shared={self.n_shared}, $stimuli_per_subject={self.stimuli_per_subject}); "
+                "at least 2 are needed to define a response variance.", param="n_shared",
+                value=self.n_shared, owner=_OWNER, fix="Raise $n_shared or $stimuli_per_subject.")
         if self.timeseries and self.iti < self.stimdur:
             raise ParameterError(
-                f"iti (onset-to-onset interval) must be at least stimdur={self.stimdur} s; got "
-                f"{self.iti}. Raise iti or shorten stimdur."
-            )
+                param="iti", value=self.iti, owner=_OWNER,
+                allowed=f"at least $stimdur={self.stimdur} s (it is the onset-to-onset interval)",
+                fix="Raise $iti or shorten $stimdur.")
 
     @property
     def n_stimuli_per_subject(self) -> int:

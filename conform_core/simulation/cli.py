@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from ..cli import flag_table, parameter_flags
 from ..exceptions import ParameterError
 
-__all__ = ["simulate"]
+__all__ = ["FLAGS", "simulate"]
+
+#: The SimulationParams fields `conform simulate` sets, and their flags (the field name
+#: without ``n_``, dashed): how a parameter error of the simulator is shown on this command.
+FLAGS = flag_table(("n_subjects", "n_units", "n_stimuli", "n_repeats", "snr", "n_shared",
+                    "stimuli_per_subject", "test_fraction", "missing_fraction", "n_features",
+                    "individual_differences", "timeseries", "tr", "random_state"),
+                   drop_prefix="n_")
 
 
-# simulate_study's parameter names and the flags that set them (for error messages)
-_FLAGS = {"stimuli_per_subject": "--stimuli-per-subject", "individual_differences":
-          "--individual-differences", "missing_fraction": "--missing-fraction",
-          "test_fraction": "--test-fraction", "random_state": "--random-state",
-          "n_subjects": "--subjects", "n_features": "--features", "n_stimuli": "--stimuli",
-          "n_repeats": "--repeats", "n_shared": "--shared", "n_units": "--units", "snr": "--snr"}
-
-
-def _in_flag_terms(message: str) -> str:
-    """Rewrite a simulate_study parameter error in terms of the command's flags."""
-    message = re.sub(r"The '(\w+)' parameter of simulate_study",
-                     lambda m: f"The {_FLAGS.get(m[1], repr(m[1]))} option", message)
-    for name, flag in _FLAGS.items():  # longest names first, so prefixes never clash
-        message = re.sub(rf"(?<![-\w]){name}=", f"{flag} ", message)
-        message = re.sub(rf"(?<![-\w]){name}\b", flag, message)
-    return message.replace(" or None;", " or left out;").replace("None gives", "leaving it out gives")
-
-
+@parameter_flags(FLAGS)
 def simulate(
     out: Annotated[Path, typer.Argument(help="Folder to create (must not exist yet).")],
     subjects: Annotated[int, typer.Option(
@@ -90,16 +80,14 @@ def simulate(
             f"Output folder {str(out)!r} already exists. Choose another OUT folder, or remove it "
             "first; conform simulate never overwrites a folder."
         )
-    try:  # simulate_study's own checks, reported with the command's flag names
-        params = SimulationParams.from_kwargs(
-            n_subjects=subjects, n_units=units, n_stimuli=stimuli, n_repeats=repeats, snr=snr,
-            n_shared=shared, stimuli_per_subject=stimuli_per_subject,
-            test_fraction=test_fraction, missing_fraction=missing_fraction, n_features=features,
-            n_latent=max(1, min(8, features)), individual_differences=individual_differences,
-            timeseries=timeseries, tr=tr, random_state=random_state,
-        )
-    except ParameterError as exc:
-        raise ParameterError(_in_flag_terms(str(exc))) from None
+    # simulate_study's own checks; run_app prints their errors with the flags of FLAGS
+    params = SimulationParams.from_kwargs(
+        n_subjects=subjects, n_units=units, n_stimuli=stimuli, n_repeats=repeats, snr=snr,
+        n_shared=shared, stimuli_per_subject=stimuli_per_subject,
+        test_fraction=test_fraction, missing_fraction=missing_fraction, n_features=features,
+        n_latent=max(1, min(8, features)), individual_differences=individual_differences,
+        timeseries=timeseries, tr=tr, random_state=random_state,
+    )
     write_study(out, params, progress=not quiet and subjects > 1)
     typer.echo(f"Wrote a synthetic study of {subjects} subject(s) to {out}"
                f"{' (with NIfTI runs)' if timeseries else ''}.")

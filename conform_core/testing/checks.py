@@ -12,7 +12,8 @@ The checks reuse the ideas of scikit-learn's ``check_estimator`` (nothing learnt
 ``__init__``, ``fit`` returns self, idempotent fit, unfitted error, parameters untouched,
 parameter round trip) and add conform's own (declared ``consumes``/``produces`` honoured,
 condition-permutation equivariance, dtype preserved, missing trials handled, ``check_params``
-clean on valid parameters, dataset metadata consistent with the subjects it loads).
+clean on valid parameters and refusing a value that breaks a declared constraint, dataset
+metadata consistent with the subjects it loads).
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ import numpy as np
 from sklearn.base import clone
 
 from ..components import KIND_BASES, Component
+from ..constraints import describe_constraints, invalid_value_for
 from ..data import ConditionData, StimulusSet, Subject, TimeSeriesData, TrialData
-from ..exceptions import ConformError, NotFittedError, UnknownComponentError
+from ..exceptions import ConformError, NotFittedError, ParameterError, UnknownComponentError
 from . import fakes
 
 __all__ = ["check_component", "parametrize_with_checks"]
@@ -82,6 +84,43 @@ def check_check_params_passes(component: Component) -> None:
         f"check_params() modified parameters: {before} -> {after}")
     learnt = [k for k in vars(est) if k.endswith("_") and not k.startswith("_")]
     assert not learnt, f"check_params() set fitted-looking attributes {learnt}"
+
+
+def check_param_validation(component: Component) -> None:
+    """Each declared parameter constraint is enforced, naming the parameter.
+
+    The declaration (``_parameter_constraints``) must name only constructor parameters.
+    Then, for each declared parameter, a value that satisfies none of its alternatives is
+    built by the constraints themselves (scikit-learn's ``generate_invalid_param_val``) and
+    set; ``check_params()``, and ``fit`` (which runs it first), must raise a
+    :class:`~conform_core.exceptions.ParameterError` whose ``param`` is that parameter.
+    """
+    cls = type(component)
+    declared = cls._parameter_constraints
+    names = set(cls._get_param_names())
+    unknown = sorted(set(declared) - names) + sorted(set(cls._parameter_fixes) - set(declared))
+    assert not unknown, (
+        f"{cls.__name__}._parameter_constraints/_parameter_fixes name {unknown}, which are not "
+        f"constructor parameters ({sorted(names)})")
+    for name, constraints in declared.items():
+        bad = invalid_value_for(constraints)
+        calls: list[tuple[str, Callable[[Component], Any]]] = [
+            ("check_params()", lambda est: est.check_params())]
+        if cls.kind != "dataset":
+            calls.append(("fit", _fit_any))
+        for what, call in calls:
+            est = clone(component)
+            est.set_params(**{name: bad})
+            try:
+                call(est)
+            except ParameterError as exc:
+                assert exc.param == name, (
+                    f"{cls.__name__}.{what} with {name}={bad!r} raised a ParameterError naming "
+                    f"{exc.param!r}, not {name!r}: {exc}")
+            else:
+                raise AssertionError(
+                    f"{cls.__name__}.{what} accepted {name}={bad!r}, which breaks its declared "
+                    f"constraints ({describe_constraints(constraints)})")
 
 
 def check_has_docstring(component: Component) -> None:
@@ -352,7 +391,7 @@ def _output_of(est: Component) -> np.ndarray:
 
 
 _COMMON: list[Check] = [check_kind_declared, check_init_stores_params, check_params_round_trip,
-                        check_check_params_passes, check_has_docstring]
+                        check_check_params_passes, check_param_validation, check_has_docstring]
 _BY_KIND: dict[str, list[Check]] = {
     "denoiser": [check_denoiser_fit_returns_self, check_not_fitted_error,
                  check_fit_does_not_change_params, check_fit_idempotent,

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
@@ -17,6 +17,9 @@ from .precomputed import PrecomputedFeatures
 from .procrustes import ProcrustesAligner
 from .ridge import RidgeEncoder
 from .trial_average import TrialAverageDenoiser
+
+if TYPE_CHECKING:
+    from conform_core import ComponentRegistry
 
 __all__ = [
     "PCADenoiser",
@@ -29,7 +32,7 @@ __all__ = [
 
 
 @hookimpl
-def conform_register(registry: Any) -> None:
+def conform_register(registry: ComponentRegistry) -> None:
     """Register the baseline components."""
     registry.add("denoiser", "trial-average", TrialAverageDenoiser)
     registry.add("denoiser", "pca", PCADenoiser)

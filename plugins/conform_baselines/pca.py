@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import ConditionData, ConditionTrials, Denoiser, ShapeError
+from conform_core.constraints import Interval
 from conform_core.validation import check_int_param
 
 from .trial_average import check_units
@@ -59,19 +62,19 @@ class PCADenoiser(Denoiser):
         Number of units.
     """
 
+    # the upper bounds (the number of units and conditions) are checked in fit
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_components": [Interval(int, 0, None), None],
+        "max_components": [Interval(int, 1, None), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "n_components": _N_COMPONENTS_FIX,
+        "max_components": "Use None to try every rank.",
+    }
+
     def __init__(self, n_components: int | None = None, max_components: int | None = None):
         self.n_components = n_components
         self.max_components = max_components
-
-    def check_params(self) -> None:
-        """Check ``n_components`` (int >= 0 or None) and ``max_components`` (int >= 1 or None).
-
-        Their upper bound (the number of units and conditions) is checked in ``fit``.
-        """
-        check_int_param(self.n_components, name="n_components", owner=self, low=0,
-                        none_ok=True, fix=_N_COMPONENTS_FIX)
-        check_int_param(self.max_components, name="max_components", owner=self, low=1,
-                        none_ok=True, fix="Use None to try every rank.")
 
     def _fit(self, data: ConditionTrials) -> PCADenoiser:
         arr = np.asarray(data.data, dtype=np.float64)

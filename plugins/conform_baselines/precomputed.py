@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import Features, ShapeError, StimulusSet
-from conform_core.validation import check_bool_param
+from conform_core.constraints import Boolean
 
 __all__ = ["PrecomputedFeatures"]
 
@@ -20,12 +22,10 @@ class PrecomputedFeatures(Features):
         L2-normalise each feature vector.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {"normalize": [Boolean()]}
+
     def __init__(self, normalize: bool = False):
         self.normalize = normalize
-
-    def check_params(self) -> None:
-        """Check that ``normalize`` is True or False."""
-        check_bool_param(self.normalize, name="normalize", owner=self)
 
     def check_stimuli(self, stimuli: StimulusSet) -> None:
         """Check that ``stimuli`` carry embeddings (the features this component returns).

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import Aligner, ConditionData, ShapeError, Units
+from conform_core.constraints import Interval
 from conform_core.validation import check_int_param
 
 __all__ = ["ProcrustesAligner"]
@@ -50,19 +53,19 @@ class ProcrustesAligner(Aligner):
         Dimension of the shared space.
     """
 
+    # the upper bound of n_components (shared stimuli and units) is checked in fit
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_components": [Interval(int, 1, None), None],
+        "n_iter": [Interval(int, 0, None)],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "n_components": _N_COMPONENTS_FIX,
+        "n_iter": "Use a small count such as 3 (0 keeps the first template).",
+    }
+
     def __init__(self, n_components: int | None = None, n_iter: int = 3):
         self.n_components = n_components
         self.n_iter = n_iter
-
-    def check_params(self) -> None:
-        """Check ``n_components`` (int >= 1 or None) and ``n_iter`` (int >= 0).
-
-        The upper bound of ``n_components`` (shared stimuli and units) is checked in ``fit``.
-        """
-        check_int_param(self.n_components, name="n_components", owner=self, low=1,
-                        none_ok=True, fix=_N_COMPONENTS_FIX)
-        check_int_param(self.n_iter, name="n_iter", owner=self, low=0,
-                        fix="Use a small count such as 3 (0 keeps the first template).")
 
     def _fit(self, subjects: list[ConditionData]) -> ProcrustesAligner:
         shared = subjects[0].stimulus_ids

@@ -34,9 +34,7 @@ units. The estimator does not change BLAS thread settings; pin them from outside
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
-import numbers
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.linalg
@@ -44,8 +42,8 @@ from numpy.typing import NDArray
 from sklearn.utils import check_random_state
 
 from conform_core.components import Encoder
+from conform_core.constraints import Boolean, Constraint, InstanceOf, Interval, Options
 from conform_core.exceptions import ParameterError, ShapeError
-from conform_core.validation import check_bool_param, check_choice, check_int_param, describe
 
 __all__ = ["RidgeEncoder", "DEFAULT_ALPHAS"]
 
@@ -56,6 +54,42 @@ DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.logspace(-2, 6, 1
 _BATCH_BYTES = 2**29
 
 Array = NDArray[np.floating]
+
+
+class _Alphas(Constraint):
+    """A non-empty 1-D sequence (or one number) of positive finite numbers."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            return False
+        return arr.ndim <= 1 and arr.size > 0 and bool(np.all(np.isfinite(arr))) \
+            and bool(np.all(arr > 0))
+
+    def describe(self) -> str:
+        return "a non-empty 1-D sequence of positive finite numbers"
+
+    def invalid_value(self) -> Any:
+        return [1.0, -1.0]
+
+
+class _FloatDtype(Constraint):
+    """float32 or float64, as a name, a numpy type or a dtype."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if value is None:
+            return False
+        try:
+            return np.dtype(value) in (np.dtype(np.float32), np.dtype(np.float64))
+        except TypeError:
+            return False
+
+    def describe(self) -> str:
+        return "a float dtype ('float32' or 'float64')"
+
+    def invalid_value(self) -> Any:
+        return "float16"
 
 
 class RidgeEncoder(Encoder):
@@ -115,6 +149,26 @@ class RidgeEncoder(Encoder):
     (10, 3)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "alphas": [_Alphas()],
+        "cv": [Interval(int, 2, None), Options(("loo",))],
+        "fit_intercept": [Boolean()],
+        "alpha_per_unit": [Boolean()],
+        "solver": [Options(("auto", "primal", "dual"))],
+        "dtype": [_FloatDtype(), None],
+        "n_targets_batch": [Interval(int, 1, None), None],
+        "random_state": [Interval(int, 0, 2**32 - 1),
+                         InstanceOf(np.random.RandomState, "a numpy RandomState"), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "alphas": "Use e.g. $alphas=np.logspace(-2, 6, 17).",
+        "cv": "Use 2 or more folds (at most one per stimulus), or $cv='loo' for leave-one-out.",
+        "dtype": "Use None to keep the precision of the input.",
+        "n_targets_batch": "Use None to size batches by memory.",
+        "random_state": "Use None for contiguous folds, or an int seed to shuffle stimuli before "
+                        "splitting them.",
+    }
+
     def __init__(
         self,
         alphas: Any = DEFAULT_ALPHAS,
@@ -150,7 +204,9 @@ class RidgeEncoder(Encoder):
                 f"and Y of shape {Y.shape}. Check that the features and responses are not empty."
             )
         # check_params (run by fit) validated the values; only cv's bound needs the data
-        alphas, solver, dtype, batch = self._param_values()
+        alphas = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        solver, batch = self.solver, self.n_targets_batch
+        dtype = None if self.dtype is None else np.dtype(self.dtype)
         cv = self._check_cv(n)
         dt = np.result_type(X.dtype, Y.dtype) if dtype is None else dtype
 
@@ -219,83 +275,16 @@ class RidgeEncoder(Encoder):
         return X @ coef + np.reshape(self.intercept_, (1, -1))
 
     # ------------------------------------------------------------------ checks
-    def check_params(self) -> None:
-        """Check every parameter that does not depend on the data.
-
-        ``alphas`` (positive finite numbers), ``cv`` (an int >= 2 or ``"loo"``), ``solver``,
-        ``fit_intercept`` and ``alpha_per_unit`` (True/False), ``dtype``,
-        ``n_targets_batch`` (int >= 1 or None) and ``random_state`` (None, an int or a
-        ``RandomState``). That ``cv`` does not exceed the number of stimuli is checked in
-        ``fit``.
-        """
-        self._param_values()
-
-    def _param_values(self) -> tuple[NDArray[np.float64], str, np.dtype | None, int | None]:
-        """The validated alphas, solver, dtype (None: the input's) and batch size."""
-        alphas = _check_alphas(self.alphas)
-        self._check_cv(None)
-        solver = check_choice(self.solver, ("auto", "primal", "dual"), name="solver", owner=self)
-        for name in ("fit_intercept", "alpha_per_unit"):
-            check_bool_param(getattr(self, name), name=name, owner=self)
-        dt = self._check_dtype()
-        batch = check_int_param(self.n_targets_batch, name="n_targets_batch", owner=self,
-                                low=1, none_ok=True, fix="Use None to size batches by memory.")
-        rs = self.random_state
-        if not (rs is None or isinstance(rs, np.random.RandomState)
-                or (isinstance(rs, numbers.Integral) and not isinstance(rs, bool)
-                    and 0 <= rs < 2**32)):
-            raise ParameterError(
-                f"The 'random_state' parameter of RidgeEncoder must be None, an int in "
-                f"[0, 2**32 - 1] or a numpy RandomState; got {rs!r}. Use None for contiguous "
-                "folds, or an int seed to shuffle stimuli before splitting them."
-            )
-        return alphas, solver, dt, batch
-
-    def _check_cv(self, n: int | None) -> int | str:
-        """Validate ``cv``; with ``n`` (the number of stimuli) also its upper bound."""
+    def _check_cv(self, n: int) -> int | str:
+        """``cv`` (checked by check_params) against the number of stimuli ``n``."""
         cv = self.cv
-        ok = cv == "loo" if isinstance(cv, str) else (
-            isinstance(cv, numbers.Integral) and not isinstance(cv, bool) and 2 <= cv
-            and (n is None or cv <= n))
-        if not ok:
-            hint = " Did you mean 'loo'?" if isinstance(cv, str) and cv.lower() in (
-                "lo", "loocv", "leave-one-out", "gcv", "looo") else ""
-            top, folds = (("n_stimuli", "2 or more folds (at most one per stimulus)") if n is None
-                          else (f"n_stimuli={n}", f"2 to {n} folds"))
+        if isinstance(cv, str):
+            return cv
+        if cv > n:
             raise ParameterError(
-                f"The 'cv' parameter of RidgeEncoder must be an int in [2, {top}] or "
-                f"'loo'; got {cv!r}.{hint} Use {folds}, or cv='loo' for leave-one-out."
-            )
-        return cv if isinstance(cv, str) else int(cv)
-
-    def _check_dtype(self) -> np.dtype | None:
-        if self.dtype is None:
-            return None
-        try:
-            dt = np.dtype(self.dtype)
-            ok = dt in (np.dtype(np.float32), np.dtype(np.float64))
-        except TypeError:
-            ok = False
-        if not ok:
-            raise ParameterError(
-                f"The 'dtype' parameter of RidgeEncoder must be None, 'float32' or 'float64'; "
-                f"got {self.dtype!r}. Use None to keep the precision of the input."
-            )
-        return dt
-
-
-def _check_alphas(alphas: Any) -> NDArray[np.float64]:
-    try:
-        arr = np.asarray(alphas, dtype=np.float64)
-    except (TypeError, ValueError):
-        arr = np.array([np.nan])
-    if arr.ndim > 1 or arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ParameterError(
-            "The 'alphas' parameter of RidgeEncoder must be a non-empty 1-D sequence of "
-            f"positive finite numbers; got {describe(alphas)}. Use e.g. "
-            "alphas=np.logspace(-2, 6, 17)."
-        )
-    return np.atleast_1d(arr)
+                param="cv", value=cv, owner=self, allowed=f"an int in [2, n_stimuli={n}] or 'loo'",
+                fix=f"Use 2 to {n} folds, or $cv='loo' for leave-one-out.")
+        return int(cv)
 
 
 def _make_folds(n: int, k: int, random_state: Any) -> list[NDArray[np.intp]]:

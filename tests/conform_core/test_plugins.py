@@ -13,12 +13,13 @@ import pytest
 
 from conform_core import get_component
 from conform_core.hookspecs import hookimpl
-from conform_core.plugins import build_registry
+from conform_core.plugins import build_registry, make_plugin_manager, register_commands
 
 from .test_registry import _Mean
 
 
-def _fake_distribution(site: Path, dist: str, group_entries: dict[str, str], modules: dict[str, str]):
+def _fake_distribution(site: Path, dist: str, group_entries: dict[str, str],
+                       modules: dict[str, str]):
     """Install a distribution the way pip lays it out: a module plus NAME.dist-info."""
     for name, source in modules.items():
         (site / f"{name}.py").write_text(textwrap.dedent(source))
@@ -113,15 +114,160 @@ def test_failing_registration_is_isolated(pm_with):
     good.conform_register = conform_register_good
     pm_with(bad, "bad")
     pm = pm_with(good, "good")
+    pm.origins["bad"] = ("conform-bad", "0.1")
     registry = build_registry(pm)
     assert registry.get("denoiser", "mean") is _Mean
-    assert len(registry.load_errors) == 1 and "boom" in str(registry.load_errors[0])
+    assert registry.entry("denoiser", "mean").plugin == "good"
+    assert len(registry.load_errors) == 1
+    message = str(registry.load_errors[0])
+    assert "boom" in message and "Plugin 'bad' (from conform-bad 0.1)" in message
+    assert "CONFORM_LOAD_PLUGINS" in message
+
+
+def _registering(module: str, kind: str, name: str, cls: type) -> types.ModuleType:
+    """A plugin module whose conform_register adds one component."""
+    plugin = types.ModuleType(module)
+
+    @hookimpl
+    def conform_register(registry):
+        registry.add(kind, name, cls)
+
+    plugin.conform_register = conform_register
+    return plugin
+
+
+def test_each_plugin_registers_through_its_own_view_with_its_provenance(pm_with):
+    pm_with(_registering("plugin_a", "denoiser", "mean-a", _Mean), "a")
+    pm = pm_with(_registering("plugin_b", "denoiser", "mean-b", _Mean), "b")
+    pm.origins.update({"a": ("conform-a", "1.0"), "b": ("conform-b", "2.0")})
+    registry = build_registry(pm)
+    origins = {e.name: (e.plugin, e.distribution, e.version) for e in registry.entries("denoiser")}
+    assert origins == {"mean-a": ("a", "conform-a", "1.0"), "mean-b": ("b", "conform-b", "2.0")}
+    assert registry.plugin is None and not registry.load_errors
+
+
+def test_a_new_style_wrapper_wraps_each_plugins_registration(pm_with):
+    seen, failures = [], []
+    watcher = types.ModuleType("watcher")
+
+    @hookimpl(wrapper=True)
+    def conform_register(registry):
+        seen.append(registry.plugin)
+        try:
+            return (yield)
+        except RuntimeError as exc:
+            failures.append(str(exc))
+            raise
+
+    watcher.conform_register = conform_register
+    bad = types.ModuleType("bad_plugin")
+
+    @hookimpl
+    def conform_register_bad(registry):
+        raise RuntimeError("boom")
+
+    bad.conform_register = conform_register_bad
+    pm_with(watcher, "watcher")
+    pm_with(_registering("plugin_a", "denoiser", "mean", _Mean), "a")
+    pm = pm_with(bad, "bad")
+    registry = build_registry(pm)
+    assert seen == ["bad", "a"]  # pluggy's call order: the last registered first
+    assert failures == ["boom"]
+    assert registry.entry("denoiser", "mean").plugin == "a"
+    assert [str(e).split(" (")[0] for e in registry.load_errors] == ["Plugin 'bad'"]
+
+
+def test_commands_are_registered_through_pluggy_one_plugin_at_a_time(pm_with):
+    import typer
+
+    calls = []
+    watcher = types.ModuleType("watcher")
+
+    @hookimpl(wrapper=True)
+    def conform_register_commands(app):
+        calls.append(len(app.registered_commands))
+        return (yield)
+
+    watcher.conform_register_commands = conform_register_commands
+    good = types.ModuleType("good_commands")
+
+    @hookimpl
+    def conform_register_commands_good(app):
+        app.command("hello")(lambda: None)
+
+    good.conform_register_commands = conform_register_commands_good
+    broken = types.ModuleType("broken_commands")
+
+    @hookimpl
+    def conform_register_commands_broken(app):
+        raise RuntimeError("cannot add")
+
+    broken.conform_register_commands = conform_register_commands_broken
+    pm_with(watcher, "watcher")
+    pm_with(good, "good")
+    pm = pm_with(broken, "broken")
+    app = typer.Typer()
+    errors = register_commands(pm, app)
+    assert calls == [0, 0]  # the wrapper ran around each plugin: broken first, then good
+    assert [c.name for c in app.registered_commands] == ["hello"]
+    assert len(errors) == 1 and "Plugin 'broken'" in str(errors[0])
+    assert "conform_register_commands" in str(errors[0]) and "cannot add" in str(errors[0])
+
+
+def test_trace_plugins_prints_each_hook_call(monkeypatch, capsys):
+    monkeypatch.setenv("CONFORM_TRACE_PLUGINS", "1")
+    pm = make_plugin_manager(entry_points=False)
+    pm.register(_registering("plugin_a", "denoiser", "mean", _Mean), name="a")
+    bad = types.ModuleType("bad_plugin")
+
+    @hookimpl
+    def conform_register(registry):
+        raise RuntimeError("boom")
+
+    bad.conform_register = conform_register
+    pm.register(bad, name="bad")
+    build_registry(pm)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "conform trace: conform_register(registry=<ComponentRegistry for plugin 'bad': "
+        "0 components, 0 load errors>) calls bad",
+        "conform trace: conform_register raised RuntimeError: boom",
+        "conform trace: conform_register(registry=<ComponentRegistry for plugin 'a': "
+        "0 components, 1 load error>) calls a",
+        "conform trace: conform_register finished",
+    ]
+
+
+def test_no_trace_without_the_variable(pm_with, monkeypatch, capsys):
+    monkeypatch.delenv("CONFORM_TRACE_PLUGINS", raising=False)
+    build_registry(pm_with(_registering("plugin_a", "denoiser", "mean", _Mean), "a"))
+    assert "conform trace" not in capsys.readouterr().err
+
+
+def test_trace_plugins_from_the_command_line_keeps_stdout_json(tmp_path):
+    _fake_distribution(tmp_path, "conform-outside", {"outside": "outside_plugin"},
+                       {"outside_plugin": PLUGIN_SOURCE})
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "CONFORM_TRACE_PLUGINS": "1",
+           "CONFORM_LOAD_PLUGINS": "baselines,outside"}
+    out = subprocess.run([sys.executable, "-m", "conform_core", "plugins", "--json"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert {row["plugin"] for row in rows} == {"baselines", "outside"}
+    assert {r["distribution"] for r in rows if r["plugin"] == "outside"} == {"conform-outside"}
+    trace = [line for line in out.stderr.splitlines() if line.startswith("conform trace: ")]
+    register_calls = [line for line in trace if line.startswith("conform trace: conform_register(")]
+    assert len(register_calls) == 2
+    assert any("for plugin 'outside'" in line and line.endswith("calls outside")
+               for line in register_calls)
+    assert any(line.endswith("calls baselines") for line in register_calls)
+    assert trace.count("conform trace: conform_register finished") == 2
 
 
 def test_misspelled_hook_fails_loudly():
     from pluggy import PluginValidationError
-
-    from conform_core.plugins import make_plugin_manager
 
     pm = make_plugin_manager(entry_points=False)
     typo = types.ModuleType("typo")

@@ -3,7 +3,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conform_core import ConditionData, ConditionTrials, Denoiser, PluginError, UnknownComponentError
+from conform_core import (
+    ConditionData,
+    ConditionTrials,
+    Denoiser,
+    PluginError,
+    PluginLoadError,
+    UnknownComponentError,
+)
 from conform_core.registry import ComponentRegistry
 
 
@@ -33,7 +40,8 @@ def test_add_and_get_round_trip():
 def test_unknown_name_suggests_close_match():
     registry = ComponentRegistry()
     registry.add("denoiser", "mean", _Mean)
-    with pytest.raises(UnknownComponentError, match=r"No denoiser named 'maen'.*Did you mean 'mean'\?"):
+    match = r"No denoiser named 'maen'.*Did you mean 'mean'\?"
+    with pytest.raises(UnknownComponentError, match=match):
         registry.get("denoiser", "maen")
 
 
@@ -61,27 +69,48 @@ def test_bad_kind_name_and_class_are_rejected():
 
 def test_name_clash_names_both_plugins():
     registry = ComponentRegistry()
-    registry._current = ("first", "dist-a", "1.0")
-    registry.add("denoiser", "mean", _Mean)
-    registry._current = ("second", "dist-b", "2.0")
+    registry.for_plugin("first", "dist-a", "1.0").add("denoiser", "mean", _Mean)
     with pytest.raises(PluginError, match="'first' \\(dist-a\\) and 'second'"):
-        registry.add("denoiser", "mean", _Mean)
+        registry.for_plugin("second", "dist-b", "2.0").add("denoiser", "mean", _Mean)
 
 
 def test_entry_records_origin():
     registry = ComponentRegistry()
-    registry._current = ("mine", "conform-mine", "0.3")
-    registry.add("denoiser", "mean", _Mean)
+    registry.for_plugin("mine", "conform-mine", "0.3").add("denoiser", "mean", _Mean)
     entry = registry.entry("denoiser", "mean")
     assert (entry.plugin, entry.distribution, entry.version) == ("mine", "conform-mine", "0.3")
-    assert entry.as_dict()["module"] == __name__ or entry.as_dict()["module"].endswith("test_registry")
+    module = entry.as_dict()["module"]
+    assert module == __name__ or module.endswith("test_registry")
     out = _Mean().fit_transform(ConditionTrials(np.ones((2, 3, 2)), ["a", "b", "c"]))
     assert out.data.shape == (2, 3)
 
 
 def test_unknown_name_mentions_plugins_that_failed_to_load():
-    from conform_core import PluginLoadError
-
-    registry = ComponentRegistry(load_errors=[PluginLoadError("Plugin 'extra' failed to load: boom")])
-    with pytest.raises(UnknownComponentError, match="may provide it: Plugin 'extra' failed to load: boom"):
+    error = PluginLoadError("Plugin 'extra' failed to load: boom")
+    registry = ComponentRegistry(load_errors=[error])
+    with pytest.raises(UnknownComponentError, match=f"may provide it: {error}"):
         registry.get("denoiser", "from-extra")
+
+
+def test_a_plugin_view_shares_the_table_and_records_only_its_own_provenance():
+    registry = ComponentRegistry()
+    view = registry.for_plugin("mine", "conform-mine", "0.3")
+    assert isinstance(view, ComponentRegistry) and view.plugin == "mine" and registry.plugin is None
+    view.add("denoiser", "mean", _Mean)
+    registry.add("denoiser", "other", _Mean)
+    assert view.get("denoiser", "other") is _Mean and registry.get("denoiser", "mean") is _Mean
+    assert registry.entry("denoiser", "mean").distribution == "conform-mine"
+    plain = registry.entry("denoiser", "other")
+    assert (plain.plugin, plain.distribution, plain.version) == (__name__.split(".")[0], "unknown",
+                                                                 "unknown")
+    assert view.load_errors is registry.load_errors
+
+
+def test_private_state_is_neither_a_parameter_nor_in_the_repr():
+    import inspect
+
+    assert list(inspect.signature(ComponentRegistry).parameters) == ["load_errors"]
+    registry = ComponentRegistry()
+    registry.add("denoiser", "mean", _Mean)
+    assert repr(registry) == "<ComponentRegistry: 1 component, 0 load errors>"
+    assert "for plugin 'mine'" in repr(registry.for_plugin("mine", "d", "1"))

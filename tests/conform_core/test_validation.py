@@ -5,6 +5,7 @@ import pytest
 
 from conform_core import ParameterError, ShapeError
 from conform_core.validation import (
+    check_bool_param,
     check_choice,
     check_float_array,
     check_float_param,
@@ -58,7 +59,7 @@ def test_bool_param_refuses_ints_and_strings():
             check_bool_param(bad, name="flag", owner="Thing")
 
 
-def test_existing_path_names_kind_value_and_flag(tmp_path):
+def test_existing_path_names_kind_value_and_fix(tmp_path):
     from conform_core import DataFileError
     from conform_core.validation import check_existing_path
 
@@ -70,12 +71,11 @@ def test_existing_path_names_kind_value_and_flag(tmp_path):
              (tmp_path / "f.txt", "dir", "a file, not a folder")]
     for value, kind, problem in cases:
         with pytest.raises(DataFileError, match=rf"'p' parameter of Thing must be the path of an "
-                                                rf"existing .*\({problem}\)\. Fix\. Set it with "
-                                                rf"--set x\.p=DIR\."):
-            check_existing_path(str(value), name="p", owner="Thing", kind=kind,
-                                flag_hint="--set x.p=DIR", fix="Fix.")
-    with pytest.raises(ParameterError, match="must be the path of an existing file; got 3"):
+                                                rf"existing .*\({problem}\)\. Fix p\.$"):
+            check_existing_path(str(value), name="p", owner="Thing", kind=kind, fix="Fix $p.")
+    with pytest.raises(ParameterError, match="must be the path of an existing file; got 3") as info:
         check_existing_path(3, name="p")
+    assert info.value.param == "p" and info.value.value == 3
 
 
 @pytest.mark.parametrize("value", ["/path/to/mosaic", "path/to/w.pt", "<DATA_DIR>/x"])
@@ -83,13 +83,28 @@ def test_existing_path_says_a_placeholder_is_one(value):
     from conform_core.validation import check_existing_path, is_placeholder
 
     assert is_placeholder(value)
-    with pytest.raises(ParameterError, match=rf"still holds the placeholder '{value}' from the "
-                                             r"example spec.*--set dataset\.location=DIR"):
-        check_existing_path(value, name="location", kind="dir",
-                            flag_hint="--set dataset.location=DIR")
+    with pytest.raises(ParameterError, match=rf"got '{value}'\. That is a placeholder of the "
+                                             r"example spec: point it at your folder\."):
+        check_existing_path(value, name="location", kind="dir")
 
 
 def test_real_paths_are_not_placeholders():
     from conform_core.validation import is_placeholder
 
     assert not any(is_placeholder(v) for v in ("/data/mosaic", "paths/tom", "a<b", 3, None))
+
+
+@pytest.mark.parametrize(("call", "param", "allowed"), [
+    (lambda: check_int_param(0, name="k", owner="X", low=1, none_ok=True), "k",
+     "an int in [1, inf) or None"),
+    (lambda: check_float_param(2.0, name="a", low=0.0, high=1.0, low_open=True), "a",
+     "a finite number in (0.0, 1.0]"),
+    (lambda: check_choice("globl", ("global", "unitwise"), name="m"), "m",
+     "one of 'global', 'unitwise'"),
+    (lambda: check_bool_param("yes", name="b"), "b", "True or False"),
+])
+def test_helpers_raise_structured_errors(call, param, allowed):
+    """The check_* helpers raise the same structured ParameterError as the constraints."""
+    with pytest.raises(ParameterError) as info:
+        call()
+    assert info.value.param == param and info.value.allowed == allowed

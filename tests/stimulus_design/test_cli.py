@@ -47,13 +47,38 @@ def test_impossible_design_exits_2_with_the_arithmetic(pool_files, tmp_path, cap
                         str(pool_files["ids"]), *SMALL, "--overlap", "3",
                         "--out", str(tmp_path / "pkg")], capsys)
     assert code == 2
-    assert "--overlap 3 is larger than the number of participants" in text
+    assert "--overlap=3 is larger than the number of participants: --sites=1 x " \
+           "--participants-per-site=2 = 2. Use --overlap <= 2" in text
     assert "Traceback" not in text and not (tmp_path / "pkg").exists()
+
+
+def test_bad_value_is_reported_with_its_flag(pool_files, tmp_path, capsys):
+    """The library names the parameter; the command shows it as its flag (one table)."""
+    code, text = _main(["design", "--embeddings", str(pool_files["emb"]), "--ids",
+                        str(pool_files["ids"]), *SMALL, "--allocation", "prototype",
+                        "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2
+    assert ("The --allocation option must be one of 'overlap', 'prototypes'; got 'prototype'. "
+            "Did you mean 'prototypes'?") in " ".join(text.split())
+    code, text = _main(["design", "--embeddings", str(pool_files["emb"]), "--ids",
+                        str(pool_files["ids"]), *SMALL, "--runs", "0",
+                        "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2 and "The --runs option must be an int in [1, inf); got 0." in text
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_flag_table_names_real_options():
+    """Every flag of the table is an option of `conform design`."""
+    from stimulus_design._cli import FLAGS
+
+    result = CliRunner().invoke(build_app(), ["design", "--help"], terminal_width=300)
+    for flag in FLAGS.values():
+        assert flag in result.output, flag
 
 
 def test_missing_input_exits_2(tmp_path, capsys):
     code, text = _main(["design", "--out", str(tmp_path / "pkg")], capsys)
-    assert code == 2 and "Give exactly one pool" in text
+    assert code == 2 and "Give exactly one pool: --images=DIR, --list=FILE or --embeddings=FILE" in text
 
 
 def test_config_file_with_flags_winning(pool_files, tmp_path, capsys):

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from conform_core.components import Dataset
 from conform_core.data import Subject, TrialData, Units
+from conform_core.registry import ComponentRegistry
 from conform_synthetic.dataset import SyntheticDataset
 
 ROI_CYCLE = ("V1", "V2", "")
@@ -109,3 +111,22 @@ def roi_toy_facts() -> SimpleNamespace:
     """What the tests may rely on about 'roi-toy': its units and its zero-ceiling unit positions."""
     return SimpleNamespace(units=toy_units, dataset=RoiToyDataset, zero_noise=ZERO_NOISE,
                            no_signal=NO_SIGNAL, few_repeats=FEW_REPEATS)
+
+
+@pytest.fixture
+def registry_with() -> Callable[..., ComponentRegistry]:
+    """A new registry holding the installed components plus the given datasets.
+
+    ``registry_with(name=DatasetClass, ...)``; the process-wide registry is not touched.
+    """
+    from conform_core.plugins import default_registry
+
+    def make(**datasets: type[Dataset]) -> ComponentRegistry:
+        registry = ComponentRegistry()
+        for entry in default_registry().entries():
+            registry.add(entry.kind, entry.name, entry.cls)
+        for name, cls in datasets.items():
+            registry.add("dataset", name, cls)
+        return registry
+
+    return make

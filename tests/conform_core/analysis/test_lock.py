@@ -15,7 +15,7 @@ def _plan(tmp_path: Path, **feature_params: object) -> Plan:
                         "denoiser": (StageEntry("pca"), StageEntry("psn")),
                         "features": (StageEntry("clip", dict(feature_params)),)},
                 location=str(tmp_path / "data"), subjects=("sub-01",), rois=(), seed=0,
-                metrics=("r2",))
+                metrics=("r2",), classes={})
 
 
 def test_path_parameters_are_inputs(tmp_path):
@@ -52,3 +52,11 @@ def test_a_changed_stimulus_changes_the_fingerprint(tmp_path):
     before = input_checksums(None, inputs={"dataset.stimuli_dir": str(stimuli)})
     (stimuli / "a.png").write_bytes(b"PNG")
     assert input_checksums(None, inputs={"dataset.stimuli_dir": str(stimuli)}) != before
+
+
+def test_large_inputs_are_fingerprinted_by_size_and_time(tmp_path):
+    (tmp_path / "small.txt").write_text("abc")
+    (tmp_path / "big.bin").write_bytes(b"x" * 100)
+    prints = input_checksums(str(tmp_path), full_hash_below=10)
+    assert len(prints["small.txt"]) == 64
+    assert prints["big.bin"].startswith("size-mtime:100:")

@@ -43,13 +43,14 @@ def test_simulate_timeseries_writes_bids_runs(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
-    (["--units", "-3"], "The --units option must be an int in [1, inf]; got -3. Pass --units 1 or more."),
-    (["--subjects", "0"], "The --subjects option must be an int in [1, inf]"),
-    (["--stimuli", "10", "--shared", "20"], "Lower --shared or raise --stimuli"),
-    (["--snr", "-1"], "The --snr option must be a finite number in [0.0, inf]; got -1.0"),
+    (["--units", "-3"], "The --units option must be an int in [1, inf); got -3. Pass --units=1 or more."),
+    (["--subjects", "0"], "The --subjects option must be an int in [1, inf)"),
+    (["--stimuli", "10", "--shared", "20"],
+     "The --shared option must be at most --stimuli=10; got 20. Lower --shared or raise --stimuli"),
+    (["--snr", "-1"], "The --snr option must be a finite number in [0.0, inf); got -1.0"),
     (["--missing-fraction", "1.5"], "The --missing-fraction option must be a finite number in [0.0, 0.9]"),
     (["--stimuli", "30", "--shared", "10", "--stimuli-per-subject", "25"],
-     "at most --stimuli - --shared = 20; leaving it out gives"),
+     "at most --stimuli - --shared = 20; leave it unset"),
 ])
 def test_bad_options_exit_2_with_fix(tmp_path: Path, capsys, args: list[str], fragment: str) -> None:
     code, text = run(["simulate", str(tmp_path / "s"), *args], capsys)
@@ -57,6 +58,19 @@ def test_bad_options_exit_2_with_fix(tmp_path: Path, capsys, args: list[str], fr
     assert fragment in " ".join(text.split())
     assert "Traceback" not in text
     assert not (tmp_path / "s").exists()
+
+
+def test_flags_come_from_one_table_of_simulation_params_names() -> None:
+    """Every flag of the table is an option of the command, and names a SimulationParams field."""
+    from conform_core.simulation import SimulationParams
+    from conform_core.simulation.cli import FLAGS
+
+    fields = set(SimulationParams.__dataclass_fields__)
+    assert set(FLAGS) <= fields
+    result = CliRunner().invoke(build_app(with_plugins=False), ["simulate", "--help"],
+                                terminal_width=200)
+    for flag in FLAGS.values():
+        assert flag in result.output, flag
 
 
 def test_existing_output_exits_2(tmp_path: Path, capsys) -> None:

@@ -138,7 +138,7 @@ def test_none_random_state_is_recorded_and_reproducible() -> None:
 
 
 @pytest.mark.parametrize(("kwargs", "fragment"), [
-    ({"n_units": -5}, "'n_units' parameter of simulate_study must be an int in [1, inf]; got -5"),
+    ({"n_units": -5}, "'n_units' parameter of simulate_study must be an int in [1, inf); got -5"),
     ({"n_subjects": 0}, "Pass n_subjects=1 or more"),
     ({"n_stimuli": 10, "n_shared": 20}, "Lower n_shared or raise n_stimuli"),
     ({"stimuli_per_subject": 500}, "at most n_stimuli - n_shared"),
@@ -152,6 +152,19 @@ def test_bad_parameters_raise_with_fix(kwargs: dict, fragment: str) -> None:
         simulate_study(**kwargs)
     assert isinstance(info.value, ConformError)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("kwargs", "param"), [
+    ({"n_units": -5}, "n_units"), ({"n_stimuli": 10, "n_shared": 20}, "n_shared"),
+    ({"stimuli_per_subject": 500}, "stimuli_per_subject"), ({"tr": 0.0}, "tr"),
+    ({"timeseries": True, "iti": 1.0}, "iti"),
+])
+def test_bad_parameters_are_structured(kwargs: dict, param: str) -> None:
+    """The error names the Python parameter, so a command line can show its flag."""
+    with pytest.raises(ParameterError) as info:
+        simulate_study(**kwargs)
+    assert info.value.param == param and info.value.owner == "simulate_study"
+    assert "--" not in str(info.value)
 
 
 def test_default_shared_is_a_third_of_the_stimuli_and_recorded() -> None:

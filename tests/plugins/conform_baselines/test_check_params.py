@@ -54,6 +54,27 @@ def test_bad_value_is_caught_naming_the_parameter(cls, name, value):
     assert "got " in message
 
 
+@pytest.mark.parametrize(("cls", "name", "value"), BAD,
+                         ids=[f"{c.__name__}-{n}={v!r}" for c, n, v in BAD])
+def test_bad_value_error_is_structured(cls, name, value):
+    """The error carries the parameter, the value, what is allowed and the owner."""
+    with pytest.raises(ParameterError) as info:
+        cls(**{name: value}).check_params()
+    error = info.value
+    assert error.param == name and error.owner == cls.__name__ and error.allowed
+    assert error.value is value or error.value == value
+
+
+@pytest.mark.parametrize("cls", [PCADenoiser, ProcrustesAligner, RidgeEncoder,
+                                 PrecomputedFeatures])
+def test_parameters_are_declared_not_hand_checked(cls):
+    """Each parameter is declared, and check_params is the base class's (the engine)."""
+    from conform_core.components import Component
+
+    assert sorted(cls._parameter_constraints) == sorted(cls.param_names())
+    assert cls.check_params is Component.check_params
+
+
 @pytest.mark.parametrize("cls", [PCADenoiser, ProcrustesAligner, RidgeEncoder,
                                  PrecomputedFeatures, TrialAverageDenoiser])
 def test_defaults_pass(cls):
@@ -62,7 +83,7 @@ def test_defaults_pass(cls):
 
 def test_pca_negative_rank_names_value_and_fix():
     with pytest.raises(ParameterError, match=r"'n_components' parameter of PCADenoiser must be an "
-                                             r"int in \[0, inf\] or None; got -3\. Use None"):
+                                             r"int in \[0, inf\) or None; got -3\. Use None"):
         PCADenoiser(n_components=-3).check_params()
 
 

@@ -245,7 +245,7 @@ def test_bad_cv_names_the_value_and_the_fix(cv, extra):
     with pytest.raises(ParameterError) as info:
         RidgeEncoder(cv=cv).fit(X, Y)
     message = str(info.value)
-    assert "'cv' parameter of RidgeEncoder must be an int in [2, n_stimuli] or 'loo'" in message
+    assert "'cv' parameter of RidgeEncoder must be an int in [2, inf) or 'loo'" in message
     assert f"got {cv!r}" in message and "Use 2 or more folds" in message and "cv='loo'" in message
     assert extra in message
 
@@ -263,9 +263,10 @@ def test_more_folds_than_stimuli_names_the_count():
 @pytest.mark.parametrize(("params", "pattern"), [
     (dict(solver="primall"), r"'solver' parameter of RidgeEncoder must be one of 'auto', "
                              r"'primal', 'dual'; got 'primall'\. Did you mean 'primal'\?"),
-    (dict(dtype="float16"), r"'dtype' parameter .* None, 'float32' or 'float64'; got 'float16'"),
+    (dict(dtype="float16"), r"'dtype' parameter .* a float dtype \('float32' or 'float64'\) "
+                            r"or None; got 'float16'"),
     (dict(dtype="bogus"), r"'dtype' parameter .* got 'bogus'\. Use None"),
-    (dict(n_targets_batch=0), r"'n_targets_batch' parameter .* int in \[1, inf\] or None; "
+    (dict(n_targets_batch=0), r"'n_targets_batch' parameter .* int in \[1, inf\) or None; "
                               r"got 0\. Use None"),
     (dict(fit_intercept="yes"), r"'fit_intercept' parameter .* True or False; got 'yes'"),
     (dict(alpha_per_unit=None), r"'alpha_per_unit' parameter .* True or False; got None"),

@@ -23,12 +23,12 @@ BAD = [
     ({}, ParameterError, "needs weights=PATH.*never downloads"),
     ({"weights": "openai"}, DataFileError, r"'weights' parameter .*no such file.*'openai'"),
     ({"weights": "/path/to/open_clip_vit_b_32.pt"}, ParameterError,
-     r"'weights' .* placeholder .*--set features\.weights=PATH"),
+     r"'weights' .* got '/path/to/open_clip_vit_b_32\.pt'\. That is a placeholder"),
     ({"allow_untrained": "yes"}, ParameterError, "'allow_untrained' parameter"),
     ({"allow_untrained": True, "batch_size": 0}, ParameterError, "'batch_size' parameter"),
     ({"allow_untrained": True, "batch_size": "64"}, ParameterError, "'batch_size' parameter"),
-    ({"allow_untrained": True, "device": ""}, ParameterError, "device=''"),
-    ({"allow_untrained": True, "device": 0}, ParameterError, "device=0"),
+    ({"allow_untrained": True, "device": ""}, ParameterError, "'device' parameter .*; got ''"),
+    ({"allow_untrained": True, "device": 0}, ParameterError, "'device' parameter .*; got 0"),
     ({"allow_untrained": True, "cache_dir": 5}, ParameterError, "'cache_dir' parameter"),
     ({"allow_untrained": True, "cache_dir": "/path/to/cache"}, ParameterError,
      "'cache_dir' .* placeholder"),
@@ -43,8 +43,19 @@ def test_bad_value_is_caught_naming_it(params, error, pattern):
 
 def test_cache_dir_that_is_a_file_is_refused(tmp_path):
     (tmp_path / "cache").write_text("")
-    with pytest.raises(ParameterError, match=r"'cache_dir' .*\(a file\)"):
+    with pytest.raises(ParameterError, match=r"'cache_dir' .*That is a file"):
         ClipFeatures(allow_untrained=True, cache_dir=str(tmp_path / "cache")).check_params()
+
+
+def test_errors_name_parameters_not_flags():
+    """The library names the Python parameter; `conform design` maps it to its flag."""
+    with pytest.raises(ParameterError) as info:
+        ClipFeatures().check_params()
+    assert info.value.param == "weights" and "--" not in str(info.value)
+    assert "needs weights=PATH" in str(info.value) and "turn on allow_untrained" in str(info.value)
+    flags = {"weights": "--weights", "allow_untrained": "--allow-untrained"}
+    assert "needs --weights=PATH" in info.value.render(flags)
+    assert "turn on --allow-untrained" in info.value.render(flags)
 
 
 def test_valid_values_pass(tmp_path):

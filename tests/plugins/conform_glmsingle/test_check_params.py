@@ -46,7 +46,7 @@ def test_bad_extra_options_are_caught(extra, pattern):
 def test_hrf_files_must_exist(tmp_path):
     with pytest.raises(DataFileError, match=r"'hrf_library' parameter .*no such file"):
         GLMsingleDenoiser(hrf_library=str(tmp_path / "hrfs.tsv")).check_params()
-    with pytest.raises(ParameterError, match=r"'hrf_library' .* placeholder '/path/to/hrfs\.tsv'"):
+    with pytest.raises(ParameterError, match=r"'hrf_library' .*got '/path/to/hrfs\.tsv'\. That is a placeholder"):
         GLMsingleDenoiser(hrf_library="/path/to/hrfs.tsv").check_params()
     with pytest.raises(DataFileError, match=r"hrf\.tsv' does not exist"):
         GLMsingleDenoiser(extra_options={"hrftoassume": str(tmp_path / "hrf.tsv")}).check_params()

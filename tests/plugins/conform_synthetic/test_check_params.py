@@ -36,14 +36,19 @@ def test_check_params_simulates_nothing():
 
 
 def test_location_must_be_a_study_folder(tmp_path: Path):
-    with pytest.raises(DataFileError, match=r"no such folder.*`conform simulate .*nope`.*"
-                                            r"--set dataset\.location=DIR"):
+    with pytest.raises(DataFileError, match=r"no such folder.*`conform simulate .*nope`"):
         SyntheticDataset(location=str(tmp_path / "nope")).check_params()
     with pytest.raises(DataFileError, match=r"holds no study\.json.*`conform simulate .*"
-                                            r"--set dataset\.location=DIR"):
+                                            r"point location at such a folder"):
         SyntheticDataset(location=str(tmp_path)).check_params()
-    with pytest.raises(ParameterError, match=r"still holds the placeholder '/path/to/study'"):
+    with pytest.raises(ParameterError, match=r"got '/path/to/study'\. That is a placeholder"):
         SyntheticDataset(location="/path/to/study").check_params()
+    with pytest.raises(ParameterError, match=r"'location' parameter of SyntheticDataset must be "
+                                             r"the path of a folder or None; got 3"):
+        SyntheticDataset(location=3).check_params()
+    with pytest.raises(ParameterError, match=r"'options' parameter of SyntheticDataset must be "
+                                             r"a dict of simulate_study keywords or None"):
+        SyntheticDataset(options=["noise_rank", 0]).check_params()
 
 
 def test_location_ignores_simulation_params(tmp_path: Path):
