@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import hookspecs
@@ -69,6 +70,83 @@ def hook_names() -> list[str]:
                   if n.startswith("conform_") and callable(f) and hasattr(f, "conform_spec"))
 
 
+_KIT = """
+## The contract kit
+
+`conform_core.testing` checks that a component keeps the contract every stage of `conform fit`
+relies on: scikit-learn's manners (parameters stored unchanged in `__init__`, `fit` returns
+self and changes no parameter, refitting gives the same result) and conform's own rules
+(declared containers, dtypes, missing trials, parameter validation). Each check is one test,
+named `Cls(params)-check_name`, so a failure says which rule broke and how.
+
+`parametrize_with_checks` takes instances, or `ContractInstance` objects that say how to build
+one when a test first needs it, never at collection: with parameters
+(`ContractInstance(MyDenoiser, params={"rank": 2})`) or with a function that receives an empty
+temporary folder, for a component that needs files. conform's MOSAIC reader is checked on a
+toy subject written into that folder:
+
+```python
+from conform_core.testing import ContractInstance, parametrize_with_checks
+from conform_mosaic import MosaicDataset
+from conform_mosaic.testing import toy_folder
+
+
+def toy_mosaic(folder):
+    \"\"\"A MosaicDataset over a one-subject toy folder written into `folder`.\"\"\"
+    return MosaicDataset(location=str(toy_folder(folder)), rois=[1000, 1001, 24576])
+
+
+@parametrize_with_checks([ContractInstance(MosaicDataset, toy_mosaic, id="toy")])
+def test_contract(component, check):
+    check(component)
+```
+
+The folder comes from pytest's `tmp_path_factory`, and each instance is built once per test
+session. A component that needs an optional extra names its modules and how to install them,
+e.g. `requires=("torch", "open_clip"), hint="pip install 'conform-fmri[clip]'"`: when one is
+missing, the checks that need it are skipped with that reason instead of failing, and the
+others (parameters, docstring, declarations) still run.
+
+To have every registered component checked the same way wherever the kit runs over the
+registry, implement the hook `conform_contract_instances` (above) in the plugin module and keep
+the build functions in a public `testing` module of the plugin (as `conform_mosaic.testing`
+and `conform_clip.testing` do). A component with no instance from the hook is checked with its
+default parameters. conform's own `tests/test_common.py` is this test, for the components of
+its distribution:
+
+```python
+from conform_core.testing import parametrize_with_checks, registered_contract_instances
+
+
+@parametrize_with_checks(registered_contract_instances(distributions=["conform-my-denoiser"]))
+def test_contract(component, check):
+    check(component)
+```
+
+The checks, in the order they run (each is shown to fail on a deliberately broken component in
+conform's `tests/conform_core/testing/test_checks.py`):
+
+"""
+
+
+def _kit_table() -> str:
+    """One row per contract check: its name, the kinds it runs on, the first docstring line."""
+    from .components import KIND_BASES
+    from .testing.checks import checks_for
+
+    applies: dict[Callable[..., None], list[str]] = {}
+    for kind, base in KIND_BASES.items():
+        for check in checks_for(base):
+            applies.setdefault(check, []).append(kind)
+    rows = ["| check | runs on | what it checks |", "|---|---|---|"]
+    for func, kinds in applies.items():
+        where = "every component" if len(kinds) == len(KIND_BASES) else ", ".join(kinds)
+        summary = (inspect.getdoc(func) or "").splitlines()[0]
+        summary = summary.replace("``", "`").replace("|", "\\|")
+        rows.append(f"| `{func.__name__}` | {where} | {summary} |")
+    return "\n".join(rows) + "\n"
+
+
 def plugins_markdown() -> str:
     """The text of docs/plugins.md."""
     parts = [_INTRO]
@@ -78,6 +156,8 @@ def plugins_markdown() -> str:
         doc = inspect.getdoc(func) or ""
         parts.append(f"\n### `{name}`\n\n{_SIGNATURE_MARK}\n```python\n@hookimpl\n"
                      f"def {signature}: ...\n```\n\n{doc}\n")
+    parts.append(_KIT)
+    parts.append(_kit_table())
     return "".join(parts)
 
 

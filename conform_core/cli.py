@@ -1,8 +1,8 @@
 """The ``conform`` command line: typer app, error handling and plugin commands.
 
-Commands defined here: ``plugins`` (list and scaffold), ``simulate``, ``data info``, and
-the root's ``--version``. :func:`run_app` maps every outcome to an exit code (see ``HELP``).
-Plugins add their own (``design``, ``glmsingle``, ``mosaic``, ...) through the
+Commands defined here: ``fit``, ``plugins`` (list and scaffold), ``data info``, and the
+root's ``--version``. :func:`run_app` maps every outcome to an exit code (see ``HELP``).
+Plugins add their own (``simulate``, ``design``, ``glmsingle``, ``mosaic``, ...) through the
 ``conform_register_commands(app)`` hook, so this module imports no plugin.
 """
 

@@ -1,4 +1,4 @@
-"""The commands that conform_core itself provides: ``plugins``, ``simulate``, ``data``."""
+"""The commands that conform_core itself provides: ``fit``, ``plugins``, ``data``."""
 
 from __future__ import annotations
 
@@ -136,11 +136,6 @@ def add_core_commands(app: typer.Typer) -> None:
     app.command("fit")(fit)
     app.add_typer(plugins_app, name="plugins")
     app.add_typer(data_app, name="data")
-    try:
-        from .simulation.cli import simulate
-    except ImportError:  # the simulator is not installed in this build
-        return
-    app.command("simulate")(simulate)
 
 
 def fit(

@@ -1,7 +1,7 @@
 """The plugin protocol of conform: the hooks a plugin may implement.
 
 A plugin is a module named in the ``conform`` entry-point group. It implements one or
-both hooks below, decorated with :data:`hookimpl`::
+more of the hooks below, decorated with :data:`hookimpl`::
 
     from conform_core.hookspecs import hookimpl
 
@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     import typer
 
     from .registry import ComponentRegistry
+    from .testing.instances import ContractInstances
 
-__all__ = ["hookspec", "hookimpl", "conform_register", "conform_register_commands"]
+__all__ = ["hookspec", "hookimpl", "conform_register", "conform_register_commands",
+           "conform_contract_instances"]
 
 PROJECT_NAME = "conform"
 
@@ -76,4 +78,35 @@ def conform_register_commands(app: typer.Typer) -> None:
     ...     @app.command("hello")
     ...     def hello(name: str) -> None:
     ...         print(f"hello {name}")
+    """
+
+
+@hookspec
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """Say how the contract kit builds this plugin's components for its checks.
+
+    Only tests call this hook (:func:`conform_core.testing.registered_contract_instances`).
+    Without it, each registered component is checked with its default parameters. Implement
+    it for a component whose default instance cannot run (a dataset that reads files, a
+    model that needs weights) or to check more parameter settings. Build functions run
+    lazily, the first time a check needs the instance, never at import or collection time.
+
+    Parameters
+    ----------
+    instances : ContractInstances
+        Call ``instances.add(cls, build, id=..., requires=..., hint=...)`` once per
+        instance: ``build(folder)`` receives an empty temporary folder (write small files
+        there) and returns the component; or ``instances.add(cls, params={...})``. A class
+        with instances added is checked with exactly those. ``requires`` names modules of
+        an optional extra: when one is missing, the checks that need it are skipped with
+        ``hint`` as the reason (the others still run). See :class:`conform_core.testing.ContractInstance`.
+
+    Examples
+    --------
+    >>> @hookimpl
+    ... def conform_contract_instances(instances):
+    ...     instances.add(MyDataset, lambda folder: MyDataset(location=write_toy(folder)),
+    ...                   id="toy")
+    ...     instances.add(MyDenoiser)                         # the default instance
+    ...     instances.add(MyDenoiser, params={"rank": 2})     # and one more
     """

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .components import KIND_BASES, Component
 from .exceptions import PluginError, PluginLoadError, UnknownComponentError
-from .validation import suggest
+from .validation import NAME_PATTERN, is_valid_name, suggest
 
 __all__ = ["ComponentEntry", "ComponentRegistry", "KINDS"]
 
 KINDS: tuple[str, ...] = tuple(KIND_BASES)
 """The kinds of component, in pipeline order."""
-
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 @dataclass(frozen=True)
@@ -126,10 +123,10 @@ class ComponentRegistry:
                 f"Plugin {plugin!r} registers {name!r} under unknown kind {kind!r}. "
                 f"Kinds: {', '.join(KINDS)}.{suggest(kind, KINDS)}"
             )
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not is_valid_name(name):
             raise PluginError(
                 f"Plugin {plugin!r} registers a {kind} named {name!r}; names must match "
-                "[a-z][a-z0-9_-]* (short, lowercase, stable), e.g. 'trial-average'."
+                f"{NAME_PATTERN} (short, lowercase, stable), e.g. 'trial-average'."
             )
         base = KIND_BASES[kind]
         if not (isinstance(cls, type) and issubclass(cls, base)):

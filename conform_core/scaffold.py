@@ -8,10 +8,9 @@ from pathlib import Path
 from .exceptions import DataFileError, ParameterError
 from .io import atomic_directory
 from .registry import KINDS
+from .validation import NAME_PATTERN, is_valid_name
 
 __all__ = ["write_plugin_project"]
-
-_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 _CLASS_SUFFIX = {"dataset": "Dataset", "denoiser": "Denoiser", "aligner": "Aligner",
                  "encoder": "Encoder", "features": "Features"}
@@ -180,9 +179,9 @@ def write_plugin_project(name: str, kind: str, directory: str | Path = ".") -> P
     Path
         The project folder.
     """
-    if not _NAME.match(name or ""):
+    if not is_valid_name(name):
         raise ParameterError(
-            f"Plugin name must match [a-z][a-z0-9_-]* (e.g. 'my-denoiser'); got {name!r}."
+            f"Plugin name must match {NAME_PATTERN} (e.g. 'my-denoiser'); got {name!r}."
         )
     if kind not in KINDS:
         raise ParameterError(f"--kind must be one of {', '.join(KINDS)}; got {kind!r}.")

@@ -21,19 +21,21 @@ from numpy.typing import NDArray
 from .exceptions import DataFileError, ParameterError, ShapeError, _fill
 
 __all__ = [
-    "describe",
-    "read_only",
-    "check_float_array",
-    "check_ids",
-    "check_int_array",
-    "check_instance",
-    "check_int_param",
-    "check_float_param",
-    "check_choice",
+    "NAME_PATTERN",
     "check_bool_param",
+    "check_choice",
     "check_existing_path",
+    "check_float_array",
+    "check_float_param",
+    "check_ids",
+    "check_instance",
+    "check_int_array",
+    "check_int_param",
+    "describe",
     "interval_text",
     "is_placeholder",
+    "is_valid_name",
+    "read_only",
     "suggest",
 ]
 
@@ -325,6 +327,20 @@ def check_bool_param(value: Any, *, name: str, owner: Any = None, none_ok: bool 
             param=name, value=value, owner=_owner(owner), fix=fix,
             allowed=f"True or False{' or None' if none_ok else ''}")
     return bool(value)
+
+
+NAME_PATTERN = "[a-z][a-z0-9_-]*"
+"""The form of a component or plugin name: short, lowercase, stable (``trial-average``).
+
+The registry and ``conform plugins new`` check names against it with :func:`is_valid_name`,
+and their messages quote it."""
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+def is_valid_name(value: Any) -> bool:
+    """Whether ``value`` is a string of the form :data:`NAME_PATTERN`, e.g. ``"trial-average"``."""
+    return isinstance(value, str) and _NAME.fullmatch(value) is not None
 
 
 _PLACEHOLDER = re.compile(r"(^|/)path/to(/|$)|<[A-Za-z_ -]+>")

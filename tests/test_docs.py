@@ -351,7 +351,7 @@ def _prepare(doc: str, folder: Path) -> None:
 
 def _prepare_fit(folder: Path) -> None:
     """``spec.toml``: a small synthetic analysis; ``data/study``: a simulated study (4 subjects)."""
-    from conform_core.simulation import write_study
+    from conform_synthetic import write_study
 
     (folder / "spec.toml").write_text(tomli_w.dumps({
         "denoiser": ["trial-average", "pca"], "encoder": "ridge", "features": "precomputed",
@@ -364,7 +364,7 @@ def _prepare_fit(folder: Path) -> None:
 
 def _prepare_glmsingle(folder: Path) -> None:
     """A BIDS-like subject ``sub-01/func/*_bold.nii.gz`` + ``*_events.tsv`` (simulated, 4 runs)."""
-    from conform_core.simulation import write_study
+    from conform_synthetic import write_study
 
     study = folder / "simulated"
     write_study(study, {"n_subjects": 1, "n_units": 50, "n_stimuli": 40, "timeseries": True},

@@ -18,7 +18,8 @@ def test_docs_plugins_md_is_up_to_date():
 
 def test_every_hook_has_signature_and_example_in_the_docs():
     text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
-    assert hook_names() == ["conform_register", "conform_register_commands"]
+    assert hook_names() == ["conform_contract_instances", "conform_register",
+                            "conform_register_commands"]
     for name in hook_names():
         func = getattr(hookspecs, name)
         assert f"def {name}{inspect.signature(func)}".replace("'", "") in text

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..data import ConditionData, ConditionTrials, Units
+from ..data import ConditionData, ConditionTrials, Units, mean_over_trials
 
 if TYPE_CHECKING:
     from .subject import Prepared
@@ -194,8 +194,7 @@ def ceiling_reasons(trials: ConditionTrials, ceiling: NDArray[np.floating]) -> N
     finite = np.isfinite(data)
     n = finite.sum(axis=2)
     dof = np.clip(n - 1, 0, None).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(finite, data, 0.0).sum(axis=2) / n
+    means = mean_over_trials(data)
     sq = (np.where(finite, data - means[:, :, None], 0.0) ** 2).sum(axis=(1, 2))
     ceiling = np.asarray(ceiling, dtype=np.float64)
     out = np.full(ceiling.shape, "", dtype=object)

@@ -42,15 +42,6 @@ class Component(BaseEstimator):
     _parameter_fixes: ClassVar[dict[str, str]] = {}
 
     @classmethod
-    def _contract_instances(cls) -> list[Component]:
-        """Instances the contract kit checks (default: one with default parameters).
-
-        Override when a default instance cannot run (e.g. a dataset needs files: create
-        small ones in a temporary folder here).
-        """
-        return [cls()]
-
-    @classmethod
     def param_names(cls) -> list[str]:
         """The names of the constructor parameters, sorted (scikit-learn's rule: every
         ``__init__`` keyword is a parameter, stored under its own name)."""

@@ -6,6 +6,7 @@ from abc import abstractmethod
 from typing import Any, ClassVar
 
 from ..data import ConditionData, ConditionTrials, TrialData
+from ..exceptions import ShapeError
 from ..validation import check_instance
 from .base import Component, check_is_fitted
 
@@ -22,7 +23,12 @@ class Denoiser(Component):
 
     ``fit`` learns from training data only; ``transform`` applies what was learnt to any
     data with the same units (e.g. held-out trials). Subclasses implement ``_fit`` and
-    ``_transform``; inputs reach them validated.
+    ``_transform``; inputs reach them validated, and the number of units is checked here.
+
+    Attributes
+    ----------
+    n_units_ : int
+        Number of units of the data ``fit`` saw (set by this base class).
     """
 
     kind: ClassVar[str] = "denoiser"
@@ -38,14 +44,33 @@ class Denoiser(Component):
         )
 
     def fit(self, data: Any) -> Denoiser:
-        """Learn the denoiser from ``data`` (training trials) and return self."""
+        """Learn the denoiser from ``data`` (training trials) and return self.
+
+        Records ``n_units_``, the number of units fitted on, which ``transform`` checks
+        (as :class:`Encoder` records ``n_features_in_``).
+        """
         self.check_params()
-        return self._fit(self._check_input(data))
+        data = self._check_input(data)
+        fitted = self._fit(data)
+        self.n_units_ = int(data.n_units)
+        return fitted
 
     def transform(self, data: Any) -> Any:
-        """Denoise ``data`` with the fitted denoiser."""
-        check_is_fitted(self)
-        return self._transform(self._check_input(data))
+        """Denoise ``data`` with the fitted denoiser.
+
+        Raises
+        ------
+        ShapeError
+            If ``data`` has another number of units than the data fitted on.
+        """
+        check_is_fitted(self, ["n_units_"])
+        data = self._check_input(data)
+        if data.n_units != self.n_units_:
+            raise ShapeError(
+                f"{type(self).__name__} was fitted on {self.n_units_} units but got "
+                f"{data.n_units}. Apply it to the same units it was fitted on."
+            )
+        return self._transform(data)
 
     def fit_transform(self, data: Any) -> Any:
         """Fit on ``data`` and denoise it."""

@@ -6,7 +6,7 @@ from .conditions import ConditionData
 from .stimuli import StimulusSet
 from .subject import GroundTruth, Subject
 from .timeseries import Events, TimeSeriesData
-from .trials import ConditionTrials, TrialData
+from .trials import ConditionTrials, TrialData, mean_over_trials
 from .units import Units
 
 __all__ = [
@@ -19,4 +19,5 @@ __all__ = [
     "TimeSeriesData",
     "TrialData",
     "Units",
+    "mean_over_trials",
 ]

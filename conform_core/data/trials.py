@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -13,7 +14,7 @@ from ..validation import check_float_array, check_ids, check_int_array, read_onl
 from .conditions import ConditionData, positions_of
 from .units import Units, resolve_units
 
-__all__ = ["TrialData", "ConditionTrials"]
+__all__ = ["TrialData", "ConditionTrials", "mean_over_trials"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,11 +89,7 @@ class ConditionTrials:
                 f"Condition(s) {bad} have no valid trial, so they have no mean. "
                 "Drop them with .select(...) before averaging."
             )
-        finite = np.isfinite(self.data)
-        total = np.where(finite, self.data, 0).sum(axis=2)
-        n = finite.sum(axis=2)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = (total / n).astype(self.data.dtype)
+        mean = mean_over_trials(self.data, dtype=self.data.dtype)
         return ConditionData(mean, self.stimulus_ids, self.subject, self.units)
 
     def select(self, stimulus_ids: Sequence[str] | NDArray[np.str_]) -> ConditionTrials:
@@ -235,3 +232,29 @@ class TrialData:
         index = np.asarray(index)
         return TrialData(self.betas[:, index], self.stimulus_ids, self.sessions, self.runs,
                          self.subject, self.units.take(index))
+
+
+def mean_over_trials(data: NDArray[np.floating], *, dtype: Any = np.float64) -> NDArray[np.floating]:
+    """Mean over the last axis (trials), ignoring missing (NaN) trials.
+
+    The one NaN-aware trial mean of conform: :meth:`ConditionTrials.mean` uses it, and
+    plugins that work on raw ``(units, conditions, trials)`` arrays (cross-validation
+    folds, say) call it rather than writing their own.
+
+    Parameters
+    ----------
+    data : ndarray of shape (..., n_trials)
+        NaN marks a missing trial.
+    dtype : dtype, default=float64
+        Dtype of the result (the sums are accumulated in ``data``'s dtype).
+
+    Returns
+    -------
+    ndarray of shape data.shape[:-1]
+        NaN where every trial is missing.
+    """
+    finite = np.isfinite(data)
+    total = np.where(finite, data, 0).sum(axis=-1)
+    n = finite.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / n).astype(dtype)

@@ -18,10 +18,12 @@ metadata consistent with the subjects it loads).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -32,45 +34,69 @@ from ..constraints import describe_constraints, invalid_value_for
 from ..data import ConditionData, StimulusSet, Subject, TimeSeriesData, TrialData
 from ..exceptions import ConformError, NotFittedError, ParameterError, UnknownComponentError
 from . import fakes
+from .instances import ContractInstance
 
-__all__ = ["check_component", "parametrize_with_checks"]
+__all__ = ["check_component", "checks_for", "parametrize_with_checks"]
 
 Check = Callable[[Component], None]
 
 
 # ---------------------------------------------------------------- every component
 def check_kind_declared(component: Component) -> None:
-    """The class derives from its kind's base and declares consumes/produces as types."""
+    """The class derives from its kind's base and declares ``consumes``/``produces`` as types."""
     kind = type(component).kind
-    assert kind in KIND_BASES, f"{type(component).__name__}.kind is {kind!r}; expected one of {list(KIND_BASES)}"
+    assert kind in KIND_BASES, (
+        f"{type(component).__name__}.kind is {kind!r}; expected one of {list(KIND_BASES)}")
     assert isinstance(component, KIND_BASES[kind]), f"not a subclass of {KIND_BASES[kind].__name__}"
     assert all(isinstance(t, type) for t in type(component).consumes), "consumes must hold types"
     assert isinstance(type(component).produces, type), "produces must be a type"
 
 
 def check_init_stores_params(component: Component) -> None:
-    """__init__ stores each argument under its own name and learns nothing."""
-    params = component.get_params(deep=False)
-    signature = inspect.signature(type(component).__init__)
+    """``__init__`` stores each argument unchanged under its own name, and nothing else.
+
+    Like scikit-learn's ``check_no_attributes_set_in_init``: every ``__init__`` argument
+    is an attribute of the same name holding the very object passed, and ``__init__``
+    sets no other public attribute (private ``_name`` ones are allowed).
+    """
+    cls = type(component)
+    signature = inspect.signature(cls.__init__)
     names = [p for p in signature.parameters if p != "self"
              and signature.parameters[p].kind not in (inspect.Parameter.VAR_POSITIONAL,
                                                       inspect.Parameter.VAR_KEYWORD)]
-    assert sorted(params) == sorted(names), f"get_params() keys {sorted(params)} != __init__ args {names}"
-    fresh = type(component)(**params)
-    learnt = [k for k in vars(fresh) if k.endswith("_") and not k.startswith("_")]
-    assert not learnt, f"__init__ sets fitted-looking attributes {learnt}"
+    stored = vars(component)
+    unstored = [n for n in names if n not in stored]
+    assert not unstored, (
+        f"{cls.__name__}.__init__ does not store {unstored} under the same name (it set "
+        f"{sorted(stored)}); store each argument as self.<name> = <name>")
+    params = component.get_params(deep=False)
+    assert sorted(params) == sorted(names), (
+        f"get_params() keys {sorted(params)} != __init__ args {names}")
+    fresh = cls(**params)
+    changed = [n for n in names if vars(fresh)[n] is not params[n]]
+    assert not changed, (
+        f"{cls.__name__}.__init__ changed {changed} while storing them (e.g. a copy or a "
+        "conversion); store the arguments unchanged and convert them in fit")
+    extra = sorted(k for k in vars(fresh) if k not in names and not k.startswith("_"))
+    assert not extra, (
+        f"{cls.__name__}.__init__ sets attributes {extra} that are not parameters; set them "
+        "in fit (fitted state ends in '_') or make them private ('_name')")
 
 
 def check_params_round_trip(component: Component) -> None:
-    """cls(**get_params()) and clone() give back the same parameters (spec round trip)."""
+    """``cls(**get_params())`` and ``clone()`` give back the same parameters (spec round trip)."""
     params = component.get_params(deep=False)
     rebuilt = type(component)(**params).get_params(deep=False)
     assert _same(params, rebuilt), f"parameters changed on rebuild: {params} -> {rebuilt}"
-    assert _same(clone(component).get_params(deep=False), params), "clone() changed parameters"
+    try:
+        cloned = clone(component)
+    except RuntimeError as exc:  # scikit-learn's: __init__ modified a parameter
+        raise AssertionError(f"clone() failed: {exc}") from None
+    assert _same(cloned.get_params(deep=False), params), "clone() changed parameters"
 
 
 def check_check_params_passes(component: Component) -> None:
-    """check_params() accepts the kit's valid parameters: returns None, changes nothing.
+    """``check_params()`` accepts the kit's valid parameters: returns None, changes nothing.
 
     ``conform fit --check`` runs it on every cell before any work, so it must not modify a
     parameter, learn anything (no ``*_`` attribute), or fail on valid values.
@@ -124,11 +150,15 @@ def check_param_validation(component: Component) -> None:
 
 
 def check_has_docstring(component: Component) -> None:
-    """The class has a docstring, with a Parameters section when __init__ takes arguments."""
-    doc = inspect.getdoc(type(component)) or ""
-    assert doc.strip(), f"{type(component).__name__} has no docstring"
+    """The class has its own docstring, with a Parameters section when ``__init__`` takes arguments.
+
+    A docstring inherited from a base class does not count: it describes another class.
+    """
+    cls = type(component)
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    assert doc.strip(), f"{cls.__name__} has no docstring of its own"
     if component.get_params(deep=False):
-        assert "Parameters" in doc, f"{type(component).__name__}'s docstring has no Parameters section"
+        assert "Parameters" in doc, f"{cls.__name__}'s docstring has no Parameters section"
 
 
 # ---------------------------------------------------------------- denoisers
@@ -140,15 +170,25 @@ def _is_glm(component: Component) -> bool:
     return TimeSeriesData in type(component).consumes
 
 
-def check_denoiser_fit_returns_self(component: Component) -> None:
-    """fit returns self, and transform returns the declared container."""
-    data: Any = fakes.make_timeseries() if _is_glm(component) else _trial_input(component)
+def check_fit_returns_self(component: Component) -> None:
+    """``fit`` returns the component itself (so ``Cls(...).fit(data).transform(data)`` works)."""
+    if type(component).kind == "dataset":
+        return
     est = clone(component)
-    assert est.fit(data) is est, "fit must return self"
+    returned, _ = _fit_any(est)
+    assert returned is est, (
+        f"{type(component).__name__}.fit returned {type(returned).__name__}, not self")
+
+
+def check_denoiser_transform_output(component: Component) -> None:
+    """``transform`` returns the declared container, one row per unit and condition (or event)."""
+    data: Any = fakes.make_timeseries() if _is_glm(component) else _trial_input(component)
+    est = clone(component).fit(data)
     out: Any = est.transform(data)
     produced: object = out
     assert isinstance(produced, type(component).produces), (
-        f"transform returned {type(out).__name__}; declared produces={type(component).produces.__name__}")
+        f"transform returned {type(out).__name__}; declared "
+        f"produces={type(component).produces.__name__}")
     if _is_glm(component):
         assert isinstance(out, TrialData) and out.n_trials == data.n_events, "one beta per event"
         np.testing.assert_array_equal(out.stimulus_ids, data.stimulus_ids())
@@ -158,12 +198,13 @@ def check_denoiser_fit_returns_self(component: Component) -> None:
 
 
 def check_not_fitted_error(component: Component) -> None:
-    """Using a component before fit raises NotFittedError."""
+    """Using a component before ``fit`` raises ``NotFittedError``."""
     est = clone(component)
     kind = type(component).kind
     try:
         if kind == "denoiser":
-            est.transform(fakes.make_timeseries() if _is_glm(component) else _trial_input(component))
+            est.transform(fakes.make_timeseries() if _is_glm(component)
+                          else _trial_input(component))
         elif kind == "encoder":
             est.predict(fakes.make_features()[0])
         elif kind == "aligner":
@@ -176,11 +217,18 @@ def check_not_fitted_error(component: Component) -> None:
 
 
 def check_fit_does_not_change_params(component: Component) -> None:
-    """fit leaves the constructor parameters as they were."""
+    """``fit`` leaves the constructor parameters as they were (not replaced, not mutated)."""
     est = clone(component)
     before = est.get_params(deep=False)
+    snapshot = copy.deepcopy(before)
     _fit_any(est)
-    assert _same(before, est.get_params(deep=False)), "fit modified constructor parameters"
+    after = est.get_params(deep=False)
+    replaced = [k for k in before if after[k] is not before[k]]
+    mutated = [k for k in before if not _equal(after[k], snapshot[k])]
+    assert not replaced and not mutated, (
+        f"{type(component).__name__}.fit modified constructor parameters "
+        f"{sorted(set(replaced) | set(mutated))}: {snapshot} -> {after}; keep what fit derives "
+        "in attributes ending in '_'")
 
 
 def check_fit_idempotent(component: Component) -> None:
@@ -218,7 +266,7 @@ def check_dtype_preserved(component: Component) -> None:
 
 
 def check_missing_trials(component: Component) -> None:
-    """A trial-level denoiser handles missing trials (NaN) or rejects them with a ConformError."""
+    """A trial-level denoiser handles missing trials (NaN) or refuses them (``ConformError``)."""
     if _is_glm(component):
         return
     data = _trial_input(component)
@@ -234,29 +282,35 @@ def check_missing_trials(component: Component) -> None:
 
 # ---------------------------------------------------------------- encoders
 def check_encoder_shapes(component: Component) -> None:
-    """fit(X, Y) returns self; predict gives (n_stimuli, n_units); 1-D y gives 1-D output."""
+    """``predict`` gives (n_stimuli, n_units), (n_stimuli,) after a 1-D y; wrong X raises."""
     X, Y = fakes.make_features()
     est = clone(component)
     assert est.fit(X, Y) is est, "fit must return self"
-    assert est.predict(X[:7]).shape == (7, Y.shape[1])
-    assert clone(component).fit(X, Y[:, 0]).predict(X[:7]).shape == (7,)
+    shape = est.predict(X[:7]).shape
+    assert shape == (7, Y.shape[1]), (
+        f"predict of 7 stimuli gave shape {shape}, not {(7, Y.shape[1])}")
+    shape = clone(component).fit(X, Y[:, 0]).predict(X[:7]).shape
+    assert shape == (7,), f"fitted on a 1-D y, predict gave shape {shape}, not (7,)"
     try:
         est.predict(X[:, :-1])
     except ConformError:
         pass
     else:
-        raise AssertionError("predict with the wrong number of features did not raise a ConformError")
+        raise AssertionError(
+            "predict with the wrong number of features did not raise a ConformError")
 
 
 # ---------------------------------------------------------------- aligners
 def check_aligner_round_trip(component: Component) -> None:
-    """transform then inverse_transform keeps shapes and ids; add_subject maps a new subject."""
+    """``transform``, ``inverse_transform`` keep shapes and ids; ``add_subject`` maps a new one."""
     subjects = fakes.make_subject_conditions(n_subjects=4)
     est = clone(component)
     assert est.fit(subjects[:3]) is est, "fit must return self"
     shared = est.transform(subjects[0])
     back = est.inverse_transform(shared, subjects[1].subject)
-    assert back.n_units == subjects[1].n_units and back.n_conditions == subjects[0].n_conditions
+    assert back.n_units == subjects[1].n_units and back.n_conditions == subjects[0].n_conditions, (
+        f"inverse_transform into {subjects[1].subject!r} ({subjects[1].n_units} units) gave "
+        f"{back.n_units} units x {back.n_conditions} conditions")
     np.testing.assert_array_equal(back.stimulus_ids, subjects[0].stimulus_ids)
     est.add_subject(subjects[3])
     assert est.transform(subjects[3]).n_units == shared.n_units
@@ -270,31 +324,32 @@ def check_aligner_round_trip(component: Component) -> None:
 
 # ---------------------------------------------------------------- features
 def check_features_shape_and_order(component: Component) -> None:
-    """transform gives float32 (n_stimuli, n_features) rows that follow the stimulus order."""
+    """``transform`` gives float32 (n_stimuli, n_features) rows that follow the stimulus order."""
     stimuli = fakes.make_stimuli()
     est = clone(component).fit(stimuli)
     out = est.transform(stimuli)
     assert out.dtype == np.float32 and out.shape[0] == stimuli.n_stimuli
     perm = np.random.default_rng(0).permutation(stimuli.n_stimuli)
-    np.testing.assert_allclose(est.transform(stimuli.select(stimuli.ids[perm])), out[perm], rtol=1e-5,
-                               atol=1e-6)
+    np.testing.assert_allclose(est.transform(stimuli.select(stimuli.ids[perm])), out[perm],
+                               rtol=1e-5, atol=1e-6)
 
 
 def check_features_check_stimuli(component: Component) -> None:
-    """check_stimuli() accepts stimuli that transform can embed (the kit's fake stimuli)."""
+    """``check_stimuli()`` accepts stimuli that ``transform`` can embed (the kit's fake stimuli)."""
     result: object = clone(component).check_stimuli(fakes.make_stimuli())
     assert result is None, f"check_stimuli() returned {result!r}; it must return None (or raise)"
 
 
 # ---------------------------------------------------------------- datasets
 def check_dataset_metadata(component: Component) -> None:
-    """roi_labels() and stimulus_set() agree with what load_subject returns.
+    """``roi_labels()`` and ``stimulus_set()`` agree with what ``load_subject`` returns.
 
     Each may be None (unknown without loading); otherwise every ROI label of a loaded
     subject's units is listed, and every stimulus the subject saw is in the set.
     """
     labels = component.roi_labels()
-    assert labels is None or (isinstance(labels, list) and all(isinstance(x, str) for x in labels)), (
+    assert labels is None or (isinstance(labels, list)
+                              and all(isinstance(x, str) for x in labels)), (
         f"roi_labels() must return None or a list of str; got {labels!r}")
     stimuli = component.stimulus_set()
     assert stimuli is None or isinstance(stimuli, StimulusSet), (
@@ -307,16 +362,18 @@ def check_dataset_metadata(component: Component) -> None:
             break
     if labels is not None and units is not None and units.roi is not None:
         unlisted = sorted(set(units.roi.tolist()) - set(labels) - {""})
-        assert not unlisted, f"units of {subject.name!r} carry ROI labels {unlisted[:5]} that roi_labels() omits"
+        assert not unlisted, (f"units of {subject.name!r} carry ROI labels {unlisted[:5]} that "
+                              "roi_labels() omits")
     if labels == [] and units is not None and units.roi is not None:
         assert not any(units.roi.tolist()), "roi_labels() is [] but the units carry ROI labels"
     if stimuli is not None:
         missing = sorted(set(subject.stimuli.ids.tolist()) - set(stimuli.ids.tolist()))
-        assert not missing, f"stimuli of {subject.name!r} missing from stimulus_set(): {missing[:5]}"
+        assert not missing, (
+            f"stimuli of {subject.name!r} missing from stimulus_set(): {missing[:5]}")
 
 
 def check_dataset_subjects(component: Component) -> None:
-    """subjects() lists names; load_subject returns that Subject; unknown names raise."""
+    """``subjects()`` lists names; ``load_subject`` returns that Subject; unknown names raise."""
     names = component.subjects()
     assert isinstance(names, list) and names and all(isinstance(n, str) for n in names)
     subject = component.load_subject(names[0])
@@ -392,18 +449,32 @@ def _output_of(est: Component) -> np.ndarray:
 
 _COMMON: list[Check] = [check_kind_declared, check_init_stores_params, check_params_round_trip,
                         check_check_params_passes, check_param_validation, check_has_docstring]
+_FITTED: list[Check] = [check_fit_returns_self, check_not_fitted_error,
+                        check_fit_does_not_change_params, check_fit_idempotent]
 _BY_KIND: dict[str, list[Check]] = {
-    "denoiser": [check_denoiser_fit_returns_self, check_not_fitted_error,
-                 check_fit_does_not_change_params, check_fit_idempotent,
-                 check_denoiser_condition_equivariance, check_dtype_preserved, check_missing_trials],
-    "encoder": [check_encoder_shapes, check_not_fitted_error, check_fit_does_not_change_params,
-                check_fit_idempotent, check_dtype_preserved],
-    "aligner": [check_aligner_round_trip, check_not_fitted_error, check_fit_does_not_change_params,
-                check_fit_idempotent],
-    "features": [check_features_shape_and_order, check_features_check_stimuli,
-                 check_fit_does_not_change_params, check_fit_idempotent],
+    "denoiser": [*_FITTED, check_denoiser_transform_output, check_denoiser_condition_equivariance,
+                 check_dtype_preserved, check_missing_trials],
+    "encoder": [*_FITTED, check_encoder_shapes, check_dtype_preserved],
+    "aligner": [*_FITTED, check_aligner_round_trip],
+    "features": [check_fit_returns_self, check_fit_does_not_change_params, check_fit_idempotent,
+                 check_features_shape_and_order, check_features_check_stimuli],
     "dataset": [check_dataset_subjects, check_dataset_metadata],
 }
+
+
+def checks_for(cls: type[Component]) -> list[Check]:
+    """Every contract check that applies to components of class ``cls`` (by its ``kind``).
+
+    Parameters
+    ----------
+    cls : type of Component
+
+    Returns
+    -------
+    list of callable
+        The checks common to every component, then those of ``cls.kind``.
+    """
+    return _COMMON + _BY_KIND.get(cls.kind, [])
 
 
 def check_component(component: Component) -> Iterator[tuple[str, Check]]:
@@ -421,35 +492,123 @@ def check_component(component: Component) -> Iterator[tuple[str, Check]]:
     check : callable
         Call ``check(component)``; it raises AssertionError (or a ConformError) on failure.
     """
-    for check in _COMMON + _BY_KIND.get(type(component).kind, []):
+    for check in checks_for(type(component)):
         yield check.__name__, check
 
 
-def parametrize_with_checks(components: Iterable[Component]) -> Any:
-    """A ``pytest.mark.parametrize`` decorator over (component, check) pairs.
+def parametrize_with_checks(components: Iterable[Component | ContractInstance]) -> Any:
+    """A decorator that runs a test once per (component, contract check) pair.
+
+    Each pair is one test, with the id ``Cls(params)-check_name``. A
+    :class:`~conform_core.testing.ContractInstance` is built lazily: the first time one of
+    its checks runs, once per test session, with an empty folder from pytest's
+    ``tmp_path_factory``. A check that fails for want of a module it ``requires`` is
+    skipped, with its ``hint`` as the reason. Nothing is built while tests are collected.
 
     Parameters
     ----------
-    components : iterable of Component
-        Instances to check.
+    components : iterable of Component or ContractInstance
+        Instances to check, or how to build them.
 
     Returns
     -------
     decorator
-        Decorate ``def test_contract(component, check): check(component)``.
+        Decorate ``def test_contract(component, check): check(component)``; the test
+        receives built instances.
+
+    Examples
+    --------
+    >>> @parametrize_with_checks([MyDenoiser(), ContractInstance(MyDataset, build=toy)])
+    ... def test_contract(component, check):  # doctest: +SKIP
+    ...     check(component)
     """
     import pytest
 
     cases, ids = [], []
-    for component in components:
-        for name, check in check_component(component):
-            cases.append((component, partial(check)))
-            ids.append(f"{type(component).__name__}({_short_params(component)})-{name}")
-    return pytest.mark.parametrize("component, check", cases, ids=ids)
+    for item in components:
+        if isinstance(item, ContractInstance):
+            cls, label = item.cls, item.label
+        elif isinstance(item, Component):
+            cls, label = type(item), f"{type(item).__name__}({_short_params(item)})"
+        else:
+            raise TypeError(f"parametrize_with_checks takes components or ContractInstance "
+                            f"objects; got {item!r}.")
+        for check in checks_for(cls):
+            cases.append((item, check))
+            ids.append(f"{label}-{check.__name__}")
+    mark = pytest.mark.parametrize("component, check", cases, ids=ids)
+
+    def decorate(test: Callable[..., Any]) -> Any:
+        signature = inspect.signature(test)
+        wanted = "tmp_path_factory" in signature.parameters
+
+        @functools.wraps(test)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            factory = kwargs["tmp_path_factory"] if wanted else kwargs.pop("tmp_path_factory")
+            item = kwargs["component"]
+            with _skip_when_missing(item):
+                kwargs["component"] = _built(item, factory)
+                return test(*args, **kwargs)
+
+        if not wanted:
+            extra = inspect.Parameter("tmp_path_factory", inspect.Parameter.KEYWORD_ONLY)
+            parameters = [p for p in signature.parameters.values()
+                          if p.kind is not inspect.Parameter.VAR_KEYWORD]
+            run.__signature__ = signature.replace(  # type: ignore[attr-defined]
+                parameters=[*parameters, extra])
+        return mark(run)
+
+    return decorate
+
+
+def _built(item: Component | ContractInstance, tmp_path_factory: Any) -> Component:
+    """The component of a test case: ``item`` itself, or the ContractInstance built."""
+    if not isinstance(item, ContractInstance):
+        return item
+    session = str(tmp_path_factory.getbasetemp())
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", f"contract-{item.label}")[:60]
+    return item.get(session, lambda: tmp_path_factory.mktemp(name))
+
+
+@contextlib.contextmanager
+def _skip_when_missing(item: Component | ContractInstance) -> Iterator[None]:
+    """Skip the test when it fails for want of a module the instance ``requires``.
+
+    Only then: a check that does not need the optional module (parameters, docstring, ...)
+    still runs, and passes or fails, without it.
+    """
+    missing = item.missing() if isinstance(item, ContractInstance) else []
+    if not missing:
+        yield
+        return
+    assert isinstance(item, ContractInstance)
+    try:
+        yield
+    except Exception as exc:
+        if not _caused_by_missing(exc, set(missing)):
+            raise
+        import pytest
+
+        pytest.skip(f"{item.label} needs {', '.join(missing)}, which is not installed"
+                    + (f" ({item.hint})" if item.hint else ""))
+
+
+def _caused_by_missing(exc: BaseException | None, modules: set[str]) -> bool:
+    """Whether ``exc``, or an exception it was raised from, is an import of ``modules``."""
+    seen = 0
+    while exc is not None and seen < 20:
+        if isinstance(exc, ImportError) and (exc.name or "").split(".")[0] in modules:
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
 
 
 def _short_params(component: Component) -> str:
+    """The parameters that differ from their defaults, shortened for a test id."""
+    signature = inspect.signature(type(component).__init__)
     changed = {k: v for k, v in component.get_params(deep=False).items()
-               if not isinstance(v, np.ndarray)}
-    text = ",".join(f"{k}={v!r}" for k, v in list(changed.items())[:2])
-    return text[:40]
+               if not isinstance(v, np.ndarray)
+               and not (k in signature.parameters
+                        and _equal(v, signature.parameters[k].default))}
+    text = ",".join(f"{k}={v!r}" for k, v in changed.items())
+    return text if len(text) <= 40 else text[:39] + "~"

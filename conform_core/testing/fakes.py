@@ -42,7 +42,8 @@ def make_features(n_stimuli: int = 30, n_features: int = 5, n_units: int = 4,
     """(X, Y) for an encoder: linear responses plus noise."""
     rng = np.random.default_rng(random_state)
     X = rng.standard_normal((n_stimuli, n_features))
-    Y = X @ rng.standard_normal((n_features, n_units)) + 0.1 * rng.standard_normal((n_stimuli, n_units))
+    weights = rng.standard_normal((n_features, n_units))
+    Y = X @ weights + 0.1 * rng.standard_normal((n_stimuli, n_units))
     return X, Y
 
 
@@ -76,7 +77,8 @@ def _fake_image(index: int, random_state: int) -> str:
         _IMAGE_DIR.append(folder)
     path = os.path.join(_IMAGE_DIR[0], f"img{random_state}_{index:03d}.png")
     if not os.path.exists(path):
-        pixels = np.random.default_rng([random_state, index]).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        rng = np.random.default_rng([random_state, index])
+        pixels = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(path)
     return path
 

@@ -39,7 +39,8 @@ def condition_data(draw: st.DrawFn, max_units: int = 6, max_conditions: int = 8,
                    dtype: type = np.float64) -> ConditionData:
     """A ConditionData without NaN."""
     shape = (draw(st.integers(1, max_units)), draw(st.integers(1, max_conditions)))
-    return ConditionData(draw(hnp.arrays(dtype, shape, elements=_values)), draw(stimulus_ids(shape[1])))
+    return ConditionData(draw(hnp.arrays(dtype, shape, elements=_values)),
+                         draw(stimulus_ids(shape[1])))
 
 
 @st.composite

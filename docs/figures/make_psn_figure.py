@@ -1,6 +1,6 @@
 """Make docs/figures/psn_ground_truth.png: error to the true signal, PSN vs baselines.
 
-Simulated study (conform_core.simulation), 80 units x 300 stimuli x 3 repeats, at
+Simulated study (conform_synthetic), 80 units x 300 stimuli x 3 repeats, at
 several signal-to-noise ratios; for each: the trial average, the ``pca`` baseline
 (rank by leave-one-trial-out CV) and PSN (default 'standard', prediction criterion,
 Wiener, cross-validated). MSE to the true signal, relative to the trial average.
@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from conform_core.plugins import default_registry  # noqa: E402
-from conform_core.simulation import simulate_study  # noqa: E402
+from conform_synthetic import simulate_study  # noqa: E402
 from conform_psn import PSNDenoiser  # noqa: E402
 
 OUT = Path(__file__).with_name("psn_ground_truth.png")

@@ -8,21 +8,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import ConditionData, ConditionTrials, Denoiser, ShapeError
+from conform_core.data import mean_over_trials
 from conform_core.constraints import Interval
 from conform_core.validation import check_int_param
-
-from .trial_average import check_units
 
 __all__ = ["PCADenoiser"]
 
 _N_COMPONENTS_FIX = "Use None to choose the rank by cross-validation."
-
-
-def _nanmean_trials(data: NDArray[np.floating]) -> NDArray[np.float64]:
-    finite = np.isfinite(data)
-    n = finite.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(finite, data, 0.0).sum(axis=2) / n
 
 
 def _basis(means: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -91,11 +83,10 @@ class PCADenoiser(Denoiser):
             k_max = limit if k_max is None else min(k_max, limit)
             self.cv_error_ = self._cross_validate(arr, k_max)
             k_fixed = int(np.argmin(self.cv_error_))
-        center, axes = _basis(_nanmean_trials(arr))
+        center, axes = _basis(mean_over_trials(arr))
         self.n_components_ = min(k_fixed, axes.shape[1])
         self.components_ = axes[:, : self.n_components_].astype(data.data.dtype)
         self.center_ = center[:, 0].astype(data.data.dtype)
-        self.n_units_ = data.n_units
         return self
 
     @staticmethod
@@ -109,7 +100,7 @@ class PCADenoiser(Denoiser):
         errors = np.zeros(k_max + 1)
         for t in range(n_trials):
             held = arr[:, :, t]
-            rest = _nanmean_trials(np.delete(arr, t, axis=2))
+            rest = mean_over_trials(np.delete(arr, t, axis=2))
             ok = np.isfinite(held).all(axis=0) & np.isfinite(rest).all(axis=0)
             if ok.sum() < 2:
                 continue
@@ -126,7 +117,6 @@ class PCADenoiser(Denoiser):
         return errors
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
-        check_units(self, data)
         means = data.mean()
         x = np.asarray(means.data, dtype=self.components_.dtype)
         resid = x - self.center_[:, None]

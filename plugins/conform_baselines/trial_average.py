@@ -20,20 +20,8 @@ class TrialAverageDenoiser(Denoiser):
     """
 
     def _fit(self, data: ConditionTrials) -> TrialAverageDenoiser:
-        self.n_units_ = data.n_units
         return self
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
-        check_units(self, data)
         return data.mean()
 
-
-def check_units(denoiser: Denoiser, data: ConditionTrials) -> None:
-    """Raise if ``data`` does not have the number of units the denoiser was fitted on."""
-    from conform_core import ShapeError
-
-    if data.n_units != denoiser.n_units_:
-        raise ShapeError(
-            f"{type(denoiser).__name__} was fitted on {denoiser.n_units_} units but got "
-            f"{data.n_units}. Apply it to the same units it was fitted on."
-        )

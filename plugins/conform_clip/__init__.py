@@ -13,11 +13,25 @@ from ._features import ClipFeatures
 
 if TYPE_CHECKING:
     from conform_core import ComponentRegistry
+    from conform_core.testing import ContractInstances
 
-__all__ = ["ClipFeatures", "conform_register"]
+__all__ = ["ClipFeatures", "conform_contract_instances", "conform_register"]
 
 
 @hookimpl
 def conform_register(registry: ComponentRegistry) -> None:
     """Register :class:`ClipFeatures` as the ``features`` component ``clip``."""
     registry.add("features", "clip", ClipFeatures)
+
+
+@hookimpl
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """The contract kit checks ``clip`` with a tiny untrained ViT (:mod:`.testing`).
+
+    Without torch or open_clip, the checks that need them are skipped with the install command.
+    """
+    from .testing import tiny_untrained
+
+    instances.add(ClipFeatures, tiny_untrained, id="tiny-untrained",
+                  requires=("torch", "open_clip"),
+                  hint="pip install 'conform-fmri[clip]'")

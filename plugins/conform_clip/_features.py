@@ -13,7 +13,6 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from conform_core.components import Component
 from conform_core.components.features import Features
 from conform_core.constraints import Boolean, Interval, NonEmptyStr, PathLike
 from conform_core.data import StimulusSet
@@ -28,14 +27,6 @@ __all__ = ["ClipFeatures"]
 _MODEL_WHAT = "an open_clip model name, 'local-dir:PATH' or a model-config .json path"
 
 _UNTRAINED_SEED = 0
-
-
-_TINY_CONFIG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-    "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 1, "layers": 1},
-}
-"""A tiny open_clip config, used only by the contract kit (an untrained model)."""
 
 
 def _known_models() -> list[str] | None:
@@ -117,21 +108,6 @@ class ClipFeatures(Features):
         self.batch_size = batch_size
         self.device = device
         self.cache_dir = cache_dir
-
-    @classmethod
-    def _contract_instances(cls) -> list[Component]:
-        """An untrained tiny ViT (no weights exist offline), for the contract kit's fake images."""
-        import atexit
-        import json
-        import shutil
-        import tempfile
-
-        folder = tempfile.mkdtemp(prefix="conform-clip-contract-")
-        atexit.register(shutil.rmtree, folder, True)
-        config = f"{folder}/conform-tiny-vit.json"
-        with open(config, "w", encoding="utf-8") as handle:
-            json.dump(_TINY_CONFIG, handle)
-        return [cls(model=config, allow_untrained=True, cache_dir=folder)]
 
     # ------------------------------------------------------------------ checks
     def _check_params_extra(self) -> None:

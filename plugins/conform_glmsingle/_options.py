@@ -1,10 +1,15 @@
-"""GLMsingle options: the official names and defaults, validated with clear messages."""
+"""GLMsingle options: the official names and defaults, and what each value may be.
+
+Every option is declared once, in :data:`OPTION_CONSTRAINTS`, and checked by
+:mod:`conform_core.constraints` (unknown names get the closest valid one). Only the rule
+between ``pcstop`` and ``n_pcs`` and the checks that need the runs (one value per run,
+HRFs sampled at the TR) are written out here.
+"""
 
 from __future__ import annotations
 
 import copy
-import difflib
-import numbers
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +17,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.constraints import (
+    Boolean,
+    Constraint,
+    InstanceOf,
+    Interval,
+    PathLike,
+    check_constraints,
+)
+from conform_core.constraints import Options as OneOf
 from conform_core.exceptions import DataFileError, ParameterError, ShapeError
 
-__all__ = ["DEFAULTS", "IGNORED", "Options", "check_static_options", "load_hrf_table",
-           "resolve_options"]
+__all__ = ["DEFAULTS", "IGNORED", "OPTION_CONSTRAINTS", "OPTION_FIXES", "Options",
+           "check_options", "check_pcstop", "Fractions", "load_hrf_table", "resolve_options"]
 
 #: Official defaults (glmsingle.md section 3; Python package values).
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +72,178 @@ IGNORED = ("numforhrf", "hrfthresh", "hrffitmask", "R2thresh", "hrfmodel", "n_jo
            "wantparametric", "lambda", "seed", "suppressoutput")
 
 
+def _floats(value: Any) -> NDArray[np.float64]:
+    """``value`` as a flat float array (NaN when it holds something that is not a number)."""
+    try:
+        return np.atleast_1d(np.asarray(value, np.float64)).ravel()
+    except (TypeError, ValueError):
+        return np.array([np.nan])
+
+
+class _Checked(Constraint):
+    """Any value here: the option is checked where it is used (against the runs)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return self.what
+
+
+class _TypeFlags(Constraint):
+    """Four 0/1 flags, one per GLMsingle type (A, B, C, D)."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)):
+            return False
+        arr = _floats(value)
+        return arr.size == 4 and bool(np.all(np.isin(arr, (0, 1))))
+
+    def describe(self) -> str:
+        return "four 0/1 flags for types A, B, C, D"
+
+    def invalid_value(self) -> Any:
+        return [1, 1]
+
+
+class Fractions(Constraint):
+    """A non-empty list (or one number) of ridge fractions in (0, 1]."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)) or np.ndim(value) > 1:
+            return False
+        arr = _floats(value)
+        return arr.size > 0 and bool(np.all(np.isfinite(arr) & (arr > 0) & (arr <= 1)))
+
+    def describe(self) -> str:
+        return "a non-empty list of fractions in (0, 1]"
+
+    def invalid_value(self) -> Any:
+        return [0.0]
+
+
+class _BrainThresh(Constraint):
+    """``[percentile, fraction]``: the brain mask's intensity percentile (0-100) and fraction."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)):
+            return False
+        arr = _floats(value)
+        return arr.size == 2 and bool(0 <= arr[0] <= 100)
+
+    def describe(self) -> str:
+        return "[percentile, fraction] with the percentile in [0, 100]"
+
+    def invalid_value(self) -> Any:
+        return [101, 0.1]
+
+
+_FLAG: list[Any] = [OneOf((0, 1, True, False))]
+_FLAGS = ("wantlibrary", "wantglmdenoise", "wantfracridge", "wantpercentbold", "wantlss",
+          "wanthdf5", "wantautoscale")
+_HRFS: list[Any] = [PathLike("file"), InstanceOf((np.ndarray, list, tuple), "an array of HRF "
+                                                 "samples (time x HRFs)"), None]
+
+#: Every option GLM_single accepts, and what its value may be (glmsingle.md section 3).
+OPTION_CONSTRAINTS: dict[str, list[Any]] = {
+    **{flag: _FLAG for flag in _FLAGS},
+    "chunklen": [Interval(int, 1, None)],
+    "xvalscheme": [_Checked("a list of groups of 0-based run indices, or None")],
+    "sessionindicator": [_Checked("one positive int per run, or None")],
+    "wantfileoutputs": [_TypeFlags()],
+    "wantmemoryoutputs": [_TypeFlags()],
+    "extra_regressors": [_Checked("False, or one time x k array per run")],
+    "maxpolydeg": [_Checked("an int >= 0 or one per run, or None")],
+    "hrftoassume": _HRFS,
+    "hrflibrary": _HRFS,
+    "n_pcs": [Interval(int, 0, None)],
+    "brainthresh": [_BrainThresh()],
+    "brainR2": [_Checked("[] (automatic) or an R² threshold in percent")],
+    "brainexclude": [_Checked("False, or a 0/1 mask of the units to exclude")],
+    "pcR2cutoff": [_Checked("[] (automatic) or an R² cutoff in percent")],
+    "pcR2cutoffmask": [_Checked("1, or a 0/1 mask of the units")],
+    "pcstop": [Interval(float, None, None)],
+    "fracs": [Fractions(), None],
+    "firdelay": [Interval(float, 0, None)],
+    "firpct": [Interval(float, 0, 100)],
+    "engine": [OneOf(("native", "official"))],
+    "verbose": [Boolean(), OneOf((0, 1))],
+    "quirks": [OneOf(("official", "fixed"))],
+    "random_state": [Interval(int, 0, 2**32 - 1),
+                     InstanceOf(np.random.RandomState, "a numpy RandomState"), None],
+    "blas_threads": [Interval(int, 1, None), None],
+    **{name: [_Checked("any value (accepted for compatibility, never used)")] for name in IGNORED},
+}
+
+_HRF_FIX = ("Pass a time x HRFs table sampled every 0.1 s (TSV, CSV or .npy), or an array "
+            "sampled at the TR.")
+#: How to fix a bad value of an option.
+OPTION_FIXES: dict[str, str] = {
+    **{flag: "Use 0 or 1." for flag in _FLAGS},
+    "chunklen": "It bounds memory (units per chunk); results do not depend on it.",
+    "wantfileoutputs": "Example: [0, 0, 0, 1] keeps type D only.",
+    "wantmemoryoutputs": "Example: [0, 0, 0, 1] keeps type D only.",
+    "hrftoassume": _HRF_FIX,
+    "hrflibrary": _HRF_FIX,
+    "brainthresh": "Use e.g. [99, 0.1] (the default).",
+    "pcstop": "Use a number >= 1 (the stopping rule), or -K to keep exactly K PCs.",
+    "fracs": "Use None for numpy.linspace(1, 0.05, 20).",
+    "quirks": "'official' reproduces the official package's numbers.",
+    "blas_threads": "Use None to leave BLAS as it is.",
+}
+
+
+def check_pcstop(pcstop: float, n_pcs: int, *, owner: Any) -> None:
+    """Check ``pcstop`` against ``n_pcs``: ``pcstop <= 0`` asks for exactly ``-pcstop`` PCs.
+
+    Raises
+    ------
+    ParameterError
+        If ``-pcstop`` is not a whole number, or more PCs than ``n_pcs``.
+    """
+    if pcstop > 0:
+        return
+    allowed = (f"a number >= 1 (the stopping rule) or -K with K a whole number of PCs <= "
+               f"$n_pcs={n_pcs}")
+    if float(-pcstop) != int(-pcstop):
+        raise ParameterError(param="pcstop", value=pcstop, owner=owner, allowed=allowed,
+                             fix="Pass -K to keep exactly K PCs.")
+    if -pcstop > n_pcs:
+        raise ParameterError(param="pcstop", value=pcstop, owner=owner, allowed=allowed,
+                             fix=f"Raise $n_pcs to at least {int(-pcstop)}, or keep fewer PCs.")
+
+
+def check_options(params: dict[str, Any] | None) -> dict[str, Any]:
+    """Check GLM_single's options without the data; return them merged with the defaults.
+
+    Names (unknown ones with the closest valid name) and values against
+    :data:`OPTION_CONSTRAINTS`, ``pcstop`` against ``n_pcs``, and that HRF table paths
+    exist. Flags come back as ints. ``GLM_single`` runs it when built, and
+    ``GLMsingleDenoiser.check_params`` before any work.
+
+    Raises
+    ------
+    ParameterError
+        For an unknown name or a bad value, naming the option, the value and the fix.
+    DataFileError
+        For an HRF table path that does not exist.
+    """
+    given = dict(params or {})
+    check_constraints(OPTION_CONSTRAINTS, given, owner="GLM_single", fixes=OPTION_FIXES,
+                      reject_unknown=True)
+    raw = copy.deepcopy(DEFAULTS)
+    raw.update(given)
+    check_pcstop(raw["pcstop"], raw["n_pcs"], owner="GLM_single")
+    for key in _FLAGS:
+        raw[key] = int(raw[key])
+    for key in ("wantfileoutputs", "wantmemoryoutputs"):
+        raw[key] = [int(a) for a in _floats(raw[key])]
+    return raw
+
+
 def load_hrf_table(path: str | Path) -> NDArray[np.float64]:
     """Load an HRF table (time x n_hrfs at 0.1 s, e.g. the official TSV) from a text or .npy file.
 
@@ -97,14 +283,6 @@ class Options:
         return self.raw[key]
 
 
-def _flags(value: Any, name: str) -> list[int]:
-    arr = np.atleast_1d(np.asarray(value)).astype(float).ravel()
-    if arr.size != 4 or not np.all(np.isin(arr, (0, 1))):
-        raise ParameterError(f"{name} must be four 0/1 flags for types A, B, C, D; got {value!r}. "
-                             "Example: [0, 0, 0, 1] keeps type D only.")
-    return [int(a) for a in arr]
-
-
 def _check_hrfs(arr: Any, name: str, n_cols: int | None = None) -> NDArray[np.float64]:
     a = np.asarray(arr, dtype=np.float64)
     if a.ndim == 1:
@@ -124,84 +302,21 @@ def _check_hrfs(arr: Any, name: str, n_cols: int | None = None) -> NDArray[np.fl
     return a / peak
 
 
-def check_static_options(params: dict[str, Any] | None) -> dict[str, Any]:
-    """Merge ``params`` with the defaults and validate what needs neither data nor timing.
-
-    Names, flags, engine, PC and ridge settings, ``brainthresh``, and that HRF table paths
-    exist. Returns the merged options (flags as ints). :func:`resolve_options` starts with
-    it; ``GLMsingleDenoiser.check_params`` runs it before any work.
-    """
-    given = dict(params or {})
-    unknown = [k for k in given if k not in DEFAULTS and k not in IGNORED]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], list(DEFAULTS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ParameterError(f"Unknown GLMsingle option {unknown[0]!r}.{hint} Valid options: "
-                             f"{', '.join(sorted(DEFAULTS))}.")
-    raw = copy.deepcopy(DEFAULTS)
-    raw.update(given)
-    for key in ("wantlibrary", "wantglmdenoise", "wantfracridge", "wantpercentbold", "wantlss",
-                "wanthdf5", "wantautoscale"):
-        if raw[key] not in (0, 1, True, False):
-            raise ParameterError(f"{key} must be 0 or 1; got {raw[key]!r}.")
-        raw[key] = int(raw[key])
-    raw["wantfileoutputs"] = _flags(raw["wantfileoutputs"], "wantfileoutputs")
-    raw["wantmemoryoutputs"] = _flags(raw["wantmemoryoutputs"], "wantmemoryoutputs")
-    if raw["engine"] not in ("native", "official"):
-        raise ParameterError(f"engine must be 'native' or 'official'; got {raw['engine']!r}.")
-    if raw["quirks"] not in ("official", "fixed"):
-        raise ParameterError(f"quirks must be 'official' or 'fixed'; got {raw['quirks']!r}. "
-                             "'official' reproduces the official package's numbers.")
-    bt = raw["blas_threads"]
-    if bt is not None and (not isinstance(bt, (int, np.integer)) or isinstance(bt, bool) or bt < 1):
-        raise ParameterError(f"blas_threads must be a positive int or None (leave BLAS as it is); "
-                             f"got {bt!r}.")
-    chunk = raw["chunklen"]
-    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
-        raise ParameterError(f"chunklen must be a positive int (units per chunk); got {chunk!r}.")
-    n_pcs = raw["n_pcs"]
-    if not isinstance(n_pcs, (int, np.integer)) or isinstance(n_pcs, bool) or n_pcs < 0:
-        raise ParameterError(f"n_pcs must be an int >= 0; got {n_pcs!r}.")
-    pcstop = raw["pcstop"]
-    if isinstance(pcstop, (bool, np.bool_)) or not isinstance(pcstop, numbers.Real) \
-            or not np.isfinite(pcstop):
-        raise ParameterError(f"pcstop must be a number (>= 1: stopping rule; <= 0: use -pcstop PCs); "
-                             f"got {pcstop!r}.")
-    if pcstop <= 0 and -pcstop > n_pcs:
-        raise ParameterError(f"pcstop={pcstop} asks for {-pcstop} PCs but n_pcs is {n_pcs}. "
-                             f"Raise n_pcs to at least {-pcstop}.")
-    if pcstop <= 0 and float(-pcstop) != int(-pcstop):
-        raise ParameterError(f"pcstop <= 0 must be minus a whole number of PCs; got {pcstop!r}.")
-
-    fr = np.linspace(1, 0.05, 20) if raw["fracs"] is None else _floats(raw["fracs"])
-    if fr.size == 0 or not np.all(np.isfinite(fr)) or np.any(fr <= 0) or np.any(fr > 1):
-        raise ParameterError(f"fracs must be fractions in (0, 1]; got {raw['fracs']!r}. "
-                             "Default: numpy.linspace(1, 0.05, 20).")
-    bt = _floats(raw["brainthresh"])
-    if bt.size != 2 or not (0 <= bt[0] <= 100):
-        raise ParameterError(f"brainthresh must be [percentile, fraction]; got {raw['brainthresh']!r}.")
-    for key in ("hrftoassume", "hrflibrary"):
-        if isinstance(raw[key], (str, Path)) and not Path(raw[key]).is_file():
-            load_hrf_table(raw[key])  # raises, naming the file and the fix
-    return raw
-
-
-def _floats(value: Any) -> NDArray[np.float64]:
-    """``value`` as a flat float array (NaN when it holds something that is not a number)."""
-    try:
-        return np.atleast_1d(np.asarray(value, np.float64)).ravel()
-    except (TypeError, ValueError):
-        return np.array([np.nan])
-
-
 def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
                     n_times: list[int]) -> Options:
-    """Merge ``params`` with the defaults and validate everything that does not need the data."""
+    """Merge ``params`` with the defaults, check them (:func:`check_options`) and against the
+    runs (one value per run, polynomial degrees, HRFs), and resolve the HRFs and fractions.
+
+    Raises
+    ------
+    ParameterError, ShapeError, DataFileError
+        Naming the option, the value and the fix.
+    """
     from conform_core.hrf import canonical_hrf, hrf_library, resample_hrf
 
     from ._nuisance import default_maxpolydeg
 
-    raw = check_static_options(params)
+    raw = check_options(params)
     n_runs = len(n_times)
     fr = np.linspace(1, 0.05, 20) if raw["fracs"] is None else _floats(raw["fracs"])
     fracs = np.unique(fr)[::-1]
@@ -213,8 +328,9 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
         if md.size == 1:
             md = np.repeat(md, n_runs)
         if md.size != n_runs or np.any(md < 0) or np.any(md != np.round(md)):
-            raise ParameterError(f"maxpolydeg must be an int >= 0 or one per run ({n_runs}); got "
-                                 f"{raw['maxpolydeg']!r}.")
+            raise ParameterError(param="maxpolydeg", value=raw["maxpolydeg"], owner="GLM_single",
+                                 allowed=f"an int >= 0, or one per run ({n_runs}), or None",
+                                 fix="Use None for the default degree of each run.")
         degs = [int(d) for d in md]
     for r, (d, t) in enumerate(zip(degs, n_times)):
         if d + 1 >= t:
@@ -224,11 +340,12 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
     si = raw["sessionindicator"]
     sess = np.ones(n_runs, np.int64) if si is None else np.atleast_1d(np.asarray(si)).ravel()
     if sess.size != n_runs or np.any(sess < 1) or np.any(sess != np.round(sess)):
-        raise ParameterError(f"sessionindicator must hold one positive int per run ({n_runs}); "
-                             f"got {si!r}. Example for 2 sessions of 3 runs: [1, 1, 1, 2, 2, 2].")
+        raise ParameterError(param="sessionindicator", value=si, owner="GLM_single",
+                             allowed=f"one positive int per run ({n_runs}), or None",
+                             fix="Example for 2 sessions of 3 runs: [1, 1, 1, 2, 2, 2].")
     sess = sess.astype(np.int64)
 
-    if isinstance(raw["hrftoassume"], (str, Path)):
+    if isinstance(raw["hrftoassume"], (str, os.PathLike)):
         hta = resample_hrf(load_hrf_table(raw["hrftoassume"])[:, 0], stimdur, tr)
     elif raw["hrftoassume"] is None:
         hta = canonical_hrf(stimdur, tr)
@@ -236,7 +353,7 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
         hta = raw["hrftoassume"]
     hrftoassume = _check_hrfs(hta, "hrftoassume", n_cols=1)[:, 0]
     lib = raw["hrflibrary"]
-    if isinstance(lib, (str, Path)):
+    if isinstance(lib, (str, os.PathLike)):
         lib = resample_hrf(load_hrf_table(lib), stimdur, tr)
     elif lib is None:
         lib = hrf_library(stimdur, tr)

@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.constraints import InstanceOf, validate_params
 from conform_core.exceptions import ParameterError, ShapeError
 
 from ._design import check_design
-from ._options import DEFAULTS, IGNORED, resolve_options
+from ._options import check_options, resolve_options
 
 __all__ = ["GLM_single", "check_timing", "prepare_data"]
 
@@ -160,19 +161,18 @@ class GLM_single:
     Raises
     ------
     ParameterError
-        For an unknown option name (with the closest valid one).
+        For an unknown option name (with the closest valid one) or a bad value
+        (``OPTION_CONSTRAINTS`` in ``conform_glmsingle._options`` declares them).
+    DataFileError
+        For an HRF table path that does not exist.
     """
 
+    @validate_params({"params": [InstanceOf(dict, "a dict of GLMsingle options"), None]},
+                     fixes={"params": "Pass e.g. {'wantlibrary': 0, 'n_pcs': 5}."},
+                     owner="GLM_single")
     def __init__(self, params: dict[str, Any] | None = None) -> None:
-        given = dict(params or {})
-        for key in given:
-            if key not in DEFAULTS and key not in IGNORED:
-                import difflib
-
-                close = difflib.get_close_matches(key, list(DEFAULTS), n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ParameterError(f"Unknown GLMsingle option {key!r}.{hint}")
-        self.params = given
+        check_options(params)
+        self.params = dict(params or {})
 
     def fit(self, design: Any, data: Any, stimdur: float, tr: float,
             outputdir: str | Path | None = None, figuredir: str | Path | None = None,

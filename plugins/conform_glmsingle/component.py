@@ -9,17 +9,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.components.denoiser import Denoiser
+from conform_core.constraints import Boolean, InstanceOf, Interval, Options, PathLike
 from conform_core.data import TimeSeriesData, TrialData
-from conform_core.exceptions import ParameterError
-from conform_core.validation import (
-    check_bool_param,
-    check_choice,
-    check_existing_path,
-    check_float_param,
-    check_int_param,
-)
 
-from ._options import check_static_options
+from ._options import OPTION_CONSTRAINTS, OPTION_FIXES, Fractions, check_options, check_pcstop
 
 __all__ = ["GLMsingleDenoiser"]
 
@@ -67,7 +60,7 @@ class GLMsingleDenoiser(Denoiser):
     hrf_library : str or None, default=None
         Path of a time x HRFs table at 0.1 s (e.g. the official TSV); None generates the
         library from its double-gamma parameters.
-    extra_options : dict or None, default=None
+    options : dict or None, default=None
         Any other official GLMsingle option (e.g. ``{"brainthresh": [99, 0.1]}``).
         ``{"engine": "official"}`` fits with the official ``glmsingle`` package if it is
         installed (for comparison); ``transform`` on other runs then refits natively with the
@@ -96,11 +89,37 @@ class GLMsingleDenoiser(Denoiser):
 
     consumes: ClassVar[tuple[type, ...]] = (TimeSeriesData,)
     produces: ClassVar[type] = TrialData
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "stimdur": [Interval(float, 0, None, closed="right"), None],
+        "model": [Options(("D", "C", "B"))],
+        "wantlibrary": [Interval(int, 0, 1), Boolean()],
+        "wantglmdenoise": [Interval(int, 0, 1), Boolean()],
+        "wantfracridge": [Interval(int, 0, 1), Boolean()],
+        "n_pcs": OPTION_CONSTRAINTS["n_pcs"],
+        "pcstop": OPTION_CONSTRAINTS["pcstop"],
+        "fracs": [Fractions(), None],
+        "chunklen": OPTION_CONSTRAINTS["chunklen"],
+        "hrf_library": [PathLike("file"), None],
+        "options": [InstanceOf(dict, "a dict of GLMsingle options"), None],
+        "verbose": [Boolean()],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "stimdur": "Use None to take the median event duration.",
+        "wantlibrary": "Use 0 or 1.",
+        "wantglmdenoise": "Use 0 or 1.",
+        "wantfracridge": "Use 0 or 1.",
+        "pcstop": OPTION_FIXES["pcstop"],
+        "fracs": OPTION_FIXES["fracs"],
+        "chunklen": OPTION_FIXES["chunklen"],
+        "hrf_library": "Pass a time x HRFs table sampled every 0.1 s (TSV, CSV or .npy), or None "
+                       "for the built-in library.",
+        "options": "Pass e.g. $options={'brainthresh': [99, 0.1]}.",
+    }
 
     def __init__(self, stimdur: float | None = None, model: Literal["D", "C", "B"] = "D",
                  wantlibrary: int = 1, wantglmdenoise: int = 1, wantfracridge: int = 1,
                  n_pcs: int = 10, pcstop: float = 1.05, fracs: Any = None, chunklen: int = 50000,
-                 hrf_library: str | None = None, extra_options: dict[str, Any] | None = None,
+                 hrf_library: str | None = None, options: dict[str, Any] | None = None,
                  verbose: bool = False) -> None:
         self.stimdur = stimdur
         self.model = model
@@ -112,64 +131,23 @@ class GLMsingleDenoiser(Denoiser):
         self.fracs = fracs
         self.chunklen = chunklen
         self.hrf_library = hrf_library
-        self.extra_options = extra_options
+        self.options = options
         self.verbose = verbose
 
-    def check_params(self) -> None:
-        """Check every parameter that does not depend on the data.
+    def _check_params_extra(self) -> None:
+        """Check ``pcstop`` against ``n_pcs``, and ``options`` as GLM_single would.
 
-        ``stimdur`` (a number > 0 or None), ``model``, the 0/1 flags, ``n_pcs``, ``pcstop``,
-        ``fracs``, ``chunklen``, ``hrf_library`` (an existing file), ``verbose``, and
-        ``extra_options`` (known GLMsingle option names and their values). The timing
-        checks (onsets on the TR grid, runs long enough) need the runs and stay in ``fit``.
+        The named parameters are declared in ``_parameter_constraints``; ``options`` must
+        hold known GLMsingle option names with valid values. The timing checks (onsets on
+        the TR grid, runs long enough) need the runs and stay in ``fit``.
         """
-        check_float_param(self.stimdur, name="stimdur", owner=self, low=0, low_open=True,
-                          none_ok=True, fix="Use None to take the median event duration.")
-        check_choice(self.model, ("D", "C", "B"), name="model", owner=self)
-        for flag in ("wantlibrary", "wantglmdenoise", "wantfracridge"):
-            value = getattr(self, flag)
-            if not isinstance(value, (bool, np.bool_)):
-                check_int_param(value, name=flag, owner=self, low=0, high=1, fix="Use 0 or 1.")
-        n_pcs = check_int_param(self.n_pcs, name="n_pcs", owner=self, low=0)
-        pcstop = check_float_param(self.pcstop, name="pcstop", owner=self,
-                                   fix="Use a number >= 1 (the stopping rule), or -K to keep "
-                                       "exactly K PCs.")
-        assert pcstop is not None and n_pcs is not None
-        if pcstop <= 0 and (-pcstop > n_pcs or float(-pcstop) != int(-pcstop)):
-            raise ParameterError(
-                f"The 'pcstop' parameter of GLMsingleDenoiser must be >= 1 (the stopping rule) or "
-                f"-K with K a whole number of PCs <= n_pcs={n_pcs}; got {self.pcstop!r}. Raise "
-                "n_pcs, or pass -K for K PCs."
-            )
-        if self.fracs is not None:
-            try:
-                fracs = np.atleast_1d(np.asarray(self.fracs, dtype=np.float64))
-            except (TypeError, ValueError):
-                fracs = np.array([np.nan])
-            if fracs.ndim != 1 or fracs.size == 0 or not np.all((fracs > 0) & (fracs <= 1)):
-                raise ParameterError(
-                    f"The 'fracs' parameter of GLMsingleDenoiser must be a list of fractions in "
-                    f"(0, 1] or None; got {self.fracs!r}. Use None for numpy.linspace(1, 0.05, 20)."
-                )
-        check_int_param(self.chunklen, name="chunklen", owner=self, low=1,
-                        fix="It bounds memory (units per chunk); results do not depend on it.")
-        if self.hrf_library is not None:
-            check_existing_path(self.hrf_library, name="hrf_library", owner=self,
-                                fix="Pass a time x HRFs table sampled every 0.1 s (TSV, CSV or "
-                                    ".npy), or None for the built-in library.")
-        check_bool_param(self.verbose, name="verbose", owner=self)
-        if self.extra_options is not None and not isinstance(self.extra_options, dict):
-            raise ParameterError(
-                f"The 'extra_options' parameter of GLMsingleDenoiser must be a dict of GLMsingle "
-                f"options or None; got {self.extra_options!r}. Pass e.g. "
-                "extra_options={'brainthresh': [99, 0.1]}."
-            )
-        check_static_options(self._params())
+        check_pcstop(self.pcstop, self.n_pcs, owner=self)
+        check_options(self._params())
 
     def _params(self) -> dict[str, Any]:
         flags = [0, 0, 0, 0]
         flags["ABCD".index(self.model)] = 1
-        params: dict[str, Any] = dict(self.extra_options or {})
+        params: dict[str, Any] = dict(self.options or {})
         params.update(
             wantlibrary=self.wantlibrary,
             wantglmdenoise=int(bool(self.wantglmdenoise) and self.model in "CD"),
@@ -244,9 +222,6 @@ class GLMsingleDenoiser(Denoiser):
         ref = getattr(self, "_fitted_on", None)
         if ref is not None and ref() is data:
             return self.trial_data_
-        if data.n_units != self.hrf_index_.shape[0]:
-            raise ParameterError(f"GLMsingleDenoiser was fitted on {self.hrf_index_.shape[0]} units; "
-                                 f"got {data.n_units}. Transform runs of the same units.")
         force: dict[str, Any] = {"HRFindex": self.hrf_index_, "pcnum": self.pcnum_, "skip_xval": True}
         if self.noisepool_ is not None:
             force["noisepool"] = self.noisepool_

@@ -24,10 +24,12 @@ if TYPE_CHECKING:
     import typer
 
     from conform_core import ComponentRegistry
+    from conform_core.testing import ContractInstances
 
 __all__ = [
     "Atlas",
     "MosaicDataset",
+    "conform_contract_instances",
     "conform_register",
     "conform_register_commands",
     "load_atlas",
@@ -52,3 +54,11 @@ def conform_register_commands(app: typer.Typer) -> None:
     from ._cli import mosaic_app
 
     app.add_typer(mosaic_app, name="mosaic", help="Check and inspect MOSAIC-format HDF5 files.")
+
+
+@hookimpl
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """The contract kit checks ``mosaic`` on the toy subject (:func:`.testing.toy_dataset`)."""
+    from .testing import toy_dataset
+
+    instances.add(MosaicDataset, toy_dataset, id="toy")

@@ -442,10 +442,3 @@ class MosaicDataset(Dataset):
         from ._describe import describe_dataset
 
         return describe_dataset(self)
-
-    @classmethod
-    def _contract_instances(cls) -> list[Dataset]:
-        from .testing import toy_folder
-
-        folder = toy_folder()
-        return [cls(location=str(folder), rois=[1000, 1001, 24576], nan_vertices="keep")]

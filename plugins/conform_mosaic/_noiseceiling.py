@@ -1,18 +1,16 @@
 """MOSAIC's noise ceiling, computed from single-trial betas with unequal repeats.
 
-The estimator of ``ComputeNoiseceiling.compute_noiseceiling`` (mosaic-preprocessing), which
-generalises NSD's (Allen et al. 2022) to stimuli with different numbers of repeats:
+MOSAIC (``ComputeNoiseceiling.compute_noiseceiling`` in mosaic-preprocessing) uses NSD's
+estimator (Allen et al. 2022) generalised to stimuli with different numbers of repeats, which
+is :func:`conform_core.metrics.ncsnr` with ``signal_variance="single_trials"``: pooled
+across-repeat noise variance (ddof 1, weights ``r - 1``), signal variance = variance of every
+single trial of the split minus the noise variance, clipped at 0. The noise ceiling is
+:func:`conform_core.metrics.noise_ceiling` with ``n_trials = n`` (``1``) or each stimulus's
+repeat count (``"avg"``, so ``c`` = mean over stimuli of ``1 / r``).
 
-1. noise variance: across-repeat variance (ddof 1) of each stimulus with >= 2 repeats, pooled
-   with weights ``r - 1``;
-2. total variance: variance (ddof 1) over every single trial of the split;
-3. signal variance ``max(total - noise, 0)``; ``ncsnr = sqrt(signal) / sqrt(noise)``;
-4. ``NC = 100 * ncsnr**2 / (ncsnr**2 + c)`` with ``c = 1/n`` for ``n=1`` and, for ``"avg"``,
-   ``c`` = mean over stimuli of ``1 / r``.
-
-A NaN in any trial makes that vertex NaN (as in MOSAIC). Note that step 2 differs from
-:func:`conform_core.metrics.ncsnr`, which takes the variance of the condition means; the two
-agree only asymptotically, so the MOSAIC numbers are recomputed with this module.
+What is MOSAIC's own here is the data handling: betas with one stimulus id per trial, ``n``
+as ``1``/``"avg"``, and NaN (not 0) where the ceiling is undefined. A NaN or infinite value in
+any trial makes that vertex NaN, and so does a noise variance of 0.
 """
 
 from __future__ import annotations
@@ -22,7 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.data import TrialData
 from conform_core.exceptions import ShapeError
+from conform_core.metrics import ncsnr, noise_ceiling
 
 __all__ = ["mosaic_noise_ceiling"]
 
@@ -44,9 +44,9 @@ def mosaic_noise_ceiling(
     Returns
     -------
     ncsnr : ndarray of shape (n_units,)
+        NaN where the noise variance is 0 or a trial is NaN or infinite.
     noise_ceiling : ndarray of shape (n_units,)
-        Percent of variance explainable, in [0, 100]; NaN where the noise variance is 0 or a
-        trial is NaN.
+        Percent of variance explainable, in [0, 100]; NaN where ``ncsnr`` is.
 
     Raises
     ------
@@ -60,7 +60,7 @@ def mosaic_noise_ceiling(
             f"betas must be (n_trials, n_units) with one stimulus id per trial; got "
             f"betas {x.shape} and {ids.shape[0]} ids."
         )
-    _, group, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    counts = np.unique(ids, return_counts=True)[1]
     if counts.max(initial=0) < 2:
         raise ShapeError(
             "Cannot estimate a noise ceiling: no stimulus has two repeats. Noise ceilings "
@@ -76,19 +76,9 @@ def mosaic_noise_ceiling(
                 f"n={n} needs every stimulus to have {n} repeats; counts are "
                 f"{sorted(set(counts.tolist()))}. Use n='avg' for unequal repeats."
             )
-    order = np.argsort(group, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    sorted_x = x[order]
-    means = np.add.reduceat(sorted_x, starts, axis=0) / counts[:, None]
-    deviation = sorted_x - np.repeat(means, counts, axis=0)
-    squares = np.add.reduceat(deviation * deviation, starts, axis=0)
-    repeated = counts >= 2
-    noise_var = squares[repeated].sum(axis=0) / (counts[repeated] - 1).sum()
-    total_var = np.var(x, axis=0, ddof=1)
-    signal_var = np.maximum(total_var - noise_var, 0.0)
-    signal_var[np.isnan(total_var - noise_var)] = np.nan
-    with np.errstate(invalid="ignore", divide="ignore"):
-        snr = np.sqrt(signal_var) / np.sqrt(noise_var)
-        c = float(np.mean(1.0 / counts)) if n == "avg" else 1.0 / int(n)
-        ceiling = 100.0 * snr**2 / (snr**2 + c)
-    return snr, ceiling
+    bad = ~np.isfinite(x).all(axis=0)
+    if bad.any():
+        x = np.where(np.isfinite(x), x, np.nan)
+    snr = ncsnr(TrialData(x, ids), signal_variance="single_trials", undefined=np.nan)
+    snr[bad] = np.nan
+    return snr, noise_ceiling(snr, counts if n == "avg" else int(n))

@@ -3,7 +3,8 @@
 :func:`toy_trials` builds the 18-trial toy subject as a ``TrialData``; :func:`toy_folder`
 writes it with :func:`~conform_mosaic.write_subject` (plus side tables) and a synthetic
 atlas file ``toy_atlas.npy``, so ``MosaicDataset(location=folder, atlas=folder/"toy_atlas.npy")``
-works offline. Nothing here downloads anything.
+works offline; :func:`toy_dataset` is the instance the contract kit checks (through the hook
+``conform_contract_instances``). Nothing here downloads anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +24,10 @@ from conform_core.io import save_npy
 
 from ._spec import N_VERTICES
 
-__all__ = ["TOY_METADATA", "synthetic_atlas_labels", "toy_folder", "toy_trials"]
+if TYPE_CHECKING:
+    from ._dataset import MosaicDataset
+
+__all__ = ["TOY_METADATA", "synthetic_atlas_labels", "toy_dataset", "toy_folder", "toy_trials"]
 
 TOY_METADATA: dict[str, Any] = {
     "visual_angle": 8.4,
@@ -116,3 +120,15 @@ def toy_folder(path: str | os.PathLike[str] | None = None) -> Path:
     write_subject(folder, trials, phases=splits, metadata=TOY_METADATA, overwrite=True)
     save_npy(folder / "toy_atlas.npy", synthetic_atlas_labels())
     return folder
+
+
+def toy_dataset(folder: str | os.PathLike[str]) -> MosaicDataset:
+    """A ``MosaicDataset`` over the toy subject, written into ``folder`` (the contract kit's).
+
+    Three vertices (two in the signal block, one NaN in a trial) keep every check fast;
+    ``nan_vertices="keep"`` keeps the NaN trial, so missing values reach the checks.
+    """
+    from ._dataset import MosaicDataset
+
+    return MosaicDataset(location=str(toy_folder(folder)), rois=[1000, 1001, 24576],
+                         nan_vertices="keep")

@@ -18,16 +18,17 @@ from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
-from ._gsn import noise_ceiling, perform_gsn
+from ._gsn import perform_gsn
 from ._legacy import psn_cv
 from ._psn import psn
 from .components import GSNDenoiser, PSNDenoiser
 
 if TYPE_CHECKING:
     from conform_core import ComponentRegistry
+    from conform_core.testing import ContractInstances
 
-__all__ = ["perform_gsn", "psn", "psn_cv", "noise_ceiling", "PSNDenoiser", "GSNDenoiser",
-           "conform_register"]
+__all__ = ["perform_gsn", "psn", "psn_cv", "PSNDenoiser", "GSNDenoiser",
+           "conform_contract_instances", "conform_register"]
 
 
 @hookimpl
@@ -35,3 +36,13 @@ def conform_register(registry: ComponentRegistry) -> None:
     """Register the ``psn`` and ``gsn`` denoisers."""
     registry.add("denoiser", "psn", PSNDenoiser)
     registry.add("denoiser", "gsn", GSNDenoiser)
+
+
+@hookimpl
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """The contract kit checks ``psn`` with each preset and threshold rule, and ``gsn``."""
+    instances.add(PSNDenoiser)
+    for params in ({"preset": "aggressive"}, {"preset": "wiener"}, {"preset": "cv"},
+                   {"threshold_method": "hybrid"}):
+        instances.add(PSNDenoiser, params=params)
+    instances.add(GSNDenoiser)

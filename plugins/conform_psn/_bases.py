@@ -32,13 +32,8 @@ def orthonormalize(basis: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def check_custom_basis(basis: Any, n_units: int) -> NDArray[np.float64]:
-    """Validate a user basis: n_units rows, 1..n_units columns, finite and numeric."""
-    if isinstance(basis, list) or not isinstance(basis, np.ndarray):
-        raise ParameterError(
-            f"psn: option 'basis' must be one of {', '.join(map(repr, BASIS_NAMES))}, "
-            f"'compare', or an ndarray of shape (n_units={n_units}, D); got "
-            f"{type(basis).__name__}. Pass np.asarray(B)."
-        )
+    """Validate a user basis against the data: n_units rows, 1..n_units columns, finite and
+    numeric (that it is an ndarray is declared in ``_options.PSN_CONSTRAINTS``)."""
     if basis.ndim != 2 or basis.shape[0] != n_units or not 1 <= basis.shape[1] <= n_units:
         raise ParameterError(
             f"psn: a custom 'basis' must have shape (n_units={n_units}, D) with "

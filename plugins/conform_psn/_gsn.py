@@ -25,81 +25,74 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.constraints import (
+    Boolean,
+    InstanceOf,
+    Options,
+    SequenceOf,
+    check_constraints,
+    validate_params,
+)
 from conform_core.exceptions import ConformWarning, ParameterError
 
-from ._linalg import deterministic_randperm, eigh_descending, flat_corr, helmert_contrasts
-from ._linalg import nearest_psd, trial_mean
+from ._linalg import (
+    deterministic_randperm,
+    eigh_descending,
+    flat_corr,
+    helmert_contrasts,
+    nearest_psd,
+    trial_mean,
+)
 from ._shrinkage import choose_shrinkage, default_levels, shrink
-from ._validation import TrialLayout, check_choice_option, check_constant_units, check_data
-from ._validation import check_option_names
+from ._validation import Accepted, FiniteNumbers, TrialLayout, check_constant_units, check_data
 
-__all__ = ["perform_gsn", "noise_ceiling", "GSN_OPTIONS"]
+__all__ = ["perform_gsn", "GSN_CONSTRAINTS", "GSN_FIXES"]
 
 _LEAVE_OUT = 5
 _VALID_RETURNS = ("cN", "cS", "cNb", "cSb", "eigvecs_signal", "eigvals_signal",
                   "eigvecs_difference", "eigvals_difference")
 _DEFAULT_RETURNS = ("cN", "cS", "cNb", "cSb")
-GSN_OPTIONS = ("wantverbose", "wantshrinkage", "shrinklevels", "backend", "device",
-               "returns", "eigh_device", "uneven", "random_seed")
-"""Options ``perform_gsn`` accepts (``random_seed`` is accepted and ignored, as upstream)."""
 
+GSN_CONSTRAINTS: dict[str, list[Any]] = {
+    "wantverbose": [Accepted()],
+    "wantshrinkage": [Boolean(), Options((0, 1))],
+    "shrinklevels": [FiniteNumbers(), None],
+    "backend": [Options(("auto", "numpy"))],
+    "device": [Options(("cpu", "auto")), None],
+    "returns": [Options(_VALID_RETURNS), SequenceOf(Options(_VALID_RETURNS)), None],
+    "eigh_device": [Options(("host", "device"))],
+    "uneven": [Options(("fast", "reference"))],
+    "random_seed": [Accepted("any value (accepted and ignored, as upstream)")],
+}
+"""Every option of :func:`perform_gsn`, and what its value may be."""
 
-def noise_ceiling(ncsnr: Any, n_trials: float = 1) -> NDArray[np.float64]:
-    """Convert ncsnr to the noise ceiling of an ``n_trials`` average, in percent.
-
-    ``NC = 100 * ncsnr**2 / (ncsnr**2 + 1/n_trials)``; 0 where ncsnr is 0.
-    """
-    snr2 = np.asarray(ncsnr, dtype=np.float64) ** 2
-    return 100.0 * snr2 / (snr2 + 1.0 / float(n_trials))
+GSN_FIXES: dict[str, str] = {
+    "shrinklevels": "Use None for the default levels.",
+    "backend": "conform_psn has one CPU implementation, faster than the official numpy and "
+               "torch-on-CPU paths, so 'torch' is not available.",
+    "device": "conform_psn runs on the CPU; use $device='cpu'.",
+    "returns": "Name the matrices to return, e.g. $returns=['cSb', 'cNb'].",
+    "uneven": "Per-unit missingness ('missing') is not implemented in conform_psn: use 'fast' "
+              "(trials with any NaN unit are left out of the covariances), or drop the "
+              "partially measured units.",
+}
 
 
 # ----------------------------------------------------------------------------- options
 
 def _resolve_options(opt: dict[str, Any] | None) -> dict[str, Any]:
+    """Check ``opt`` against :data:`GSN_CONSTRAINTS`; return what the estimator uses."""
     opt = {} if opt is None else dict(opt)
-    if not isinstance(opt, dict):
-        raise ParameterError(f"perform_gsn: opt must be a dict or None; got {type(opt).__name__}.")
-    check_option_names(opt, GSN_OPTIONS, who="perform_gsn")
-    backend = check_choice_option(opt.get("backend", "auto"), ("auto", "numpy", "torch"),
-                                  name="backend", who="perform_gsn")
-    if backend == "torch":
-        raise ParameterError(
-            "perform_gsn: backend='torch' is not available in conform_psn (one CPU "
-            "implementation, faster than the official numpy and torch-on-CPU paths). "
-            "Use backend='auto' or 'numpy'."
-        )
-    device = opt.get("device", "cpu")
-    if device not in ("cpu", "auto", None):
-        raise ParameterError(
-            f"perform_gsn: device={device!r} is not supported; conform_psn runs on the CPU. "
-            "Use device='cpu'."
-        )
-    check_choice_option(opt.get("eigh_device", "host"), ("host", "device"),
-                        name="eigh_device", who="perform_gsn")
-    uneven = check_choice_option(opt.get("uneven", "fast"), ("fast", "reference", "missing"),
-                                 name="uneven", who="perform_gsn")
-    if uneven == "missing":
-        raise ParameterError(
-            "perform_gsn: uneven='missing' (per-unit missingness) is not implemented in "
-            "conform_psn. Use uneven='fast' (trials with any NaN unit are left out of the "
-            "covariances), or drop the partially measured units."
-        )
+    check_constraints(GSN_CONSTRAINTS, opt, owner="perform_gsn", fixes=GSN_FIXES,
+                      reject_unknown=True)
     returns = opt.get("returns")
     returns = _DEFAULT_RETURNS if returns is None else ((returns,) if isinstance(returns, str)
                                                         else tuple(returns))
-    bad = [r for r in returns if r not in _VALID_RETURNS]
-    if bad:
-        check_choice_option(bad[0], _VALID_RETURNS, name="returns", who="perform_gsn")
     levels = opt.get("shrinklevels")
     if levels is None:
         levels = default_levels(bool(opt.get("wantshrinkage", True)))
     else:
         levels = np.asarray(levels, dtype=np.float64).ravel()
-        if levels.size == 0 or not np.all(np.isfinite(levels)):
-            raise ParameterError(
-                f"perform_gsn: shrinklevels must be a non-empty list of finite numbers; got "
-                f"{opt['shrinklevels']!r}."
-            )
     return {"returns": set(returns), "levels": levels,
             "verbose": bool(opt.get("wantverbose", False))}
 
@@ -222,6 +215,8 @@ def _biconvex(c_noise: NDArray, c_data: NDArray, c_signal: NDArray, n_cond: int,
 
 # ----------------------------------------------------------------------------- public
 
+@validate_params({"opt": [InstanceOf(dict, "a dict of GSN options"), None]},
+                 fixes={"opt": "Pass e.g. $opt={'wantshrinkage': False}."}, owner="perform_gsn")
 def perform_gsn(data: Any, opt: dict[str, Any] | None = None) -> dict[str, Any]:
     """Estimate signal and noise covariances and ncsnr with GSN.
 
@@ -237,7 +232,8 @@ def perform_gsn(data: Any, opt: dict[str, Any] | None = None) -> dict[str, Any]:
         ``'eigvecs_signal'``, ``'eigvals_signal'``, ``'eigvecs_difference'``,
         ``'eigvals_difference'``), ``uneven`` ('fast' or 'reference', which here are the
         same estimator), ``backend`` ('auto'/'numpy'), ``device`` ('cpu'),
-        ``eigh_device``. The caller's dict is never modified.
+        ``eigh_device`` (:data:`GSN_CONSTRAINTS` declares them). The caller's dict is never
+        modified.
 
     Returns
     -------

@@ -20,17 +20,15 @@ from typing import Any, Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.constraints import InstanceOf, check_constraints, check_param, validate_params
 from conform_core.exceptions import ParameterError
 
-from ._gsn import _gsn_core, _resolve_options as _gsn_options
-from ._options import LEGACY_OPTIONS
-from ._validation import check_choice_option, check_constant_units, check_data
-from ._validation import check_option_names
+from ._gsn import _gsn_core
+from ._gsn import _resolve_options as _gsn_options
+from ._options import LEGACY_CONSTRAINTS, LEGACY_FIXES, V_CONSTRAINTS, V_FIX
+from ._validation import check_constant_units, check_data
 
 __all__ = ["psn_cv", "negative_mse_columns"]
-
-_RANKINGS = ("eigenvalue", "eigenvalue_asc", "signal_variance", "snr", "snd",
-             "signal_specificity")
 
 
 def negative_mse_columns(x: NDArray, y: NDArray) -> NDArray[np.float64]:
@@ -136,21 +134,14 @@ def _basis(V: Any, data: NDArray, centred: NDArray, gsn: tuple | None, opt: dict
 
 def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int | None
              ) -> tuple[Any, dict[str, Any]]:
-    """Validate ``V`` and the options; ``n_units=None`` (no data yet) skips ``unit_groups``'
-    length and leaves it as given."""
+    """Validate ``V`` and the options (:data:`LEGACY_CONSTRAINTS`), then fill the defaults;
+    ``n_units=None`` (no data yet) skips ``unit_groups``' length and leaves it as given."""
     opt = {} if opt is None else dict(opt)
-    check_option_names(opt, LEGACY_OPTIONS, who="psn_cv")
+    check_param(V, V_CONSTRAINTS, name="V", owner="psn_cv", fix=V_FIX)
+    check_constraints(LEGACY_CONSTRAINTS, opt, owner="psn_cv", fixes=LEGACY_FIXES,
+                      reject_unknown=True)
     if V is None:
         V = 0
-    if isinstance(V, (bool, np.bool_)) or not (isinstance(V, (int, np.integer))
-                                               or isinstance(V, np.ndarray)):
-        raise ParameterError(f"psn_cv: V must be an int in 0..5 or an (n_units, D) array; "
-                             f"got {V!r}.")
-    if not isinstance(V, np.ndarray) and int(V) not in range(6):
-        raise ParameterError(
-            f"psn_cv: V must be 0 (signal), 1 (whitened-signal), 2 (noise), 3 (pca), "
-            f"4 (random), 5 (ica) or an (n_units, D) array; got {V!r}."
-        )
     opt.setdefault("cv_scoring_fn", negative_mse_columns)
     opt.setdefault("cv_mode", 0)
     opt.setdefault("cv_threshold_per", "unit")
@@ -159,47 +150,24 @@ def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int | None
     opt.setdefault("denoisingtype", 0)
     opt.setdefault("truncate", 0)
     opt.setdefault("ranking", "signal_variance")
-    check_choice_option(opt["cv_threshold_per"], ("unit", "population"),
-                        name="cv_threshold_per", who="psn_cv")
-    check_choice_option(opt["ranking"], _RANKINGS, name="ranking", who="psn_cv")
-    if opt["cv_mode"] not in (-1, 0, 1, 2):
-        raise ParameterError(
-            f"psn_cv: cv_mode must be 0 (leave one trial out), 1 (keep one in), -1 "
-            f"(magnitude fraction) or 2 (analytic); got {opt['cv_mode']!r}."
-        )
-    if opt["denoisingtype"] not in (0, 1):
-        raise ParameterError(f"psn_cv: denoisingtype must be 0 (trial average) or 1 (every "
-                             f"trial); got {opt['denoisingtype']!r}.")
-    if not isinstance(opt["truncate"], (int, np.integer)) or opt["truncate"] < 0:
-        raise ParameterError(f"psn_cv: truncate must be a non-negative int; got "
-                             f"{opt['truncate']!r}.")
-    if not callable(opt["cv_scoring_fn"]):
-        raise ParameterError("psn_cv: cv_scoring_fn must be callable(test, pred) -> scores.")
-    if "cv_thresholds" in opt:
-        thresholds = np.atleast_1d(np.asarray(opt["cv_thresholds"]))
-        if (thresholds.dtype.kind not in "iuf" or thresholds.ndim != 1
-                or not np.all(np.isfinite(thresholds))
-                or np.any(thresholds != thresholds.astype(int))
-                or np.any(np.diff(thresholds) <= 0) or np.any(thresholds < 0)):
-            raise ParameterError("psn_cv: cv_thresholds must be non-negative integers in strictly "
-                                 f"increasing order; got {opt['cv_thresholds']!r}.")
     if n_units is None:
         if "unit_groups" not in opt:
             return V, opt
         groups = np.asarray(opt["unit_groups"])
-        shape_ok = groups.ndim == 1
     else:
         default_groups = (np.zeros(n_units, dtype=int)
                           if opt["cv_threshold_per"] == "population" else np.arange(n_units))
         groups = np.asarray(opt.get("unit_groups", default_groups))
-        shape_ok = groups.shape == (n_units,)
-    if not shape_ok or groups.dtype.kind not in "iu" or np.any(groups < 0):
-        raise ParameterError(f"psn_cv: unit_groups must be "
-                             f"{'n_units' if n_units is None else n_units} non-negative "
-                             f"integers; got {opt.get('unit_groups')!r}.")
+        if groups.shape != (n_units,):
+            raise ParameterError(
+                param="unit_groups", value=opt.get("unit_groups"), owner="psn_cv",
+                allowed=f"{n_units} non-negative integers (one group label per unit)",
+                fix="Give one label per unit, in the order of the data's units.")
     if opt["cv_threshold_per"] == "population" and np.any(groups != 0):
-        raise ParameterError("psn_cv: with cv_threshold_per='population' every unit_groups "
-                             "label must be 0. Use cv_threshold_per='unit' for groups.")
+        raise ParameterError(
+            "With $cv_threshold_per='population' every $unit_groups label must be 0.",
+            param="unit_groups", value=opt.get("unit_groups"), owner="psn_cv",
+            fix="Use $cv_threshold_per='unit' for groups.")
     if n_units is not None:
         opt["unit_groups"] = groups.astype(int)
     return V, opt
@@ -281,6 +249,9 @@ def _analytic(basis: NDArray, c_sb: NDArray, c_nb: NDArray, n_trials: int, opt: 
     return denoiser, best
 
 
+@validate_params({"opt": [InstanceOf(dict, "a dict of psn_cv options"), None]},
+                 fixes={"opt": "Pass e.g. $opt={'cv_threshold_per': 'population'}."},
+                 owner="psn_cv")
 def psn_cv(data: Any, V: Any = 0, opt: dict[str, Any] | None = None,
            wantfig: bool = False) -> dict[str, Any]:
     """Denoise with the cross-validated (legacy) PSN API.

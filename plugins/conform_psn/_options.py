@@ -1,26 +1,38 @@
-"""Presets and options of ``psn``: parsing, defaults and validation.
+"""Presets and options of ``psn`` and ``psn_cv``: parsing, defaults and constraint tables.
 
 Call forms (as upstream): ``psn(data)``, ``psn(data, "preset")``, ``psn(data, opt)``,
 ``psn(data, "preset", opt)``, ``psn(data, opt={...})`` and keyword options. Keywords
 override the options dict, which overrides the preset. ``shared/docs/psn_gsn.md``
 section 3.1-3.2 lists every rule reproduced here.
+
+Every option is declared once, in :data:`PSN_CONSTRAINTS` (current API) or
+:data:`LEGACY_CONSTRAINTS` (cross-validated API); :mod:`conform_core.constraints`
+checks a user's options against them (names, with close matches, then values). Only the
+rules between options, and those that need the number of units, are written out here.
 """
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
+from conform_core.constraints import (
+    Boolean,
+    InstanceOf,
+    Interval,
+    IsCallable,
+    Options,
+    check_constraints,
+)
 from conform_core.exceptions import ParameterError
-from conform_core.validation import suggest
 
 from ._bases import BASIS_NAMES
-from ._validation import check_choice_option
+from ._validation import Accepted, NpzPath, Preset, WholeNumbers
 
-__all__ = ["PRESETS", "PSN_OPTIONS", "LEGACY_OPTIONS", "parse_call", "resolve_options",
-           "check_call"]
+__all__ = ["PRESETS", "CV_PRESETS", "PRESET", "PSN_CONSTRAINTS", "PSN_FIXES",
+           "LEGACY_CONSTRAINTS", "LEGACY_FIXES", "V_CONSTRAINTS", "V_FIX", "parse_call",
+           "resolve_options", "check_call"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "standard": {"basis": "signal", "criterion": "max-tradeoff", "threshold_method": "global"},
@@ -34,15 +46,86 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESETS["default"] = PRESETS["standard"]
 CV_PRESETS = ("cv", "legacy")
 """Presets that select the cross-validated (legacy) API."""
+PRESET = Preset((*PRESETS, *CV_PRESETS))
+"""A preset name (case-insensitive)."""
 
-PSN_OPTIONS = ("basis", "criterion", "threshold_method", "basis_ordering",
-               "variance_threshold", "alpha", "allowable_thresholds", "unit_groups",
-               "basis_eigenvalues", "gsn_result", "gsn_args", "device", "skip_split_half",
-               "wantfig", "wantverbose", "figurepath", "cmap", "split_half_metric")
-LEGACY_OPTIONS = ("V", "cv_mode", "cv_threshold_per", "cv_thresholds", "cv_scoring_fn",
-                  "unit_groups", "truncate", "mag_frac", "mag_type", "denoisingtype",
-                  "ranking", "wantfig", "wantverbose")
 CRITERIA = ("prediction", "max-tradeoff", "variance", "variance_eigenvalues", "wiener")
+RANKINGS = ("eigenvalue", "eigenvalue_asc", "signal_variance", "snr", "snd",
+            "signal_specificity")
+_FLAG = [Boolean(), Options((0, 1))]
+
+PSN_CONSTRAINTS: dict[str, list[Any]] = {
+    "basis": [Options((*BASIS_NAMES, "compare", "wiener")),
+              InstanceOf(np.ndarray, "an ndarray of shape (n_units, D)")],
+    "criterion": [Options(CRITERIA)],
+    "threshold_method": [Options(("global", "hybrid"))],
+    "basis_ordering": [Options(("eigenvalues", "signalvariance", "prediction"))],
+    "variance_threshold": [Interval(float, 0, 1)],
+    "alpha": [Interval(float, 0, 1), None],
+    "allowable_thresholds": [WholeNumbers("a non-negative integer or a non-empty 1-D list of "
+                                          "them"), None],
+    "unit_groups": [WholeNumbers("a 1-D list of non-negative integers (one group label per "
+                                 "unit)", scalar_ok=False, min_size=0), None],
+    "basis_eigenvalues": [InstanceOf((np.ndarray, list, tuple), "a 1-D array of eigenvalues"),
+                          None],
+    "gsn_result": [InstanceOf(dict, "a dict from a previous result's 'gsn_result'"), NpzPath(),
+                   None],
+    "gsn_args": [InstanceOf(dict, "a dict of perform_gsn options"), None],
+    "device": [Options(("cpu", "auto")), None],
+    "skip_split_half": _FLAG,
+    "wantfig": [Accepted()],
+    "wantverbose": [Accepted()],
+    "figurepath": [Accepted()],
+    "cmap": [Accepted()],
+    "split_half_metric": [Accepted()],
+}
+"""Every option of :func:`psn` (current API), and what its value may be."""
+
+PSN_FIXES: dict[str, str] = {
+    "basis": "Pass a basis name, or basis vectors in the columns of an (n_units, D) matrix.",
+    "variance_threshold": "It is the fraction of signal variance to keep.",
+    "alpha": "0 keeps the prediction peak, 1 every dimension; None turns interpolation off.",
+    "allowable_thresholds": "They are numbers of dimensions to keep.",
+    "unit_groups": "Give one group label per unit (used by hybrid thresholds).",
+    "gsn_result": "Pass a previous result's 'gsn_result', or a .npz file written from it with "
+                  "np.savez(path, **result['gsn_result']).",
+    "gsn_args": "Pass e.g. $gsn_args={'wantshrinkage': False}.",
+    "device": "conform_psn runs on the CPU; use $device='cpu'.",
+}
+
+V_CONSTRAINTS: list[Any] = [Interval(int, 0, 5), InstanceOf(np.ndarray, "an (n_units, D) array"),
+                            None]
+"""The basis code ``V`` of :func:`psn_cv`."""
+V_FIX = ("Use 0 (signal), 1 (whitened-signal), 2 (noise), 3 (pca), 4 (random), 5 (ica), or put "
+         "basis vectors in the columns of an (n_units, D) array.")
+
+LEGACY_CONSTRAINTS: dict[str, list[Any]] = {
+    "V": V_CONSTRAINTS,
+    "cv_mode": [Options((0, 1, -1, 2))],
+    "cv_threshold_per": [Options(("unit", "population"))],
+    "cv_thresholds": [WholeNumbers("non-negative integers in strictly increasing order",
+                                   increasing=True)],
+    "cv_scoring_fn": [IsCallable()],
+    "unit_groups": PSN_CONSTRAINTS["unit_groups"],
+    "truncate": [Interval(int, 0, None)],
+    "mag_frac": [Interval(float, None, None)],
+    "mag_type": [Accepted()],
+    "denoisingtype": [Options((0, 1))],
+    "ranking": [Options(RANKINGS)],
+    "wantfig": [Accepted()],
+    "wantverbose": [Accepted()],
+}
+"""Every option of :func:`psn_cv` (the cross-validated API), and what its value may be."""
+
+LEGACY_FIXES: dict[str, str] = {
+    "V": V_FIX,
+    "cv_mode": "Use 0 (leave one trial out), 1 (keep one in), -1 (magnitude fraction) or 2 "
+               "(analytic).",
+    "cv_scoring_fn": "Pass a function (test, pred) -> scores.",
+    "unit_groups": PSN_FIXES["unit_groups"],
+    "denoisingtype": "Use 0 (denoise the trial average) or 1 (every trial).",
+}
+
 _WIENER_CONFLICTS = ("basis", "basis_eigenvalues", "criterion", "threshold_method",
                      "basis_ordering", "allowable_thresholds", "variance_threshold", "alpha",
                      "unit_groups")
@@ -50,29 +133,28 @@ _WIENER_CONFLICTS = ("basis", "basis_eigenvalues", "criterion", "threshold_metho
 
 def parse_call(preset_or_opt: Any, opt: Any, options: dict[str, Any]
                ) -> tuple[str | None, dict[str, Any]]:
-    """Return ``(preset, user_options)`` from the flexible call forms."""
+    """Return ``(preset, user_options)`` from the flexible call forms.
+
+    ``preset_or_opt`` (a preset or a dict, or None) and ``opt`` (a dict or None) have been
+    checked against their declarations (``psn``'s :func:`validate_params`).
+
+    Raises
+    ------
+    ParameterError
+        If the options dict is given twice (positionally and as ``opt``).
+    """
     preset = None
     merged: dict[str, Any] = {}
     if isinstance(preset_or_opt, str):
         preset = preset_or_opt.lower()
-        if preset not in PRESETS and preset not in CV_PRESETS:
-            names = [*PRESETS, *CV_PRESETS]
-            raise ParameterError(
-                f"psn: unknown preset {preset_or_opt!r}.{suggest(preset, names)} Presets: "
-                f"{', '.join(repr(n) for n in names)}; or pass an options dict."
-            )
     elif isinstance(preset_or_opt, dict):
         if opt is not None:
-            raise ParameterError("psn: pass the options dict once (positionally or as opt=).")
+            raise ParameterError(
+                "psn takes the options dict once; got one as $preset_or_opt and one as $opt.",
+                param="opt", value=opt, owner="psn",
+                fix="Merge them into one dict, or pass a preset name as $preset_or_opt.")
         merged.update(preset_or_opt)
-    elif preset_or_opt is not None:
-        raise ParameterError(
-            f"psn: the second argument must be a preset name or an options dict; got "
-            f"{type(preset_or_opt).__name__}. Presets: {', '.join(PRESETS)}."
-        )
     if opt is not None:
-        if not isinstance(opt, dict):
-            raise ParameterError(f"psn: opt must be a dict of options; got {type(opt).__name__}.")
         merged.update(opt)
     merged.update(options)
     return preset, merged
@@ -119,29 +201,29 @@ def resolve_options(preset: str | None, user: dict[str, Any], n_units: int | Non
     Raises
     ------
     ParameterError
-        For unknown names (with suggestions), values outside their ranges, and the
+        For unknown names (with suggestions; an option of the cross-validated API says
+        so), values outside their declarations (:data:`PSN_CONSTRAINTS`), and the
         combinations upstream rejects (Wiener with basis/threshold options,
         'variance_eigenvalues' with a random/custom basis or hybrid thresholds).
     """
-    unknown = [k for k in user if k not in PSN_OPTIONS]
-    if unknown:
-        name = unknown[0]
-        hint = (" It belongs to the cross-validated API: call psn(data, 'cv', ...)."
-                if name in LEGACY_OPTIONS else "")
+    legacy = [k for k in user if k in LEGACY_CONSTRAINTS and k not in PSN_CONSTRAINTS]
+    if legacy:
         raise ParameterError(
-            f"psn has no option {name!r}.{suggest(name, PSN_OPTIONS)}{hint} Options: "
-            f"{', '.join(PSN_OPTIONS)}."
-        )
+            f"${legacy[0]} is an option of psn's cross-validated API, not of the current one.",
+            param=legacy[0], value=user[legacy[0]], owner="psn",
+            fix="Call psn(data, 'cv', ...) to use it, or remove it.")
+    check_constraints(PSN_CONSTRAINTS, user, owner="psn", fixes=PSN_FIXES, reject_unknown=True)
     if _is_wiener(preset, user):
-        conflicts = [f"{k}={user[k]!r}" for k in _WIENER_CONFLICTS if k in user
+        conflicts = [k for k in _WIENER_CONFLICTS if k in user
                      and not (k == "criterion" and user[k] == "wiener")
                      and not (k == "basis" and isinstance(user[k], str) and user[k] == "wiener")]
         if conflicts:
+            given = ", ".join(f"{k}={user[k]!r}" for k in conflicts)
             raise ParameterError(
-                "psn: the Wiener filter (preset/criterion 'wiener') is basis-free and keeps "
-                "every dimension, so it takes no basis/criterion/threshold options. Remove: "
-                + ", ".join(conflicts) + "."
-            )
+                "The Wiener filter (preset or $criterion 'wiener') is basis-free and keeps every "
+                "dimension, so psn takes no basis, criterion or threshold options with it.",
+                param=conflicts[0], value=user[conflicts[0]], owner="psn",
+                fix=f"Remove: {ParameterError.quote(given)}.")
     opt: dict[str, Any] = {
         "basis": "signal", "criterion": "max-tradeoff", "threshold_method": "global",
         "basis_ordering": "eigenvalues", "variance_threshold": 0.99, "alpha": None,
@@ -155,75 +237,37 @@ def resolve_options(preset: str | None, user: dict[str, Any], n_units: int | Non
     if isinstance(opt["basis"], str) and opt["basis"] == "wiener":
         opt["criterion"] = "wiener"
         opt["basis"] = "signal"
-    _validate(opt, n_units)
+    _apply_rules(opt, n_units)
     return opt
 
 
-def _validate(opt: dict[str, Any], n_units: int | None) -> None:
-    who = "psn"
-    basis = opt["basis"]
-    if isinstance(basis, str):
-        check_choice_option(basis, (*BASIS_NAMES, "compare"), name="basis", who=who)
-    elif not isinstance(basis, np.ndarray):
-        raise ParameterError(
-            f"psn: option 'basis' must be a name ({', '.join(BASIS_NAMES)}, 'compare') or "
-            f"an ndarray of shape (n_units, D); got {type(basis).__name__}."
-        )
-    criterion = check_choice_option(opt["criterion"], CRITERIA, name="criterion", who=who)
-    method = check_choice_option(opt["threshold_method"], ("global", "hybrid"),
-                                 name="threshold_method", who=who)
-    check_choice_option(opt["basis_ordering"], ("eigenvalues", "signalvariance", "prediction"),
-                        name="basis_ordering", who=who)
-    vt = opt["variance_threshold"]
-    if (isinstance(vt, bool) or not isinstance(vt, numbers.Real) or not np.isfinite(vt)
-            or not 0 <= vt <= 1):
-        raise ParameterError(f"psn: 'variance_threshold' must be a number in [0, 1]; got {vt!r}.")
-    alpha = opt["alpha"]
-    if alpha is not None and (isinstance(alpha, bool) or not isinstance(alpha, numbers.Real)
-                              or not np.isfinite(alpha) or not 0 <= alpha <= 1):
-        raise ParameterError(f"psn: 'alpha' must be None or a number in [0, 1]; got {alpha!r}.")
+def _apply_rules(opt: dict[str, Any], n_units: int | None) -> None:
+    """The rules between options, and ``unit_groups`` against the number of units."""
+    basis, criterion, method = opt["basis"], opt["criterion"], opt["threshold_method"]
     allow = opt["allowable_thresholds"]
-    if allow is not None:
-        arr = np.asarray(allow)
-        if (arr.dtype.kind not in "iuf" or arr.ndim > 1 or arr.size == 0
-                or not np.all(np.isfinite(arr)) or np.any(arr < 0)
-                or not np.all(arr == np.floor(arr))):
-            raise ParameterError(
-                "psn: 'allowable_thresholds' must be a non-negative integer or a 1-D list of "
-                f"them (numbers of dimensions to keep); got {allow!r}."
-            )
-        if arr.size == 1 and method != "global":
-            opt["threshold_method"] = method = "global"
+    if allow is not None and np.asarray(allow).size == 1 and method != "global":
+        opt["threshold_method"] = method = "global"
     groups = opt.get("unit_groups")
     if groups is None or method == "global":
         if n_units is not None:
             opt["unit_groups"] = (np.zeros(n_units, dtype=int) if method == "global"
                                   else np.arange(n_units))
-    else:
+    elif n_units is not None:
         arr = np.asarray(groups)
-        shape_ok = arr.ndim == 1 if n_units is None else arr.shape == (n_units,)
-        if not shape_ok or arr.dtype.kind not in "iuf" or np.any(arr < 0) \
-                or not np.all(arr == np.floor(arr)):
+        if arr.shape != (n_units,):
             raise ParameterError(
-                f"psn: 'unit_groups' must be {'n_units' if n_units is None else n_units} "
-                f"non-negative integers (one group label per unit); got {groups!r}."
-            )
-        if n_units is not None:
-            opt["unit_groups"] = arr.astype(int)
+                param="unit_groups", value=groups, owner="psn",
+                allowed=f"{n_units} non-negative integers (one group label per unit)",
+                fix="Give one label per unit, in the order of the data's units.")
+        opt["unit_groups"] = arr.astype(int)
     if criterion == "variance_eigenvalues":
         if isinstance(basis, np.ndarray) or basis == "random":
             raise ParameterError(
-                "psn: criterion 'variance_eigenvalues' needs basis eigenvalues, which a random "
-                "or custom basis lacks. Use criterion='variance' instead."
-            )
+                "$criterion='variance_eigenvalues' needs basis eigenvalues, which a random or "
+                "custom basis lacks.", param="criterion", value=criterion, owner="psn",
+                fix="Use $criterion='variance' instead.")
         if method == "hybrid":
             raise ParameterError(
-                "psn: criterion 'variance_eigenvalues' works only with threshold_method="
-                "'global'. Use criterion='variance' for hybrid thresholds."
-            )
-    if opt["device"] not in ("cpu", "auto", None):
-        raise ParameterError(
-            f"psn: device={opt['device']!r} is not supported; conform_psn runs on the CPU."
-        )
-    if opt["gsn_args"] is not None and not isinstance(opt["gsn_args"], dict):
-        raise ParameterError("psn: 'gsn_args' must be a dict of perform_gsn options.")
+                "$criterion='variance_eigenvalues' works only with $threshold_method='global'.",
+                param="criterion", value=criterion, owner="psn",
+                fix="Use $criterion='variance' for hybrid thresholds.")

@@ -18,13 +18,16 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
-from conform_core.exceptions import DataFileError, ParameterError
+from conform_core.constraints import InstanceOf, validate_params
+from conform_core.data import mean_over_trials
+from conform_core.exceptions import ParameterError
 
 from ._bases import construct_basis, project
 from ._diagnostics import recovery_tradeoff, split_half_r, svnv
-from ._gsn import _gsn_core, _resolve_options as _gsn_options
+from ._gsn import _gsn_core
+from ._gsn import _resolve_options as _gsn_options
 from ._linalg import eigh_descending, trial_mean
-from ._options import CV_PRESETS, parse_call, resolve_options
+from ._options import CV_PRESETS, PRESET, parse_call, resolve_options
 from ._thresholds import candidates, max_tradeoff, recovery_curve, select_k, signal_curve
 from ._validation import TrialLayout, check_constant_units, check_data
 
@@ -36,15 +39,12 @@ _GSN_FILE_KEYS = ("cSb", "cNb", "cN", "cS", "mnN", "mnS", "ncsnr", "shrinklevelN
 
 
 def load_gsn_result(cache: Any, n_units: int) -> dict[str, Any]:
-    """Return a validated GSN result from a dict or a ``.npz`` path (PSN's cache)."""
+    """Return a validated GSN result from a dict or a ``.npz`` path (PSN's cache).
+
+    The path was checked (an existing ``.npz`` file) with the other options.
+    """
     if isinstance(cache, (str, os.PathLike)):
-        path = os.fspath(cache)
-        if not path.endswith(".npz") or not os.path.exists(path):
-            raise DataFileError(
-                f"psn: gsn_result={path!r} must be an existing .npz file written from a "
-                "previous result's 'gsn_result' (np.savez(path, **result['gsn_result']))."
-            )
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(os.fspath(cache), allow_pickle=False) as npz:
             cache = {k: np.asarray(npz[k]) for k in _GSN_FILE_KEYS if k in npz.files}
     if not isinstance(cache, dict) or "cSb" not in cache or "cNb" not in cache:
         raise ParameterError(
@@ -74,13 +74,17 @@ def load_gsn_result(cache: Any, n_units: int) -> dict[str, Any]:
 
 
 def _trial_average(data: NDArray, layout: TrialLayout) -> NDArray[np.float64]:
+    """Trial means in float64 (summed in float64, also for float32 data)."""
     if not layout.has_nans:
         return trial_mean(data, np.float64)
-    finite = np.isfinite(data)
-    total = np.where(finite, data, 0).sum(axis=2, dtype=np.float64)
-    return total / finite.sum(axis=2)
+    return mean_over_trials(np.asarray(data, dtype=np.float64))
 
 
+@validate_params(
+    {"preset_or_opt": [PRESET, InstanceOf(dict, "a dict of options"), None],
+     "opt": [InstanceOf(dict, "a dict of options"), None]},
+    fixes={"opt": "Pass e.g. $opt={'threshold_method': 'hybrid'}."},
+    owner="psn")
 def psn(data: Any, preset_or_opt: Any = None, opt: dict[str, Any] | None = None,
         **options: Any) -> dict[str, Any]:
     """Denoise responses with PSN (partitioning of signal and noise).

@@ -1,4 +1,7 @@
-"""Input checks for GSN and PSN: data arrays and option dictionaries.
+"""Input checks for GSN and PSN: data arrays, and the constraints their option tables use.
+
+The option tables themselves (``_options.PSN_CONSTRAINTS``, ``_options.LEGACY_CONSTRAINTS``,
+``_gsn.GSN_CONSTRAINTS``) are checked by :mod:`conform_core.constraints`.
 
 The official packages reject some inputs (fewer than 2 trials, a condition without a
 complete trial, a non-numeric array) and let others through (Inf, all-NaN units,
@@ -9,16 +12,18 @@ and the fix. Errors derive from ``ValueError`` as the official ones do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from conform_core.exceptions import ParameterError, ShapeError
-from conform_core.validation import describe, suggest
+from conform_core.constraints import Constraint, Options, PathLike
+from conform_core.exceptions import ShapeError
+from conform_core.validation import describe
 
-__all__ = ["TrialLayout", "check_data", "check_option_names", "check_choice_option"]
+__all__ = ["TrialLayout", "check_data", "check_constant_units", "Accepted", "FiniteNumbers",
+           "NpzPath", "Preset", "WholeNumbers"]
 
 
 class TrialLayout:
@@ -158,25 +163,103 @@ def check_constant_units(data: NDArray[np.floating], layout: TrialLayout, *, who
         )
 
 
-def check_option_names(options: Mapping[str, Any], known: Iterable[str], *, who: str,
-                       hint: str = "") -> None:
-    """Raise for option names that are not in ``known``, suggesting close matches."""
-    known = list(known)
-    unknown = [k for k in options if k not in known]
-    if unknown:
-        name = unknown[0]
-        raise ParameterError(
-            f"{who} has no option {name!r}.{suggest(name, known)} Options: "
-            f"{', '.join(sorted(known))}.{(' ' + hint) if hint else ''}"
-        )
+class Accepted(Constraint):
+    """Any value: an option accepted for compatibility (ignored, or checked where it is used).
+
+    It keeps the option's name in a declaration (so an option dict checked with
+    ``reject_unknown=True`` knows it) and says what the value should be.
+    """
+
+    def __init__(self, what: str = "any value (accepted for compatibility; ignored)") -> None:
+        self.what = what
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return True
+
+    def describe(self) -> str:
+        return self.what
 
 
-def check_choice_option(value: Any, choices: Iterable[str], *, name: str, who: str) -> str:
-    """Validate a string option against ``choices`` (with a suggestion)."""
-    choices = list(choices)
-    if not isinstance(value, str) or value not in choices:
-        raise ParameterError(
-            f"{who}: option {name!r} must be one of {', '.join(repr(c) for c in choices)}; "
-            f"got {value!r}.{suggest(str(value), choices)}"
-        )
-    return value
+class Preset(Options):
+    """A preset name, matched case-insensitively (``"Aggressive"`` is ``"aggressive"``)."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and value.lower() in self.options
+
+    def hint(self, value: Any) -> str:
+        return super().hint(value.lower()) if isinstance(value, str) else ""
+
+
+class WholeNumbers(Constraint):
+    """Non-negative whole numbers: one, or a 1-D list of them (ints, or floats such as 2.0).
+
+    Parameters
+    ----------
+    what : str
+        How to describe the accepted values.
+    scalar_ok : bool, default=True
+        Whether a single number is accepted as well as a list.
+    min_size : int, default=1
+        Fewest numbers.
+    increasing : bool, default=False
+        Whether they must be strictly increasing.
+    """
+
+    def __init__(self, what: str, *, scalar_ok: bool = True, min_size: int = 1,
+                 increasing: bool = False) -> None:
+        self.what, self.scalar_ok, self.min_size = what, scalar_ok, min_size
+        self.increasing = increasing
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)):
+            return False
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):
+            return False
+        if arr.dtype.kind not in "iuf" or arr.ndim > 1 or (arr.ndim == 0 and not self.scalar_ok):
+            return False
+        arr = arr.ravel()
+        if arr.size < self.min_size or not np.all(np.isfinite(arr)):
+            return False
+        if np.any(arr < 0) or not np.all(arr == np.floor(arr)):
+            return False
+        return not (self.increasing and np.any(np.diff(arr) <= 0))
+
+    def describe(self) -> str:
+        return self.what
+
+    def invalid_value(self) -> Any:
+        return [-1]
+
+
+class FiniteNumbers(Constraint):
+    """A non-empty list (or array, or one number) of finite numbers."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, (str, bytes)):
+            return False
+        try:
+            arr = np.asarray(value, dtype=np.float64).ravel()
+        except (TypeError, ValueError):
+            return False
+        return arr.size > 0 and bool(np.all(np.isfinite(arr)))
+
+    def describe(self) -> str:
+        return "a non-empty list of finite numbers"
+
+    def invalid_value(self) -> Any:
+        return []
+
+
+class NpzPath(PathLike):
+    """The path of an existing ``.npz`` file (a GSN result saved with ``np.savez``)."""
+
+    def __init__(self) -> None:
+        super().__init__("file")
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return super().is_satisfied_by(value) and os.fspath(value).endswith(".npz")
+
+    def describe(self) -> str:
+        return "the path of an existing .npz file"

@@ -10,24 +10,20 @@ makes them equivariant to any re-arrangement (the functional :func:`psn` and
 
 from __future__ import annotations
 
-import os
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.components import Denoiser
-from conform_core.data import ConditionData, ConditionTrials
-from conform_core.exceptions import ParameterError, ShapeError
-from conform_core.validation import (
-    check_bool_param,
-    check_choice,
-    check_existing_path,
-    check_float_param,
-)
+from conform_core.components.base import check_is_fitted
+from conform_core.constraints import Boolean, InstanceOf, Interval
+from conform_core.data import ConditionData, ConditionTrials, mean_over_trials
+from conform_core.exceptions import ParameterError
+from conform_core.metrics import noise_ceiling
 
-from ._gsn import noise_ceiling, perform_gsn
-from ._options import CV_PRESETS, PRESETS, check_call
+from ._gsn import perform_gsn
+from ._options import CV_PRESETS, PRESET, PSN_CONSTRAINTS, check_call
 from ._psn import psn
 
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
@@ -40,23 +36,12 @@ def _canonical(data: ConditionTrials) -> ConditionTrials:
     return data if np.all(order == np.arange(order.size)) else data.take_conditions(order)
 
 
-def _check_units(component: Denoiser, data: ConditionTrials) -> None:
-    if data.n_units != component.n_units_:
-        raise ShapeError(
-            f"{type(component).__name__} was fitted on {component.n_units_} units but got "
-            f"{data.n_units}. Apply it to the same units, in the same order, as in fit."
-        )
-
-
 def _deviation(data: ConditionTrials, means: NDArray) -> NDArray[np.float64]:
-    """Trial means minus the training unit means; a unit without any trial contributes 0."""
-    finite = np.isfinite(data.data)
-    counts = finite.sum(axis=2)
-    total = np.where(finite, data.data, 0).sum(axis=2, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        avg = total / counts
+    """Trial means (in float64) minus the training unit means; a unit without any trial
+    contributes 0."""
+    avg = mean_over_trials(np.asarray(data.data, dtype=np.float64))
     dev = avg - means[:, None]
-    dev[counts == 0] = 0.0
+    dev[np.isnan(avg)] = 0.0
     return dev
 
 
@@ -110,6 +95,23 @@ default="standard"
     (12, 40)
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "preset": [PRESET],
+        "basis": [*PSN_CONSTRAINTS["basis"], Interval(int, 0, 5), None],
+        "criterion": [*PSN_CONSTRAINTS["criterion"], None],
+        "threshold_method": [*PSN_CONSTRAINTS["threshold_method"], None],
+        "alpha": PSN_CONSTRAINTS["alpha"],
+        "options": [InstanceOf(dict, "a dict of psn options"), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "basis": "Use a basis name or an (n_units, D) matrix; with $preset='cv', the V code of "
+                 "psn_cv (0..5) or a matrix. None keeps the preset's.",
+        "criterion": "None keeps the preset's.",
+        "threshold_method": "None keeps the preset's.",
+        "alpha": "0 keeps the prediction peak, 1 every dimension; None turns interpolation off.",
+        "options": "Pass e.g. $options={'basis_ordering': 'signalvariance'}.",
+    }
+
     def __init__(self, preset: str = "standard", basis: Any = None, criterion: str | None = None,
                  threshold_method: str | None = None, alpha: float | None = None,
                  options: dict[str, Any] | None = None) -> None:
@@ -136,46 +138,25 @@ default="standard"
         opts.update({k: v for k, v in named.items() if v is not None})
         return opts
 
-    def check_params(self) -> None:
-        """Check the preset and every option as :func:`psn` would, without the data.
+    def _check_params_extra(self) -> None:
+        """Check the options as :func:`psn` (or :func:`psn_cv`, for preset "cv") would.
 
-        ``preset`` (a known preset), ``options`` (a dict of known option names), ``basis``,
-        ``criterion``, ``threshold_method``, ``alpha`` and every option value, combinations
-        PSN rejects (e.g. Wiener with a basis), ``gsn_args``, and a ``gsn_result`` path (an
-        existing ``.npz``). With preset "cv", the options of the cross-validated API.
-        Only the length of ``unit_groups`` (one label per unit) waits for the data.
+        The named parameters are declared in ``_parameter_constraints``; here, every option
+        (known names, values, combinations PSN rejects such as Wiener with a basis,
+        ``gsn_args``, a ``gsn_result`` path) without the data. Only the length of
+        ``unit_groups`` (one label per unit) waits for the data.
         """
-        names = [*PRESETS, *CV_PRESETS]
-        if not isinstance(self.preset, str) or self.preset.lower() not in names:
-            check_choice(self.preset, names, name="preset", owner=self)
-        if self.options is not None and not isinstance(self.options, dict):
-            raise ParameterError(
-                f"The 'options' parameter of PSNDenoiser must be a dict of psn options or None; "
-                f"got {self.options!r}. Pass e.g. options={{'basis_ordering': 'signalvariance'}}."
-            )
         if self._legacy():
             ignored = [k for k in ("criterion", "threshold_method", "alpha")
                        if getattr(self, k) is not None]
             if ignored:
+                names = ", ".join(f"${k}" for k in ignored)
                 raise ParameterError(
-                    f"PSNDenoiser(preset={self.preset!r}) chooses dimensions by cross-validation "
-                    f"and takes no {', '.join(repr(k) for k in ignored)}; got "
-                    + ", ".join(f"{k}={getattr(self, k)!r}" for k in ignored)
-                    + ". Remove them, or use another preset; options of the cross-validated "
-                    "API (cv_mode, cv_threshold_per, ...) go in options."
-                )
-        opts = self._psn_options()
-        cache = opts.get("gsn_result")
-        if isinstance(cache, (str, os.PathLike)):
-            path = check_existing_path(
-                cache, name="gsn_result", owner="PSNDenoiser's options",
-                fix="Pass a .npz file written from a previous result's 'gsn_result'.")
-            if path.suffix != ".npz":
-                raise ParameterError(
-                    f"The 'gsn_result' option of PSNDenoiser must be a .npz file (or a dict); "
-                    f"got {str(cache)!r}. Write it with np.savez(path, **result['gsn_result'])."
-                )
-        check_call(self.preset, None, opts)
+                    "With $preset='cv' PSNDenoiser chooses dimensions by cross-validation, so it "
+                    f"takes no {names}.", param=ignored[0], value=getattr(self, ignored[0]),
+                    owner=self, fix=f"Remove {names}, or use another preset; options of the "
+                    "cross-validated API (cv_mode, cv_threshold_per, ...) go in $options.")
+        check_call(self.preset, None, self._psn_options())
 
     def _fit(self, data: ConditionTrials) -> PSNDenoiser:
         data = _canonical(data)
@@ -187,11 +168,9 @@ default="standard"
         gsn = results.get("gsn_result")
         self.ncsnr_ = None if gsn is None else np.asarray(gsn["ncsnr"])
         self.results_ = {k: v for k, v in results.items() if k not in _DROP}
-        self.n_units_ = data.n_units
         return self
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
-        _check_units(self, data)
         dev = _deviation(data, self.unit_means_)
         out = self.denoiser_.T @ dev + self.unit_means_[:, None]
         return ConditionData(out.astype(data.data.dtype), data.stimulus_ids, data.subject,
@@ -215,7 +194,7 @@ class GSNDenoiser(Denoiser):
     ----------
     wantshrinkage : bool, default=True
         Choose shrinkage toward the diagonal by held-out likelihood (else none).
-    n_trials : float or None, default=None
+    n_trials : float >= 1 or None, default=None
         Trials averaged for ``noise_ceiling_``; None uses the fitted data's trial
         counts (``1 / mean_c(1 / n_c)``).
 
@@ -233,15 +212,17 @@ class GSNDenoiser(Denoiser):
         Units seen in fit.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "wantshrinkage": [Boolean()],
+        "n_trials": [Interval(float, 1, None), None],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "n_trials": "Use None to take the fitted data's trial counts.",
+    }
+
     def __init__(self, wantshrinkage: bool = True, n_trials: float | None = None) -> None:
         self.wantshrinkage = wantshrinkage
         self.n_trials = n_trials
-
-    def check_params(self) -> None:
-        """Check ``wantshrinkage`` (True/False) and ``n_trials`` (a number > 0, or None)."""
-        check_bool_param(self.wantshrinkage, name="wantshrinkage", owner=self)
-        check_float_param(self.n_trials, name="n_trials", owner=self, low=0, low_open=True,
-                          none_ok=True, fix="Use None to take the fitted data's trial counts.")
 
     def _fit(self, data: ConditionTrials) -> GSNDenoiser:
         data = _canonical(data)
@@ -255,16 +236,15 @@ class GSNDenoiser(Denoiser):
         else:
             n_avg = float(self.n_trials)
         self.noise_ceiling_ = noise_ceiling(self.ncsnr_, n_avg)
-        self.n_units_ = data.n_units
         return self
 
     def noise_ceiling(self, n_trials: float = 1) -> NDArray[np.float64]:
-        """Noise ceiling (percent) of an average of ``n_trials`` trials, per unit."""
-        from conform_core.components.base import check_is_fitted
+        """Noise ceiling (percent) of an average of ``n_trials`` trials, per unit.
 
+        :func:`conform_core.metrics.noise_ceiling` of the fitted ``ncsnr_``.
+        """
         check_is_fitted(self)
         return noise_ceiling(self.ncsnr_, n_trials)
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
-        _check_units(self, data)
         return data.mean()

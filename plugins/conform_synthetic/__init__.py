@@ -1,20 +1,106 @@
-"""The ``synthetic`` dataset: simulated studies with ground truth, in memory or from disk."""
+"""conform_synthetic: the ground-truth simulator of multi-subject vision fMRI studies.
+
+Registers two datasets and one command:
+
+- ``synthetic`` (:class:`SyntheticDataset`): a study simulated in memory;
+- ``synthetic-folder`` (:class:`SimulatedFolderDataset`): a study folder written by
+  ``conform simulate``, read back exactly;
+- ``conform simulate OUT``: write a study to a folder (:func:`write_study`), in the format
+  of ``docs/formats.md``.
+
+The contract kit checks both datasets on a small study (``conform_contract_instances``).
+
+:func:`simulate_study` returns a whole :class:`SimulatedStudy` in memory and
+:func:`read_study` reads one back from a folder. Every setting of the simulator is written
+once, as a field of :class:`SimulationParams`; the function's signature, the ``synthetic``
+dataset's parameters and the command's options are derived from it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from conform_core.hookspecs import hookimpl
 
-from .dataset import SyntheticDataset
+from ._noise import grid_shape
+from ._params import SimulationParams
+from ._reader import read_stimuli, read_study, read_study_info, read_study_subject
+from ._study import (
+    SimulatedStudy,
+    StudyPlan,
+    plan_study,
+    simulate_study,
+    simulate_subject,
+    subject_name,
+)
+from ._writer import FORMAT_NAME, FORMAT_VERSION, write_study
+from .dataset import SimulatedFolderDataset, SyntheticDataset
 
 if TYPE_CHECKING:
-    from conform_core import ComponentRegistry
+    import typer
 
-__all__ = ["SyntheticDataset", "conform_register"]
+    from conform_core import ComponentRegistry
+    from conform_core.testing import ContractInstances
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SimulatedFolderDataset",
+    "SimulatedStudy",
+    "SimulationParams",
+    "StudyPlan",
+    "SyntheticDataset",
+    "conform_contract_instances",
+    "conform_register",
+    "conform_register_commands",
+    "grid_shape",
+    "plan_study",
+    "read_stimuli",
+    "read_study",
+    "read_study_info",
+    "read_study_subject",
+    "simulate_study",
+    "simulate_subject",
+    "subject_name",
+    "write_study",
+]
 
 
 @hookimpl
 def conform_register(registry: ComponentRegistry) -> None:
-    """Register the ``synthetic`` dataset."""
+    """Register the ``synthetic`` and ``synthetic-folder`` datasets."""
     registry.add("dataset", "synthetic", SyntheticDataset)
+    registry.add("dataset", "synthetic-folder", SimulatedFolderDataset)
+
+
+@hookimpl
+def conform_register_commands(app: typer.Typer) -> None:
+    """Add ``conform simulate``."""
+    from .cli import simulate
+
+    app.command("simulate")(simulate)
+
+
+#: The small study the contract kit checks (a few hundred trials: quick to simulate and write).
+_CONTRACT_STUDY: dict[str, Any] = {"n_subjects": 2, "n_units": 12, "n_stimuli": 24, "n_shared": 8,
+                                   "n_repeats": 2, "n_features": 8}
+
+
+def _contract_folder(folder: Path) -> SimulatedFolderDataset:
+    return SimulatedFolderDataset(location=str(write_study(folder / "study", _CONTRACT_STUDY)))
+
+
+def _contract_location(folder: Path) -> SyntheticDataset:
+    return SyntheticDataset(location=str(write_study(folder / "study", _CONTRACT_STUDY)))
+
+
+@hookimpl
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """Give the contract kit a small study: in memory, in a folder, and through ``location``.
+
+    ``location`` is what ``synthetic`` keeps for older specs.
+    """
+    instances.add(SyntheticDataset, params=_CONTRACT_STUDY, id="small")
+    instances.add(SyntheticDataset, _contract_location, id="small-location")
+    instances.add(SimulatedFolderDataset, _contract_folder, id="small")

@@ -1,64 +1,187 @@
-"""``SyntheticDataset``: subjects simulated in memory, or read from ``conform simulate`` files."""
+"""The plugin's two datasets: ``synthetic`` (in memory) and ``synthetic-folder`` (on disk).
+
+``synthetic`` simulates a study in memory; ``synthetic-folder`` reads a study folder written by
+``conform simulate``.
+"""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from conform_core.components import Dataset
-from conform_core.constraints import InstanceOf, PathLike
+from conform_core.constraints import InstanceOf, PathLike, check_param
 from conform_core.data import StimulusSet, Subject
 from conform_core.exceptions import DataFileError, ParameterError
-from conform_core.simulation import (
-    SimulationParams,
-    StudyPlan,
-    plan_study,
-    read_stimuli,
-    read_study_info,
-    read_study_subject,
-    simulate_subject,
-)
-from conform_core.validation import check_existing_path
+from conform_core.validation import check_existing_path, suggest
 
-__all__ = ["SyntheticDataset"]
+from ._params import SimulationParams
+from ._reader import read_stimuli, read_study_info, read_study_subject
+from ._study import StudyPlan, plan_study, simulate_subject
+
+__all__ = ["SimulatedFolderDataset", "SyntheticDataset"]
+
+_SETTINGS = SimulationParams.names()
 
 
-class SyntheticDataset(Dataset):
-    """Simulated subjects with ground truth, simulated in memory or read from a folder.
+def _check_study_folder(location: Any, owner: Dataset) -> None:
+    """Raise unless ``location`` is a folder holding a readable ``study.json`` of this format."""
+    root = check_existing_path(
+        location, name="location", owner=owner, kind="dir",
+        fix=f"Write a study there with `conform simulate "
+            f"{ParameterError.quote(str(location))}`, or pass the folder it wrote.")
+    if not (root / "study.json").is_file():
+        raise DataFileError(
+            f"The 'location' parameter of {type(owner).__name__} must be a folder written by "
+            f"`conform simulate`; {str(root)!r} holds no study.json. Write a study there with "
+            f"`conform simulate {root}`, or point location at such a folder."
+        )
+    read_study_info(root)  # format and version
 
-    With ``location=None`` the study is simulated lazily (one subject at a time, on first
-    request) and cached in this instance. With a ``location`` the folder written by
-    ``conform simulate`` is read back exactly (trials, ground truth and, when present, the
-    NIfTI runs and events as ``TimeSeriesData``); the simulation parameters are then ignored.
+
+@dataclass
+class _Folder:
+    """What a folder dataset has read so far (``stimuli`` on first use)."""
+
+    location: str
+    info: dict[str, Any]
+    stimuli: StimulusSet | None = None
+
+
+class SimulatedFolderDataset(Dataset):
+    """A study written by ``conform simulate``, read back exactly.
+
+    Subjects are read on request: trials, ground truth and, when the study has them, the
+    NIfTI runs and events as ``TimeSeriesData``. The simulator's settings are the folder's
+    own (``study.json``, see :meth:`study_params`); the format is described in
+    ``docs/formats.md``.
 
     Parameters
     ----------
-    location : str or None, default=None
-        Folder written by ``conform simulate``; None simulates in memory.
-    n_subjects, n_units, n_stimuli : int, default=3, 100, 120
-        Study size.
-    n_repeats : int, default=3
-        Trials per stimulus and subject.
-    snr : float, default=1.0
-        Median single-trial signal sd / noise sd over units.
-    n_shared : int or None, default=None
-        Stimuli every subject sees (None: a third of ``n_stimuli``).
-    stimuli_per_subject : int or None, default=None
-        Stimuli per subject beyond the shared ones (None: all others).
-    test_fraction : float, default=0.2
-        Share of stimuli held out (shared ones first).
-    missing_fraction : float, default=0.0
-        Share of trials dropped.
-    individual_differences : float, default=0.3
-        How far each subject's mixing departs from the shared one (0 to 1).
-    timeseries : bool, default=False
-        Also simulate fMRI runs.
-    random_state : int, default=0
-        Seed of the simulation.
+    location : str
+        The folder ``conform simulate`` (or :func:`~conform_synthetic.write_study`) wrote.
+
+    See Also
+    --------
+    SyntheticDataset : the same simulator, in memory.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from conform_synthetic import write_study
+    >>> folder = write_study(pathlib.Path(tempfile.mkdtemp()) / "study",
+    ...                      {"n_subjects": 2, "n_units": 12, "n_stimuli": 24})
+    >>> SimulatedFolderDataset(location=str(folder)).subjects()
+    ['sub-01', 'sub-02']
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "location": [PathLike("dir", must_exist=False)],
+    }
+    _parameter_fixes: ClassVar[dict[str, str]] = {
+        "location": "Pass the folder `conform simulate` wrote.",
+    }
+
+    def __init__(self, location: str | None = None) -> None:
+        self.location = location
+
+    def _folder(self) -> _Folder:
+        cache: _Folder | None = getattr(self, "_cache", None)
+        if cache is None or cache.location != str(self.location):
+            check_param(self.location, self._parameter_constraints["location"], name="location",
+                        owner=self, fix=self._parameter_fixes["location"])
+            cache = _Folder(str(self.location), read_study_info(Path(str(self.location))))
+            self._cache = cache
+        return cache
+
+    def _check_params_extra(self) -> None:
+        """Check that ``location`` holds a study of this format, reading only ``study.json``.
+
+        Raises
+        ------
+        ParameterError
+            For a placeholder location.
+        DataFileError
+            For a missing folder or ``study.json``, or a study of another format or version.
+        """
+        _check_study_folder(self.location, self)
+
+    def study_params(self) -> dict[str, Any]:
+        """Return the simulator's settings the study was written with (``study.json``)."""
+        params = self._folder().info["params"]
+        return {k: params[k] for k in _SETTINGS if k in params}
+
+    def roi_labels(self) -> list[str]:
+        """No ROI labels: simulated units carry none."""
+        return []
+
+    def stimulus_set(self) -> StimulusSet:
+        """Every stimulus of the study (``stimuli.tsv`` and the features)."""
+        folder = self._folder()
+        if folder.stimuli is None:
+            folder.stimuli = read_stimuli(folder.location)[0]
+        return folder.stimuli
+
+    def subjects(self) -> list[str]:
+        """Names of the subjects: ``sub-01``, ``sub-02``, ..."""
+        return [str(s["name"]) for s in self._folder().info["subjects"]]
+
+    def _load_subject(self, name: str) -> Subject:
+        folder = self._folder()
+        return read_study_subject(folder.location, name, info=folder.info,
+                                  stimuli=self.stimulus_set())
+
+    def describe(self) -> dict[str, Any]:
+        """Summarise the study; only ``study.json`` is read."""
+        info = self._folder().info
+        rows = [{"subject": s["name"], "n_trials": s["n_trials"], "n_units": info["n_units"],
+                 "n_stimuli": s["n_stimuli"], "n_runs": s["n_runs"], "n_train": s["n_train"],
+                 "n_test": s["n_test"], "has_truth": True} for s in info["subjects"]]
+        return {"dataset": type(self).__name__, "location": str(self.location),
+                "params": info["params"], "subjects": rows}
+
+
+@dataclass
+class _Simulation:
+    """What an in-memory dataset has simulated so far, for the parameters of ``key``."""
+
+    key: str
+    plan: StudyPlan
+    subjects: dict[str, Subject] = field(default_factory=dict)
+
+
+#: SyntheticDataset's parameters beyond the simulator's settings, and their defaults.
+_OTHER_PARAMETERS = {"options": None, "location": None}
+
+
+class SyntheticDataset(Dataset):
+    """Subjects simulated in memory, with ground truth.
+
+    The study is simulated lazily, one subject at a time on first request, and kept by
+    this instance. Its parameters are the simulator's settings: the fields of
+    :class:`SimulationParams`, with their defaults (the signature and the list below are
+    derived from them).
+
+    Parameters
+    ----------
+    {settings}
     options : dict or None, default=None
-        Any other keyword of :func:`conform_core.simulation.simulate_study`
-        (e.g. ``{"noise_rank": 0, "tr": 1.5}``).
+        Settings as a dict, merged over the parameters above (kept so that specs and lock
+        files that passed settings this way still run; prefer the parameters). A setting
+        given both ways with different values is an error.
+    location : str or None, default=None
+        Kept for specs written before the ``synthetic-folder`` dataset: a folder written by
+        ``conform simulate``, read with :class:`SimulatedFolderDataset`. The settings
+        above are then checked but not used (the folder's are, and :meth:`data_params`
+        records them). New specs use ``plugin = "synthetic-folder"``.
+
+    See Also
+    --------
+    SimulatedFolderDataset : a study written to disk by ``conform simulate``.
+    simulate_study : the whole study at once, as a function.
 
     Examples
     --------
@@ -67,181 +190,154 @@ class SyntheticDataset(Dataset):
     (['sub-01', 'sub-02'], 20)
     """
 
-    # the simulation parameters are SimulationParams' (checked in _check_params_extra, and
-    # ignored when location is set)
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "location": [PathLike("dir", must_exist=False), None],
+        **SimulationParams._parameter_constraints,
         "options": [InstanceOf(Mapping, "a dict of simulate_study keywords"), None],
+        "location": [PathLike("dir", must_exist=False), None],
     }
     _parameter_fixes: ClassVar[dict[str, str]] = {
+        **SimulationParams._parameter_fixes,
+        "options": 'Use e.g. $options={"noise_rank": 0, "tr": 1.5}, or pass the settings as '
+                   "parameters.",
         "location": "Pass a folder written by `conform simulate`, or None to simulate in memory.",
-        "options": 'Use e.g. $options={"noise_rank": 0, "tr": 1.5}.',
     }
 
-    def __init__(self, location: str | None = None, n_subjects: int = 3, n_units: int = 100,
-                 n_stimuli: int = 120, n_repeats: int = 3, snr: float = 1.0, n_shared: int | None = None,
-                 stimuli_per_subject: int | None = None, test_fraction: float = 0.2,
-                 missing_fraction: float = 0.0, individual_differences: float = 0.3,
-                 timeseries: bool = False, random_state: int = 0,
-                 options: dict[str, Any] | None = None) -> None:
-        self.location = location
-        self.n_subjects = n_subjects
-        self.n_units = n_units
-        self.n_stimuli = n_stimuli
-        self.n_repeats = n_repeats
-        self.snr = snr
-        self.n_shared = n_shared
-        self.stimuli_per_subject = stimuli_per_subject
-        self.test_fraction = test_fraction
-        self.missing_fraction = missing_fraction
-        self.individual_differences = individual_differences
-        self.timeseries = timeseries
-        self.random_state = random_state
-        self.options = options
+    def __init__(self, **params: Any) -> None:  # the signature is set below, from the fields
+        allowed = [*_SETTINGS, *_OTHER_PARAMETERS]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise TypeError(f"SyntheticDataset() got unexpected keyword argument(s) {unknown}."
+                            f"{suggest(unknown[0], allowed)}")
+        defaults = {**SimulationParams.defaults(), **_OTHER_PARAMETERS}
+        for name in allowed:
+            setattr(self, name, params.get(name, defaults[name]))
 
-    # -------------------------------------------------------------- in memory
+    __init__.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
+        *SimulationParams.signature_parameters(),
+        inspect.Parameter("options", inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=dict[str, Any] | None),
+        inspect.Parameter("location", inspect.Parameter.KEYWORD_ONLY, default=None,
+                          annotation=str | None),
+    ], return_annotation=None)
+
+    # -------------------------------------------------------------- settings
     def simulation_params(self) -> SimulationParams:
-        """Return the checked simulation parameters of this instance.
+        """Return the checked simulation settings of this instance.
 
         Raises
         ------
         ParameterError
-            If a parameter is out of range, or ``options`` names an unknown or duplicate one.
+            If a setting is out of range, the settings do not fit together, or ``options``
+            names an unknown setting or one also given, differently, as a parameter.
         """
-        own = {k: getattr(self, k) for k in (
-            "n_subjects", "n_units", "n_stimuli", "n_repeats", "snr", "n_shared",
-            "stimuli_per_subject", "test_fraction", "missing_fraction", "individual_differences",
-            "timeseries", "random_state")}
+        settings = {name: getattr(self, name) for name in _SETTINGS}
         extra = dict(self.options or {})
-        known = set(SimulationParams.__dataclass_fields__)
-        unknown = sorted(set(extra) - known)
-        clash = sorted(set(extra) & set(own))
-        if unknown or clash:
+        defaults = SimulationParams.defaults()
+        unknown = sorted(set(extra) - set(_SETTINGS))
+        twice = sorted(k for k in set(extra) & set(_SETTINGS)
+                       if settings[k] != defaults[k] and settings[k] != extra[k])
+        if unknown or twice:
             problem = (f"unknown key(s) {unknown}" if unknown
-                       else f"key(s) {clash} that are also parameters")
+                       else f"key(s) {twice} also given, with other values, as parameters")
             raise ParameterError(
-                f"The 'options' parameter of SyntheticDataset has {problem}. "
-                f"Use keywords of simulate_study ({', '.join(sorted(known - set(own)))}) and pass "
-                "the others as SyntheticDataset parameters."
-            )
-        return SimulationParams.from_kwargs(**own, **extra)
+                f"The 'options' parameter of SyntheticDataset has {ParameterError.quote(problem)}.",
+                param="options", value=self.options, owner=self,
+                fix=f"Use settings of simulate_study ({', '.join(_SETTINGS)}), and give each "
+                    "one once (preferably as a parameter).")
+        try:
+            return SimulationParams(**{**settings, **extra})
+        except ParameterError as exc:  # the settings are this dataset's parameters
+            raise ParameterError(exc.template, param=exc.param, value=exc.value,
+                                 allowed=exc.allowed, fix=exc.fix, owner=self) from None
 
-    def _memory(self) -> dict[str, Any]:
-        cache = self.__dict__.get("_memory_cache")
-        if cache is None:
-            cache = {"plan": plan_study(self.simulation_params()), "subjects": {}}
-            self.__dict__["_memory_cache"] = cache
+    def _simulation(self) -> _Simulation:
+        """Return the plan and the subjects simulated so far (anew if a parameter changed)."""
+        key = repr(self.get_params(deep=False))
+        cache: _Simulation | None = getattr(self, "_cache", None)
+        if cache is None or cache.key != key:
+            cache = _Simulation(key, plan_study(self.simulation_params()))
+            self._cache = cache
         return cache
 
-    # -------------------------------------------------------------- on disk
-    def _disk(self) -> dict[str, Any]:
-        cache = self.__dict__.get("_disk_cache")
-        if cache is None:
-            root = Path(str(self.location))
-            info = read_study_info(root)
-            cache = {"root": root, "info": info, "stimuli": None}
-            self.__dict__["_disk_cache"] = cache
-        return cache
-
-    def _disk_stimuli(self) -> StimulusSet:
-        cache = self._disk()
-        if cache["stimuli"] is None:
-            cache["stimuli"] = read_stimuli(cache["root"])[0]
-        return cache["stimuli"]
+    def _folder(self) -> SimulatedFolderDataset | None:
+        """Return the folder reader when ``location`` is set (compatibility path), else None."""
+        if self.location is None:
+            return None
+        reader: SimulatedFolderDataset | None = getattr(self, "_reader", None)
+        if reader is None or reader.location != self.location:
+            reader = SimulatedFolderDataset(location=self.location)
+            self._reader = reader
+        return reader
 
     # -------------------------------------------------------------- checks
     def _check_params_extra(self) -> None:
-        """Check the parameters without simulating or reading any subject.
+        """Check what the declarations cannot, without simulating or reading any subject.
 
-        In memory (``location=None``): every simulation parameter, through
-        :class:`~conform_core.simulation.SimulationParams` (its declared constraints). With a
-        ``location``: the folder exists and holds a readable ``study.json`` of this format
-        (the simulation parameters are then ignored). The types of ``location`` and
-        ``options`` are declared in ``_parameter_constraints``.
+        In memory: the rules between settings (through :class:`SimulationParams`) and the
+        keys of ``options``. With a ``location``: the folder holds a readable
+        ``study.json`` of this format. Each setting's own range is declared in
+        ``_parameter_constraints`` (taken from :class:`SimulationParams`).
 
         Raises
         ------
         ParameterError
-            For a simulation parameter out of range, or a placeholder location.
+            For settings that do not fit together, or a placeholder location.
         DataFileError
             For a missing folder or ``study.json``.
         """
         if self.location is None:
             self.simulation_params()
-            return
-        root = check_existing_path(
-            self.location, name="location", owner=self, kind="dir",
-            fix=f"Write a study there with `conform simulate "
-                f"{ParameterError.quote(str(self.location))}`, or pass the folder it wrote.")
-        if not (root / "study.json").is_file():
-            raise DataFileError(
-                f"The 'location' parameter of SyntheticDataset must be a folder written by "
-                f"`conform simulate`; {str(root)!r} holds no study.json. Write a study there with "
-                f"`conform simulate {root}`, or point location at such a folder."
-            )
-        read_study_info(root)  # format and version
+        else:
+            _check_study_folder(self.location, self)
 
+    # -------------------------------------------------------------- Dataset API
     def roi_labels(self) -> list[str]:
-        """No ROI labels: simulated units carry none (in memory and on disk)."""
+        """No ROI labels: simulated units carry none."""
         return []
 
     def stimulus_set(self) -> StimulusSet:
-        """Every stimulus of the study: planned in memory (cheap), or ``stimuli.tsv``."""
-        if self.location is None:
-            plan: StudyPlan = self._memory()["plan"]
-            return plan.stimuli
-        return self._disk_stimuli()
+        """Every stimulus of the study (planned, cheap: no subject is simulated)."""
+        folder = self._folder()
+        return self._simulation().plan.stimuli if folder is None else folder.stimulus_set()
 
-    # -------------------------------------------------------------- Dataset API
     def subjects(self) -> list[str]:
         """Names of the subjects: ``sub-01``, ``sub-02``, ..."""
-        if self.location is None:
-            plan: StudyPlan = self._memory()["plan"]
-            return plan.subject_names
-        return [str(s["name"]) for s in self._disk()["info"]["subjects"]]
+        folder = self._folder()
+        return self._simulation().plan.subject_names if folder is None else folder.subjects()
 
     def _load_subject(self, name: str) -> Subject:
-        if self.location is None:
-            cache = self._memory()
-            if name not in cache["subjects"]:
-                index = cache["plan"].subject_names.index(name)
-                cache["subjects"][name] = simulate_subject(cache["plan"], index)
-            return cache["subjects"][name]
-        disk = self._disk()
-        return read_study_subject(disk["root"], name, info=disk["info"],
-                                  stimuli=self._disk_stimuli())
+        folder = self._folder()
+        if folder is not None:
+            return folder.load_subject(name)
+        simulation = self._simulation()
+        if name not in simulation.subjects:
+            index = simulation.plan.subject_names.index(name)
+            simulation.subjects[name] = simulate_subject(simulation.plan, index)
+        return simulation.subjects[name]
 
     def data_params(self) -> dict[str, Any]:
-        """Parameters of the data read: from a folder, the study's own settings (study.json).
+        """Return the parameters of the data used: with a ``location``, the folder's settings.
 
         In memory these are this instance's parameters. From a folder the constructor's
-        simulation parameters are ignored, so the folder's are returned instead (settings
-        that are not parameters of this class go into ``options`` when they differ from the
-        simulator's defaults), and a lock file records the study that was analysed.
+        settings are not used, so the folder's replace them, and a lock file records the
+        study that was analysed.
         """
         params = dict(self.get_params(deep=False))
-        if self.location is None:
-            return params
-        study = dict(self._disk()["info"]["params"])
-        fields = SimulationParams.__dataclass_fields__
-        options = {}
-        for key, value in sorted(study.items()):
-            if key in params:
-                params[key] = value
-            elif key in fields and value != fields[key].default:
-                options[key] = value
-        params["options"] = options or None
+        folder = self._folder()
+        if folder is not None:
+            params.update(folder.study_params(), options=None)
         return params
 
     def describe(self) -> dict[str, Any]:
-        """Summarise the dataset; from a folder, only ``study.json`` is read."""
-        if self.location is None:
-            summary = super().describe()
-            summary["params"] = self.simulation_params().as_dict()
-            return summary
-        info = self._disk()["info"]
-        rows = [{"subject": s["name"], "n_trials": s["n_trials"], "n_units": info["n_units"],
-                 "n_stimuli": s["n_stimuli"], "n_runs": s["n_runs"], "n_train": s["n_train"],
-                 "n_test": s["n_test"], "has_truth": True} for s in info["subjects"]]
-        return {"dataset": type(self).__name__, "location": str(self.location),
-                "params": info["params"], "subjects": rows}
+        """Summarise the dataset: its subjects and settings (from a folder, only ``study.json``)."""
+        folder = self._folder()
+        if folder is not None:
+            return {**folder.describe(), "dataset": type(self).__name__}
+        summary = super().describe()
+        summary["params"] = self.simulation_params().as_dict()
+        return summary
+
+
+SyntheticDataset.__doc__ = (SyntheticDataset.__doc__ or "").replace(
+    "{settings}", SimulationParams.numpydoc(indent="    ").lstrip())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conform_core.simulation import simulate_study, write_study
+from conform_synthetic import simulate_study, write_study
 
 if sys.version_info >= (3, 11):
     import tomllib

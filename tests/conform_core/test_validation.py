@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from conform_core import ParameterError, ShapeError
 from conform_core.validation import (
+    NAME_PATTERN,
     check_bool_param,
     check_choice,
     check_float_array,
     check_float_param,
     check_ids,
     check_int_param,
+    is_valid_name,
 )
 
 
@@ -108,3 +112,23 @@ def test_helpers_raise_structured_errors(call, param, allowed):
     with pytest.raises(ParameterError) as info:
         call()
     assert info.value.param == param and info.value.allowed == allowed
+
+
+@pytest.mark.parametrize("name", ["mean", "trial-average", "pca_2", "x"])
+def test_is_valid_name_accepts_short_lowercase_names(name):
+    assert is_valid_name(name)
+
+
+@pytest.mark.parametrize("name", ["Mean", "2pca", "-x", "", "a b", "mean\n", "é", None, 3])
+def test_registry_and_scaffold_refuse_what_is_valid_name_refuses(name, tmp_path):
+    """One pattern: the registry and `conform plugins new` both check names with it."""
+    from conform_core import Denoiser, PluginError
+    from conform_core.registry import ComponentRegistry
+    from conform_core.scaffold import write_plugin_project
+
+    assert not is_valid_name(name)
+    with pytest.raises(PluginError, match=re.escape(NAME_PATTERN)):
+        ComponentRegistry().add("denoiser", name, Denoiser)
+    with pytest.raises(ParameterError, match=re.escape(NAME_PATTERN)):
+        write_plugin_project(name, "denoiser", tmp_path)
+    assert list(tmp_path.iterdir()) == []

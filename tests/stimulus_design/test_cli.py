@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -116,6 +117,10 @@ def test_check_of_a_folder_that_is_not_a_package(tmp_path, capsys):
     assert code == 2 and "design.json is missing" in text
 
 
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "open_clip")),
+    reason="embedding images uses the clip plugin: needs torch and open_clip, from the [clip] "
+           "extra (pip install 'conform-fmri[clip]')")
 def test_image_folder_with_corrupt_and_duplicate_files(image_folder, tmp_path, capsys):
     """The real path: images -> clip plugin (tiny untrained ViT) -> package that passes check."""
     out = tmp_path / "pkg"

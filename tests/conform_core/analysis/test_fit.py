@@ -170,7 +170,7 @@ def test_psn_runs_in_fit_with_every_preset(spec_file, tmp_path):
 
 
 def test_lock_refuses_changed_inputs(tmp_path):
-    from conform_core.simulation import simulate_study, write_study
+    from conform_synthetic import simulate_study, write_study
 
     write_study(tmp_path / "study", simulate_study(n_subjects=2, n_units=20, n_stimuli=40, n_shared=20))
     spec = tmp_path / "s.toml"

@@ -7,7 +7,7 @@ import pytest
 
 from conform_baselines import PCADenoiser, RidgeEncoder, TrialAverageDenoiser
 from conform_core.metrics import noise_ceiling_from_trials, pearson_r
-from conform_core.simulation import simulate_study
+from conform_synthetic import simulate_study
 
 
 def _split(snr: float, **noise):

@@ -27,7 +27,6 @@ from threadpoolctl import threadpool_limits
 from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
 from conform_core.exceptions import ParameterError, ShapeError
 from conform_core.metrics import r2_score
-from conform_core.testing import check_component
 
 ALPHAS = np.logspace(-2, 4, 13)
 RTOL64 = 1e-9
@@ -282,14 +281,9 @@ def test_empty_features_are_rejected():
         RidgeEncoder().fit(np.ones((12, 0)), np.ones(12))
 
 
-# ----------------------------------------------------------------- contract kits
-def test_conform_contract_kit():
-    for name, check in check_component(RidgeEncoder()):
-        check(RidgeEncoder())
-
-
 # ----------------------------------------------------------------- scikit-learn's checks
 # Encoders follow the scikit-learn estimator contract in full: every check must pass.
+# (conform's own contract kit runs on RidgeEncoder from tests/test_common.py.)
 @parametrize_with_checks([RidgeEncoder(alphas=(0.1, 1.0, 10.0), cv=3)])
 def test_sklearn_check_estimator(estimator, check):
     check(estimator)

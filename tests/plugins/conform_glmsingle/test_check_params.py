@@ -16,7 +16,7 @@ BAD = [
     ("fracs", [0.0, 0.5]), ("fracs", [1.5]), ("fracs", []), ("fracs", "all"),
     ("chunklen", 0), ("chunklen", 1.5),
     ("verbose", "no"),
-    ("extra_options", ["brainthresh"]),
+    ("options", ["brainthresh"]),
 ]
 
 
@@ -27,20 +27,21 @@ def test_bad_value_is_caught_naming_the_parameter(name, value):
     assert f"'{name}' parameter of GLMsingleDenoiser" in str(info.value)
 
 
-BAD_EXTRA = [
+BAD_OPTIONS = [
     ({"brainthres": [99, 0.1]}, "Did you mean 'brainthresh'"),
-    ({"engine": "fast"}, "engine must be 'native' or 'official'"),
-    ({"quirks": "none"}, "quirks must be"),
-    ({"brainthresh": "high"}, "brainthresh must be"),
-    ({"wantlss": 3}, "wantlss must be 0 or 1"),
-    ({"blas_threads": 0}, "blas_threads must be"),
+    ({"engine": "fast"}, "'engine' parameter of GLM_single must be one of 'native', 'official'"),
+    ({"quirks": "none"}, "'quirks' parameter of GLM_single must be one of 'official', 'fixed'"),
+    ({"brainthresh": "high"}, r"'brainthresh' parameter .* must be \[percentile, fraction\]"),
+    ({"wantlss": 3}, "'wantlss' parameter .* must be one of 0, 1.*got 3. Use 0 or 1"),
+    ({"blas_threads": 0}, r"'blas_threads' .* must be an int in \[1, inf\) or None; got 0"),
+    ({"fracs": [0.0, 0.5]}, r"'fracs' .* must be a non-empty list of fractions in \(0, 1\]"),
 ]
 
 
-@pytest.mark.parametrize(("extra", "pattern"), BAD_EXTRA, ids=[repr(e) for e, _ in BAD_EXTRA])
-def test_bad_extra_options_are_caught(extra, pattern):
+@pytest.mark.parametrize(("options", "pattern"), BAD_OPTIONS, ids=[repr(e) for e, _ in BAD_OPTIONS])
+def test_bad_options_are_caught(options, pattern):
     with pytest.raises(ParameterError, match=pattern):
-        GLMsingleDenoiser(extra_options=extra).check_params()
+        GLMsingleDenoiser(options=options).check_params()
 
 
 def test_hrf_files_must_exist(tmp_path):
@@ -48,13 +49,41 @@ def test_hrf_files_must_exist(tmp_path):
         GLMsingleDenoiser(hrf_library=str(tmp_path / "hrfs.tsv")).check_params()
     with pytest.raises(ParameterError, match=r"'hrf_library' .*got '/path/to/hrfs\.tsv'\. That is a placeholder"):
         GLMsingleDenoiser(hrf_library="/path/to/hrfs.tsv").check_params()
-    with pytest.raises(DataFileError, match=r"hrf\.tsv' does not exist"):
-        GLMsingleDenoiser(extra_options={"hrftoassume": str(tmp_path / "hrf.tsv")}).check_params()
+    with pytest.raises(DataFileError, match=r"'hrftoassume' parameter .*hrf\.tsv' \(no such file\)"):
+        GLMsingleDenoiser(options={"hrftoassume": str(tmp_path / "hrf.tsv")}).check_params()
 
 
 @pytest.mark.parametrize("params", [{}, {"model": "B", "wantlibrary": 0, "wantglmdenoise": False},
                                     {"stimdur": 2, "pcstop": -3, "n_pcs": 3, "fracs": [1.0, 0.5]},
-                                    {"extra_options": {"engine": "official",
+                                    {"options": {"engine": "official",
                                                         "brainthresh": [99, 0.1]}}])
 def test_valid_values_pass(params):
     assert GLMsingleDenoiser(**params).check_params() is None
+
+
+def test_every_option_is_declared_once():
+    """The constraint table is the list of GLM_single's options: defaults and ignored names."""
+    from conform_glmsingle._options import DEFAULTS, IGNORED, OPTION_CONSTRAINTS
+
+    assert set(OPTION_CONSTRAINTS) == set(DEFAULTS) | set(IGNORED)
+
+
+BAD_PARAMS = [*BAD_OPTIONS,
+              ({"pcstop": -4, "n_pcs": 3}, "'pcstop' parameter of GLM_single.*Raise n_pcs to at least 4"),
+              ({"pcstop": -1.5}, "'pcstop' parameter of GLM_single.*Pass -K")]
+
+
+@pytest.mark.parametrize(("options", "pattern"), BAD_PARAMS, ids=[repr(e) for e, _ in BAD_PARAMS])
+def test_glm_single_checks_its_options_when_built(options, pattern):
+    """The drop-in refuses the same options, with the same message, before any data."""
+    from conform_glmsingle import GLM_single
+
+    with pytest.raises(ParameterError, match=pattern):
+        GLM_single(options)
+
+
+def test_glm_single_params_must_be_a_dict():
+    from conform_glmsingle import GLM_single
+
+    with pytest.raises(ParameterError, match="'params' parameter of GLM_single must be a dict"):
+        GLM_single([("n_pcs", 3)])

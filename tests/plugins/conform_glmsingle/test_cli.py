@@ -12,7 +12,7 @@ import pytest
 from conform_glmsingle.cli import check_out_folder, run_glmsingle_files, summarize_fit
 
 from conform_core.exceptions import DataFileError
-from conform_core.simulation import simulate_study, write_study
+from conform_synthetic import simulate_study, write_study
 
 
 @pytest.fixture(scope="module")

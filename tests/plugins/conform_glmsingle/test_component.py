@@ -7,7 +7,7 @@ import pytest
 from conform_glmsingle import GLMsingleDenoiser
 
 from conform_core.data import Events, TimeSeriesData, TrialData
-from conform_core.exceptions import ParameterError
+from conform_core.exceptions import ParameterError, ShapeError
 
 from .conftest import small_study
 
@@ -46,6 +46,16 @@ def test_transform_other_runs_reuses_fitted_choices(study):
     out = den.transform(other)
     assert out.betas.shape == (80, 30)
     assert np.all(np.isfinite(out.betas))
+
+
+def test_transform_refuses_other_units(study):
+    """The base Denoiser records n_units_ in fit and checks it (a ShapeError, as every denoiser)."""
+    ts = _timeseries(study)
+    den = GLMsingleDenoiser(n_pcs=3, fracs=[1.0, 0.5, 0.2]).fit(ts)
+    assert den.n_units_ == 30
+    fewer = _timeseries(study, runs=[r[:20] for r in study["runs"]])
+    with pytest.raises(ShapeError, match="fitted on 30 units but got 20"):
+        den.transform(fewer)
 
 
 def test_onsets_off_the_tr_grid_are_refused(study):

@@ -20,7 +20,7 @@ def _median_r(betas: np.ndarray, truth: np.ndarray) -> float:
 def simulated():
     """The simulator's time series when available, else a study built here from conform_core.hrf."""
     try:
-        from conform_core.simulation import simulate_study
+        from conform_synthetic import simulate_study
 
         study = simulate_study(n_subjects=1, n_units=120, n_stimuli=60, timeseries=True,
                                snr=0.5, timeseries_noise=1.5, random_state=3)
@@ -53,7 +53,7 @@ def test_type_d_beats_assumed_hrf_on_small_study():
 
 def test_denoiser_on_simulator_timeseries(simulated):
     if simulated is None:
-        pytest.skip("conform_core.simulation.simulate_study(timeseries=True) is not available")
+        pytest.skip("conform_synthetic.simulate_study(timeseries=True) is not available")
     ts = simulated["timeseries"]
     truth = simulated["amplitudes"]
     d = GLMsingleDenoiser().fit_transform(ts)

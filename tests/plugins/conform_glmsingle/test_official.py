@@ -109,7 +109,7 @@ def test_component_official_engine_matches_native(study):
     ts = _timeseries(study)
     kw = {"n_pcs": 3, "fracs": [1.0, 0.6, 0.3]}
     native = GLMsingleDenoiser(**kw).fit(ts)
-    official = GLMsingleDenoiser(**kw, extra_options={"engine": "official"}).fit(ts)
+    official = GLMsingleDenoiser(**kw, options={"engine": "official"}).fit(ts)
     a, b = native.transform(ts), official.transform(ts)
     assert b.betas.shape == a.betas.shape == (36, 30)
     np.testing.assert_array_equal(b.stimulus_ids, a.stimulus_ids)

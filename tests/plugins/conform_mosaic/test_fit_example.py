@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from conform_core.analysis import fit_analysis
 from conform_core.data import TrialData
 from conform_core.exceptions import ConformWarning
-from conform_core.simulation import simulate_study
+from conform_synthetic import simulate_study
 from conform_mosaic import write_subject
 from conform_mosaic._spec import N_VERTICES
 from conform_mosaic.testing import TOY_METADATA
@@ -47,6 +49,10 @@ def _mosaic_folder(root: Path) -> tuple[Path, Path, list[int]]:
     return data, images, vertices
 
 
+@pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("torch", "open_clip")),
+    reason="examples/mosaic.toml embeds the images with the clip plugin: needs torch and "
+           "open_clip, from the [clip] extra (pip install 'conform-fmri[clip]')")
 def test_mosaic_example_runs_on_a_generated_folder(tmp_path):
     data, images, vertices = _mosaic_folder(tmp_path)
     config = tmp_path / "tiny_clip.json"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_psn import perform_gsn, psn, psn_cv
 
 from conform_core.exceptions import ParameterError, ShapeError
-from conform_psn import perform_gsn, psn, psn_cv
 
 
 @pytest.fixture
@@ -63,12 +63,12 @@ def test_legacy_rejects_nan_like_upstream(data):
 
 
 def test_unknown_preset_suggests(data):
-    with pytest.raises(ParameterError, match="unknown preset 'agressive'.*Did you mean 'aggressive'"):
+    with pytest.raises(ParameterError, match="'preset_or_opt' parameter of psn must be one of 'standard'.*got 'agressive'. Did you mean 'aggressive'"):
         psn(data, "agressive")
 
 
 def test_unknown_option_suggests(data):
-    with pytest.raises(ParameterError, match="no option 'criterium'.*Did you mean 'criterion'"):
+    with pytest.raises(ParameterError, match="'criterium' parameter of psn must be a known name.*Did you mean 'criterion'"):
         psn(data, criterium="prediction")
 
 
@@ -78,12 +78,12 @@ def test_legacy_option_in_current_api_points_to_cv(data):
 
 
 def test_bad_choice_suggests(data):
-    with pytest.raises(ParameterError, match="'criterion' must be one of.*Did you mean 'prediction'"):
+    with pytest.raises(ParameterError, match="'criterion' parameter of psn must be one of.*Did you mean 'prediction'"):
         psn(data, criterion="predictoin")
 
 
 def test_unknown_gsn_option(data):
-    with pytest.raises(ParameterError, match="no option 'wantshrink'.*Did you mean 'wantshrinkage'"):
+    with pytest.raises(ParameterError, match="'wantshrink' parameter of perform_gsn must be a known name.*Did you mean 'wantshrinkage'"):
         perform_gsn(data, {"wantshrink": False})
 
 
@@ -110,7 +110,7 @@ def test_bad_allowable_thresholds(data, value):
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.2, True, np.nan])
 def test_bad_alpha(data, alpha):
-    with pytest.raises(ParameterError, match="'alpha' must be None or a number in \\[0, 1\\]"):
+    with pytest.raises(ParameterError, match="'alpha' parameter of psn must be a finite number in \\[0, 1\\] or None"):
         psn(data, alpha=alpha)
 
 
@@ -120,7 +120,7 @@ def test_custom_basis_shape(data):
 
 
 def test_unit_groups_length(data):
-    with pytest.raises(ParameterError, match="'unit_groups' must be 6"):
+    with pytest.raises(ParameterError, match="'unit_groups' parameter of psn must be 6 non-negative integers"):
         psn(data, threshold_method="hybrid", unit_groups=[0, 1])
 
 
@@ -132,3 +132,47 @@ def test_legacy_bad_threshold_scope(data):
 def test_gsn_cache_of_wrong_size(data):
     with pytest.raises(ParameterError, match="gsn_result\\['cSb'\\] must be a finite \\(6, 6\\)"):
         psn(data, gsn_result={"cSb": np.eye(4), "cNb": np.eye(4)})
+
+
+BAD_GSN_OPTIONS = [
+    ({"backend": "torch"}, (r"'backend' parameter of perform_gsn must be one of 'auto', 'numpy'; "
+                            r"got 'torch'\..*not available")),
+    ({"uneven": "missing"}, r"'uneven' parameter .*got 'missing'\. Per-unit missingness"),
+    ({"returns": ["cSb", "cSbb"]}, r"'returns' parameter .*Did you mean 'cSb'"),
+    ({"shrinklevels": []}, "'shrinklevels' parameter .*a non-empty list of finite numbers"),
+    ({"device": "cuda"}, "'device' parameter .*conform_psn runs on the CPU"),
+    ({"wantshrinkage": "yes"}, "'wantshrinkage' parameter .*True or False"),
+]
+
+
+@pytest.mark.parametrize(("opt", "pattern"), BAD_GSN_OPTIONS, ids=[repr(o) for o, _ in BAD_GSN_OPTIONS])
+def test_bad_gsn_option_values(data, opt, pattern):
+    with pytest.raises(ParameterError, match=pattern):
+        perform_gsn(data, opt)
+
+
+def test_option_dicts_must_be_dicts(data):
+    with pytest.raises(ParameterError, match="'opt' parameter of perform_gsn must be a dict"):
+        perform_gsn(data, [("wantshrinkage", False)])
+    with pytest.raises(ParameterError, match="'opt' parameter of psn must be a dict"):
+        psn(data, "standard", ["alpha"])
+    with pytest.raises(ParameterError, match="'opt' parameter of psn_cv must be a dict"):
+        psn_cv(data, 0, "population")
+
+
+def test_options_dict_given_twice(data):
+    with pytest.raises(ParameterError, match="options dict once.*Merge them"):
+        psn(data, {"alpha": 0.5}, {"alpha": 0.2})
+
+
+def test_legacy_basis_code(data):
+    with pytest.raises(ParameterError, match=r"'V' parameter of psn_cv must be an int in \[0, 5\]"
+                                             r".*5 \(ica\)"):
+        psn_cv(data, 9)
+
+
+def test_every_psn_option_is_declared_once():
+    """The constraint table is the list of options: every option psn fills is declared."""
+    from conform_psn._options import PSN_CONSTRAINTS, resolve_options
+
+    assert set(resolve_options(None, {}, 4)) == set(PSN_CONSTRAINTS)

@@ -29,7 +29,7 @@ BAD_PSN = [
     ({"preset": "wiener", "basis": "signal"}, "basis"),
     ({"criterion": "variance_eigenvalues", "basis": "random"}, "variance_eigenvalues"),
     ({"preset": "cv", "criterion": "variance"}, "criterion"),
-    ({"preset": "cv", "basis": 9}, "V"),
+    ({"preset": "cv", "basis": 9}, "'basis' parameter of PSNDenoiser.*V code"),
     ({"preset": "cv", "options": {"cv_mode": 7}}, "cv_mode"),
     ({"preset": "cv", "options": {"ranking": "snrr"}}, "ranking"),
     ({"preset": "cv", "options": {"cv_thresholds": [3, 1]}}, "cv_thresholds"),
@@ -48,7 +48,7 @@ def test_psn_missing_gsn_result_file(tmp_path):
     with pytest.raises(DataFileError, match=r"'gsn_result'.*no such file"):
         PSNDenoiser(options={"gsn_result": str(tmp_path / "cache.npz")}).check_params()
     (tmp_path / "cache.txt").write_text("x")
-    with pytest.raises(ParameterError, match=r"'gsn_result' option .* \.npz"):
+    with pytest.raises(ParameterError, match=r"'gsn_result' parameter of psn must be .*an existing \.npz file"):
         PSNDenoiser(options={"gsn_result": str(tmp_path / "cache.txt")}).check_params()
 
 
@@ -66,7 +66,7 @@ def test_psn_unit_groups_length_waits_for_the_data():
     """Only the length of unit_groups needs the number of units."""
     est = PSNDenoiser(threshold_method="hybrid", options={"unit_groups": [0, 1]})
     est.check_params()
-    with pytest.raises(ParameterError, match="'unit_groups' must be 12"):
+    with pytest.raises(ParameterError, match="'unit_groups' parameter of psn must be 12 non-negative integers"):
         est.fit(make_condition_trials(n_units=12, n_conditions=40))
 
 

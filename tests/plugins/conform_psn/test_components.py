@@ -1,4 +1,8 @@
-"""The psn and gsn components: contract kit, registration, held-out application."""
+"""The psn and gsn components: registration, held-out application.
+
+The contract kit checks them (each preset) from tests/test_common.py, with the instances of
+conform_psn's ``conform_contract_instances``.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,8 @@ import pytest
 
 from conform_core.data import ConditionTrials
 from conform_core.plugins import default_registry
-from conform_core.testing import parametrize_with_checks
 from conform_core.testing.fakes import make_condition_trials
 from conform_psn import GSNDenoiser, PSNDenoiser, psn
-
-
-@parametrize_with_checks([PSNDenoiser(), PSNDenoiser(preset="aggressive"),
-                          PSNDenoiser(preset="wiener"), PSNDenoiser(threshold_method="hybrid"),
-                          PSNDenoiser(preset="cv"), GSNDenoiser()])
-def test_contract(component, check):
-    check(component)
 
 
 def test_registered():

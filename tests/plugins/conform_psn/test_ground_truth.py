@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 from conform_core.plugins import default_registry
 from conform_psn import PSNDenoiser
 
-simulation = pytest.importorskip("conform_core.simulation")
+simulation = pytest.importorskip("conform_synthetic")
 
 
 @pytest.fixture(scope="module")

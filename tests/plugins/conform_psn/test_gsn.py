@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_psn import GSNDenoiser, perform_gsn
 
-from conform_psn import noise_ceiling, perform_gsn
+from conform_core.metrics import noise_ceiling
+from conform_core.testing.fakes import make_condition_trials
 
 from .conftest import assert_close
 
@@ -63,6 +65,10 @@ def test_gsn_float32_in_float32_out(rng):
     assert_close(out32["cSb"], out64["cSb"], 1e-4, "cSb float32 vs float64")
 
 
-def test_noise_ceiling_formula():
+def test_gsn_noise_ceilings_are_the_core_formula():
+    """GSNDenoiser reports conform_core.metrics.noise_ceiling of GSN's ncsnr, bit for bit."""
+    trials = make_condition_trials(n_units=8, n_conditions=30)
+    gsn = GSNDenoiser(n_trials=3).fit(trials)
+    np.testing.assert_array_equal(gsn.noise_ceiling_, noise_ceiling(gsn.ncsnr_, 3))
+    np.testing.assert_array_equal(gsn.noise_ceiling(1), noise_ceiling(gsn.ncsnr_, 1))
     assert noise_ceiling([0.0, 1.0], 1) == pytest.approx([0.0, 50.0])
-    assert noise_ceiling([1.0], 3)[0] == pytest.approx(75.0)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_synthetic import SimulatedStudy, simulate_study
 
 from conform_core.exceptions import ConformError, ParameterError
 from conform_core.metrics import noise_ceiling_from_trials
-from conform_core.simulation import SimulatedStudy, simulate_study
 
 SMALL = dict(n_subjects=3, n_units=24, n_stimuli=40, n_shared=12, stimuli_per_subject=14,
              n_repeats=2, n_features=16, n_latent=4)

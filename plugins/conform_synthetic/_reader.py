@@ -1,4 +1,4 @@
-"""Read back a study written by :func:`~conform_core.simulation.write_study` (``conform simulate``).
+"""Read back a study written by :func:`~conform_synthetic.write_study` (``conform simulate``).
 
 Every problem with a file raises :class:`~conform_core.exceptions.DataFileError` naming the
 file and the fix, never a bare ``KeyError`` or ``OSError``.
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data import (
+from conform_core.data import (
     ConditionData,
     Events,
     GroundTruth,
@@ -25,7 +25,8 @@ from ..data import (
     TrialData,
     Units,
 )
-from ..exceptions import ConformError, DataFileError
+from conform_core.exceptions import ConformError, DataFileError
+
 from ._study import SimulatedStudy
 from ._writer import FORMAT_NAME, FORMAT_VERSION
 

@@ -1,15 +1,17 @@
-"""write_study / read_study: exact round trip, atomic folder, clear errors for damaged files."""
+"""write_study (`conform simulate`): exact round trip, BIDS files, atomic folder, file modes."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conform_synthetic import read_study, simulate_study, write_study
 
 from conform_core.exceptions import DataFileError
-from conform_core.simulation import read_study, read_study_subject, simulate_study, write_study
 
 SMALL = dict(n_subjects=2, n_units=12, n_stimuli=24, n_shared=8, n_repeats=2, n_features=8,
              n_latent=3, missing_fraction=0.1, trials_per_run=16)
@@ -87,7 +89,7 @@ def test_existing_folder_is_refused_and_left_alone(tmp_path: Path) -> None:
 
 def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A failure after the first subject is written leaves no folder, not half a study."""
-    from conform_core.simulation import _writer
+    from conform_synthetic import _writer
 
     original, calls = _writer._write_subject, []
 
@@ -103,31 +105,15 @@ def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.fixture
-def written(tmp_path: Path) -> Path:
-    return write_study(tmp_path / "s", simulate_study(**SMALL, timeseries=True))
-
-
-@pytest.mark.parametrize(("damage", "fragment"), [
-    (lambda p: (p / "study.json").unlink(), "study.json' is missing"),
-    (lambda p: (p / "study.json").write_text("{not json"), "is not valid JSON"),
-    (lambda p: (p / "study.json").write_text('{"format": "other"}'), "is not a conform synthetic study"),
-    (lambda p: (p / "sub-01" / "sub-01_trials.npz").write_bytes(b"PK\x03\x04 truncated"), "sub-01_trials.npz"),
-    (lambda p: (p / "sub-01" / "sub-01_trials.npz").unlink(), "sub-01_trials.npz' is missing"),
-    (lambda p: (p / "stimuli_embeddings.npy").write_bytes(b"garbage"), "stimuli_embeddings.npy"),
-    (lambda p: (p / "sub-01" / "func" / "sub-01_task-conform_run-01_bold.nii.gz").write_bytes(b"\x1f\x8bxx"),
-     "run-01_bold.nii.gz"),
-    (lambda p: (p / "sub-01" / "func" / "sub-01_task-conform_run-01_events.tsv").write_text("onset\n1\n"),
-     "columns ['onset', 'duration', 'trial_type', 'stimulus_id']"),
-])
-def test_damaged_files_raise_data_file_error_naming_file_and_fix(written: Path, damage, fragment: str) -> None:
-    damage(written)
-    with pytest.raises(DataFileError) as info:
-        read_study_subject(written, "sub-01")
-    assert fragment in str(info.value)
-    assert "conform simulate" in str(info.value)
-
-
-def test_missing_folder_says_how_to_create_it(tmp_path: Path) -> None:
-    with pytest.raises(DataFileError, match="conform simulate"):
-        read_study(tmp_path / "nowhere")
+def test_simulated_study_is_readable_by_group_and_others(tmp_path: Path, umask,
+                                                        assert_modes) -> None:
+    """Every file and folder `conform simulate --timeseries` writes, under the usual umask."""
+    umask(0o022)  # inherited by the subprocess
+    out = tmp_path / "study"
+    done = subprocess.run(
+        [sys.executable, "-m", "conform_core", "simulate", str(out), "--subjects", "1",
+         "--units", "9", "--stimuli", "12", "--repeats", "2", "--timeseries", "--quiet"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    count = assert_modes(out, files=0o644, folders=0o755)
+    assert count >= 12 and (out / "sub-01" / "func").is_dir()  # the nested NIfTI folder too

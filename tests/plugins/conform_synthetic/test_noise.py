@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from conform_core.simulation import grid_shape, simulate_study
-from conform_core.simulation._noise import NoiseModel
+from conform_synthetic import grid_shape, simulate_study
+from conform_synthetic._noise import NoiseModel
 
 
 @pytest.mark.parametrize(("n", "shape"), [(100, (10, 10)), (24, (4, 6)), (97, (1, 97)), (1, (1, 1))])

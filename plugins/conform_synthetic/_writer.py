@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import StimulusSet, Subject, TimeSeriesData
-from ..io import atomic_directory, atomic_write, save_npy, write_json
+from conform_core.data import StimulusSet, Subject, TimeSeriesData
+from conform_core.io import atomic_directory, atomic_write, save_npy, write_json
+
 from ._noise import grid_shape
 from ._params import SimulationParams
 from ._study import SimulatedStudy, plan_study, simulate_subject
@@ -46,7 +47,8 @@ def _write_stimuli(folder: Path, stimuli: StimulusSet, latent: np.ndarray,
     shared, test = set(shared_ids.tolist()), set(test_ids.tolist())
     categories = stimuli.categories if stimuli.categories is not None else [""] * stimuli.n_stimuli
     rows = ([sid, src, cat, int(sid in shared), "test" if sid in test else "train"]
-            for sid, src, cat in zip(stimuli.ids.tolist(), stimuli.sources.tolist(), categories))
+            for sid, src, cat in zip(stimuli.ids.tolist(), stimuli.sources.tolist(), categories,
+                                   strict=True))
     header = ["stimulus_id", "source", "category", "shared", "split"]
     _write_tsv(folder / "stimuli.tsv", header, rows)
     assert stimuli.embeddings is not None  # the simulator always gives features
@@ -68,7 +70,7 @@ def _nifti_bytes(run: np.ndarray, grid: tuple[int, int], tr: float) -> bytes:
 def _write_timeseries(folder: Path, name: str, ts: TimeSeriesData, grid: tuple[int, int]) -> None:
     func = folder / "func"
     rows = []
-    for r, (run, events) in enumerate(zip(ts.runs, ts.events)):
+    for r, (run, events) in enumerate(zip(ts.runs, ts.events, strict=True)):
         stem = f"{name}_task-{TASK}_run-{r + 1:02d}"
         with atomic_write(func / f"{stem}_bold.nii.gz", "wb") as handle:
             handle.write(_nifti_bytes(np.asarray(run), grid, ts.tr))
@@ -76,7 +78,7 @@ def _write_timeseries(folder: Path, name: str, ts: TimeSeriesData, grid: tuple[i
                                                 "Units": "arbitrary (baseline about 100)"})
         _write_tsv(func / f"{stem}_events.tsv", ["onset", "duration", "trial_type", "stimulus_id"],
                    ([repr(float(o)), repr(float(d)), "image", s] for o, d, s in
-                    zip(events.onset, events.duration, events.stimulus_ids.tolist())))
+                    zip(events.onset, events.duration, events.stimulus_ids.tolist(), strict=True)))
         rows.append([r + 1, int(ts.sessions[r]), f"func/{stem}_bold.nii.gz",
                      f"func/{stem}_events.tsv", run.shape[1]])
     _write_tsv(folder / f"{name}_runs.tsv", ["run", "session", "bold", "events", "n_volumes"], rows)
@@ -139,7 +141,7 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
     ParameterError
         If the parameters are invalid.
     """
-    from .. import __version__ as conform_version
+    from conform_core import __version__ as conform_version
 
     if isinstance(study, SimulatedStudy):
         params = SimulationParams.from_kwargs(**study.params)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..data import ConditionData, GroundTruth, StimulusSet, Subject, TrialData, Units
+from conform_core.data import ConditionData, GroundTruth, StimulusSet, Subject, TrialData, Units
+from conform_core.metrics import noise_ceiling
+
 from ._design import StudySplit, design_subject, split_study, stimulus_ids
 from ._noise import NoiseModel
 from ._params import SimulationParams
@@ -105,12 +108,11 @@ def simulate_subject(plan: StudyPlan, index: int) -> Subject:
         hrf_index = draw_hrf_index(params.n_units, rng)
         timeseries = build_timeseries(params, design, amplitudes, trial_ids, hrf_index, units,
                                       name, rng)
-    snr2 = (signal_sd.astype(np.float64) / noise_sd) ** 2
     truth = GroundTruth(
         signal=ConditionData(signal.T, ids, subject=name, units=units),
         trial_amplitudes=trials.betas,
         hrf_index=hrf_index,
-        noise_ceiling=100.0 * snr2 / (snr2 + 1.0),
+        noise_ceiling=noise_ceiling(signal_sd.astype(np.float64) / noise_sd, 1),
     )
     is_test = plan.split.is_test[design.stimuli]
     return Subject(name=name, stimuli=plan.stimuli.select(ids), trials=trials,
@@ -152,7 +154,7 @@ class SimulatedStudy:
         for s in self.subjects:
             if s.name == name:
                 return s
-        from ..exceptions import UnknownComponentError
+        from conform_core.exceptions import UnknownComponentError
 
         names = [s.name for s in self.subjects]
         raise UnknownComponentError(
@@ -166,38 +168,7 @@ class SimulatedStudy:
         return len(self.subjects)
 
 
-def simulate_study(
-    n_subjects: int = 3,
-    n_units: int = 100,
-    n_stimuli: int = 120,
-    *,
-    n_features: int = 64,
-    n_latent: int = 8,
-    n_repeats: int = 3,
-    snr: float = 1.0,
-    snr_spread: float = 0.5,
-    n_shared: int | None = None,
-    stimuli_per_subject: int | None = None,
-    test_fraction: float = 0.2,
-    missing_fraction: float = 0.0,
-    noise_rank: int = 5,
-    noise_length_scale: float = 2.0,
-    lowrank_fraction: float = 0.3,
-    spatial_fraction: float = 0.3,
-    individual_differences: float = 0.3,
-    nonlinearity: float = 0.2,
-    timeseries: bool = False,
-    tr: float = 1.0,
-    stimdur: float = 3.0,
-    iti: float = 4.0,
-    trials_per_run: int = 60,
-    n_runs: int | None = None,
-    runs_per_session: int = 6,
-    null_fraction: float = 0.15,
-    drift: float = 1.0,
-    timeseries_noise: float = 0.5,
-    random_state: int | None = 0,
-) -> SimulatedStudy:
+def simulate_study(*args: Any, **kwargs: Any) -> SimulatedStudy:
     """Simulate a multi-subject vision fMRI study with known ground truth.
 
     Stimuli have feature vectors ``F`` (stand-ins for CLIP embeddings). A shared latent
@@ -206,55 +177,12 @@ def simulate_study(
     the unit's signal sd, plus an offset. A trial is the true response plus noise that is
     low-rank, spatially correlated on a grid of units, and independent.
 
+    The parameters are the fields of :class:`SimulationParams` (the signature is derived
+    from them); ``n_subjects``, ``n_units`` and ``n_stimuli`` may be given by position.
+
     Parameters
     ----------
-    n_subjects, n_units, n_stimuli : int, default=3, 100, 120
-        Study size (every subject has the same units).
-    n_features : int, default=64
-        Length of each stimulus feature vector.
-    n_latent : int, default=8
-        Dimension of the shared tuning.
-    n_repeats : int, default=3
-        Trials per stimulus and subject (before dropping ``missing_fraction``).
-    snr : float, default=1.0
-        Median over units of signal sd / noise sd of a single trial (>= 0).
-    snr_spread : float, default=0.5
-        Sd of log per-unit SNR around ``snr``.
-    n_shared : int or None, default=None
-        Stimuli seen by every subject; None means a third of ``n_stimuli`` (rounded).
-    stimuli_per_subject : int or None, default=None
-        Stimuli each subject sees beyond the shared ones, drawn at random from the rest;
-        None gives every subject all of them.
-    test_fraction : float, default=0.2
-        Share of the study's stimuli held out; shared stimuli are held out first, so
-        test stimuli are seen by every subject when ``n_test <= n_shared``.
-    missing_fraction : float, default=0.0
-        Share of trials dropped at random (one trial per stimulus is always kept).
-    noise_rank : int, default=5
-        Number of shared noise sources.
-    noise_length_scale : float, default=2.0
-        Spatial correlation length of the noise, in grid steps of the unit grid.
-    lowrank_fraction, spatial_fraction : float, default=0.3, 0.3
-        Share of noise variance that is low-rank and spatially smooth; the rest is independent.
-    individual_differences : float, default=0.3
-        ``d`` in [0, 1]: 0 gives every subject the same mixing, 1 unrelated mixings.
-    nonlinearity : float, default=0.2
-        Rectified share of the latent tuning (0: linear in the features).
-    timeseries : bool, default=False
-        Also build fMRI runs (events convolved with per-unit library HRFs, drift, AR(1) noise).
-    tr, stimdur, iti : float, default=1.0, 3.0, 4.0
-        Repetition time, stimulus duration and onset-to-onset interval, in seconds.
-    trials_per_run : int, default=60
-        Trials per run when ``n_runs`` is None.
-    n_runs : int or None, default=None
-        Runs per subject (trials split evenly); None derives it from ``trials_per_run``.
-    runs_per_session : int, default=6
-    null_fraction : float, default=0.15
-        Extra empty slots per run, as a share of its trials (time series only).
-    drift, timeseries_noise : float, default=1.0, 0.5
-        Sd (percent signal change) of each drift term and of the time-series noise.
-    random_state : int or None, default=0
-        Seed; None draws one (recorded in ``params``).
+    {parameters}
 
     Returns
     -------
@@ -267,6 +195,8 @@ def simulate_study(
     ------
     ParameterError
         If a size is not positive, ``n_shared > n_stimuli``, or a fraction is out of range.
+    TypeError
+        If an argument is not a setting of the simulator.
 
     Examples
     --------
@@ -274,8 +204,15 @@ def simulate_study(
     >>> [s.name for s in study.subjects], study.subjects[0].trials.betas.shape
     (['sub-01', 'sub-02'], (90, 20))
     """
-    params = SimulationParams.from_kwargs(**{k: v for k, v in locals().items()})
-    return simulate_from_params(params)
+    bound = _SIGNATURE.bind(*args, **kwargs)
+    return simulate_from_params(SimulationParams(**bound.arguments))
+
+
+_SIGNATURE = inspect.Signature(SimulationParams.signature_parameters(positional=3),
+                               return_annotation=SimulatedStudy)
+simulate_study.__signature__ = _SIGNATURE  # type: ignore[attr-defined]
+simulate_study.__doc__ = (simulate_study.__doc__ or "").replace(
+    "{parameters}", SimulationParams.numpydoc(indent="    ").lstrip())
 
 
 def simulate_from_params(params: SimulationParams) -> SimulatedStudy:

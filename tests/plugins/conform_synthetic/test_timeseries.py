@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_synthetic import simulate_study
 from scipy.signal import lfilter
 
 from conform_core.hrf import hrf_library
-from conform_core.simulation import simulate_study
 
 TS = dict(n_subjects=2, n_units=12, n_stimuli=30, n_shared=10, n_repeats=2, n_features=8,
           n_latent=3, timeseries=True, trials_per_run=20, missing_fraction=0.1)

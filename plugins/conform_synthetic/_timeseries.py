@@ -17,8 +17,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.signal import fftconvolve, lfilter
 
-from ..data import Events, TimeSeriesData, Units
-from ..hrf import hrf_library
+from conform_core.data import Events, TimeSeriesData, Units
+from conform_core.hrf import hrf_library
+
 from ._design import SubjectDesign
 from ._params import SimulationParams
 

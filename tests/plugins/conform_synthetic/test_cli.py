@@ -1,15 +1,24 @@
-"""`conform simulate`: writes a readable study; user errors exit 2 with the fix."""
+"""`conform simulate`: options derived from SimulationParams, a readable study, user errors
+exit 2 with the fix (named by the command's flags)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+import typer
+from conform_synthetic import (
+    SimulationParams,
+    conform_register_commands,
+    read_study,
+    simulate_study,
+)
+from conform_synthetic.cli import FLAGS
 from typer.testing import CliRunner
 
 from conform_core.cli import build_app, main
-from conform_core.simulation import read_study, simulate_study
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
@@ -60,30 +69,51 @@ def test_bad_options_exit_2_with_fix(tmp_path: Path, capsys, args: list[str], fr
     assert not (tmp_path / "s").exists()
 
 
-def test_flags_come_from_one_table_of_simulation_params_names() -> None:
-    """Every flag of the table is an option of the command, and names a SimulationParams field."""
-    from conform_core.simulation import SimulationParams
-    from conform_core.simulation.cli import FLAGS
+def _app() -> typer.Typer:
+    """The core's app with only this plugin's commands, added through its hookimpl."""
+    app = build_app(with_plugins=False)
+    conform_register_commands(app)
+    return app
 
-    fields = set(SimulationParams.__dataclass_fields__)
-    assert set(FLAGS) <= fields
-    result = CliRunner().invoke(build_app(with_plugins=False), ["simulate", "--help"],
-                                terminal_width=200)
-    for flag in FLAGS.values():
+
+def _simulate_options() -> dict[str, Any]:
+    group = typer.main.get_command(_app())
+    command = group.commands["simulate"]  # type: ignore[attr-defined]
+    return {p.name: p for p in command.params}
+
+
+def test_the_core_does_not_register_simulate() -> None:
+    result = CliRunner().invoke(build_app(with_plugins=False), ["simulate", "--help"])
+    assert result.exit_code == 2 and "No such command" in result.output
+
+
+def test_every_setting_is_an_option_with_its_flag_default_and_help() -> None:
+    """The options are derived from SimulationParams: one per field, nothing else but --quiet."""
+    options = _simulate_options()
+    assert list(options) == ["out", *SimulationParams.names(), "quiet"]
+    assert set(FLAGS) == set(SimulationParams.names())
+    for name, default in SimulationParams.defaults().items():
+        assert options[name].opts == [FLAGS[name]], name
+        assert options[name].default == default, name
+        assert options[name].help == SimulationParams.help(name), name
+
+
+def test_help_lists_every_option() -> None:
+    result = CliRunner().invoke(_app(), ["simulate", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for flag in (*FLAGS.values(), "--quiet"):
         assert flag in result.output, flag
+
+
+def test_defaults_write_the_default_study(tmp_path: Path, capsys) -> None:
+    """`conform simulate OUT` writes what simulate_study() simulates: the defaults are one."""
+    code, text = run(["simulate", str(tmp_path / "s"), "--quiet"], capsys)
+    assert code == 0, text
+    assert "Wrote a synthetic study of 3 subject(s)" in text
+    assert read_study(tmp_path / "s").params == SimulationParams().as_dict()
 
 
 def test_existing_output_exits_2(tmp_path: Path, capsys) -> None:
     (tmp_path / "s").mkdir()
     code, text = run(["simulate", str(tmp_path / "s"), "--subjects", "1"], capsys)
     assert code == 2 and "already exists" in text and "remove it" in text
-
-
-def test_help_lists_every_option() -> None:
-    runner = CliRunner()
-    result = runner.invoke(build_app(with_plugins=False), ["simulate", "--help"],
-                           terminal_width=200)
-    assert result.exit_code == 0
-    for flag in ("--subjects", "--units", "--stimuli", "--repeats", "--snr", "--timeseries",
-                 "--random-state"):
-        assert flag in result.output
