@@ -62,8 +62,12 @@ def direct(plan) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 subjects x 1,000 units x 600 stimuli")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="4 subjects x 1,000 units x 600 stimuli"
+    )
     parser.add_argument("--subjects", type=int, default=8)
     parser.add_argument("--units", type=int, default=5000)
     parser.add_argument("--stimuli", type=int, default=2000)
@@ -76,8 +80,10 @@ def main() -> None:
     registry = default_registry()
     denoisers = [d for d in denoisers if d in registry.names("denoiser")]
     plan = make_plan(build_spec(args.subjects, args.units, args.stimuli, denoisers), registry)
-    print(f"study: {args.subjects} subjects x {args.units} units x {args.stimuli} stimuli x 3 trials; "
-          f"denoisers {denoisers}; encoder ridge")
+    print(
+        f"study: {args.subjects} subjects x {args.units} units x {args.stimuli} stimuli x 3 trials; "
+        f"denoisers {denoisers}; encoder ridge"
+    )
     with threadpool_limits(1):
         blas = {i["internal_api"]: i["num_threads"] for i in threadpool_info()}
         print(f"BLAS threads per task: {blas}")
@@ -86,12 +92,16 @@ def main() -> None:
     t0 = time.perf_counter()
     run_plan(plan, workers=1, threads=1)
     t_serial = time.perf_counter() - t0
-    print(f"conform fit pipeline, serial:    {t_serial:8.1f} s   ratio to direct {t_serial / t_direct:.2f} (target < 1.2)")
+    print(
+        f"conform fit pipeline, serial:    {t_serial:8.1f} s   ratio to direct {t_serial / t_direct:.2f} (target < 1.2)"
+    )
     if not args.skip_dask:
         t0 = time.perf_counter()
         run_plan(plan, workers=2, threads=1)
         t_dask = time.perf_counter() - t0
-        print(f"conform fit pipeline, 2 workers: {t_dask:8.1f} s   speed-up over serial {t_serial / t_dask:.2f}x")
+        print(
+            f"conform fit pipeline, 2 workers: {t_dask:8.1f} s   speed-up over serial {t_serial / t_dask:.2f}x"
+        )
 
 
 if __name__ == "__main__":

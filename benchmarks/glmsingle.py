@@ -69,7 +69,9 @@ def synthetic_session(n_units: int, n_runs: int, n_time: int, n_trials: int, see
     lib = hrf_library(stimdur, tr)
     n_cond = n_trials // 3
     per_run = n_trials // n_runs
-    cond = rng.permutation(np.tile(np.arange(n_cond), 3))[: per_run * n_runs].reshape(n_runs, per_run)
+    cond = rng.permutation(np.tile(np.arange(n_cond), 3))[: per_run * n_runs].reshape(
+        n_runs, per_run
+    )
     hidx = rng.integers(0, 20, n_units)
     gain = rng.lognormal(0.2, 0.4, n_units).astype(np.float32)
     resp = (rng.normal(1, 0.6, (n_units, n_cond)) * gain[:, None]).astype(np.float32)
@@ -78,7 +80,10 @@ def synthetic_session(n_units: int, n_runs: int, n_time: int, n_trials: int, see
     for r in range(n_runs):
         d = np.zeros((n_time, n_cond))
         d[slots, cond[r]] = 1
-        amp = resp[:, cond[r]] + rng.normal(0, 0.35, (n_units, per_run)).astype(np.float32) * gain[:, None]
+        amp = (
+            resp[:, cond[r]]
+            + rng.normal(0, 0.35, (n_units, per_run)).astype(np.float32) * gain[:, None]
+        )
         data = rng.normal(0, 1.0, (n_units, n_time)).astype(np.float32)
         latent = np.cumsum(rng.normal(0, 0.3, (4, n_time)), axis=1).astype(np.float32)
         data += rng.normal(0, 0.5, (n_units, 4)).astype(np.float32) @ latent
@@ -87,7 +92,7 @@ def synthetic_session(n_units: int, n_runs: int, n_time: int, n_trials: int, see
             x = np.zeros((n_time, per_run), np.float32)
             for j, t0 in enumerate(slots):
                 seg = lib[: n_time - t0, h]
-                x[t0:t0 + seg.size, j] = seg
+                x[t0 : t0 + seg.size, j] = seg
             data[units] += amp[units] @ x.T
         runs.append(1000 + 10 * data)
         design.append(d)
@@ -135,15 +140,19 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"name": spec["name"], "engine": spec["engine"]}
     design, runs, stimdur, tr, params, ref = _inputs(spec)
     params["wantmemoryoutputs"] = spec["types"]
-    out["shape"] = {"units": int(runs[0].shape[0]), "runs": len(runs),
-                    "timepoints": int(sum(r.shape[1] for r in runs)),
-                    "trials": int(sum(d.sum() for d in design))}
+    out["shape"] = {
+        "units": int(runs[0].shape[0]),
+        "runs": len(runs),
+        "timepoints": int(sum(r.shape[1] for r in runs)),
+        "trials": int(sum(d.sum() for d in design)),
+    }
     params["blas_threads"] = spec["threads"]  # the fit pins BLAS to this many threads
     params["engine"] = spec["engine"]
     times, timings, res = [], {}, None
     with threadpool_limits(limits=spec["threads"]):  # BLAS and OpenMP alike
-        out["threadpools"] = [{"api": i["internal_api"], "threads": i["num_threads"]}
-                              for i in threadpool_info()]
+        out["threadpools"] = [
+            {"api": i["internal_api"], "threads": i["num_threads"]} for i in threadpool_info()
+        ]
         if spec["engine"] == "official":
             _fracridge_warmup()
             from conform_glmsingle._official import official_version
@@ -172,19 +181,25 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         np.savez(spec["save"], **keep)
     if ref is not None and "typed" in res:
         out["vs_refdata_typeD"] = _unit_agreement(res["typed"]["betasmd"], ref["out_D_betasmd"])
-        out["vs_refdata_HRFindex"] = float(np.mean(np.ravel(res["typed"]["HRFindex"])
-                                                   == ref["out_B_HRFindex"].ravel()))
+        out["vs_refdata_HRFindex"] = float(
+            np.mean(np.ravel(res["typed"]["HRFindex"]) == ref["out_B_HRFindex"].ravel())
+        )
         meta = json.loads((REFDIR / f"{spec['name']}.json").read_text())
-        out["refdata_official_s"] = float(meta.get("runtime_main_min_s",
-                                                   meta["runtime"]["main"]["runtime_s"]))
+        out["refdata_official_s"] = float(
+            meta.get("runtime_main_min_s", meta["runtime"]["main"]["runtime_s"])
+        )
         out["refdata_official_rss_mb"] = float(meta["runtime"]["main"]["peak_rss_mb"])
     return out
 
 
 def _run_child(spec: dict[str, Any]) -> dict[str, Any]:
     load0 = os.getloadavg()[0]
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark {spec['name']} ({spec['engine']}) failed:\n{proc.stderr}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -207,8 +222,11 @@ def _compare(native_npz: Path, official_npz: Path) -> dict[str, Any]:
 
 
 def _fmt_agree(agree: dict[str, Any]) -> str:
-    parts = [f"{k[4]} betas median {v['median']:.1e} / max {v['max']:.1e}"
-             for k, v in agree.items() if k.endswith("_betas")]
+    parts = [
+        f"{k[4]} betas median {v['median']:.1e} / max {v['max']:.1e}"
+        for k, v in agree.items()
+        if k.endswith("_betas")
+    ]
     if "HRFindex" in agree:
         parts.append(f"HRFindex {agree['HRFindex']:.3f}")
     if "pcnum" in agree:
@@ -221,16 +239,32 @@ def _fmt_agree(agree: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small synthetic session, 1 repeat")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="BLAS/OpenMP threads during the fit (default 1, the library default)")
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="native repeats per case (min is reported); official runs once")
-    parser.add_argument("--official", choices=("auto", "no"), default="auto",
-                        help="time the official package side by side when importable (default)")
-    parser.add_argument("--cases", default=",".join(CASES),
-                        help="comma-separated reference cases ('' for none)")
-    parser.add_argument("--synthetic", default=None,
-                        help="synthetic session as UNITS,RUNS,TRS,TRIALS ('none' to skip)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="BLAS/OpenMP threads during the fit (default 1, the library default)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="native repeats per case (min is reported); official runs once",
+    )
+    parser.add_argument(
+        "--official",
+        choices=("auto", "no"),
+        default="auto",
+        help="time the official package side by side when importable (default)",
+    )
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help="comma-separated reference cases ('' for none)"
+    )
+    parser.add_argument(
+        "--synthetic",
+        default=None,
+        help="synthetic session as UNITS,RUNS,TRS,TRIALS ('none' to skip)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -246,45 +280,85 @@ def main(argv: list[str] | None = None) -> int:
     elif cases:
         print(f"reference data not found at {REFDIR}: skipping the reference cases")
     if args.synthetic != "none":
-        size = (tuple(int(x) for x in args.synthetic.split(",")) if args.synthetic
-                else (2000, 4, 300, 240) if args.quick else (20000, 12, 300, 750))
-        specs.append({"kind": "synthetic", "size": size, "types": [0, 1, 1, 1] if official else [0, 0, 0, 1],
-                      "name": f"synthetic {size[0]} units, {size[1]} runs x {size[2]} TRs, {size[3]} trials"})
+        size = (
+            tuple(int(x) for x in args.synthetic.split(","))
+            if args.synthetic
+            else (2000, 4, 300, 240)
+            if args.quick
+            else (20000, 12, 300, 750)
+        )
+        specs.append(
+            {
+                "kind": "synthetic",
+                "size": size,
+                "types": [0, 1, 1, 1] if official else [0, 0, 0, 1],
+                "name": f"synthetic {size[0]} units, {size[1]} runs x {size[2]} TRs, {size[3]} trials",
+            }
+        )
     from threadpoolctl import threadpool_info
 
-    blas = sorted({f"{i['internal_api']} {i['version']}" for i in threadpool_info()
-                   if i["user_api"] == "blas"})
-    print(f"python {platform.python_version()}, numpy {np.__version__}, {', '.join(blas)}, "
-          f"{platform.machine()}, {os.cpu_count()} cores, threads pinned to {args.threads}, "
-          f"native repeats {repeats}, official: "
-          + ("measured in this run, 1 repeat" if official else "refdata JSON anchors"))
+    blas = sorted(
+        {
+            f"{i['internal_api']} {i['version']}"
+            for i in threadpool_info()
+            if i["user_api"] == "blas"
+        }
+    )
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, {', '.join(blas)}, "
+        f"{platform.machine()}, {os.cpu_count()} cores, threads pinned to {args.threads}, "
+        f"native repeats {repeats}, official: "
+        + ("measured in this run, 1 repeat" if official else "refdata JSON anchors")
+    )
     results = []
     with tempfile.TemporaryDirectory(prefix="glmsingle-bench-") as tmp:
         for spec in specs:
             spec.update(threads=args.threads)
             nat_npz, off_npz = Path(tmp, "native.npz"), Path(tmp, "official.npz")
-            r = _run_child({**spec, "engine": "native", "repeats": 1 if spec["kind"] == "synthetic" else repeats,
-                            "save": str(nat_npz) if official else None})
-            line = (f"{r['name']}: native {r['wall_s']:.2f} s (all {r['wall_all_s']}), peak RSS "
-                    f"{r['peak_rss_mb']:.0f} MB, load {r['load_avg_1min']}")
+            r = _run_child(
+                {
+                    **spec,
+                    "engine": "native",
+                    "repeats": 1 if spec["kind"] == "synthetic" else repeats,
+                    "save": str(nat_npz) if official else None,
+                }
+            )
+            line = (
+                f"{r['name']}: native {r['wall_s']:.2f} s (all {r['wall_all_s']}), peak RSS "
+                f"{r['peak_rss_mb']:.0f} MB, load {r['load_avg_1min']}"
+            )
             if official:
                 o = _run_child({**spec, "engine": "official", "repeats": 1, "save": str(off_npz)})
-                r["official"] = {k: o[k] for k in ("wall_s", "peak_rss_mb", "load_avg_1min",
-                                                    "official_version", "threadpools")}
+                r["official"] = {
+                    k: o[k]
+                    for k in (
+                        "wall_s",
+                        "peak_rss_mb",
+                        "load_avg_1min",
+                        "official_version",
+                        "threadpools",
+                    )
+                }
                 r["ratio"] = o["wall_s"] / r["wall_s"]
                 r["agreement"] = _compare(nat_npz, off_npz)
-                line += (f"\n    official (measured, GLMsingle {o['official_version']}) {o['wall_s']:.1f} s, "
-                         f"peak RSS {o['peak_rss_mb']:.0f} MB, load {o['load_avg_1min']} -> "
-                         f"{r['ratio']:.0f}x faster\n    native vs official: {_fmt_agree(r['agreement'])}")
+                line += (
+                    f"\n    official (measured, GLMsingle {o['official_version']}) {o['wall_s']:.1f} s, "
+                    f"peak RSS {o['peak_rss_mb']:.0f} MB, load {o['load_avg_1min']} -> "
+                    f"{r['ratio']:.0f}x faster\n    native vs official: {_fmt_agree(r['agreement'])}"
+                )
             if "refdata_official_s" in r:
                 r["ratio_refdata"] = r["refdata_official_s"] / r["wall_s"]
-                line += (f"\n    refdata anchor: official {r['refdata_official_s']:.1f} s (min of 3, idle "
-                         f"machine) -> {r['ratio_refdata']:.0f}x; native vs refdata type D median "
-                         f"{r['vs_refdata_typeD']['median']:.1e} / max {r['vs_refdata_typeD']['max']:.1e}, "
-                         f"HRFindex {r['vs_refdata_HRFindex']:.3f}")
+                line += (
+                    f"\n    refdata anchor: official {r['refdata_official_s']:.1f} s (min of 3, idle "
+                    f"machine) -> {r['ratio_refdata']:.0f}x; native vs refdata type D median "
+                    f"{r['vs_refdata_typeD']['median']:.1e} / max {r['vs_refdata_typeD']['max']:.1e}, "
+                    f"HRFindex {r['vs_refdata_HRFindex']:.3f}"
+                )
             results.append(r)
             print(line)
-            print(f"    native stages: {r['stages_s']}; thread pools: {r['threadpools']}", flush=True)
+            print(
+                f"    native stages: {r['stages_s']}; thread pools: {r['threadpools']}", flush=True
+            )
     if args.json:
         from conform_core.io import write_json
 

@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
-
 from conform_psn import perform_gsn, psn
+from threadpoolctl import threadpool_info, threadpool_limits
 
 REFDATA = Path(__file__).resolve().parents[1].parent / "shared" / "refdata" / "psn"
 # shared/docs/psn_gsn.md section 7, `large` (500 x 1000 x 2), 1 BLAS thread, medians

@@ -54,8 +54,83 @@ prints every hook call.
 
 This file is generated from `conform_core/hookspecs.py` by `python -m conform_core._docgen`;
 a test fails when it is stale.
+"""
 
-## Hooks
+_LAYOUT = """
+## The layout to copy
+
+Every plugin of conform (the built-in ones and the scaffold) has the same shape:
+
+```text
+conform-my-denoiser/
+    pyproject.toml               # entry point: my-denoiser = "conform_my_denoiser"
+    src/conform_my_denoiser/
+        __init__.py              # the hooks, the component re-exported, __all__
+        component.py             # the public component class
+        _solvers.py              # pure functions: arrays in, arrays out (if the kind has one)
+    tests/test_contract.py       # the contract kit on the component
+```
+
+- **`__init__.py`** implements the hooks, typed, imports the component from its public module
+  and names both in `__all__`:
+
+  <!-- doc-test: excerpt conform-my-denoiser/src/conform_my_denoiser/__init__.py -->
+  ```python
+  from conform_core.hookspecs import hookimpl
+
+  from .component import MyDenoiser
+
+  if TYPE_CHECKING:
+      from conform_core import ComponentRegistry
+
+  __all__ = ["MyDenoiser", "conform_register"]
+
+
+  @hookimpl
+  def conform_register(registry: ComponentRegistry) -> None:
+      registry.add("denoiser", "my-denoiser", MyDenoiser)
+  ```
+
+- **The component** lives in `component.py`, or in a public module named for what it is when
+  that reads better (MOSAIC's reader is `conform_mosaic.dataset`, CLIP's features
+  `conform_clip.features`); modules starting with `_` are private. `conform plugins` shows
+  each component's public module, the one to import it from. The class has a numpydoc
+  docstring (Parameters, and Attributes for what `fit` sets) and keeps the algorithm out:
+  solvers are pure functions in `_solvers.py` (or more `_private` modules) beside it, which
+  can be tested and reused without a component.
+- **Parameters are declared, not checked by hand.** `_parameter_constraints` says what each
+  constructor parameter may be (see `conform_core.constraints`); the base class's
+  `check_params()` checks it, `fit` runs it first, and `conform fit SPEC --check` runs it for
+  every cell of an analysis before any work. Rules between parameters go in
+  `_check_params_extra()`; checks that need the data stay in `fit`:
+
+  <!-- doc-test: excerpt conform-my-denoiser/src/conform_my_denoiser/component.py -->
+  ```python
+  class MyDenoiser(Denoiser):
+      _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+          "shrinkage": [Interval(float, 0, 1)]}
+  ```
+
+- **Pass-through options**: a component that forwards settings to an underlying
+  implementation takes them as one dict parameter named `options` (as `glmsingle` does),
+  declared e.g. `[InstanceOf(dict, "a dict of options"), None]`; its keys can be checked with
+  `check_constraints(DECLARATION, options, owner=..., reject_unknown=True)`, which refuses
+  unknown names and suggests the closest one.
+- **Commands**: implement `conform_register_commands(app)` (below) and add one typer sub-app,
+  `app.add_typer(sub_app, name="my-denoiser")`, whose options are declared with
+  `typing.Annotated[..., typer.Option(help=...)]`. Import the module that defines the commands
+  inside the hook, so loading components does not load the CLI.
+- **Progress**: report long loops through `conform_core.progress.progress` (a rich bar on a
+  terminal, one plain line per step otherwise, nothing with `--quiet`), never a bar of your own.
+- **Optional dependencies** are imported at the point of use, never at import time, through
+  `conform_core.optional.require`, which raises an error naming what needs the package and
+  the command that installs it; `import conform_my_denoiser` and registration stay cheap.
+- **Contract instances**: the kit checks each component with its default parameters. Only
+  when the default instance cannot run (a dataset that reads files, a model that needs
+  weights) implement `conform_contract_instances` (below), with the build functions in a
+  public `testing` module of the plugin.
+- **Plugins never import each other** (conform's `tests/test_layering.py` enforces it for its
+  own); what two plugins share belongs in `conform_core`.
 """
 
 
@@ -148,8 +223,8 @@ def _kit_table() -> str:
 
 
 def plugins_markdown() -> str:
-    """The text of docs/plugins.md."""
-    parts = [_INTRO]
+    """Return the text of docs/plugins.md."""
+    parts = [_INTRO, _LAYOUT, "\n## Hooks\n"]
     for name in hook_names():
         func = getattr(hookspecs, name)
         signature = f"{name}{inspect.signature(func)}".replace("'", "")

@@ -122,7 +122,7 @@ _FLAGS_ATTR = "__conform_flags__"
 
 def flag_table(names: Iterable[str], *, drop_prefix: str = "",
                overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The flag of each library parameter a command sets: ``n_subjects`` -> ``--subjects``.
+    """Return the flag of each library parameter a command sets: ``n_subjects`` -> ``--subjects``.
 
     Parameters
     ----------
@@ -181,7 +181,7 @@ def parameter_flags(flags: Mapping[str, str]) -> Callable[[F], F]:
 
 
 def render_error(exc: BaseException) -> str:
-    """The message of a user error as the command line prints it.
+    """Return the message of a user error as the command line prints it.
 
     A structured :class:`~conform_core.exceptions.ParameterError` raised inside a command
     decorated with :func:`parameter_flags` names its parameters by that command's flags;
@@ -195,8 +195,9 @@ def render_error(exc: BaseException) -> str:
 # --- click/typer exceptions, whichever release raised them -----------------------------------
 
 # Older typer releases raise the click package's classes; typer 0.29 vendors click as
-# ``typer._click`` with classes of its own (Exit and Abort in ``typer.exceptions``). A plugin may also raise standalone click's. Only modules already
-# imported can have raised an exception, so they are looked up in sys.modules.
+# ``typer._click`` with classes of its own (Exit and Abort in ``typer.exceptions``). A plugin
+# may also raise standalone click's. Only modules already imported can have raised an
+# exception, so they are looked up in sys.modules.
 _CLICK_MODULES = ("typer.exceptions", "typer._click.exceptions", "click.exceptions")
 
 
@@ -227,6 +228,7 @@ def _exit_code(exc: BaseException) -> int:
 
 
 # --- interrupts -----------------------------------------------------------------------------
+
 
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
@@ -280,8 +282,10 @@ def _interrupted(exc: BaseException, application: Any, args: Sequence[str]) -> i
     if os.environ.get("CONFORM_DEBUG") == "1" and exc.__traceback__ is not None:
         traceback.print_exception(exc)
     with contextlib.suppress(Exception):
-        sys.stderr.write(f"Interrupted ({name}) during `{_command_path(application, args)}`: "
-                         "nothing was written.\n")
+        sys.stderr.write(
+            f"Interrupted ({name}) during `{_command_path(application, args)}`: "
+            "nothing was written.\n"
+        )
         sys.stderr.flush()
     return 128 + signum
 
@@ -299,13 +303,18 @@ def _caused_by_ctrl_c(exc: BaseException) -> bool:
 
 def _os_error_message(exc: OSError) -> str:
     reason = exc.strerror or str(exc) or type(exc).__name__
-    files = [os.fsdecode(f) for f in (exc.filename, exc.filename2)
-             if isinstance(f, (str, bytes, os.PathLike))]
+    files = [
+        os.fsdecode(f)
+        for f in (exc.filename, exc.filename2)
+        if isinstance(f, (str, bytes, os.PathLike))
+    ]
     if not files:
         return f"{reason} ({type(exc).__name__}). Set CONFORM_DEBUG=1 for the traceback."
     where = " -> ".join(repr(f) for f in files)
-    return (f"Cannot access {where}: {reason}. Check the path, its permissions and the free "
-            "disk space (set CONFORM_DEBUG=1 for the traceback).")
+    return (
+        f"Cannot access {where}: {reason}. Check the path, its permissions and the free "
+        "disk space (set CONFORM_DEBUG=1 for the traceback)."
+    )
 
 
 def run_app(application: Any, args: Sequence[str] | None = None) -> int:
@@ -366,8 +375,10 @@ def _run(application: Any, args: Sequence[str] | None) -> tuple[int, bool]:
     except EOFError as exc:  # a compressed file that ends early (click calls it "Aborted")
         if debug:
             traceback.print_exc()
-        print_error(f"A file ended before its end-of-stream marker ({exc}); it is truncated "
-                    "or still being written. Set CONFORM_DEBUG=1 for the traceback.")
+        print_error(
+            f"A file ended before its end-of-stream marker ({exc}); it is truncated "
+            "or still being written. Set CONFORM_DEBUG=1 for the traceback."
+        )
         return _USER_ERROR, False
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):

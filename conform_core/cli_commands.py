@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,14 +33,16 @@ def _check_kind(kind: str | None) -> str | None:
 @plugins_app.callback()
 def plugins_list(
     ctx: typer.Context,
-    kind: Annotated[Optional[str], typer.Option(
+    kind: Annotated[str | None, typer.Option(
         "--kind", "-k", help=f"Only this kind: {', '.join(KINDS)}.")] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print a JSON list of objects (kind, name, version, distribution, ...).")] = False,
 ) -> None:
     """List every installed component: kind, name, version, distribution and module.
 
-    Writes nothing. Plugins that failed to load are listed after the table with the fix.
+    The module is the public one to import the class from (never a ``_private`` module
+    when the package re-exports the class). Writes nothing. Plugins that failed to load are
+    listed after the table with the fix.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -70,8 +72,9 @@ def plugins_new(
     kind: Annotated[str, typer.Option("--kind", "-k", help=f"Component kind: {', '.join(KINDS)}.")],
     directory: Annotated[Path, typer.Option("--dir", help="Parent folder of the new project.")] = Path("."),
 ) -> None:
-    """Write a third-party plugin project: pyproject with the entry point, a component
-    skeleton that passes the contract kit, and a test.
+    """Write a third-party plugin project that passes the contract kit.
+
+    The project has a pyproject with the entry point, a component skeleton and a test.
 
     Writes DIR/conform-NAME/. Then `pip install -e DIR/conform-NAME` and the component
     appears in `conform plugins`.
@@ -85,8 +88,8 @@ def plugins_new(
 @data_app.command("info")
 def data_info(
     dataset: Annotated[str, typer.Argument(help="Dataset plugin name, e.g. 'synthetic' or 'mosaic'.")],
-    location: Annotated[Optional[Path], typer.Argument(help="Folder (or file) the dataset reads.")] = None,
-    params: Annotated[Optional[list[str]], typer.Option(
+    location: Annotated[Path | None, typer.Argument(help="Folder (or file) the dataset reads.")] = None,
+    params: Annotated[list[str] | None, typer.Option(
         "--param", "-p", help="A dataset parameter, KEY=VALUE (values read as TOML), e.g. "
                               "--param atlas=/data/atlas.npy. Repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
@@ -139,17 +142,19 @@ def add_core_commands(app: typer.Typer) -> None:
 
 
 def fit(
-    spec: Annotated[Path, typer.Argument(help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it.")],
-    sets: Annotated[Optional[list[str]], typer.Option(
+    spec: Annotated[Path, typer.Argument(
+        help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it.")],
+    sets: Annotated[list[str] | None, typer.Option(
         "--set", help="Swap or tune a stage: STAGE=PLUGIN, STAGE=P1,P2 (compare), STAGE.PARAM=VALUE "
                       "(every entry of the stage), STAGE[LABEL].PARAM=VALUE (one entry of a compared "
                       "stage, e.g. denoiser[pca].n_components=5), analysis.seed=N, "
                       "dataset.location=DIR. Repeatable.")] = None,
-    out: Annotated[Optional[Path], typer.Option(
+    out: Annotated[Path | None, typer.Option(
         "--out", help="Results folder (default: results/<analysis name>). Never overwritten silently.")] = None,
     workers: Annotated[int, typer.Option(
-        "--workers", min=1, help="1: run in this process; N>1: a local Dask cluster of N single-threaded workers.")] = 1,
-    scheduler: Annotated[Optional[str], typer.Option(
+        "--workers", min=1,
+        help="1: run in this process; N>1: a local Dask cluster of N single-threaded workers.")] = 1,
+    scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Join an existing Dask scheduler at this address (e.g. tcp://host:8786).")] = None,
     threads: Annotated[int, typer.Option(
         "--threads", min=1, help="BLAS threads per task. Results reproduce bit for bit at equal settings.")] = 1,
@@ -160,6 +165,9 @@ def fit(
     allow_failures: Annotated[bool, typer.Option(
         "--allow-failures", help="Exit 0 even when some cells failed (for exploration); they are "
                                  "still listed and recorded in results.csv.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="Show no progress (no bar on a terminal, no per-task lines on stderr "
+                        "otherwise); the summary is still printed.")] = False,
 ) -> None:
     """Run a declared analysis and compare denoisers x aligners x encoders on held-out stimuli.
 
@@ -188,50 +196,32 @@ def fit(
         typer.echo(f"{spec}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
                    f"input file(s) fingerprinted; results would go to {job.out}. Nothing was run.")
         return
-    _run_fit(console, spec, sets or [], out, workers, scheduler, threads, overwrite, allow_failures)
+    _run_fit(console, spec, sets or [], out, workers, scheduler, threads, overwrite, allow_failures,
+             quiet)
 
 
-def _run_fit(console: Any, spec: Path, sets: list[str], out: Optional[Path], workers: int,
-             scheduler: Optional[str], threads: int, overwrite: bool, allow_failures: bool) -> None:
-    import sys
-    import time
-
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, workers: int,
+             scheduler: str | None, threads: int, overwrite: bool, allow_failures: bool,
+             quiet: bool = False) -> None:
     from .analysis import count_cells, fit_analysis
     from .analysis.runner import count_tasks
     from .exceptions import AnalysisFailedError
+    from .progress import progress
 
-    started = time.monotonic()
-    state: dict[str, Any] = {"done": 0, "total": None, "plan": None}
-
-    def log_line(label: str) -> None:  # one line per finished task when nobody watches a bar
-        state["done"] += 1
-        total = state["total"] or "?"
-        print(f"conform fit [{state['done']}/{total}] {time.monotonic() - started:7.1f}s  {label}",
-              file=sys.stderr, flush=True)
-
-    with Progress(TextColumn("[bold]conform fit"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True, disable=not console.is_terminal) as bar:
-        task = bar.add_task("starting", total=None)
-
-        def tick(label: str) -> None:
-            if console.is_terminal:
-                bar.update(task, advance=1, description=escape(label))
-            else:
-                log_line(label)
+    state: dict[str, Any] = {"plan": None}
+    # a bar on a terminal; one line per finished task on stderr otherwise; nothing with --quiet
+    with progress("conform fit", quiet=quiet, console=console) as tick:
 
         def on_plan(plan: Any) -> None:
-            state["plan"], state["total"] = plan, count_tasks(plan)
-            bar.update(task, total=state["total"])
+            state["plan"] = plan
+            tick.set_total(count_tasks(plan))
 
         try:
             path, result = fit_analysis(spec, overrides=sets, out=out, workers=workers,
                                         scheduler=scheduler, threads=threads, overwrite=overwrite,
                                         progress=tick, on_plan=on_plan)
         except AnalysisFailedError as exc:
-            bar.stop()
+            tick.stop()
             _print_failures(console, getattr(exc.result, "failures", []))
             console.print(Text("Error: ", style="red") + Text(str(exc)))
             raise typer.Exit(3) from None

@@ -109,6 +109,7 @@ from .exceptions import ParameterError
 from .validation import check_existing_path, interval_text, is_placeholder, suggest
 
 __all__ = [
+    "AnyValue",
     "Boolean",
     "Constraint",
     "InstanceOf",
@@ -147,21 +148,22 @@ class Constraint(ABC):
 
     @abstractmethod
     def is_satisfied_by(self, value: Any) -> bool:
-        """Whether ``value`` satisfies this constraint."""
+        """Return whether ``value`` satisfies this constraint."""
 
     @abstractmethod
     def describe(self) -> str:
-        """What the constraint accepts, as a noun phrase: ``"an int in [1, inf)"``."""
+        """Return what the constraint accepts, as a noun phrase: ``"an int in [1, inf)"``."""
 
     def invalid_value(self) -> Any:
-        """A value that breaks this constraint (default: an object of an unrelated type)."""
+        """Return a value that breaks this constraint (default: an object of an unrelated type)."""
         return _BadType()
 
     def hint(self, value: Any) -> str:
         """Advice for a ``value`` that failed every alternative, e.g. ``"Did you mean 'x'?"``."""
         return ""
 
-    def check(self, value: Any, *, name: str, owner: str | None, fix: str) -> None:
+    def check(  # noqa: B027 - an optional refinement: a no-op unless a subclass overrides it
+            self, value: Any, *, name: str, owner: str | None, fix: str) -> None:
         """Raise a more specific error than the engine's for a failed ``value`` (optional).
 
         Called, in declaration order, when ``value`` satisfies no alternative and no
@@ -179,13 +181,40 @@ class _NoneConstraint(Constraint):
     """The value may be None (write ``None`` in a declaration)."""
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         return value is None
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         return "None"
 
 
 Closed = Literal["both", "left", "right", "neither"]
+
+
+class AnyValue(Constraint):
+    """Any value: a parameter declared for its name, checked where it is used (or ignored).
+
+    Declaring it keeps the name known (an option dict checked with ``reject_unknown=True``
+    accepts it) and says in ``what`` what the value should be, for the documentation and
+    for errors raised later. The contract kit skips it: no value breaks it.
+
+    Parameters
+    ----------
+    what : str, default="any value"
+        What the value should be, as a noun phrase.
+    """
+
+    def __init__(self, what: str = "any value") -> None:
+        self.what = what
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        """Return True: every value is accepted here."""
+        return True
+
+    def describe(self) -> str:
+        """Return ``what``."""
+        return self.what
 
 
 class Interval(Constraint):
@@ -225,24 +254,32 @@ class Interval(Constraint):
         return isinstance(value, numbers.Real) and bool(np.isfinite(float(value)))
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         if not self._type_ok(value):
             return False
         low_open, high_open = self.closed in ("right", "neither"), self.closed in ("left", "neither")
         if self.low is not None and (value < self.low or (value == self.low and low_open)):
             return False
-        return not (self.high is not None
-                    and (value > self.high or (value == self.high and high_open)))
+        return not (
+            self.high is not None and (value > self.high or (value == self.high and high_open))
+        )
 
     def range_text(self) -> str:
-        """The range in interval notation: ``[1, inf)``, ``(0.0, 1.0]``."""
-        return interval_text(self.low, self.high, low_open=self.closed in ("right", "neither"),
-                             high_open=self.closed in ("left", "neither"))
+        """Return the range in interval notation: ``[1, inf)``, ``(0.0, 1.0]``."""
+        return interval_text(
+            self.low,
+            self.high,
+            low_open=self.closed in ("right", "neither"),
+            high_open=self.closed in ("left", "neither"),
+        )
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         what = "an int" if self.kind is int else "a finite number"
         return f"{what} in {self.range_text()}"
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         if self.low is not None:
             return self.low - 1
         if self.high is not None:
@@ -278,6 +315,7 @@ class Options(Constraint):
         return True
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         for option in self.options:
             try:
                 if self._same_kind(value, option) and bool(value == option):
@@ -287,17 +325,20 @@ class Options(Constraint):
         return False
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         if len(self.options) == 1:
             return repr(self.options[0])
         return "one of " + ", ".join(repr(o) for o in self.options)
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         candidate = "not-an-option"
         while candidate in self.options:
             candidate += "-"
         return candidate
 
     def hint(self, value: Any) -> str:
+        """Return advice for a ``value`` that failed every alternative, or ""."""
         if not isinstance(value, str):
             return ""
         return suggest(value, [o for o in self.options if isinstance(o, str)]).strip()
@@ -307,12 +348,15 @@ class Boolean(Constraint):
     """True or False (numpy booleans too; never ints or strings such as ``"yes"``)."""
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         return isinstance(value, (bool, np.bool_))
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         return "True or False"
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         return "yes"
 
 
@@ -335,8 +379,9 @@ class PathLike(Constraint):
         Whether it must exist already (False: any non-empty path, e.g. an output folder).
     """
 
-    def __init__(self, kind: Literal["file", "dir", "any"] = "file", *,
-                 must_exist: bool = True) -> None:
+    def __init__(
+        self, kind: Literal["file", "dir", "any"] = "file", *, must_exist: bool = True
+    ) -> None:
         if kind not in _PATH_WHAT:
             raise TypeError(f"PathLike kind must be 'file', 'dir' or 'any'; got {kind!r}")
         self.kind: Literal["file", "dir", "any"] = kind
@@ -344,10 +389,14 @@ class PathLike(Constraint):
 
     @staticmethod
     def _is_path(value: Any) -> bool:
-        return (isinstance(value, (str, os.PathLike)) and not isinstance(value, bytes)
-                and bool(os.fspath(value)))
+        return (
+            isinstance(value, (str, os.PathLike))
+            and not isinstance(value, bytes)
+            and bool(os.fspath(value))
+        )
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         if not self._is_path(value) or is_placeholder(value):
             return False
         if not self.must_exist:
@@ -360,13 +409,16 @@ class PathLike(Constraint):
         return os.path.exists(path)
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         what = _PATH_WHAT[self.kind]
         return f"the path of an existing {what}" if self.must_exist else f"the path of a {what}"
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         return 3
 
     def check(self, value: Any, *, name: str, owner: str | None, fix: str) -> None:
+        """Raise the error of :func:`check_existing_path` for a missing or placeholder path."""
         if self._is_path(value) and (self.must_exist or is_placeholder(value)):
             check_existing_path(value, name=name, owner=owner, kind=self.kind, fix=fix)
 
@@ -388,9 +440,11 @@ class InstanceOf(Constraint):
         self.what = what or f"an instance of {names}"
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         return isinstance(value, self.types)
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         return self.what
 
 
@@ -407,12 +461,15 @@ class NonEmptyStr(Constraint):
         self.what = what
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         return isinstance(value, str) and bool(value)
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         return self.what
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         return ""
 
 
@@ -420,12 +477,15 @@ class IsCallable(Constraint):
     """A callable (a function, or an object with ``__call__``)."""
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         return callable(value)
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         return "a callable"
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         return "not-callable"
 
 
@@ -448,32 +508,40 @@ class SequenceOf(Constraint):
         self.what = what
 
     def is_satisfied_by(self, value: Any) -> bool:
+        """Return whether ``value`` satisfies this constraint."""
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
             return False
         return len(value) >= self.min_length and all(
-            any(c.is_satisfied_by(v) for c in self.items) for v in value)
+            any(c.is_satisfied_by(v) for c in self.items) for v in value
+        )
 
     def describe(self) -> str:
+        """Return what this constraint accepts, as a noun phrase."""
         if self.what:
             return self.what
-        size = "a non-empty list" if self.min_length == 1 else (
-            f"a list of at least {self.min_length}" if self.min_length > 1 else "a list")
+        size = (
+            "a non-empty list"
+            if self.min_length == 1
+            else (f"a list of at least {self.min_length}" if self.min_length > 1 else "a list")
+        )
         parts = []
         for item in self.items:
             if isinstance(item, Options):
                 parts.append("values among " + ", ".join(repr(o) for o in item.options))
             elif isinstance(item, InstanceOf) and item.what.startswith("an instance of "):
-                parts.append(item.what[len("an instance of "):])
+                parts.append(item.what[len("an instance of ") :])
             else:
                 parts.append(item.describe())
         return f"{size} of {' or '.join(parts)}"
 
     def invalid_value(self) -> Any:
+        """Return a value that breaks this constraint."""
         if self.min_length > 0:
             return []
         return [invalid_value_for(self.items)]
 
     def hint(self, value: Any) -> str:
+        """Return advice for a ``value`` that failed every alternative, or ""."""
         if isinstance(value, (list, tuple)):
             for item in value:
                 if not any(c.is_satisfied_by(item) for c in self.items):
@@ -499,8 +567,10 @@ def make_constraint(item: Any) -> Constraint:
         return _NoneConstraint()
     if isinstance(item, type):
         return InstanceOf(item)
-    raise TypeError(f"A parameter constraint must be a Constraint, a type or None; got {item!r}. "
-                    "Wrap choices in Options((...)) and ranges in Interval(...).")
+    raise TypeError(
+        f"A parameter constraint must be a Constraint, a type or None; got {item!r}. "
+        "Wrap choices in Options((...)) and ranges in Interval(...)."
+    )
 
 
 def _as_constraints(items: Sequence[Any] | Constraint | None) -> list[Constraint]:
@@ -511,8 +581,9 @@ def _as_constraints(items: Sequence[Any] | Constraint | None) -> list[Constraint
 
 def describe_constraints(constraints: Sequence[Any]) -> str:
     """Describe a declaration: ``"an int in [1, inf) or None"`` (None always last)."""
-    parts = [c.describe() for c in _as_constraints(constraints)
-             if not isinstance(c, _NoneConstraint)]
+    parts = [
+        c.describe() for c in _as_constraints(constraints) if not isinstance(c, _NoneConstraint)
+    ]
     if any(isinstance(c, _NoneConstraint) for c in _as_constraints(constraints)):
         parts.append("None")
     if len(parts) <= 1:
@@ -521,7 +592,7 @@ def describe_constraints(constraints: Sequence[Any]) -> str:
 
 
 def invalid_value_for(constraints: Sequence[Any]) -> Any:
-    """A value that satisfies no item of ``constraints`` (for tests of validation).
+    """Return a value that satisfies no item of ``constraints`` (for tests of validation).
 
     Tries each constraint's :meth:`Constraint.invalid_value`, then an object of an unrelated
     type.
@@ -538,8 +609,9 @@ def invalid_value_for(constraints: Sequence[Any]) -> Any:
     raise ValueError(f"No invalid value could be built for {describe_constraints(items)}")
 
 
-def check_param(value: Any, constraints: Sequence[Any], *, name: str, owner: Any = None,
-                fix: str = "") -> Any:
+def check_param(
+    value: Any, constraints: Sequence[Any], *, name: str, owner: Any = None, fix: str = ""
+) -> Any:
     """Check one value against a declaration and return it unchanged.
 
     Parameters
@@ -581,15 +653,21 @@ def check_param(value: Any, constraints: Sequence[Any], *, name: str, owner: Any
             except ParameterError as exc:  # say every alternative, not only this one's
                 if exc.param != name or exc.template is not None:
                     raise
-                raise ParameterError(param=name, value=exc.value, allowed=allowed, fix=exc.fix,
-                                     owner=who) from None
+                raise ParameterError(
+                    param=name, value=exc.value, allowed=allowed, fix=exc.fix, owner=who
+                ) from None
     full_fix = " ".join(part for part in (hint, fix) if part)
     raise ParameterError(param=name, value=value, allowed=allowed, fix=full_fix, owner=who)
 
 
-def check_constraints(constraints: Mapping[str, Sequence[Any]], params: Mapping[str, Any], *,
-                      owner: Any = None, fixes: Mapping[str, str] | None = None,
-                      reject_unknown: bool = False) -> None:
+def check_constraints(
+    constraints: Mapping[str, Sequence[Any]],
+    params: Mapping[str, Any],
+    *,
+    owner: Any = None,
+    fixes: Mapping[str, str] | None = None,
+    reject_unknown: bool = False,
+) -> None:
     """Check every declared parameter of ``params`` (in declaration order).
 
     Parameters
@@ -618,16 +696,24 @@ def check_constraints(constraints: Mapping[str, Sequence[Any]], params: Mapping[
             if key not in constraints:
                 known = sorted(constraints)
                 raise ParameterError(
-                    param=str(key), value=params[key], owner=who,
+                    param=str(key),
+                    value=params[key],
+                    owner=who,
                     allowed=f"a known name ({', '.join(known)}), not {key!r}",
-                    fix=suggest(str(key), known).strip() or "Remove it.")
+                    fix=suggest(str(key), known).strip() or "Remove it.",
+                )
     for name, declared in constraints.items():
         if name in params:
             check_param(params[name], declared, name=name, owner=who, fix=fixes.get(name, ""))
 
 
-def check_declared_names(constraints: Mapping[str, Any], names: Iterable[str], *,
-                         owner: str, fixes: Mapping[str, str] | None = None) -> None:
+def check_declared_names(
+    constraints: Mapping[str, Any],
+    names: Iterable[str],
+    *,
+    owner: str,
+    fixes: Mapping[str, str] | None = None,
+) -> None:
     """Check that a declaration names only real parameters (a programming error if not).
 
     Raises
@@ -640,12 +726,16 @@ def check_declared_names(constraints: Mapping[str, Any], names: Iterable[str], *
     if unknown:
         raise TypeError(
             f"{owner} declares constraints or fixes for {unknown}, which are not its parameters "
-            f"({sorted(names)}). Rename or remove them in _parameter_constraints/_parameter_fixes.")
+            f"({sorted(names)}). Rename or remove them in _parameter_constraints/_parameter_fixes."
+        )
 
 
-def validate_params(constraints: Mapping[str, Sequence[Any]], *,
-                    fixes: Mapping[str, str] | None = None,
-                    owner: str | None = None) -> Callable[[F], F]:
+def validate_params(
+    constraints: Mapping[str, Sequence[Any]],
+    *,
+    fixes: Mapping[str, str] | None = None,
+    owner: str | None = None,
+) -> Callable[[F], F]:
     """Decorate a function so its arguments are checked against ``constraints`` first.
 
     The arguments are bound to the signature (defaults included) and each declared one is

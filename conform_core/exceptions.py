@@ -121,7 +121,7 @@ class ParameterError(ConformError, ValueError):
         return str(text).replace("$", "$$")
 
     def render(self, flags: Mapping[str, str] | None = None) -> str:
-        """The message, naming parameters as ``flags`` spells them (default: Python names).
+        """Return the message, naming parameters as ``flags`` spells them (default: Python names).
 
         Parameters
         ----------

@@ -34,7 +34,9 @@ def _pair(y_true: Any, y_pred: Any) -> tuple[NDArray[np.floating], NDArray[np.fl
     b = check_float_array(np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1), ndim=2,
                           name="y_pred", axes="(samples, units)")
     if a.shape != b.shape:
-        raise ShapeError(f"y_true and y_pred must have the same shape; got {a.shape} and {b.shape}.")
+        raise ShapeError(
+            f"y_true and y_pred must have the same shape; got {a.shape} and {b.shape}."
+        )
     if a.shape[0] < 2:
         raise ShapeError(f"Scores need at least 2 samples per unit; got {a.shape[0]}.")
     return a, b
@@ -84,8 +86,12 @@ SIGNAL_VARIANCES: tuple[str, ...] = ("condition_means", "single_trials")
 """The two estimators of the signal variance that :func:`ncsnr` offers."""
 
 
-def ncsnr(trials: ConditionTrials | TrialData | NDArray[np.floating], *,
-          signal_variance: str = "condition_means", undefined: float = 0.0) -> NDArray[np.float64]:
+def ncsnr(
+    trials: ConditionTrials | TrialData | NDArray[np.floating],
+    *,
+    signal_variance: str = "condition_means",
+    undefined: float = 0.0,
+) -> NDArray[np.float64]:
     """Noise-ceiling signal-to-noise ratio per unit from repeated trials.
 
     The one ncsnr estimator of conform (NSD, Allen et al. 2022; GLMsingle; MOSAIC), for
@@ -149,18 +155,32 @@ def ncsnr(trials: ConditionTrials | TrialData | NDArray[np.floating], *,
     >>> bool(abs(ncsnr(trials)[0] - 1) < 0.15)
     True
     """
-    signal_variance = check_choice(signal_variance, SIGNAL_VARIANCES, name="signal_variance",
-                                   owner="ncsnr")
+    signal_variance = check_choice(
+        signal_variance, SIGNAL_VARIANCES, name="signal_variance", owner="ncsnr"
+    )
     if not isinstance(undefined, numbers.Real) or isinstance(undefined, bool):
-        raise ParameterError(param="undefined", value=undefined, owner="ncsnr",
-                             allowed="a number (0.0 or NaN, typically)")
+        raise ParameterError(
+            param="undefined",
+            value=undefined,
+            owner="ncsnr",
+            allowed="a number (0.0 or NaN, typically)",
+        )
     if isinstance(trials, TrialData):
         n, means, sq = _grouped_stats(trials)
         x = np.asarray(trials.betas, dtype=np.float64)
     else:
-        data = trials.data if isinstance(trials, ConditionTrials) else check_float_array(
-            trials, ndim=3, name="trials", axes="(units, conditions, trials)", allow_nan=True,
-            nan_meaning="missing trial")
+        data = (
+            trials.data
+            if isinstance(trials, ConditionTrials)
+            else check_float_array(
+                trials,
+                ndim=3,
+                name="trials",
+                axes="(units, conditions, trials)",
+                allow_nan=True,
+                nan_meaning="missing trial",
+            )
+        )
         data = np.asarray(data, dtype=np.float64)
         n, means, sq = _padded_stats(data)
         x = data.reshape(data.shape[0], -1).T  # every (condition, trial) cell as a row
@@ -175,8 +195,9 @@ def ncsnr(trials: ConditionTrials | TrialData | NDArray[np.floating], *,
         n_means = has.sum(axis=1)
         mean_var = _nan_stat(np.nanvar, cond_means, n_means >= 2, ddof=1)
         inv_n = np.where(has, 1.0 / np.maximum(n, 1), np.nan)
-        signal_var = np.clip(mean_var - noise_var * _nan_stat(np.nanmean, inv_n, n_means >= 1),
-                             0, None)
+        signal_var = np.clip(
+            mean_var - noise_var * _nan_stat(np.nanmean, inv_n, n_means >= 1), 0, None
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.sqrt(signal_var) / np.sqrt(noise_var)
     out[~np.isfinite(out)] = undefined
@@ -184,8 +205,10 @@ def ncsnr(trials: ConditionTrials | TrialData | NDArray[np.floating], *,
 
 
 def _variance_of_rows(x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Variance (ddof 1) of each column over its finite rows; a column without NaN gets
-    ``np.var``'s exact result whatever the other columns hold."""
+    """Return the variance (ddof 1) of each column over its finite rows.
+
+    A column without NaN gets ``np.var``'s exact result whatever the other columns hold.
+    """
     finite = np.isfinite(x)
     count = finite.sum(axis=0)
     gaps = count < x.shape[0]
@@ -198,10 +221,13 @@ def _variance_of_rows(x: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
-def _nan_stat(func: Any, rows: NDArray[np.float64], defined: NDArray[np.bool_], **kwargs: Any
-              ) -> NDArray[np.float64]:
-    """``func(rows, axis=1)`` on the rows where it is ``defined``, NaN elsewhere (so numpy
-    warns about nothing: an undefined ncsnr is a documented result, not a surprise)."""
+def _nan_stat(
+    func: Any, rows: NDArray[np.float64], defined: NDArray[np.bool_], **kwargs: Any
+) -> NDArray[np.float64]:
+    """Return ``func(rows, axis=1)`` on the rows where it is ``defined``, NaN elsewhere.
+
+    So numpy warns about nothing: an undefined ncsnr is a documented result, not a surprise.
+    """
     if defined.all():
         return np.asarray(func(rows, axis=1, **kwargs), dtype=np.float64)
     out = np.full(rows.shape[0], np.nan)
@@ -210,8 +236,10 @@ def _nan_stat(func: Any, rows: NDArray[np.float64], defined: NDArray[np.bool_], 
 
 
 def _padded_stats(data: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    """Trial counts, means and sums of squared deviations, each (n_units, n_conditions),
-    of a (units, conditions, trials) array padded with NaN."""
+    """Return trial counts, means and sums of squared deviations of padded trials.
+
+    Each is (n_units, n_conditions), of a (units, conditions, trials) array padded with NaN.
+    """
     finite = np.isfinite(data)
     n = finite.sum(axis=2)
     means = mean_over_trials(data)
@@ -221,11 +249,18 @@ def _padded_stats(data: NDArray[np.float64]) -> tuple[NDArray[Any], NDArray[Any]
 
 
 def _grouped_stats(trials: TrialData) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    """As :func:`_padded_stats`, from trial rows grouped by stimulus id, without padding
-    (a MOSAIC split as units x conditions x repeats can be several times its betas)."""
+    """Return what :func:`_padded_stats` does, from trial rows grouped by stimulus id.
+
+    Without padding: a MOSAIC split as units x conditions x repeats can be several times its
+    betas.
+    """
     x = np.asarray(trials.betas, dtype=np.float64)
     if x.shape[0] == 0:
-        return np.zeros((x.shape[1], 0), np.int64), np.zeros((x.shape[1], 0)), np.zeros((x.shape[1], 0))
+        return (
+            np.zeros((x.shape[1], 0), np.int64),
+            np.zeros((x.shape[1], 0)),
+            np.zeros((x.shape[1], 0)),
+        )
     _, group, counts = np.unique(trials.stimulus_ids, return_inverse=True, return_counts=True)
     order = np.argsort(group.ravel(), kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -281,9 +316,12 @@ def noise_ceiling(ncsnr: Any, n_trials: Any = 1) -> NDArray[np.float64]:
     n = np.atleast_1d(np.asarray(n_trials, dtype=np.float64))
     if n.size == 0 or not (n >= 1).all():
         raise ParameterError(
-            param="n_trials", owner="noise_ceiling", allowed="a number >= 1 or per-condition counts >= 1",
+            param="n_trials",
+            owner="noise_ceiling",
+            allowed="a number >= 1 or per-condition counts >= 1",
             value=n_trials,
-            fix="Pass the number of trials averaged in the target data (1 for single trials).")
+            fix="Pass the number of trials averaged in the target data (1 for single trials).",
+        )
     c = float(np.mean(1.0 / n))
     return 100.0 * snr**2 / (snr**2 + c)
 

@@ -235,12 +235,12 @@ _default: tuple[ConformPluginManager, ComponentRegistry] | None = None
 
 
 def default_plugin_manager() -> ConformPluginManager:
-    """The process-wide plugin manager (created, and plugins loaded, on first use)."""
+    """Return the process-wide plugin manager (created, and plugins loaded, on first use)."""
     return _load_default()[0]
 
 
 def default_registry() -> ComponentRegistry:
-    """The process-wide registry of installed components (built on first use).
+    """Return the process-wide registry of installed components (built on first use).
 
     Plugins that failed to load are warned about once (:class:`ConformWarning`).
     """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ from .components import KIND_BASES, Component
 from .exceptions import PluginError, PluginLoadError, UnknownComponentError
 from .validation import NAME_PATTERN, is_valid_name, suggest
 
-__all__ = ["ComponentEntry", "ComponentRegistry", "KINDS"]
+__all__ = ["ComponentEntry", "ComponentRegistry", "KINDS", "public_module"]
 
 KINDS: tuple[str, ...] = tuple(KIND_BASES)
 """The kinds of component, in pipeline order."""
@@ -29,14 +30,43 @@ class ComponentEntry:
 
     @property
     def module(self) -> str:
-        """Module that defines the component class."""
-        return self.cls.__module__
+        """Public module a user imports the class from (see `public_module`)."""
+        return public_module(self.cls)
 
     def as_dict(self) -> dict[str, str]:
         """Plain-text description (for ``conform plugins --json``)."""
         return {"kind": self.kind, "name": self.name, "class": self.cls.__qualname__,
                 "plugin": self.plugin, "distribution": self.distribution,
                 "version": self.version, "module": self.module}
+
+
+def public_module(cls: type) -> str:
+    """Shortest public module path that exports ``cls``.
+
+    Walks the packages above ``cls.__module__``, shortest first, and returns the first
+    one whose namespace holds ``cls`` under its own name. Paths with a ``_private``
+    segment are skipped, so a class defined in ``pkg._impl`` and re-exported by ``pkg``
+    is shown as ``pkg``.
+
+    Parameters
+    ----------
+    cls : type
+        The class to locate.
+
+    Returns
+    -------
+    str
+        The public module path, or ``cls.__module__`` when no public module exports it.
+    """
+    parts = cls.__module__.split(".")
+    for end in range(1, len(parts) + 1):
+        if any(part.startswith("_") for part in parts[:end]):
+            break  # below a private segment nothing is public
+        path = ".".join(parts[:end])
+        module = sys.modules.get(path)
+        if module is not None and getattr(module, cls.__name__, None) is cls:
+            return path
+    return cls.__module__
 
 
 class ComponentRegistry:
@@ -63,7 +93,7 @@ class ComponentRegistry:
         self._origin: tuple[str, str, str] | None = None
 
     def for_plugin(self, plugin: str, distribution: str, version: str) -> ComponentRegistry:
-        """A view of this registry that records ``plugin`` as the origin of what it adds.
+        """Return a view of this registry that records ``plugin`` as the origin of what it adds.
 
         The view shares the table and ``load_errors`` of this registry: what is added
         through it is visible here, and :meth:`get` sees every plugin's components. The

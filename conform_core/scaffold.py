@@ -24,21 +24,26 @@ class {cls}(Denoiser):
     ----------
     shrinkage : float, default=0.0
         Fraction in [0, 1] by which each condition mean moves towards the unit's mean.
+
+    Attributes
+    ----------
+    n_units_ : int
+        Number of units seen by ``fit``.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{
+        "shrinkage": [Interval(float, 0, 1)]}}
 
     def __init__(self, shrinkage: float = 0.0):
         self.shrinkage = shrinkage
 
-    def _fit(self, data: ConditionTrials) -> "{cls}":
-        check_float_param(self.shrinkage, name="shrinkage", owner=self, low=0.0, high=1.0)
+    def _fit(self, data: ConditionTrials) -> {cls}:
         self.n_units_ = data.n_units
         return self
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
         means = data.mean()
-        x = np.asarray(means.data)
-        grand = x.mean(axis=1, keepdims=True)
-        return means.with_data((x + self.shrinkage * (grand - x)).astype(x.dtype))
+        return means.with_data(shrink_to_unit_mean(np.asarray(means.data), self.shrinkage))
 ''',
     "encoder": '''
 class {cls}(Encoder):
@@ -47,18 +52,25 @@ class {cls}(Encoder):
     Parameters
     ----------
     alpha : float, default=1.0
-        The ridge penalty.
+        The ridge penalty (>= 0).
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features, n_units)
+        The weights.
+    x_mean_, y_mean_ : ndarray
+        Column means of X and Y, removed before the fit.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{
+        "alpha": [Interval(float, 0, None, closed="left")]}}
 
     def __init__(self, alpha: float = 1.0):
         self.alpha = alpha
 
-    def _fit(self, X: np.ndarray, Y: np.ndarray) -> "{cls}":
-        alpha = check_float_param(self.alpha, name="alpha", owner=self, low=0.0)
+    def _fit(self, X: np.ndarray, Y: np.ndarray) -> {cls}:
         self.x_mean_, self.y_mean_ = X.mean(axis=0), Y.mean(axis=0)
-        Xc, Yc = X - self.x_mean_, Y - self.y_mean_
-        gram = Xc.T @ Xc + alpha * np.eye(X.shape[1], dtype=X.dtype)
-        self.coef_ = np.linalg.solve(gram, Xc.T @ Yc).astype(X.dtype)
+        self.coef_ = ridge_coefficients(X - self.x_mean_, Y - self.y_mean_, float(self.alpha))
         return self
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
@@ -72,25 +84,30 @@ class {cls}(Aligner):
     ----------
     center : bool, default=True
         Remove each unit's mean over the shared stimuli before mapping.
+
+    Attributes
+    ----------
+    subjects_ : list of str
+        Subjects mapped so far.
+    weights_, means_ : dict of str to ndarray
+        Per subject, each unit's weight on the shared axis and the unit means.
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{"center": [Boolean()]}}
 
     def __init__(self, center: bool = True):
         self.center = center
 
-    def _fit(self, subjects: list[ConditionData]) -> "{cls}":
+    def _fit(self, subjects: list[ConditionData]) -> {cls}:
         self.subjects_, self.weights_, self.means_ = [], {{}}, {{}}
         for data in subjects:
             self._add_subject(data)
         return self
 
-    def _add_subject(self, data: ConditionData) -> "{cls}":
+    def _add_subject(self, data: ConditionData) -> {cls}:
         x = np.asarray(data.as_targets(), dtype=np.float64)
-        mean = x.mean(axis=0) if self.center else np.zeros(x.shape[1])
-        xc = x - mean
-        shared = xc.mean(axis=1)
-        denom = float(shared @ shared) or 1.0
-        self.weights_[data.subject] = (shared @ xc) / denom
-        self.means_[data.subject] = mean
+        self.weights_[data.subject], self.means_[data.subject] = shared_axis_weights(
+            x, center=self.center)
         if data.subject not in self.subjects_:
             self.subjects_.append(data.subject)
         return self
@@ -113,6 +130,8 @@ class {cls}(Features):
         L2-normalise each row.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{"normalize": [Boolean()]}}
+
     def __init__(self, normalize: bool = True):
         self.normalize = normalize
 
@@ -133,8 +152,11 @@ class {cls}(Dataset):
     location : str or None, default=None
         Where the files are (unused by this skeleton).
     n_subjects : int, default=2
-        Number of subjects.
+        Number of subjects (>= 1).
     """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{
+        "location": [str, None], "n_subjects": [Interval(int, 1, None)]}}
 
     def __init__(self, location: str | None = None, n_subjects: int = 2):
         self.location = location
@@ -154,12 +176,94 @@ class {cls}(Dataset):
 
 _IMPORTS = {
     "denoiser": "from conform_core import ConditionData, ConditionTrials, Denoiser\n"
-                "from conform_core.validation import check_float_param",
-    "encoder": "from conform_core import Encoder\nfrom conform_core.validation import check_float_param",
-    "aligner": "from conform_core import Aligner, ConditionData",
-    "features": "from conform_core import Features, ShapeError, StimulusSet",
-    "dataset": "from conform_core import Dataset, StimulusSet, Subject, TrialData",
+                "from conform_core.constraints import Interval\n\n"
+                "from ._solvers import shrink_to_unit_mean",
+    "encoder": "from conform_core import Encoder\nfrom conform_core.constraints import Interval\n\n"
+               "from ._solvers import ridge_coefficients",
+    "aligner": "from conform_core import Aligner, ConditionData\n"
+               "from conform_core.constraints import Boolean\n\n"
+               "from ._solvers import shared_axis_weights",
+    "features": "from conform_core import Features, ShapeError, StimulusSet\n"
+                "from conform_core.constraints import Boolean",
+    "dataset": "from conform_core import Dataset, StimulusSet, Subject, TrialData\n"
+               "from conform_core.constraints import Interval",
 }
+
+# Pure solver functions (arrays in, arrays out) in _solvers.py, for the kinds with an algorithm.
+_SOLVERS = {
+    "denoiser": '''
+
+def shrink_to_unit_mean(x: np.ndarray, shrinkage: float) -> np.ndarray:
+    """Move each condition mean towards its unit's mean over conditions.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_units, n_conditions)
+        Condition means.
+    shrinkage : float
+        Fraction in [0, 1]: 0 keeps ``x``, 1 replaces each row by its mean.
+
+    Returns
+    -------
+    ndarray
+        Same shape and dtype as ``x``.
+    """
+    grand = x.mean(axis=1, keepdims=True)
+    return (x + shrinkage * (grand - x)).astype(x.dtype)
+''',
+    "encoder": '''
+
+def ridge_coefficients(X: np.ndarray, Y: np.ndarray, alpha: float) -> np.ndarray:
+    """Solve ``(X'X + alpha I) W = X'Y`` for centred ``X`` and ``Y``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        Centred features.
+    Y : ndarray of shape (n_samples, n_units)
+        Centred targets.
+    alpha : float
+        The ridge penalty (>= 0).
+
+    Returns
+    -------
+    ndarray of shape (n_features, n_units)
+        The weights, in the dtype of ``X``.
+    """
+    gram = X.T @ X + alpha * np.eye(X.shape[1], dtype=X.dtype)
+    return np.linalg.solve(gram, X.T @ Y).astype(X.dtype)
+''',
+    "aligner": '''
+
+def shared_axis_weights(x: np.ndarray, *, center: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Each unit's weight on the mean response over units, and the unit means.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_stimuli, n_units)
+        One subject's responses.
+    center : bool, default=True
+        Remove each unit's mean first.
+
+    Returns
+    -------
+    weights, means : ndarray of shape (n_units,)
+        The regression weights on the shared axis and the means removed.
+    """
+    means = x.mean(axis=0) if center else np.zeros(x.shape[1])
+    xc = x - means
+    shared = xc.mean(axis=1)
+    denom = float(shared @ shared) or 1.0
+    return (shared @ xc) / denom, means
+''',
+}
+
+_SOLVERS_HEAD = '''"""Pure solver functions of this plugin: arrays in, arrays out, no component state."""
+
+from __future__ import annotations
+
+import numpy as np
+'''
 
 
 def write_plugin_project(name: str, kind: str, directory: str | Path = ".") -> Path:
@@ -200,6 +304,8 @@ def write_plugin_project(name: str, kind: str, directory: str | Path = ".") -> P
         + _BODIES[kind].format(cls=cls),
         "tests/test_contract.py": _TEST.format(package=package, cls=cls, name=name, kind=kind),
     }
+    if kind in _SOLVERS:
+        files[f"src/{package}/_solvers.py"] = _SOLVERS_HEAD + _SOLVERS[kind]
     with atomic_directory(project) as tmp:
         for rel, text in files.items():
             target = tmp / rel
@@ -235,24 +341,32 @@ A `{kind}` plugin for conform-fmri. Install it next to conform-fmri and it appea
     conform plugins --kind {kind}
     pytest tests
 
-The component is `{package}.component.{cls}`; `tests/test_contract.py` runs conform's
-contract kit on it.
+The component is `{package}.component.{cls}`, re-exported by `{package}`. Its parameters
+are declared in `_parameter_constraints` and checked before any work (`conform fit --check`);
+pure solver functions, where the kind has one, are in `{package}/_solvers.py`.
+`tests/test_contract.py` runs conform's contract kit on it; conform's docs/plugins.md
+describes the layout.
 '''
 
-_INIT = '''"""conform plugin providing the {kind} {name!r}."""
+_INIT = '''"""conform plugin providing the {kind} {name!r} (:class:`{cls}`)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
 from .component import {cls}
 
-__all__ = ["{cls}"]
+if TYPE_CHECKING:
+    from conform_core import ComponentRegistry
+
+__all__ = ["{cls}", "conform_register"]
 
 
 @hookimpl
-def conform_register(registry):
-    """Register this plugin's components."""
+def conform_register(registry: ComponentRegistry) -> None:
+    """Register the ``{name}`` {kind}."""
     registry.add("{kind}", "{name}", {cls})
 '''
 
@@ -260,9 +374,12 @@ _COMPONENT_HEAD = '''"""The {kind} component of this plugin (a working skeleton:
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 {imports}
+
 '''
 
 _TEST = '''"""conform's contract kit, run on this plugin's component."""

@@ -39,14 +39,32 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["StageEntry", "AnalysisSpec", "load_spec", "parse_spec", "apply_overrides",
-           "check_spec", "check_seed", "parse_value", "STAGES", "STAGE_KIND", "COMPARED_STAGES", "METRICS"]
+__all__ = [
+    "StageEntry",
+    "AnalysisSpec",
+    "load_spec",
+    "parse_spec",
+    "apply_overrides",
+    "check_spec",
+    "check_seed",
+    "parse_value",
+    "STAGES",
+    "STAGE_KIND",
+    "COMPARED_STAGES",
+    "METRICS",
+]
 
 STAGES: tuple[str, ...] = ("dataset", "glm", "denoiser", "aligner", "encoder", "features")
 """Stage names, in pipeline order."""
 
-STAGE_KIND: dict[str, str] = {"dataset": "dataset", "glm": "denoiser", "denoiser": "denoiser",
-                              "aligner": "aligner", "encoder": "encoder", "features": "features"}
+STAGE_KIND: dict[str, str] = {
+    "dataset": "dataset",
+    "glm": "denoiser",
+    "denoiser": "denoiser",
+    "aligner": "aligner",
+    "encoder": "encoder",
+    "features": "features",
+}
 """The component kind each stage takes."""
 
 COMPARED_STAGES = ("denoiser", "aligner", "encoder")
@@ -119,7 +137,7 @@ class AnalysisSpec:
         return tuple(self.evaluation.get("metrics", METRICS))
 
     def location(self) -> str | None:
-        """The dataset location, resolved against the spec's folder."""
+        """Return the dataset location, resolved against the spec's folder."""
         loc = self.dataset.get("location")
         if loc in (None, ""):
             return None
@@ -127,7 +145,7 @@ class AnalysisSpec:
         return str(path if path.is_absolute() else (self.base_dir / path).resolve())
 
     def copy(self) -> AnalysisSpec:
-        """A deep copy."""
+        """Return a deep copy."""
         return copy.deepcopy(self)
 
 
@@ -138,8 +156,10 @@ def check_seed(value: Any) -> int:
     ``"abc"`` is refused rather than guessed at, since the seed decides every split.
     """
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(f"[analysis] seed must be a non-negative integer; got {value!r}. "
-                        "Write it without quotes, e.g. seed = 0 (or --set analysis.seed=0).")
+        raise SpecError(
+            f"[analysis] seed must be a non-negative integer; got {value!r}. "
+            "Write it without quotes, e.g. seed = 0 (or --set analysis.seed=0)."
+        )
     return value
 
 
@@ -153,12 +173,16 @@ def load_spec(path: str | Path) -> AnalysisSpec:
     """
     path = Path(path)
     if not path.is_file():
-        raise SpecError(f"Spec file {str(path)!r} does not exist. Pass the path of a TOML spec "
-                        "such as examples/quickstart.toml.")
+        raise SpecError(
+            f"Spec file {str(path)!r} does not exist. Pass the path of a TOML spec "
+            "such as examples/quickstart.toml."
+        )
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"Spec file {str(path)!r} is not valid TOML: {exc}. Fix the syntax.") from None
+        raise SpecError(
+            f"Spec file {str(path)!r} is not valid TOML: {exc}. Fix the syntax."
+        ) from None
     return parse_spec(raw, base_dir=path.resolve().parent, source=str(path))
 
 
@@ -175,21 +199,28 @@ def _entry(value: Any, stage: str, source: str) -> StageEntry:
     if isinstance(value, str):
         return StageEntry(plugin=value)
     if not isinstance(value, Mapping):
-        raise SpecError(f"Each {stage!r} entry in {source} must be a plugin name or a table with "
-                        f"'plugin' (and 'params'); got {value!r}.")
+        raise SpecError(
+            f"Each {stage!r} entry in {source} must be a plugin name or a table with "
+            f"'plugin' (and 'params'); got {value!r}."
+        )
     _check_keys(value, _ENTRY_KEYS, f"a [{stage}] entry", source)
     if "plugin" not in value or not isinstance(value["plugin"], str):
-        raise SpecError(f"A [{stage}] entry in {source} has no 'plugin' name; add plugin = \"NAME\".")
+        raise SpecError(
+            f"A [{stage}] entry in {source} has no 'plugin' name; add plugin = \"NAME\"."
+        )
     params = dict(value.get("params", {}))
     if not isinstance(value.get("params", {}), Mapping):
-        raise SpecError(f"'params' of the {value['plugin']!r} {stage} entry in {source} must be a table.")
+        raise SpecError(
+            f"'params' of the {value['plugin']!r} {stage} entry in {source} must be a table."
+        )
     for name in value.get("none_params", []):
         params[name] = None
     return StageEntry(plugin=value["plugin"], params=params, label=str(value.get("label", "")))
 
 
-def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
-               source: str = "the spec") -> AnalysisSpec:
+def parse_spec(
+    raw: Mapping[str, Any], *, base_dir: Path | None = None, source: str = "the spec"
+) -> AnalysisSpec:
     """Build an :class:`AnalysisSpec` from a parsed TOML mapping (checks keys and structure)."""
     _check_keys(raw, _TOP_KEYS, "the top level", source)
     stages: dict[str, list[StageEntry]] = {}
@@ -199,8 +230,10 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
         if value is None:
             stages[stage] = [StageEntry(p) for p in _DEFAULTS.get(stage, [])]
             if stage == "dataset":
-                raise SpecError(f"{source} has no [dataset] table. Add one, e.g. [dataset] with "
-                                "plugin = \"synthetic\".")
+                raise SpecError(
+                    f"{source} has no [dataset] table. Add one, e.g. [dataset] with "
+                    'plugin = "synthetic".'
+                )
             continue
         if stage == "dataset":
             if isinstance(value, str):
@@ -212,14 +245,18 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
             value = {k: v for k, v in value.items() if k in _ENTRY_KEYS}
         items = value if isinstance(value, list) else [value]
         if stage not in COMPARED_STAGES and len(items) > 1:
-            raise SpecError(f"Stage {stage!r} takes one entry; got {len(items)} in {source}. "
-                            f"Only {', '.join(COMPARED_STAGES)} can be compared.")
+            raise SpecError(
+                f"Stage {stage!r} takes one entry; got {len(items)} in {source}. "
+                f"Only {', '.join(COMPARED_STAGES)} can be compared."
+            )
         stages[stage] = [_entry(item, stage, source) for item in items]
         labels = [e.label for e in stages[stage]]
         dupes = sorted({lab for lab in labels if labels.count(lab) > 1})
         if dupes:
-            raise SpecError(f"Stage {stage!r} lists {dupes[0]!r} twice in {source}. Give each entry "
-                            "a distinct label, e.g. {plugin = \"psn\", label = \"psn-wiener\", ...}.")
+            raise SpecError(
+                f"Stage {stage!r} lists {dupes[0]!r} twice in {source}. Give each entry "
+                'a distinct label, e.g. {plugin = "psn", label = "psn-wiener", ...}.'
+            )
     analysis = dict(raw.get("analysis", {}))
     _check_keys(analysis, _ANALYSIS_KEYS, "[analysis]", source)
     if "seed" in analysis:
@@ -228,10 +265,18 @@ def parse_spec(raw: Mapping[str, Any], *, base_dir: Path | None = None,
     _check_keys(evaluation, _EVALUATION_KEYS, "[evaluation]", source)
     for metric in evaluation.get("metrics", []):
         if metric not in METRICS:
-            raise SpecError(f"Unknown metric {metric!r} in [evaluation] of {source}."
-                            f"{suggest(metric, METRICS)} Metrics: {', '.join(METRICS)}.")
-    return AnalysisSpec(stages=stages, dataset=dataset, analysis=analysis, evaluation=evaluation,
-                        lock=dict(raw.get("lock", {})), base_dir=base_dir or Path.cwd())
+            raise SpecError(
+                f"Unknown metric {metric!r} in [evaluation] of {source}."
+                f"{suggest(metric, METRICS)} Metrics: {', '.join(METRICS)}."
+            )
+    return AnalysisSpec(
+        stages=stages,
+        dataset=dataset,
+        analysis=analysis,
+        evaluation=evaluation,
+        lock=dict(raw.get("lock", {})),
+        base_dir=base_dir or Path.cwd(),
+    )
 
 
 def parse_value(text: str) -> Any:
@@ -262,12 +307,16 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
         head, label = _split_label(head, item)
         allowed = STAGES + ("analysis", "evaluation")
         if head not in allowed:
-            raise SpecError(f"--set {item!r}: unknown stage {head!r}.{suggest(head, allowed)} "
-                            f"Stages: {', '.join(allowed)}.")
+            raise SpecError(
+                f"--set {item!r}: unknown stage {head!r}.{suggest(head, allowed)} "
+                f"Stages: {', '.join(allowed)}."
+            )
         if label is not None and (head not in COMPARED_STAGES or not param):
-            raise SpecError(f"--set {item!r}: [LABEL] picks one entry of a compared stage "
-                            f"({', '.join(COMPARED_STAGES)}) to set a parameter on, as in "
-                            f"--set {head if head in COMPARED_STAGES else 'denoiser'}[LABEL].PARAM=VALUE.")
+            raise SpecError(
+                f"--set {item!r}: [LABEL] picks one entry of a compared stage "
+                f"({', '.join(COMPARED_STAGES)}) to set a parameter on, as in "
+                f"--set {head if head in COMPARED_STAGES else 'denoiser'}[LABEL].PARAM=VALUE."
+            )
         if head in ("analysis", "evaluation"):
             if not param:
                 raise SpecError(f"--set {item!r}: use {head}.KEY=VALUE.")
@@ -288,14 +337,18 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
             out.lock.pop("inputs", None)
             continue
         if not out.stages.get(head):
-            raise SpecError(f"--set {item!r}: stage {head!r} has no plugin to set {param!r} on. "
-                            f"Add one first, e.g. --set {head}=NAME.")
+            raise SpecError(
+                f"--set {item!r}: stage {head!r} has no plugin to set {param!r} on. "
+                f"Add one first, e.g. --set {head}=NAME."
+            )
         entries = out.stages[head]
         if label is not None:
             labels = [e.label for e in entries]
             if label not in labels:
-                raise SpecError(f"--set {item!r}: stage {head!r} has no entry labelled {label!r}."
-                                f"{suggest(label, labels)} Its entries: {', '.join(labels)}.")
+                raise SpecError(
+                    f"--set {item!r}: stage {head!r} has no entry labelled {label!r}."
+                    f"{suggest(label, labels)} Its entries: {', '.join(labels)}."
+                )
             entries = [e for e in entries if e.label == label]
         for entry in entries:
             entry.params[param] = parse_value(text)
@@ -310,8 +363,10 @@ def _split_label(head: str, item: str) -> tuple[str, str | None]:
         return head, None
     stage, bracket, rest = head.partition("[")
     if not bracket or not rest.endswith("]") or not rest[:-1].strip():
-        raise SpecError(f"--set {item!r}: write one entry of a stage as STAGE[LABEL], e.g. "
-                        "--set denoiser[pca].n_components=5.")
+        raise SpecError(
+            f"--set {item!r}: write one entry of a stage as STAGE[LABEL], e.g. "
+            "--set denoiser[pca].n_components=5."
+        )
     return stage.strip(), rest[:-1].strip()
 
 
@@ -339,11 +394,19 @@ def check_spec(spec: AnalysisSpec, registry: Any) -> None:
                         f"Stage {stage!r}: {entry.plugin!r} has no parameter {param!r}."
                         f"{suggest(param, accepted)} Its parameters: {', '.join(accepted) or 'none'}."
                     )
-            if stage == "glm" and not (TimeSeriesData in cls.consumes and cls.produces is TrialData):
-                raise SpecError(f"Stage 'glm' needs a denoiser that turns time series into single "
-                                f"trials; {entry.plugin!r} consumes "
-                                f"{[t.__name__ for t in cls.consumes]}. Move it to 'denoiser'.")
-            if stage == "denoiser" and not any(t in cls.consumes for t in (ConditionTrials, TrialData)):
-                raise SpecError(f"Stage 'denoiser' needs a trial-level denoiser; {entry.plugin!r} "
-                                f"consumes {[t.__name__ for t in cls.consumes]}. Put it in the "
-                                "'glm' stage instead (glm = \"" + entry.plugin + "\").")
+            if stage == "glm" and not (
+                TimeSeriesData in cls.consumes and cls.produces is TrialData
+            ):
+                raise SpecError(
+                    f"Stage 'glm' needs a denoiser that turns time series into single "
+                    f"trials; {entry.plugin!r} consumes "
+                    f"{[t.__name__ for t in cls.consumes]}. Move it to 'denoiser'."
+                )
+            if stage == "denoiser" and not any(
+                t in cls.consumes for t in (ConditionTrials, TrialData)
+            ):
+                raise SpecError(
+                    f"Stage 'denoiser' needs a trial-level denoiser; {entry.plugin!r} "
+                    f"consumes {[t.__name__ for t in cls.consumes]}. Put it in the "
+                    "'glm' stage instead (glm = \"" + entry.plugin + '").'
+                )

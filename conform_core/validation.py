@@ -147,8 +147,10 @@ _FINITE_BLOCK = 1 << 20  # elements checked at a time by check_float_array
 def _count_non_finite(
     array: NDArray[np.floating], *, count_nan: bool
 ) -> tuple[int, tuple[int, ...] | None, int, tuple[int, ...] | None]:
-    """Number of infinite values and the index of the first (C order); the same for NaN when
-    ``count_nan`` (else 0, None).
+    """Count infinite values and find the first (C order); the same for NaN if ``count_nan``.
+
+    Returns the count and index of the first infinity, then the same for NaN (0, None when
+    not ``count_nan``).
 
     Works on slabs of about ``_FINITE_BLOCK`` elements along axis 0, reusing one boolean
     buffer, so no mask the size of ``array`` is ever allocated. A slab whose sum is finite
@@ -231,7 +233,9 @@ def check_int_array(value: Any, *, n: int, name: str) -> NDArray[np.int64]:
         raise ShapeError(f"{name} must be 1-D of length {n}; got {describe(array)}.")
     if array.dtype.kind == "f":
         if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise ShapeError(f"{name} must hold integers; got non-integer values in {describe(array)}.")
+            raise ShapeError(
+                f"{name} must hold integers; got non-integer values in {describe(array)}."
+            )
     elif array.dtype.kind not in "iub":
         raise ShapeError(f"{name} must hold integers; got {describe(array)}.")
     return array.astype(np.int64)
@@ -241,9 +245,7 @@ def check_instance(value: Any, types: type | tuple[type, ...], *, name: str, fix
     """Check that ``value`` is an instance of ``types`` and return it."""
     if not isinstance(value, types):
         names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise ShapeError(
-            f"{name} must be a {names}; got {type(value).__name__}. {fix}".rstrip()
-        )
+        raise ShapeError(f"{name} must be a {names}; got {type(value).__name__}. {fix}".rstrip())
     return value
 
 
@@ -257,16 +259,25 @@ def _owner(owner: Any) -> str | None:
     return owner if owner is None or isinstance(owner, str) else type(owner).__name__
 
 
-def interval_text(low: float | None, high: float | None, *, low_open: bool = False,
-                  high_open: bool = False) -> str:
-    """A range in interval notation: ``[1, inf)``, ``(0.0, 1.0]``; an infinite end is open."""
+def interval_text(
+    low: float | None, high: float | None, *, low_open: bool = False, high_open: bool = False
+) -> str:
+    """Return a range in interval notation: ``[1, inf)``, ``(0.0, 1.0]``; an infinite end is open."""
     left = "(" if low is None or low_open else "["
     right = ")" if high is None or high_open else "]"
     return f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
 
 
-def check_int_param(value: Any, *, name: str, owner: Any = None, low: int | None = None,
-                    high: int | None = None, none_ok: bool = False, fix: str = "") -> int | None:
+def check_int_param(
+    value: Any,
+    *,
+    name: str,
+    owner: Any = None,
+    low: int | None = None,
+    high: int | None = None,
+    none_ok: bool = False,
+    fix: str = "",
+) -> int | None:
     """Validate an integer parameter in ``[low, high]`` (None allowed if ``none_ok``).
 
     Raises a structured :class:`ParameterError` (``param``, ``value``, ``allowed``, ``fix``,
@@ -279,27 +290,49 @@ def check_int_param(value: Any, *, name: str, owner: Any = None, low: int | None
         ok = False
     if not ok:
         raise ParameterError(
-            param=name, value=value, owner=_owner(owner), fix=fix,
-            allowed=f"an int in {interval_text(low, high)}{' or None' if none_ok else ''}")
+            param=name,
+            value=value,
+            owner=_owner(owner),
+            fix=fix,
+            allowed=f"an int in {interval_text(low, high)}{' or None' if none_ok else ''}",
+        )
     return int(value)
 
 
-def check_float_param(value: Any, *, name: str, owner: Any = None, low: float | None = None,
-                      high: float | None = None, low_open: bool = False,
-                      none_ok: bool = False, fix: str = "") -> float | None:
+def check_float_param(
+    value: Any,
+    *,
+    name: str,
+    owner: Any = None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    none_ok: bool = False,
+    fix: str = "",
+) -> float | None:
     """Validate a real parameter in ``[low, high]`` (``(low, high]`` if ``low_open``)."""
     if value is None and none_ok:
         return None
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(float(value)))
+    ok = (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and bool(np.isfinite(float(value)))
+    )
     if ok and low is not None and (value < low or (low_open and value == low)):
         ok = False
     if ok and high is not None and value > high:
         ok = False
     if not ok:
         raise ParameterError(
-            param=name, value=value, owner=_owner(owner), fix=fix,
-            allowed=(f"a finite number in {interval_text(low, high, low_open=low_open)}"
-                     f"{' or None' if none_ok else ''}"))
+            param=name,
+            value=value,
+            owner=_owner(owner),
+            fix=fix,
+            allowed=(
+                f"a finite number in {interval_text(low, high, low_open=low_open)}"
+                f"{' or None' if none_ok else ''}"
+            ),
+        )
     return float(value)
 
 
@@ -307,14 +340,18 @@ def check_choice(value: Any, choices: Sequence[str], *, name: str, owner: Any = 
     """Validate that ``value`` is one of ``choices`` (suggesting the closest)."""
     if value not in choices:
         raise ParameterError(
-            param=name, value=value, owner=_owner(owner),
+            param=name,
+            value=value,
+            owner=_owner(owner),
             allowed=f"one of {', '.join(repr(c) for c in choices)}",
-            fix=suggest(str(value), choices).strip())
+            fix=suggest(str(value), choices).strip(),
+        )
     return str(value)
 
 
-def check_bool_param(value: Any, *, name: str, owner: Any = None, none_ok: bool = False,
-                     fix: str = "") -> bool | None:
+def check_bool_param(
+    value: Any, *, name: str, owner: Any = None, none_ok: bool = False, fix: str = ""
+) -> bool | None:
     """Validate a True/False parameter (numpy booleans too; None allowed if ``none_ok``).
 
     Integers and strings such as ``"yes"`` are refused: a spec that writes ``true`` means
@@ -324,8 +361,12 @@ def check_bool_param(value: Any, *, name: str, owner: Any = None, none_ok: bool 
         return None
     if not isinstance(value, (bool, np.bool_)):
         raise ParameterError(
-            param=name, value=value, owner=_owner(owner), fix=fix,
-            allowed=f"True or False{' or None' if none_ok else ''}")
+            param=name,
+            value=value,
+            owner=_owner(owner),
+            fix=fix,
+            allowed=f"True or False{' or None' if none_ok else ''}",
+        )
     return bool(value)
 
 
@@ -357,8 +398,14 @@ def is_placeholder(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike)) and bool(_PLACEHOLDER.search(os.fspath(value)))
 
 
-def check_existing_path(value: Any, *, name: str, owner: Any = None,
-                        kind: Literal["file", "dir", "any"] = "file", fix: str = "") -> Path:
+def check_existing_path(
+    value: Any,
+    *,
+    name: str,
+    owner: Any = None,
+    kind: Literal["file", "dir", "any"] = "file",
+    fix: str = "",
+) -> Path:
     """Validate a path parameter that must name an existing file or folder.
 
     Parameters
@@ -389,15 +436,22 @@ def check_existing_path(value: Any, *, name: str, owner: Any = None,
     """
     what = _PATH_KINDS[kind]
     allowed = f"the path of an existing {what}"
-    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
-        raise ParameterError(param=name, value=value, owner=_owner(owner), allowed=allowed,
-                             fix=fix)
+    if (
+        isinstance(value, bytes)
+        or not isinstance(value, (str, os.PathLike))
+        or not os.fspath(value)
+    ):
+        raise ParameterError(param=name, value=value, owner=_owner(owner), allowed=allowed, fix=fix)
     text = os.fspath(value)
     if is_placeholder(text):
         raise ParameterError(
-            param=name, value=text, owner=_owner(owner), allowed=allowed,
+            param=name,
+            value=text,
+            owner=_owner(owner),
+            allowed=allowed,
             fix=f"That is a placeholder of the example spec: point it at your {what}."
-                f"{' ' + fix if fix else ''}")
+            f"{' ' + fix if fix else ''}",
+        )
     path = Path(text)
     if not path.exists():
         problem = f"no such {what}"
@@ -409,5 +463,6 @@ def check_existing_path(value: Any, *, name: str, owner: Any = None,
         return path
     who = f"The {name!r} parameter{_owner_name(owner)}"
     extra = f" {_fill(fix, None)}" if fix else ""
-    raise DataFileError(f"{who} must be the path of an existing {what}; got {text!r} ({problem})."
-                        f"{extra}")
+    raise DataFileError(
+        f"{who} must be the path of an existing {what}; got {text!r} ({problem}).{extra}"
+    )

@@ -48,14 +48,80 @@ class DesignCheckError(ConformError):
 
 @dataclass(frozen=True)
 class DesignInputs:
-    """Where the candidate pool comes from (exactly one of images, list_file, embeddings)."""
+    """Where the candidate pool comes from (exactly one of images, list_file, embeddings).
+
+    Parameters
+    ----------
+    images, list_file, embeddings : path or None
+        The pool: a folder of images, a list file of image paths, or precomputed embeddings.
+    ids : path or None
+        One stimulus id per row of a ``.npy`` ``embeddings`` file.
+    metadata : path or None
+        Table with ``id`` and optional ``category``, ``exclude``, ``source``, ``sha256``.
+    features : str, default="clip"
+        Name of the ``features`` plugin that embeds ``images`` / ``list_file`` (any entry of
+        ``conform plugins --kind features``).
+    feature_params : dict, default={}
+        Parameters of that plugin (checked against its ``param_names()`` and constraints
+        before any image is read).
+    """
 
     images: Path | None = None
     list_file: Path | None = None
     embeddings: Path | None = None
     ids: Path | None = None
     metadata: Path | None = None
-    features: dict[str, Any] = field(default_factory=dict)
+    features: str = "clip"
+    feature_params: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_features(name: str, params: dict[str, Any]) -> Any:
+    """Build the ``features`` plugin ``name`` with ``params`` and check them; nothing is embedded.
+
+    Parameters
+    ----------
+    name : str
+        A registered ``features`` component (``conform plugins --kind features``).
+    params : dict
+        Its parameters.
+
+    Returns
+    -------
+    Features
+        The component, its parameters checked.
+
+    Raises
+    ------
+    UnknownComponentError
+        If no ``features`` plugin is called ``name`` (with the installed names).
+    ParameterError
+        If a key is not a parameter of the plugin, or a value breaks its constraints.
+    """
+    from conform_core.plugins import default_registry
+    from conform_core.validation import suggest
+
+    cls = default_registry().get("features", name)
+    known = cls.param_names()
+    for key in params:
+        if key not in known:
+            raise ParameterError(
+                param="feature_params", value=key, owner="DesignInputs",
+                allowed=f"a parameter of the {name!r} features plugin ({cls.__name__})",
+                fix=f"{suggest(key, known)} Its parameters are {', '.join(known) or 'none'}.".strip())
+    component = cls(**params)
+    component.check_params()
+    return component
+
+
+def _features_record(component: Any, name: str) -> dict[str, Any]:
+    """Provenance of the embeddings: plugin name, version, parameters and fingerprint."""
+    from conform_core.plugins import default_registry
+
+    entry = default_registry().entry("features", name)
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in component.get_params().items()}
+    return {"plugin": name, "version": entry.version, "distribution": entry.distribution,
+            "params": params, "fingerprint": str(getattr(component, "fingerprint_", "")),
+            "n_computed": int(getattr(component, "n_computed_", 0))}
 
 
 def _metadata(path: Path | None) -> dict[str, dict[str, str]]:
@@ -70,7 +136,7 @@ def _metadata(path: Path | None) -> dict[str, dict[str, str]]:
 
 
 def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
-    """Read the candidate pool (embedding images through the ``clip`` features plugin)."""
+    """Read the candidate pool (embedding images through the ``inputs.features`` plugin)."""
     given = [n for n, v in (("images", inputs.images), ("list_file", inputs.list_file),
                             ("embeddings", inputs.embeddings)) if v is not None]
     if len(given) != 1:
@@ -85,6 +151,7 @@ def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
                   "unreadable": [], "duplicates": []}
         merged = {i: {**extra.get(i, {}), **meta.get(i, {})} for i in ids}
         return finish_pool(ids, list(ids), [""] * len(ids), emb, merged, report, stratify)
+    features = _make_features(inputs.features, dict(inputs.feature_params))
     if inputs.images is not None:
         root = Path(inputs.images)
         files, extra = images_in_folder(root), {}
@@ -97,11 +164,9 @@ def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
         raise ConformError(f"None of the {len(files)} images could be read; first problem: "
                            f"{scanned['unreadable'][:1]}. Check the files.")
     from conform_core.data import StimulusSet
-    from conform_core.plugins import default_registry
 
-    clip = default_registry().get("features", "clip")(**inputs.features)
     stimuli = StimulusSet(ids=scanned["ids"], sources=scanned["paths"], sha256=scanned["sha256"])
-    emb = clip.fit_transform(stimuli)
+    emb = features.fit_transform(stimuli)
     by_source = {**dict(zip(scanned["given"], scanned["ids"])),
                  **dict(zip(scanned["sources"], scanned["ids"]))}
     merged: dict[str, dict[str, str]] = {}
@@ -111,9 +176,7 @@ def load_pool(inputs: DesignInputs, *, stratify: bool = False) -> Pool:
     report = {"kind": kind, "file": str(inputs.images or inputs.list_file),
               "n_found": len(files), "unreadable": scanned["unreadable"],
               "duplicates": scanned["duplicates"],
-              "features": {"plugin": "clip", "model": str(inputs.features.get("model", "ViT-B-32")),
-                           "weights_sha256": getattr(clip, "weights_sha256_", ""),
-                           "n_computed": getattr(clip, "n_computed_", 0)}}
+              "features": _features_record(features, inputs.features)}
     return finish_pool(scanned["ids"], scanned["sources"], scanned["sha256"], emb, merged,
                        report, stratify)
 

@@ -25,7 +25,7 @@ __all__ = [
     "finish_pool",
     "load_embeddings",
     "read_list_file",
-    
+
     "scan_images",
 ]
 

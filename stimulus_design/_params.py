@@ -105,11 +105,11 @@ class DesignParams:
 
     @classmethod
     def names(cls) -> list[str]:
-        """The parameter names."""
+        """Return the parameter names."""
         return [f.name for f in fields(cls)]
 
     def to_dict(self) -> dict[str, Any]:
-        """The parameters as a plain dict (for design.json)."""
+        """Return the parameters as a plain dict (for design.json)."""
         return asdict(self)
 
     @property
@@ -134,7 +134,7 @@ class Plan:
     core_sessions: int
 
     def to_dict(self) -> dict[str, int]:
-        """The plan as a plain dict (for design.json)."""
+        """Return the plan as a plain dict (for design.json)."""
         return asdict(self)
 
 
@@ -146,7 +146,7 @@ def _divisible_suggestion(p: DesignParams, n_part: int) -> str:
 
 
 def _error(message: str, param: str, p: DesignParams, fix: str = "") -> ParameterError:
-    """A rule between parameters, broken: ``message`` names them as ``$name``."""
+    """Build the error for a broken rule between parameters (``message`` names them as ``$name``)."""
     return ParameterError(message, param=param, value=getattr(p, param), owner="DesignParams",
                           fix=fix)
 

@@ -195,7 +195,7 @@ def _rowmax(a: NDArray[np.float32], b: NDArray[np.float32]) -> NDArray[np.float3
 
 def _next_picks(x: NDArray[np.float32], nearest: NDArray[np.float32], n_cand: int,
                 limit: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-    """The next greedy picks (at most ``limit``), all provably the plain rule's picks."""
+    """Return the next greedy picks (at most ``limit``), all provably the plain rule's picks."""
     n = x.shape[0]
     if n_cand < n:
         part = np.argpartition(nearest, n - n_cand - 1)

@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_conform_core_passes_mypy():
     pytest.importorskip("mypy", reason="mypy is not installed (pip install -e '.[test]')")
-    out = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml")],
-                         capture_output=True, text=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--config-file", str(ROOT / "pyproject.toml")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stdout[-3000:]

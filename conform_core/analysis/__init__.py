@@ -17,7 +17,18 @@ from .plan import Plan, make_plan
 from .report import provenance, summary_table, write_results
 from .runner import AnalysisResult, Progress, run_plan
 
-__all__ = ["succeeded_subjects", "count_cells", "fit_analysis", "prepare_analysis", "PreparedAnalysis", "make_plan", "run_plan", "Plan", "AnalysisResult", "summary_table"]
+__all__ = [
+    "succeeded_subjects",
+    "count_cells",
+    "fit_analysis",
+    "prepare_analysis",
+    "PreparedAnalysis",
+    "make_plan",
+    "run_plan",
+    "Plan",
+    "AnalysisResult",
+    "summary_table",
+]
 
 
 def _check_lock_inputs(spec: AnalysisSpec, checksums: dict[str, str]) -> None:
@@ -32,8 +43,13 @@ def _check_lock_inputs(spec: AnalysisSpec, checksums: dict[str, str]) -> None:
     )
 
 
-def prepare_analysis(spec: AnalysisSpec | str | Path, *, overrides: list[str] | None = None,
-                     out: str | Path | None = None, overwrite: bool = False) -> PreparedAnalysis:
+def prepare_analysis(
+    spec: AnalysisSpec | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+) -> PreparedAnalysis:
     """Load, override and check a spec: everything ``conform fit`` does before any work.
 
     Parses the spec, applies ``--set`` overrides, resolves the plan (every stage's
@@ -52,24 +68,41 @@ def prepare_analysis(spec: AnalysisSpec | str | Path, *, overrides: list[str] | 
     if not isinstance(spec, AnalysisSpec):
         spec = load_spec(spec)
     spec = apply_overrides(spec, list(overrides or []))
-    name = str(spec.analysis.get("name") or (Path(str(source)).stem.replace(".lock", "")
-                                              if not isinstance(source, AnalysisSpec) else "analysis"))
+    name = str(
+        spec.analysis.get("name")
+        or (
+            Path(str(source)).stem.replace(".lock", "")
+            if not isinstance(source, AnalysisSpec)
+            else "analysis"
+        )
+    )
     out_path = Path(out) if out is not None else Path("results") / name
     if out_path.exists() and not overwrite:
-        raise SpecError(f"Results folder {str(out_path)!r} already exists. Pass --out NEW_FOLDER, or "
-                        "--overwrite to replace it.")
+        raise SpecError(
+            f"Results folder {str(out_path)!r} already exists. Pass --out NEW_FOLDER, or "
+            "--overwrite to replace it."
+        )
     checksums = input_checksums(spec.location(), inputs=path_inputs(spec.stages))
     _check_lock_inputs(spec, checksums)  # before the dataset reads anything it may have changed
     registry = default_registry()
     plan = make_plan(spec, registry)
-    return PreparedAnalysis(name=name, out=out_path, plan=plan, registry=registry,
-                            checksums=checksums)
+    return PreparedAnalysis(
+        name=name, out=out_path, plan=plan, registry=registry, checksums=checksums
+    )
 
 
-def fit_analysis(spec: AnalysisSpec | str | Path, *, overrides: list[str] | None = None,
-                 out: str | Path | None = None, workers: int = 1, scheduler: str | None = None,
-                 threads: int = 1, overwrite: bool = False, progress: Progress | None = None,
-                 on_plan: Callable[[Plan], None] | None = None) -> tuple[Path, AnalysisResult]:
+def fit_analysis(
+    spec: AnalysisSpec | str | Path,
+    *,
+    overrides: list[str] | None = None,
+    out: str | Path | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    threads: int = 1,
+    overwrite: bool = False,
+    progress: Progress | None = None,
+    on_plan: Callable[[Plan], None] | None = None,
+) -> tuple[Path, AnalysisResult]:
     """Run an analysis spec end to end and write its results folder.
 
     Parameters
@@ -110,23 +143,44 @@ def fit_analysis(spec: AnalysisSpec | str | Path, *, overrides: list[str] | None
     plan = job.plan
     if on_plan is not None:
         on_plan(plan)
-    result = run_plan(plan, workers=workers, scheduler=scheduler, threads=threads, progress=progress)
+    result = run_plan(
+        plan, workers=workers, scheduler=scheduler, threads=threads, progress=progress
+    )
     if not succeeded_subjects(result):
         raise AnalysisFailedError(
             f"Every subject failed ({len(plan.subjects)} of {len(plan.subjects)}); nothing was "
             f"written{' and ' + repr(str(job.out)) + ' was left as it was' if job.out.exists() else ''}. "
-            "The first error: " + (result.failures[0]["status"] if result.failures else "none recorded"),
-            result=result)
-    dataset_params = {k: to_builtin(v) for k, v in plan.dataset().data_params().items()
-                      if k != "location"}
-    lock = lock_text(plan, job.registry, name=job.name, checksums=job.checksums,
-                     dataset_params=dataset_params)
+            "The first error: "
+            + (result.failures[0]["status"] if result.failures else "none recorded"),
+            result=result,
+        )
+    dataset_params = {
+        k: to_builtin(v) for k, v in plan.dataset().data_params().items() if k != "location"
+    }
+    lock = lock_text(
+        plan, job.registry, name=job.name, checksums=job.checksums, dataset_params=dataset_params
+    )
     prov = provenance(plan.seed, started, time.time(), list(sys.argv))
-    prov.update({"workers": workers, "scheduler": scheduler, "blas_threads_per_task": threads,
-                 "overrides": list(overrides or []), "dataset_location": plan.location,
-                 "dataset_params": dataset_params, "n_inputs_fingerprinted": len(job.checksums)})
-    write_results(job.out, result, name=job.name, lock=lock, prov=prov,
-                  metric_order=_metric_order(plan), overwrite=overwrite)
+    prov.update(
+        {
+            "workers": workers,
+            "scheduler": scheduler,
+            "blas_threads_per_task": threads,
+            "overrides": list(overrides or []),
+            "dataset_location": plan.location,
+            "dataset_params": dataset_params,
+            "n_inputs_fingerprinted": len(job.checksums),
+        }
+    )
+    write_results(
+        job.out,
+        result,
+        name=job.name,
+        lock=lock,
+        prov=prov,
+        metric_order=_metric_order(plan),
+        overwrite=overwrite,
+    )
     return job.out, result
 
 
@@ -143,8 +197,13 @@ class PreparedAnalysis:
 
 def succeeded_subjects(result: AnalysisResult) -> list[str]:
     """Subjects with at least one successful score (a noise ceiling alone does not count)."""
-    return sorted({r["subject"] for r in result.rows
-                   if r["status"] == "ok" and r["metric"] != "noise_ceiling"})
+    return sorted(
+        {
+            r["subject"]
+            for r in result.rows
+            if r["status"] == "ok" and r["metric"] != "noise_ceiling"
+        }
+    )
 
 
 def count_cells(plan: Plan, result: AnalysisResult) -> tuple[int, int]:
@@ -155,14 +214,27 @@ def count_cells(plan: Plan, result: AnalysisResult) -> tuple[int, int]:
     status ``ok``; a cell that failed has an ``error`` row instead (a subject that could
     not be prepared, or a denoiser that failed, gives every cell that needed it one).
     """
-    labels = {stage: [e.label for e in plan.stages.get(stage, ())]
-              for stage in ("denoiser", "aligner", "encoder")}
-    expected = {(s, d, "none", e) for s in plan.subjects for d in labels["denoiser"]
-                for e in labels["encoder"]}
-    expected |= {(s, d, a, "none") for s in plan.subjects for d in labels["denoiser"]
-                 for a in labels["aligner"]}
-    ok = {(r["subject"], r["denoiser"], r["aligner"], r["encoder"]) for r in result.rows
-          if r["status"] == "ok"}
+    labels = {
+        stage: [e.label for e in plan.stages.get(stage, ())]
+        for stage in ("denoiser", "aligner", "encoder")
+    }
+    expected = {
+        (s, d, "none", e)
+        for s in plan.subjects
+        for d in labels["denoiser"]
+        for e in labels["encoder"]
+    }
+    expected |= {
+        (s, d, a, "none")
+        for s in plan.subjects
+        for d in labels["denoiser"]
+        for a in labels["aligner"]
+    }
+    ok = {
+        (r["subject"], r["denoiser"], r["aligner"], r["encoder"])
+        for r in result.rows
+        if r["status"] == "ok"
+    }
     return len(expected - ok), len(expected)
 
 

@@ -79,14 +79,21 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
     that fails is returned as :class:`Failed`, so the other cells go on.
     """
     entry = plan.stages["aligner"][aligner_index]
-    base = {"subject": held_out, "denoiser": denoiser_label, "aligner": entry.label, "encoder": "none"}
+    base = {
+        "subject": held_out,
+        "denoiser": denoiser_label,
+        "aligner": entry.label,
+        "encoder": "none",
+    }
     result = AlignerScore(held_out, denoiser_label, entry.label)
     others = [s for s in plan.subjects if s != held_out and s in denoised]
     t0 = time.perf_counter()
     try:
         if len(others) < 2:
-            raise ConformError(f"Scoring aligner {entry.label!r} leaves one subject out and fits on "
-                               f"the rest, which needs at least 3 subjects; got {len(others) + 1}.")
+            raise ConformError(
+                f"Scoring aligner {entry.label!r} leaves one subject out and fits on "
+                f"the rest, which needs at least 3 subjects; got {len(others) + 1}."
+            )
         aligner = plan.build("aligner", entry).fit([denoised[s] for s in others])
         aligner.add_subject(denoised[held_out])
         target = prepared[held_out].test.mean()
@@ -101,14 +108,18 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
             full[:, np.isin(target.stimulus_ids, common)] = shared
             stacked.append(full)
         if not stacked:
-            raise ConformError(f"No other subject saw any of {held_out!r}'s test stimuli, so "
-                               f"aligner {entry.label!r} cannot predict them. Share test stimuli.")
+            raise ConformError(
+                f"No other subject saw any of {held_out!r}'s test stimuli, so "
+                f"aligner {entry.label!r} cannot predict them. Share test stimuli."
+            )
         with np.errstate(invalid="ignore"):
             average = np.nanmean(np.stack(stacked), axis=0)
         seen = np.isfinite(average).all(axis=0)
         if seen.sum() < 3:
-            raise ConformError(f"Only {int(seen.sum())} of {held_out!r}'s test stimuli were seen by "
-                               "other subjects; scoring needs at least 3.")
+            raise ConformError(
+                f"Only {int(seen.sum())} of {held_out!r}'s test stimuli were seen by "
+                "other subjects; scoring needs at least 3."
+            )
         ids = target.stimulus_ids[seen]
         predicted = aligner.inverse_transform(ConditionData(average[:, seen], ids), held_out)
         result.seconds[f"aligner:{entry.label}"] = time.perf_counter() - t0
@@ -119,8 +130,11 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
         if order is not None:
             y_pred = y_pred[:, order]
         r2 = r2_score(y_true, y_pred)
-        values = {"pearson_r": pearson_r(y_true, y_pred), "r2": r2,
-                  "nc_r2": normalized_r2(r2, prepared[held_out].noise_ceiling)}
+        values = {
+            "pearson_r": pearson_r(y_true, y_pred),
+            "r2": r2,
+            "nc_r2": normalized_r2(r2, prepared[held_out].noise_ceiling),
+        }
         values = {k: v for k, v in values.items() if k in plan.metrics}
         result.rows = score_rows(values=values, roi=prepared[held_out].roi, **base)
         result.unit_scores = [{**base, "values": values}]

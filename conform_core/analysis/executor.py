@@ -21,7 +21,7 @@ Progress = Callable[[str], None]
 
 
 def _silent(label: str) -> None:
-    """A progress callback that reports nothing."""
+    """Report nothing (the default progress callback)."""
 
 
 class Executor(Protocol):
@@ -41,7 +41,7 @@ class Executor(Protocol):
         """Return once the tasks of ``handles`` have finished."""
 
     def result(self, handle: Any) -> Any:
-        """The return value of the task of ``handle``."""
+        """Return the return value of the task of ``handle``."""
 
 
 class SerialExecutor:
@@ -116,14 +116,14 @@ class DaskExecutor:
             self.progress(self._labels.get(str(future.key), str(future.key)))
 
     def result(self, handle: Any) -> Any:
-        """The future's result (a task that raised raises here)."""
+        """Return the future's result (a task that raised raises here)."""
         return handle.result()
 
 
 @contextmanager
 def open_executor(*, workers: int = 1, scheduler: str | None = None,
                   progress: Progress | None = None) -> Iterator[Executor]:
-    """The executor for ``conform fit --workers/--scheduler``, closed on exit.
+    """Yield the executor for ``conform fit --workers/--scheduler``, closed on exit.
 
     Parameters
     ----------
@@ -169,7 +169,7 @@ def open_executor(*, workers: int = 1, scheduler: str | None = None,
 
 
 def connect_scheduler(address: str, *, timeout: float = 10.0) -> Any:
-    """A Dask client of the scheduler at ``address``, or a ConformError if it cannot be reached."""
+    """Return a Dask client of the scheduler at ``address``, or a ConformError if it cannot be reached."""
     from dask.distributed import Client
 
     from ..exceptions import ConformError

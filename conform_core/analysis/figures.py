@@ -25,7 +25,11 @@ def _per_unit(result: AnalysisResult, metric: str, kind: str) -> dict[str, dict[
     groups: dict[str, dict[str, Any]] = {}
     for u in result.unit_scores:
         name = u[kind]
-        if name == "none" or metric not in u["values"] or (kind == "encoder") != (u["aligner"] == "none"):
+        if (
+            name == "none"
+            or metric not in u["values"]
+            or (kind == "encoder") != (u["aligner"] == "none")
+        ):
             continue
         v = np.asarray(u["values"][metric], dtype=float)
         v = v[np.isfinite(v)]
@@ -36,17 +40,23 @@ def _per_unit(result: AnalysisResult, metric: str, kind: str) -> dict[str, dict[
     return groups
 
 
-def _boxplot(plt: Any, groups: dict[str, dict[str, Any]], metric: str, title: str, path: Path,
-             subjects: bool) -> None:
+def _boxplot(
+    plt: Any, groups: dict[str, dict[str, Any]], metric: str, title: str, path: Path, subjects: bool
+) -> None:
     labels = sorted(groups)
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(labels)), 4))
     ax.boxplot([groups[k]["units"] for k in labels], showfliers=False)
     if subjects:
         for i, k in enumerate(labels, start=1):
             medians = groups[k]["subjects"]
-            ax.scatter(np.full(len(medians), i) + np.linspace(-0.12, 0.12, len(medians)), medians,
-                       s=14, color="tab:red", zorder=3,
-                       label="held-out subject's median" if i == 1 else None)
+            ax.scatter(
+                np.full(len(medians), i) + np.linspace(-0.12, 0.12, len(medians)),
+                medians,
+                s=14,
+                color="tab:red",
+                zorder=3,
+                label="held-out subject's median" if i == 1 else None,
+            )
         ax.legend(fontsize=8, loc="best")
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20, ha="right")
     ax.axhline(0, color="grey", lw=0.5)
@@ -78,8 +88,14 @@ def _heatmap(plt: Any, result: AnalysisResult, metric: str, path: Path) -> bool:
         for j in range(len(encs)):
             if np.isfinite(grid[i, j]):
                 bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
-                ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center",
-                        color="black" if bright else "white")
+                ax.text(
+                    j,
+                    i,
+                    f"{grid[i, j]:.3f}",
+                    ha="center",
+                    va="center",
+                    color="black" if bright else "white",
+                )
     fig.colorbar(image, ax=ax, label=f"median {metric}")
     ax.set_title("Denoiser × encoder")
     fig.tight_layout()
@@ -126,16 +142,35 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
     if metric is not None:
         encoders = _per_unit(result, metric, "encoder")
         if encoders:
-            _boxplot(plt, encoders, metric, "Held-out encoding score per unit (all subjects)",
-                     folder / "scores_distribution.png", subjects=False)
+            _boxplot(
+                plt,
+                encoders,
+                metric,
+                "Held-out encoding score per unit (all subjects)",
+                folder / "scores_distribution.png",
+                subjects=False,
+            )
             written.append(("Per-unit score distributions", "scores_distribution.png"))
         aligners = _per_unit(result, metric, "aligner")
         if aligners:
-            _boxplot(plt, aligners, metric, "Held-out subject predicted from the other subjects\n"
-                     "(per unit, leave one subject out)", folder / "aligner_scores.png", subjects=True)
-            written.append(("Aligners: each subject predicted from the others", "aligner_scores.png"))
+            _boxplot(
+                plt,
+                aligners,
+                metric,
+                "Held-out subject predicted from the other subjects\n"
+                "(per unit, leave one subject out)",
+                folder / "aligner_scores.png",
+                subjects=True,
+            )
+            written.append(
+                ("Aligners: each subject predicted from the others", "aligner_scores.png")
+            )
         if _heatmap(plt, result, metric, folder / "denoiser_encoder_heatmap.png"):
-            written.append(("Denoiser × encoder (median over subjects)", "denoiser_encoder_heatmap.png"))
+            written.append(
+                ("Denoiser × encoder (median over subjects)", "denoiser_encoder_heatmap.png")
+            )
     if _truth(plt, result, folder / "denoiser_truth_error.png"):
-        written.append(("Denoiser error to the simulator's true signal", "denoiser_truth_error.png"))
+        written.append(
+            ("Denoiser error to the simulator's true signal", "denoiser_truth_error.png")
+        )
     return written

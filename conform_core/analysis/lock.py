@@ -19,8 +19,11 @@ __all__ = ["input_checksums", "lock_text", "path_inputs"]
 
 
 def _fingerprint(path: Path, full_hash_below: int, budget: list[int]) -> str:
-    """SHA-256 of a file, or ``size-mtime:SIZE:MTIME_NS`` for files too large to hash on every
-    run (above ``full_hash_below`` bytes, or once ``budget[0]`` bytes have been hashed)."""
+    """Return the SHA-256 of a file, or ``size-mtime:SIZE:MTIME_NS`` when it is too large.
+
+    Too large to hash on every run: above ``full_hash_below`` bytes, or once ``budget[0]``
+    bytes have been hashed.
+    """
     stat = path.stat()
     if stat.st_size <= full_hash_below and stat.st_size <= budget[0]:
         budget[0] -= stat.st_size

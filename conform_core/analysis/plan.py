@@ -76,7 +76,7 @@ class Plan:
         return cls(**params)
 
     def dataset(self) -> Dataset:
-        """The dataset component, built on first use and then kept by this plan.
+        """Return the dataset component, built on first use and then kept by this plan.
 
         So the process that checks and runs a plan builds its dataset once (an in-memory
         simulation keeps the subjects it made). A pickled plan leaves it behind.
@@ -89,12 +89,12 @@ class Plan:
         return built
 
     def __getstate__(self) -> dict[str, Any]:
-        """The plan's fields, without the dataset it built (see :meth:`dataset`)."""
+        """Return the plan's fields, without the dataset it built (see :meth:`dataset`)."""
         return {k: v for k, v in self.__dict__.items() if k != "_dataset"}
 
 
 def _complete_params(cls: Any, entry: StageEntry, seed: int) -> dict[str, Any]:
-    """The entry's params with defaults filled in and a seed for ``random_state``."""
+    """Return the entry's params with defaults filled in and a seed for ``random_state``."""
     params = dict(entry.params)
     if "random_state" in cls.param_names() and "random_state" not in params:
         params["random_state"] = seed
@@ -127,9 +127,16 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
             cls = classes[kind, entry.plugin] = registry.get(kind, entry.plugin)
             resolved.append(StageEntry(entry.plugin, _complete_params(cls, entry, spec.seed), entry.label))
         stages[stage] = tuple(resolved)
-    plan = Plan(stages=stages, location=spec.location(), subjects=(), rois=(), seed=spec.seed,
-                metrics=spec.metrics, classes=classes,
-                test_fraction=float(spec.evaluation.get("split_fallback_test_fraction", 0.2)))
+    plan = Plan(
+        stages=stages,
+        location=spec.location(),
+        subjects=(),
+        rois=(),
+        seed=spec.seed,
+        metrics=spec.metrics,
+        classes=classes,
+        test_fraction=float(spec.evaluation.get("split_fallback_test_fraction", 0.2)),
+    )
     _check_dataset(plan)
     dataset = plan.dataset()
     available = dataset.subjects()
@@ -140,8 +147,10 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)
         for name in wanted:
             if name not in available:
-                raise SpecError(f"[dataset] subjects: no subject {name!r} in this dataset."
-                                f"{suggest(name, available)} Subjects: {', '.join(available[:10])}.")
+                raise SpecError(
+                    f"[dataset] subjects: no subject {name!r} in this dataset."
+                    f"{suggest(name, available)} Subjects: {', '.join(available[:10])}."
+                )
         subjects = tuple(wanted)
     plan = replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))
     object.__setattr__(plan, "_dataset", dataset)  # same dataset entry and location: keep it
@@ -150,8 +159,11 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
 
 
 def _placeholders(value: Any) -> list[str]:
-    """The strings in ``value`` (a parameter, possibly a list or table) that look like
-    a template's placeholder path, such as ``/path/to/mosaic`` or ``<DATA_DIR>``."""
+    """Return the strings in ``value`` that look like a template's placeholder path.
+
+    ``value`` is a parameter, possibly a list or table; placeholders are paths such as
+    ``/path/to/mosaic`` or ``<DATA_DIR>``.
+    """
     if isinstance(value, str):
         return [value] if is_placeholder(value) else []
     if isinstance(value, (list, tuple)):
@@ -163,9 +175,11 @@ def _placeholders(value: Any) -> list[str]:
 
 def _check_no_placeholders(plan: Plan) -> None:
     if plan.location is not None and _placeholders(plan.location):
-        raise SpecError(f"[dataset] location still holds the placeholder {plan.location!r} of the "
-                        "example spec. Point it at your data: edit the spec, or pass "
-                        "--set dataset.location=DIR.")
+        raise SpecError(
+            f"[dataset] location still holds the placeholder {plan.location!r} of the "
+            "example spec. Point it at your data: edit the spec, or pass "
+            "--set dataset.location=DIR."
+        )
     for stage, entries in plan.stages.items():
         for entry in entries:
             for param, value in entry.params.items():
@@ -188,17 +202,21 @@ def _checked(plan: Plan, stage: str, entry: StageEntry, component: Component) ->
     try:
         component.check_params()
     except ConformError as exc:
-        raise SpecError(f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
-                        f"--set {_set_target(plan, stage, entry)}.PARAM=VALUE.") from None
+        raise SpecError(
+            f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
+            f"--set {_set_target(plan, stage, entry)}.PARAM=VALUE."
+        ) from None
     return component
 
 
 def _check_dataset(plan: Plan) -> None:
-    """The dataset's own checks, before it is asked for anything (its subjects, say)."""
+    """Run the dataset's own checks, before it is asked for anything (its subjects, say)."""
     _check_no_placeholders(plan)
     if plan.location is not None and not Path(plan.location).exists():
-        raise SpecError(f"[dataset] location {plan.location!r} does not exist. Check the path, or "
-                        "pass --set dataset.location=DIR.")
+        raise SpecError(
+            f"[dataset] location {plan.location!r} does not exist. Check the path, or "
+            "pass --set dataset.location=DIR."
+        )
     _checked(plan, "dataset", plan.stages["dataset"][0], plan.dataset())
 
 
@@ -220,17 +238,25 @@ def check_plan(plan: Plan) -> None:
     built: dict[str, list[Component]] = {}
     for stage, entries in plan.stages.items():
         if stage != "dataset":
-            built[stage] = [_checked(plan, stage, entry, plan.build(stage, entry)) for entry in entries]
+            built[stage] = [
+                _checked(plan, stage, entry, plan.build(stage, entry)) for entry in entries
+            ]
     dataset = plan.dataset()
     if plan.rois:
         labels = dataset.roi_labels()
         if labels is not None:
             missing = [r for r in plan.rois if r not in labels]
             if missing:
-                shown = ", ".join(sorted(labels)[:20]) if labels else "none (its units carry no ROI labels)"
-                raise SpecError(f"[dataset] rois: {missing[0]!r} is not an ROI of this dataset."
-                                f"{suggest(missing[0], list(labels))} Its ROI labels: {shown}. "
-                                "Remove [dataset] rois to analyse every unit.")
+                shown = (
+                    ", ".join(sorted(labels)[:20])
+                    if labels
+                    else "none (its units carry no ROI labels)"
+                )
+                raise SpecError(
+                    f"[dataset] rois: {missing[0]!r} is not an ROI of this dataset."
+                    f"{suggest(missing[0], list(labels))} Its ROI labels: {shown}. "
+                    "Remove [dataset] rois to analyse every unit."
+                )
     stimuli = dataset.stimulus_set()
     if stimuli is not None:
         for entry, features in zip(plan.stages["features"], built["features"]):

@@ -49,7 +49,9 @@ def results_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def summary_table(result: AnalysisResult, metric_order: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+def summary_table(
+    result: AnalysisResult, metric_order: tuple[str, ...]
+) -> tuple[list[str], list[list[str]]]:
     """Median over subjects of each subject's median (ROI "all"), per denoiser x aligner x encoder."""
     cells: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for r in result.rows:
@@ -62,14 +64,19 @@ def summary_table(result: AnalysisResult, metric_order: tuple[str, ...]) -> tupl
     body = []
     for key in sorted(cells):
         values = cells[key]
-        body.append([*key, *[f"{np.nanmedian(values[m]):.3f}" if m in values else "" for m in metrics]])
+        body.append(
+            [*key, *[f"{np.nanmedian(values[m]):.3f}" if m in values else "" for m in metrics]]
+        )
     return header, body
 
 
 def noise_ceiling_summary(result: AnalysisResult) -> float | None:
     """Median over subjects of the per-subject median noise ceiling (percent), or None."""
-    values = [r["value"] for r in result.rows
-              if r["metric"] == "noise_ceiling" and r["roi"] == "all" and r["status"] == "ok"]
+    values = [
+        r["value"]
+        for r in result.rows
+        if r["metric"] == "noise_ceiling" and r["roi"] == "all" and r["status"] == "ok"
+    ]
     return float(np.nanmedian(values)) if values else None
 
 
@@ -100,11 +107,14 @@ def nc_r2_exclusions(result: AnalysisResult) -> str | None:
         why = f"whose held-out noise ceiling is 0: {CEILING_REASONS[counts[0][1]]}"
     else:
         why = "whose held-out noise ceiling is 0: " + "; ".join(
-            f"{n} with {CEILING_REASONS[code]}" for n, code in counts)
+            f"{n} with {CEILING_REASONS[code]}" for n, code in counts
+        )
     text = f"nc_r2 leaves out {left_out} of {total} units ({_percent(left_out, total)}) {why}."
     if len(result.units) > 1:
-        per = [(name, int((t.ceiling_reason != "").sum()), t.units.n_units)
-               for name, t in result.units.items()]
+        per = [
+            (name, int((t.ceiling_reason != "").sum()), t.units.n_units)
+            for name, t in result.units.items()
+        ]
         shown = [f"{name} {n} of {m}" for name, n, m in per if n]
         more = f" and {len(shown) - 8} more" if len(shown) > 8 else ""
         text += f" Per subject: {', '.join(shown[:8])}{more}."
@@ -134,16 +144,24 @@ def provenance(plan_seed: int, started: float, ended: float, argv: list[str]) ->
     }
 
 
-def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
-              metric_order: tuple[str, ...]) -> str:
+def _markdown(
+    result: AnalysisResult, name: str, figures: list[tuple[str, str]], metric_order: tuple[str, ...]
+) -> str:
     header, body = summary_table(result, metric_order)
-    lines = [f"# conform fit: {name}", "",
-             "Scores on held-out test stimuli against raw test-trial averages; each value is the "
-             "median over subjects of the median over units (ROI \"all\").", ""]
+    lines = [
+        f"# conform fit: {name}",
+        "",
+        "Scores on held-out test stimuli against raw test-trial averages; each value is the "
+        'median over subjects of the median over units (ROI "all").',
+        "",
+    ]
     ceiling = noise_ceiling_summary(result)
     if ceiling is not None:
-        lines += [f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance "
-                  "(median over subjects and units); `nc_r2` is R² divided by it.", ""]
+        lines += [
+            f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance "
+            "(median over subjects and units); `nc_r2` is R² divided by it.",
+            "",
+        ]
     excluded = nc_r2_exclusions(result)
     if excluded is not None:
         lines += [excluded.replace("nc_r2", "`nc_r2`", 1), ""]
@@ -153,19 +171,24 @@ def _markdown(result: AnalysisResult, name: str, figures: list[tuple[str, str]],
     failures = result.failures
     if failures:
         lines += ["", "## Failed cells", ""]
-        lines += [f"- {r['subject']} / {r['denoiser']} / {r['aligner']} / {r['encoder']}: {r['status']}"
-                  for r in failures]
+        lines += [
+            f"- {r['subject']} / {r['denoiser']} / {r['aligner']} / {r['encoder']}: {r['status']}"
+            for r in failures
+        ]
     for title, file in figures:
         lines += ["", f"## {title}", "", f"![{title}]({file})"]
-    lines += ["", "Files: `results.csv` (long format), `unit_scores.parquet` (per unit, with unit "
-              "ids, vertex/voxel indices and ROI labels), `spec.lock.toml` (re-run or swap a "
-              "stage), `provenance.json`, `timings.csv` (seconds per subject, stage and denoiser).",
-              ""]
+    lines += [
+        "",
+        "Files: `results.csv` (long format), `unit_scores.parquet` (per unit, with unit "
+        "ids, vertex/voxel indices and ROI labels), `spec.lock.toml` (re-run or swap a "
+        "stage), `provenance.json`, `timings.csv` (seconds per subject, stage and denoiser).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def _unit_columns(units: Units | None, n: int) -> dict[str, Any]:
-    """The unit columns of unit_scores.parquet (nulls where ``units`` is None or lacks them)."""
+    """Return the unit columns of unit_scores.parquet (nulls where ``units`` is None or lacks them)."""
     import pandas as pd
 
     roi: Any = None
@@ -173,11 +196,13 @@ def _unit_columns(units: Units | None, n: int) -> dict[str, Any]:
         roi = units.roi.astype(object)
         roi[units.roi == ""] = None
     indices = units.indices if units is not None and units.indices is not None else [None] * n
-    return {"unit_id": None if units is None else units.ids.astype(object),
-            "unit_index": pd.array(indices, dtype="Int64"),
-            "unit_position": np.arange(n, dtype=np.int64),
-            "space": None if units is None else units.space,
-            "roi": roi}
+    return {
+        "unit_id": None if units is None else units.ids.astype(object),
+        "unit_index": pd.array(indices, dtype="Int64"),
+        "unit_position": np.arange(n, dtype=np.int64),
+        "space": None if units is None else units.space,
+        "roi": roi,
+    }
 
 
 def unit_scores_frame(result: AnalysisResult) -> Any:
@@ -198,16 +223,39 @@ def unit_scores_frame(result: AnalysisResult) -> Any:
         table = result.units.get(u["subject"])
         for metric, values in u["values"].items():
             values = np.asarray(values, dtype=np.float64)
-            units = table.units if table is not None and table.units.n_units == values.shape[0] else None
-            frames.append(pd.DataFrame({
-                "subject": u["subject"], **_unit_columns(units, values.shape[0]),
-                "denoiser": u["denoiser"], "aligner": u["aligner"], "encoder": u["encoder"],
-                "metric": metric, "value": values}))
+            units = (
+                table.units
+                if table is not None and table.units.n_units == values.shape[0]
+                else None
+            )
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "subject": u["subject"],
+                        **_unit_columns(units, values.shape[0]),
+                        "denoiser": u["denoiser"],
+                        "aligner": u["aligner"],
+                        "encoder": u["encoder"],
+                        "metric": metric,
+                        "value": values,
+                    }
+                )
+            )
     if not frames:
-        return pd.DataFrame({c: pd.Series(dtype="Int64" if c == "unit_index" else
-                                          "int64" if c == "unit_position" else
-                                          "float64" if c == "value" else object)
-                             for c in UNIT_SCORE_COLUMNS})
+        return pd.DataFrame(
+            {
+                c: pd.Series(
+                    dtype="Int64"
+                    if c == "unit_index"
+                    else "int64"
+                    if c == "unit_position"
+                    else "float64"
+                    if c == "value"
+                    else object
+                )
+                for c in UNIT_SCORE_COLUMNS
+            }
+        )
     frame = pd.concat(frames, ignore_index=True)
     for column in ("unit_id", "space", "roi"):
         frame[column] = frame[column].astype(object)
@@ -219,13 +267,22 @@ def timings_csv(timings: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(TIMING_COLUMNS)
-    writer.writerows((t["subject"], t["stage"], t.get("denoiser", ""), f"{t['seconds']:.4f}")
-                     for t in timings)
+    writer.writerows(
+        (t["subject"], t["stage"], t.get("denoiser", ""), f"{t['seconds']:.4f}") for t in timings
+    )
     return buffer.getvalue()
 
 
-def write_results(out: Path, result: AnalysisResult, *, name: str, lock: str,
-                  prov: dict[str, Any], metric_order: tuple[str, ...], overwrite: bool = False) -> Path:
+def write_results(
+    out: Path,
+    result: AnalysisResult,
+    *,
+    name: str,
+    lock: str,
+    prov: dict[str, Any],
+    metric_order: tuple[str, ...],
+    overwrite: bool = False,
+) -> Path:
     """Write the results folder atomically (built under a temporary name, then renamed)."""
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_text(tmp / "results.csv", results_csv(result.rows))

@@ -90,8 +90,11 @@ def _align(plan: Plan, index: int, denoiser: str, preps: dict[str, Prepared | Fa
 
 @dataclass
 class _Outcomes:
-    """The results of every task of a plan: subject -> prepared, (subject, denoiser index)
-    -> cell, and the aligner cells in the order they were submitted."""
+    """The results of every task of a plan.
+
+    Subject -> prepared, (subject, denoiser index) -> cell, and the aligner cells in the
+    order they were submitted.
+    """
 
     preps: dict[str, Prepared | Failed]
     cells: dict[tuple[str, int], CellResult | Failed]

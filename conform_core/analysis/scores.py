@@ -17,12 +17,29 @@ if TYPE_CHECKING:
 __all__ = ["score_rows", "truth_rows", "error_row", "Failed", "timing_rows", "COLUMNS", "UnitTable",
            "ceiling_reasons", "CEILING_REASONS"]
 
-COLUMNS = ("subject", "roi", "denoiser", "aligner", "encoder", "metric", "value", "n_units", "status")
+COLUMNS = (
+    "subject",
+    "roi",
+    "denoiser",
+    "aligner",
+    "encoder",
+    "metric",
+    "value",
+    "n_units",
+    "status",
+)
 """Columns of results.csv, in order. ``value`` is the median over the ROI's units."""
 
 
-def score_rows(*, values: Mapping[str, NDArray[Any]], roi: NDArray[np.str_] | None,
-               subject: str, denoiser: str, aligner: str, encoder: str) -> list[dict[str, Any]]:
+def score_rows(
+    *,
+    values: Mapping[str, NDArray[Any]],
+    roi: NDArray[np.str_] | None,
+    subject: str,
+    denoiser: str,
+    aligner: str,
+    encoder: str,
+) -> list[dict[str, Any]]:
     """One row per metric and ROI ("all" plus each ROI label): median over finite units."""
     groups: list[tuple[str, NDArray[np.bool_] | None]] = [("all", None)]
     if roi is not None:
@@ -33,31 +50,57 @@ def score_rows(*, values: Mapping[str, NDArray[Any]], roi: NDArray[np.str_] | No
         for name, mask in groups:
             v = per_unit if mask is None else per_unit[mask]
             finite = v[np.isfinite(v)]
-            rows.append({"subject": subject, "roi": name, "denoiser": denoiser, "aligner": aligner,
-                         "encoder": encoder, "metric": metric,
-                         "value": float(np.median(finite)) if finite.size else float("nan"),
-                         "n_units": int(finite.size), "status": "ok"})
+            rows.append(
+                {
+                    "subject": subject,
+                    "roi": name,
+                    "denoiser": denoiser,
+                    "aligner": aligner,
+                    "encoder": encoder,
+                    "metric": metric,
+                    "value": float(np.median(finite)) if finite.size else float("nan"),
+                    "n_units": int(finite.size),
+                    "status": "ok",
+                }
+            )
     return rows
 
 
-def error_row(exc: BaseException, *, subject: str, denoiser: str, aligner: str = "none",
-              encoder: str) -> dict[str, Any]:
-    """The ``error`` row that records a failed cell (user errors by message, bugs by type too)."""
+def error_row(
+    exc: BaseException, *, subject: str, denoiser: str, aligner: str = "none", encoder: str
+) -> dict[str, Any]:
+    """Return the ``error`` row that records a failed cell.
+
+    User errors are recorded by their message, bugs by their type too.
+    """
     import traceback
 
     from ..exceptions import ConformError
 
-    message = str(exc) if isinstance(exc, ConformError) else "".join(
-        traceback.format_exception_only(type(exc), exc)).strip()
-    return {"subject": subject, "roi": "all", "denoiser": denoiser, "aligner": aligner,
-            "encoder": encoder, "metric": "error", "value": float("nan"), "n_units": 0,
-            "status": f"error: {message}"}
+    message = (
+        str(exc)
+        if isinstance(exc, ConformError)
+        else "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    )
+    return {
+        "subject": subject,
+        "roi": "all",
+        "denoiser": denoiser,
+        "aligner": aligner,
+        "encoder": encoder,
+        "metric": "error",
+        "value": float("nan"),
+        "n_units": 0,
+        "status": f"error: {message}",
+    }
 
 
 def timing_rows(subject: str, denoiser: str, seconds: Mapping[str, float]) -> list[dict[str, Any]]:
     """Rows of timings.csv: ``{"subject", "stage", "denoiser", "seconds"}``, one per stage."""
-    return [{"subject": subject, "stage": stage, "denoiser": denoiser, "seconds": value}
-            for stage, value in seconds.items()]
+    return [
+        {"subject": subject, "stage": stage, "denoiser": denoiser, "seconds": value}
+        for stage, value in seconds.items()
+    ]
 
 
 @dataclass(frozen=True)
@@ -89,18 +132,33 @@ class Failed:
     seconds: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_exception(cls, exc: BaseException, *, subject: str, denoiser: str,
-                       aligner: str = "none", encoder: str,
-                       seconds: Mapping[str, float] | None = None) -> Failed:
+    def from_exception(
+        cls,
+        exc: BaseException,
+        *,
+        subject: str,
+        denoiser: str,
+        aligner: str = "none",
+        encoder: str,
+        seconds: Mapping[str, float] | None = None,
+    ) -> Failed:
         """Record ``exc`` as the failure of the cell subject x denoiser x aligner x encoder."""
         row = error_row(exc, subject=subject, denoiser=denoiser, aligner=aligner, encoder=encoder)
         return cls(row, dict(seconds or {}))
 
-    def passed_on(self, *, subject: str, denoiser: str, aligner: str = "none",
-                  encoder: str) -> Failed:
-        """The same failure, recorded for a cell that needed the failed task's result."""
-        return Failed({**self.row, "subject": subject, "denoiser": denoiser, "aligner": aligner,
-                       "encoder": encoder})
+    def passed_on(
+        self, *, subject: str, denoiser: str, aligner: str = "none", encoder: str
+    ) -> Failed:
+        """Return the same failure, recorded for a cell that needed the failed task's result."""
+        return Failed(
+            {
+                **self.row,
+                "subject": subject,
+                "denoiser": denoiser,
+                "aligner": aligner,
+                "encoder": encoder,
+            }
+        )
 
     @property
     def status(self) -> str:
@@ -133,8 +191,9 @@ def _nmse(estimate: NDArray[np.floating], truth: NDArray[np.floating]) -> NDArra
     return np.where(var > 0, out, np.nan)
 
 
-def truth_rows(denoised_train: ConditionData, denoised_test: ConditionData, prepared: Prepared,
-               label: str) -> list[dict[str, Any]]:
+def truth_rows(
+    denoised_train: ConditionData, denoised_test: ConditionData, prepared: Prepared, label: str
+) -> list[dict[str, Any]]:
     """Error of a denoiser's output to the simulator's true signal, on held-out stimuli.
 
     Metrics: ``denoise_truth_nmse`` (mean squared error over stimuli divided by the true
@@ -145,10 +204,18 @@ def truth_rows(denoised_train: ConditionData, denoised_test: ConditionData, prep
     truth = prepared.truth_test
     assert truth is not None
     est = np.asarray(denoised_test.data)
-    values = {"denoise_truth_nmse": _nmse(est, truth.data),
-              "denoise_truth_r": pearson_r(truth.as_targets(), est.T)}
-    return score_rows(values=values, roi=prepared.roi, subject=prepared.subject, denoiser=label,
-                      aligner="none", encoder="none")
+    values = {
+        "denoise_truth_nmse": _nmse(est, truth.data),
+        "denoise_truth_r": pearson_r(truth.as_targets(), est.T),
+    }
+    return score_rows(
+        values=values,
+        roi=prepared.roi,
+        subject=prepared.subject,
+        denoiser=label,
+        aligner="none",
+        encoder="none",
+    )
 
 
 CEILING_REASONS = {

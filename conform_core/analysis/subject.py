@@ -61,7 +61,7 @@ class Prepared:
         return timing_rows(self.subject, "", self.seconds)
 
     def unit_table(self) -> UnitTable:
-        """The units this subject's scores refer to, with their noise ceiling and its reasons."""
+        """Return the units this subject's scores refer to, with their noise ceiling and reasons."""
         assert self.ceiling_reason is not None
         return UnitTable(self.subject, self.test.units, self.noise_ceiling, self.ceiling_reason)
 
@@ -89,7 +89,9 @@ class CellResult:
         return timing_rows(self.subject, self.denoiser, self.seconds)
 
 
-def _split(plan: Plan, subject: Subject, trials: TrialData) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
+def _split(
+    plan: Plan, subject: Subject, trials: TrialData
+) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
     shown = trials.unique_stimulus_ids()
     if subject.has_split:
         train = shown[np.isin(shown, subject.train_ids)]
@@ -100,8 +102,10 @@ def _split(plan: Plan, subject: Subject, trials: TrialData) -> tuple[NDArray[np.
         n_test = max(2, int(round(plan.test_fraction * len(order))))
         test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
     if train.size < 3 or test.size < 2:
-        raise ShapeError(f"Subject {subject.name!r} has {train.size} training and {test.size} test "
-                         "stimuli; an evaluation needs at least 3 and 2. Check the dataset's split.")
+        raise ShapeError(
+            f"Subject {subject.name!r} has {train.size} training and {test.size} test "
+            "stimuli; an evaluation needs at least 3 and 2. Check the dataset's split."
+        )
     return train, test
 
 
@@ -110,8 +114,10 @@ def _restrict_rois(plan: Plan, trials: TrialData) -> TrialData:
         return trials
     mask = trials.units.in_rois(list(plan.rois))
     if not mask.any():
-        raise ShapeError(f"No unit of subject {trials.subject!r} lies in ROIs {list(plan.rois)}. "
-                         "Check [dataset] rois against the dataset's ROI labels.")
+        raise ShapeError(
+            f"No unit of subject {trials.subject!r} lies in ROIs {list(plan.rois)}. "
+            "Check [dataset] rois against the dataset's ROI labels."
+        )
     return trials.take_units(mask)
 
 
@@ -124,14 +130,18 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
     glm = plan.stages.get("glm", ())
     if glm:
         if subject.timeseries is None:
-            raise ShapeError(f"Subject {name!r} has no time series, so the GLM stage "
-                             f"({glm[0].plugin!r}) has nothing to fit. Remove the [glm] stage.")
+            raise ShapeError(
+                f"Subject {name!r} has no time series, so the GLM stage "
+                f"({glm[0].plugin!r}) has nothing to fit. Remove the [glm] stage."
+            )
         t0 = time.perf_counter()
         trials = plan.build("glm", glm[0]).fit_transform(subject.timeseries)
         seconds["glm"] = time.perf_counter() - t0
     elif subject.trials is None:
-        raise ShapeError(f"Subject {name!r} has time series but no single trials. Add a GLM stage: "
-                         "glm = \"glmsingle\".")
+        raise ShapeError(
+            f"Subject {name!r} has time series but no single trials. Add a GLM stage: "
+            'glm = "glmsingle".'
+        )
     else:
         trials = subject.trials
     trials = _restrict_rois(plan, trials)
@@ -152,18 +162,34 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
     roi = trials.units.roi
     t0 = time.perf_counter()
     nc = noise_ceiling_from_trials(test)
-    prepared = Prepared(subject=name, train=train, test=test, x_train=x[: train_ids.size],
-                        x_test=x[train_ids.size:], roi=roi, noise_ceiling=nc,
-                        truth_train=truth_train, truth_test=truth_test, seconds=seconds,
-                        ceiling_reason=ceiling_reasons(test, nc))
-    prepared.rows = score_rows(values={"noise_ceiling": nc}, roi=roi, subject=name,
-                               denoiser="none", aligner="none", encoder="none")
+    prepared = Prepared(
+        subject=name,
+        train=train,
+        test=test,
+        x_train=x[: train_ids.size],
+        x_test=x[train_ids.size :],
+        roi=roi,
+        noise_ceiling=nc,
+        truth_train=truth_train,
+        truth_test=truth_test,
+        seconds=seconds,
+        ceiling_reason=ceiling_reasons(test, nc),
+    )
+    prepared.rows = score_rows(
+        values={"noise_ceiling": nc},
+        roi=roi,
+        subject=name,
+        denoiser="none",
+        aligner="none",
+        encoder="none",
+    )
     seconds["noise_ceiling"] = time.perf_counter() - t0
     return prepared
 
 
-def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
-                      keep_denoised: bool = False) -> CellResult | Failed:
+def run_denoiser_cell(
+    plan: Plan, prepared: Prepared, denoiser_index: int, keep_denoised: bool = False
+) -> CellResult | Failed:
     """Fit one denoiser on the training trials and every encoder on its output; score them.
 
     A failing encoder becomes an ``error`` row and the other encoders go on; a failing
@@ -179,15 +205,18 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
         t0 = time.perf_counter()
         denoiser = plan.build("denoiser", entry).fit(prepared.train)
         denoised_train = denoiser.transform(prepared.train)
-        denoised_test = denoiser.transform(prepared.test) if prepared.truth_test is not None else None
+        denoised_test = (
+            denoiser.transform(prepared.test) if prepared.truth_test is not None else None
+        )
         seconds[f"denoiser:{label}"] = time.perf_counter() - t0
         if denoised_test is not None:
             t0 = time.perf_counter()
             rows += truth_rows(denoised_train, denoised_test, prepared, label)
             seconds[f"denoiser:{label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing cell must not stop the grid
-        return Failed.from_exception(exc, subject=name, denoiser=label, encoder="all",
-                                     seconds=seconds)
+        return Failed.from_exception(
+            exc, subject=name, denoiser=label, encoder="all", seconds=seconds
+        )
     y_train = np.asarray(denoised_train.as_targets())
     y_test = np.asarray(target.as_targets())
     for encoder_entry in plan.stages["encoder"]:
@@ -198,19 +227,34 @@ def run_denoiser_cell(plan: Plan, prepared: Prepared, denoiser_index: int,
             seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             values = _prediction_scores(plan, y_test, predicted, prepared)
-            rows += score_rows(values=values, roi=prepared.roi, subject=name, denoiser=label,
-                               aligner="none", encoder=encoder_entry.label)
+            rows += score_rows(
+                values=values,
+                roi=prepared.roi,
+                subject=name,
+                denoiser=label,
+                aligner="none",
+                encoder=encoder_entry.label,
+            )
             seconds[f"encoder:{encoder_entry.label}:scoring"] = time.perf_counter() - t0
-            unit_scores.append({"subject": name, "denoiser": label, "aligner": "none",
-                                "encoder": encoder_entry.label, "values": values})
+            unit_scores.append(
+                {
+                    "subject": name,
+                    "denoiser": label,
+                    "aligner": "none",
+                    "encoder": encoder_entry.label,
+                    "values": values,
+                }
+            )
         except Exception as exc:
             rows.append(error_row(exc, subject=name, denoiser=label, encoder=encoder_entry.label))
-    return CellResult(name, label, rows, unit_scores, denoised_train if keep_denoised else None,
-                      seconds)
+    return CellResult(
+        name, label, rows, unit_scores, denoised_train if keep_denoised else None, seconds
+    )
 
 
-def _prediction_scores(plan: Plan, y_true: NDArray[np.floating], predicted: NDArray[np.floating],
-                       prepared: Prepared) -> dict[str, NDArray[np.float64]]:
+def _prediction_scores(
+    plan: Plan, y_true: NDArray[np.floating], predicted: NDArray[np.floating], prepared: Prepared
+) -> dict[str, NDArray[np.float64]]:
     from ..metrics import normalized_r2, pearson_r, r2_score
 
     values: dict[str, NDArray[np.float64]] = {}

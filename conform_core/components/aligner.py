@@ -41,8 +41,10 @@ class Aligner(Component):
             raise ShapeError(
                 f"{type(self).__name__}.fit needs at least 2 subjects to align; got {len(subjects)}."
             )
-        names = [check_instance(s, ConditionData, name=f"subjects[{i}]").subject
-                 for i, s in enumerate(subjects)]
+        names = [
+            check_instance(s, ConditionData, name=f"subjects[{i}]").subject
+            for i, s in enumerate(subjects)
+        ]
         if len(set(names)) != len(names) or "" in names:
             raise ShapeError(
                 f"Each subject's ConditionData needs a distinct, non-empty .subject; got {names}."

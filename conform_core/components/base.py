@@ -43,8 +43,11 @@ class Component(BaseEstimator):
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """The names of the constructor parameters, sorted (scikit-learn's rule: every
-        ``__init__`` keyword is a parameter, stored under its own name)."""
+        """Return the names of the constructor parameters, sorted.
+
+        scikit-learn's rule: every ``__init__`` keyword is a parameter, stored under its own
+        name.
+        """
         return list(cls._get_param_names())
 
     def check_params(self) -> None:
@@ -103,7 +106,11 @@ def check_is_fitted(component: Any, attributes: list[str] | None = None) -> None
         Attributes that must exist; default: any attribute ending in ``_``.
     """
     present = [k for k in vars(component) if k.endswith("_") and not k.startswith("__")]
-    missing = [a for a in attributes if not hasattr(component, a)] if attributes else ([] if present else ["*_"])
+    missing = (
+        [a for a in attributes if not hasattr(component, a)]
+        if attributes
+        else ([] if present else ["*_"])
+    )
     if missing:
         raise NotFittedError(
             f"This {type(component).__name__} is not fitted yet. Call fit(...) before using it."

@@ -50,7 +50,7 @@ class Dataset(Component):
         return self._load_subject(name)
 
     def data_params(self) -> dict[str, Any]:
-        """The parameters that describe the data this dataset actually reads.
+        """Return the parameters that describe the data this dataset actually reads.
 
         ``conform fit`` records them in ``spec.lock.toml``. The default is
         ``get_params()``; a dataset whose folder carries its own settings, which override
@@ -60,7 +60,7 @@ class Dataset(Component):
         return dict(self.get_params(deep=False))
 
     def roi_labels(self) -> list[str] | None:
-        """The ROI labels the dataset's units carry, read without loading trials.
+        """Return the ROI labels the dataset's units carry, read without loading trials.
 
         ``conform fit`` checks ``[dataset] rois`` against them before any work starts.
         Return an empty list when the units carry no ROI labels, and None (the default)
@@ -69,7 +69,7 @@ class Dataset(Component):
         return None
 
     def stimulus_set(self) -> StimulusSet | None:
-        """The stimuli of the whole dataset, read without loading trials, or None.
+        """Return the stimuli of the whole dataset, read without loading trials, or None.
 
         ``conform fit`` hands them to the features' ``check_stimuli`` before any work
         starts (e.g. to report a missing embeddings file at once). None (the default)
@@ -79,7 +79,7 @@ class Dataset(Component):
 
     def load_subjects(self, names: Sequence[str] | None = None) -> Iterator[Subject]:
         """Yield the subjects ``names`` (default: all), one at a time."""
-        for name in (self.subjects() if names is None else names):
+        for name in self.subjects() if names is None else names:
             yield self.load_subject(name)
 
     def describe(self) -> dict[str, Any]:
@@ -91,16 +91,21 @@ class Dataset(Component):
         rows = []
         for subject in self.load_subjects():
             trials = subject.trials
-            n_units = trials.n_units if trials is not None else (
-                subject.timeseries.n_units if subject.timeseries is not None else 0)
-            rows.append({
-                "subject": subject.name,
-                "n_trials": None if trials is None else trials.n_trials,
-                "n_units": n_units,
-                "n_stimuli": subject.stimuli.n_stimuli,
-                "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs,
-                "n_train": int(subject.train_ids.size),
-                "n_test": int(subject.test_ids.size),
-                "has_truth": subject.truth is not None,
-            })
+            n_units = (
+                trials.n_units
+                if trials is not None
+                else (subject.timeseries.n_units if subject.timeseries is not None else 0)
+            )
+            rows.append(
+                {
+                    "subject": subject.name,
+                    "n_trials": None if trials is None else trials.n_trials,
+                    "n_units": n_units,
+                    "n_stimuli": subject.stimuli.n_stimuli,
+                    "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs,
+                    "n_train": int(subject.train_ids.size),
+                    "n_test": int(subject.test_ids.size),
+                    "has_truth": subject.truth is not None,
+                }
+            )
         return {"dataset": type(self).__name__, "subjects": rows}

@@ -36,10 +36,16 @@ class Denoiser(Component):
     produces: ClassVar[type] = ConditionData
 
     def _check_input(self, data: Any) -> Any:
-        if isinstance(data, TrialData) and ConditionTrials in self.consumes and TrialData not in self.consumes:
+        if (
+            isinstance(data, TrialData)
+            and ConditionTrials in self.consumes
+            and TrialData not in self.consumes
+        ):
             data = data.by_condition()
         return check_instance(
-            data, self.consumes, name=f"The input of {type(self).__name__}",
+            data,
+            self.consumes,
+            name=f"The input of {type(self).__name__}",
             fix="Pass the container this denoiser declares in `consumes`.",
         )
 

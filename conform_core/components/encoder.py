@@ -92,22 +92,24 @@ class Encoder(RegressorMixin, Component):
 
 
 def _precheck(value: Any, name: str, axes: str) -> None:
-    """conform's own messages for empty feature sets and non-finite values (with positions)."""
+    """Conform's own messages for empty feature sets and non-finite values (with positions)."""
     if hasattr(value, "toarray") or isinstance(value, (str, bytes)):
         return  # sparse or nonsense input: scikit-learn's validation explains it
     array = np.asarray(value)
     if array.dtype.kind not in "fiub":
         return
     if name == "X" and array.ndim == 2 and array.shape[1] == 0:
-        raise ShapeError(f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 "
-                         "is required: an encoder needs at least one feature (a column of X); got "
-                         f"X of shape {array.shape}. Check the features stage.")
+        raise ShapeError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 "
+            "is required: an encoder needs at least one feature (a column of X); got "
+            f"X of shape {array.shape}. Check the features stage."
+        )
     if array.dtype.kind == "f" and not np.isfinite(array).all():
         check_float_array(array, ndim=array.ndim, name=name, axes=axes)
 
 
 def _n_rows(value: Any) -> int | None:
-    """Number of rows of an array-like (sparse included), or None when it has no rows."""
+    """Return the number of rows of an array-like (sparse too), or None when it has none."""
     shape = getattr(value, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) else None

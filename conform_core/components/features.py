@@ -22,7 +22,18 @@ class Features(Component):
     ``fit`` is usually a no-op (pretrained models); ``transform(stimuli)`` returns a
     float32 array of shape (n_stimuli, n_features) in the order of ``stimuli.ids``.
     Subclasses implement ``_transform``.
+
+    Attributes
+    ----------
+    fingerprint_ : str
+        Identifies the exact model behind the features (e.g. a SHA-256 of its configuration
+        and weights), so that a record of the parameters alone is not mistaken for the
+        model. Plugins that can tell set it in ``fit``; ``""`` (the default) means unknown.
+        Tools that record provenance (``conform design``) store it with the plugin's name,
+        version and ``get_params()``.
     """
+
+    fingerprint_: str = ""
 
     kind: ClassVar[str] = "features"
     consumes: ClassVar[tuple[type, ...]] = (StimulusSet,)

@@ -83,12 +83,16 @@ class ConditionData:
     def take_conditions(self, index: NDArray[np.integer]) -> ConditionData:
         """Return the conditions at integer positions ``index``."""
         index = np.asarray(index)
-        return ConditionData(self.data[:, index], self.stimulus_ids[index], self.subject, self.units)
+        return ConditionData(
+            self.data[:, index], self.stimulus_ids[index], self.subject, self.units
+        )
 
     def take_units(self, index: NDArray[np.integer] | NDArray[np.bool_]) -> ConditionData:
         """Return the units at ``index`` (positions or boolean mask)."""
         index = np.asarray(index)
-        return ConditionData(self.data[index], self.stimulus_ids, self.subject, self.units.take(index))
+        return ConditionData(
+            self.data[index], self.stimulus_ids, self.subject, self.units.take(index)
+        )
 
     def with_data(self, data: NDArray[np.floating]) -> ConditionData:
         """Return a copy with new data of the same shape (same ids, subject and units)."""

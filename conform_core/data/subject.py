@@ -41,16 +41,23 @@ class GroundTruth:
 
     def __post_init__(self) -> None:
         if not isinstance(self.signal, ConditionData):
-            raise ShapeError(f"GroundTruth.signal must be a ConditionData; got {describe(self.signal)}.")
+            raise ShapeError(
+                f"GroundTruth.signal must be a ConditionData; got {describe(self.signal)}."
+            )
         n = self.signal.n_units
         if self.trial_amplitudes is not None:
             amp = np.asarray(self.trial_amplitudes)
             if amp.ndim != 2 or amp.shape[1] != n:
-                raise ShapeError(f"GroundTruth.trial_amplitudes must be (n_trials, {n}); got {describe(amp)}.")
+                raise ShapeError(
+                    f"GroundTruth.trial_amplitudes must be (n_trials, {n}); got {describe(amp)}."
+                )
             object.__setattr__(self, "trial_amplitudes", read_only(amp))
         if self.hrf_index is not None:
-            object.__setattr__(self, "hrf_index",
-                               read_only(check_int_array(self.hrf_index, n=n, name="GroundTruth.hrf_index")))
+            object.__setattr__(
+                self,
+                "hrf_index",
+                read_only(check_int_array(self.hrf_index, n=n, name="GroundTruth.hrf_index")),
+            )
         if self.noise_ceiling is not None:
             nc = np.asarray(self.noise_ceiling, dtype=np.float64)
             if nc.shape != (n,):
@@ -89,14 +96,18 @@ class Subject:
 
     def __post_init__(self) -> None:
         if not isinstance(self.stimuli, StimulusSet):
-            raise ShapeError(f"Subject.stimuli must be a StimulusSet; got {describe(self.stimuli)}.")
+            raise ShapeError(
+                f"Subject.stimuli must be a StimulusSet; got {describe(self.stimuli)}."
+            )
         if self.trials is None and self.timeseries is None:
             raise ShapeError(
                 f"Subject {self.name!r} has neither trials nor timeseries. "
                 "A dataset must give at least one of them."
             )
         if self.trials is not None and not isinstance(self.trials, TrialData):
-            raise ShapeError(f"Subject.trials must be a TrialData or None; got {describe(self.trials)}.")
+            raise ShapeError(
+                f"Subject.trials must be a TrialData or None; got {describe(self.trials)}."
+            )
         if self.timeseries is not None and not isinstance(self.timeseries, TimeSeriesData):
             raise ShapeError(
                 f"Subject.timeseries must be a TimeSeriesData or None; got {describe(self.timeseries)}."
@@ -104,7 +115,11 @@ class Subject:
         split = {}
         for name in ("train_ids", "test_ids"):
             value = getattr(self, name)
-            ids = np.array([], dtype=str) if value is None else check_ids(value, n=None, name=f"Subject.{name}")
+            ids = (
+                np.array([], dtype=str)
+                if value is None
+                else check_ids(value, n=None, name=f"Subject.{name}")
+            )
             split[name] = ids
             object.__setattr__(self, name, read_only(ids))
         overlap = np.intersect1d(split["train_ids"], split["test_ids"])
@@ -126,7 +141,9 @@ class Subject:
                 "StimulusSet. Add them to the stimuli table."
             )
         if self.truth is not None and not isinstance(self.truth, GroundTruth):
-            raise ShapeError(f"Subject.truth must be a GroundTruth or None; got {describe(self.truth)}.")
+            raise ShapeError(
+                f"Subject.truth must be a GroundTruth or None; got {describe(self.truth)}."
+            )
         object.__setattr__(self, "name", str(self.name))
 
     @property

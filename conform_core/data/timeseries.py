@@ -37,9 +37,13 @@ class Events:
     def __post_init__(self) -> None:
         onset = check_float_array(self.onset, ndim=1, name="Events.onset", axes="(events,)")
         n = onset.shape[0]
-        duration = check_float_array(self.duration, ndim=1, name="Events.duration", axes="(events,)")
+        duration = check_float_array(
+            self.duration, ndim=1, name="Events.duration", axes="(events,)"
+        )
         if duration.shape[0] != n:
-            raise ShapeError(f"Events.duration must have one value per event ({n}); got {duration.shape[0]}.")
+            raise ShapeError(
+                f"Events.duration must have one value per event ({n}); got {duration.shape[0]}."
+            )
         if (duration <= 0).any():
             raise ShapeError(
                 f"Events.duration must be > 0 s; got {duration[duration <= 0][:3].tolist()}. "
@@ -47,8 +51,9 @@ class Events:
             )
         if (onset < 0).any():
             raise ShapeError(f"Events.onset must be >= 0 s; got {onset[onset < 0][:3].tolist()}.")
-        ids = check_ids(self.stimulus_ids, n=n, name="Events.stimulus_ids", axis_name="events",
-                        unique=False)
+        ids = check_ids(
+            self.stimulus_ids, n=n, name="Events.stimulus_ids", axis_name="events", unique=False
+        )
         object.__setattr__(self, "onset", read_only(onset.astype(np.float64)))
         object.__setattr__(self, "duration", read_only(duration.astype(np.float64)))
         object.__setattr__(self, "stimulus_ids", read_only(ids))
@@ -87,14 +92,19 @@ class TimeSeriesData:
     units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
-        if isinstance(self.runs, np.ndarray) or not isinstance(self.runs, Sequence) or not self.runs:
+        if (
+            isinstance(self.runs, np.ndarray)
+            or not isinstance(self.runs, Sequence)
+            or not self.runs
+        ):
             raise ShapeError(
                 f"TimeSeriesData.runs must be a non-empty list of 2-D arrays (units x time); "
                 f"got {describe(self.runs)}. Pass one array per run."
             )
         runs = tuple(
-            read_only(check_float_array(r, ndim=2, name=f"TimeSeriesData.runs[{i}]",
-                                        axes="(units, time)"))
+            read_only(
+                check_float_array(r, ndim=2, name=f"TimeSeriesData.runs[{i}]", axes="(units, time)")
+            )
             for i, r in enumerate(self.runs)
         )
         n_units = runs[0].shape[0]
@@ -105,10 +115,14 @@ class TimeSeriesData:
                     "All runs must hold the same units in the same order."
                 )
         tr_value: Any = self.tr
-        is_number = isinstance(tr_value, (int, float, np.integer, np.floating)) and not isinstance(tr_value, bool)
+        is_number = isinstance(tr_value, (int, float, np.integer, np.floating)) and not isinstance(
+            tr_value, bool
+        )
         tr = float(tr_value) if is_number else float("nan")
         if not np.isfinite(tr) or tr <= 0:
-            raise ShapeError(f"TimeSeriesData.tr must be a positive number of seconds; got {self.tr!r}.")
+            raise ShapeError(
+                f"TimeSeriesData.tr must be a positive number of seconds; got {self.tr!r}."
+            )
         events = tuple(self.events) if isinstance(self.events, Sequence) else ()
         if len(events) != len(runs):
             raise ShapeError(
@@ -117,7 +131,9 @@ class TimeSeriesData:
             )
         for i, (r, ev) in enumerate(zip(runs, events)):
             if not isinstance(ev, Events):
-                raise ShapeError(f"TimeSeriesData.events[{i}] must be an Events; got {describe(ev)}.")
+                raise ShapeError(
+                    f"TimeSeriesData.events[{i}] must be an Events; got {describe(ev)}."
+                )
             length = r.shape[1] * tr
             late = ev.onset >= length
             if late.any():
@@ -125,8 +141,11 @@ class TimeSeriesData:
                     f"Run {i} lasts {length:g} s ({r.shape[1]} volumes x TR {tr:g} s) but has events "
                     f"starting at {ev.onset[late][:3].tolist()} s. Check the TR and the onsets."
                 )
-        sessions = (np.zeros(len(runs), np.int64) if self.sessions is None
-                    else check_int_array(self.sessions, n=len(runs), name="TimeSeriesData.sessions"))
+        sessions = (
+            np.zeros(len(runs), np.int64)
+            if self.sessions is None
+            else check_int_array(self.sessions, n=len(runs), name="TimeSeriesData.sessions")
+        )
         object.__setattr__(self, "runs", runs)
         object.__setattr__(self, "events", events)
         object.__setattr__(self, "tr", tr)

@@ -49,7 +49,9 @@ class ConditionTrials:
         object.__setattr__(self, "data", read_only(data))
         object.__setattr__(self, "stimulus_ids", read_only(ids))
         object.__setattr__(self, "subject", str(self.subject))
-        object.__setattr__(self, "units", resolve_units(self.units, data.shape[0], "ConditionTrials"))
+        object.__setattr__(
+            self, "units", resolve_units(self.units, data.shape[0], "ConditionTrials")
+        )
 
     @property
     def n_units(self) -> int:
@@ -71,7 +73,7 @@ class ConditionTrials:
         return ~np.all(np.isnan(self.data), axis=0)
 
     def trial_counts(self) -> NDArray[np.int64]:
-        """Number of existing trials per condition, shape (n_conditions,)."""
+        """Return the number of existing trials per condition, shape (n_conditions,)."""
         return self.valid_trials().sum(axis=1).astype(np.int64)
 
     def mean(self) -> ConditionData:
@@ -94,23 +96,30 @@ class ConditionTrials:
 
     def select(self, stimulus_ids: Sequence[str] | NDArray[np.str_]) -> ConditionTrials:
         """Return the conditions with these stimulus ids, in the order given."""
-        return self.take_conditions(positions_of(self.stimulus_ids, stimulus_ids,
-                                                 what="ConditionTrials"))
+        return self.take_conditions(
+            positions_of(self.stimulus_ids, stimulus_ids, what="ConditionTrials")
+        )
 
     def take_conditions(self, index: NDArray[np.integer]) -> ConditionTrials:
         """Return the conditions at integer positions ``index``."""
         index = np.asarray(index)
-        return ConditionTrials(self.data[:, index], self.stimulus_ids[index], self.subject, self.units)
+        return ConditionTrials(
+            self.data[:, index], self.stimulus_ids[index], self.subject, self.units
+        )
 
     def take_units(self, index: NDArray[np.integer] | NDArray[np.bool_]) -> ConditionTrials:
         """Return the units at ``index`` (positions or boolean mask)."""
         index = np.asarray(index)
-        return ConditionTrials(self.data[index], self.stimulus_ids, self.subject, self.units.take(index))
+        return ConditionTrials(
+            self.data[index], self.stimulus_ids, self.subject, self.units.take(index)
+        )
 
     def with_data(self, data: NDArray[np.floating]) -> ConditionTrials:
         """Return a copy with new data of the same shape (same ids, subject and units)."""
         if np.shape(data) != self.data.shape:
-            raise ShapeError(f"with_data needs data of shape {self.data.shape}; got {np.shape(data)}.")
+            raise ShapeError(
+                f"with_data needs data of shape {self.data.shape}; got {np.shape(data)}."
+            )
         return ConditionTrials(data, self.stimulus_ids, self.subject, self.units)
 
 
@@ -142,16 +151,29 @@ class TrialData:
     units: Units = None  # type: ignore[assignment]  # None -> default units
 
     def __post_init__(self) -> None:
-        betas = check_float_array(self.betas, ndim=2, name="TrialData.betas",
-                                  axes="(trials, units)", allow_nan=True,
-                                  nan_meaning="unit not measured on that trial")
+        betas = check_float_array(
+            self.betas,
+            ndim=2,
+            name="TrialData.betas",
+            axes="(trials, units)",
+            allow_nan=True,
+            nan_meaning="unit not measured on that trial",
+        )
         n = betas.shape[0]
-        ids = check_ids(self.stimulus_ids, n=n, name="TrialData.stimulus_ids",
-                        axis_name="trials, axis 0 of betas", unique=False)
+        ids = check_ids(
+            self.stimulus_ids,
+            n=n,
+            name="TrialData.stimulus_ids",
+            axis_name="trials, axis 0 of betas",
+            unique=False,
+        )
         for name in ("sessions", "runs"):
             value = getattr(self, name)
-            value = np.zeros(n, np.int64) if value is None else check_int_array(
-                value, n=n, name=f"TrialData.{name}")
+            value = (
+                np.zeros(n, np.int64)
+                if value is None
+                else check_int_array(value, n=n, name=f"TrialData.{name}")
+            )
             object.__setattr__(self, name, read_only(value))
         object.__setattr__(self, "betas", read_only(betas))
         object.__setattr__(self, "stimulus_ids", read_only(ids))
@@ -173,8 +195,12 @@ class TrialData:
         _, first = np.unique(self.stimulus_ids, return_index=True)
         return self.stimulus_ids[np.sort(first)]
 
-    def by_condition(self, stimulus_ids: Sequence[str] | NDArray[np.str_] | None = None,
-                     *, n_trials: int | None = None) -> ConditionTrials:
+    def by_condition(
+        self,
+        stimulus_ids: Sequence[str] | NDArray[np.str_] | None = None,
+        *,
+        n_trials: int | None = None,
+    ) -> ConditionTrials:
         """Arrange the trials as units x conditions x trials, padding with NaN.
 
         Parameters
@@ -191,9 +217,15 @@ class TrialData:
         ConditionTrials
             Repeats of a condition appear in presentation order along axis 2.
         """
-        ids = self.unique_stimulus_ids() if stimulus_ids is None else np.asarray(stimulus_ids).astype(str)
+        ids = (
+            self.unique_stimulus_ids()
+            if stimulus_ids is None
+            else np.asarray(stimulus_ids).astype(str)
+        )
         cond_of_trial = {sid: i for i, sid in enumerate(ids.tolist())}
-        cond = np.array([cond_of_trial.get(s, -1) for s in self.stimulus_ids.tolist()], dtype=np.int64)
+        cond = np.array(
+            [cond_of_trial.get(s, -1) for s in self.stimulus_ids.tolist()], dtype=np.int64
+        )
         counts = np.bincount(cond[cond >= 0], minlength=len(ids))
         if (counts == 0).any():
             missing = ids[counts == 0][:5].tolist()
@@ -224,17 +256,31 @@ class TrialData:
     def take_trials(self, index: NDArray[np.integer]) -> TrialData:
         """Return the trials at integer positions ``index``."""
         index = np.asarray(index)
-        return TrialData(self.betas[index], self.stimulus_ids[index], self.sessions[index],
-                         self.runs[index], self.subject, self.units)
+        return TrialData(
+            self.betas[index],
+            self.stimulus_ids[index],
+            self.sessions[index],
+            self.runs[index],
+            self.subject,
+            self.units,
+        )
 
     def take_units(self, index: NDArray[np.integer] | NDArray[np.bool_]) -> TrialData:
         """Return the units at ``index`` (positions or boolean mask)."""
         index = np.asarray(index)
-        return TrialData(self.betas[:, index], self.stimulus_ids, self.sessions, self.runs,
-                         self.subject, self.units.take(index))
+        return TrialData(
+            self.betas[:, index],
+            self.stimulus_ids,
+            self.sessions,
+            self.runs,
+            self.subject,
+            self.units.take(index),
+        )
 
 
-def mean_over_trials(data: NDArray[np.floating], *, dtype: Any = np.float64) -> NDArray[np.floating]:
+def mean_over_trials(
+    data: NDArray[np.floating], *, dtype: Any = np.float64
+) -> NDArray[np.floating]:
     """Mean over the last axis (trials), ignoring missing (NaN) trials.
 
     The one NaN-aware trial mean of conform: :meth:`ConditionTrials.mean` uses it, and

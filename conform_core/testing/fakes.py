@@ -48,7 +48,7 @@ def make_features(n_stimuli: int = 30, n_features: int = 5, n_units: int = 4,
 
 
 def make_stimuli(n_stimuli: int = 6, n_features: int = 4, random_state: int = 0) -> StimulusSet:
-    """A StimulusSet with random embeddings and small random PNG images as sources.
+    """Return a StimulusSet with random embeddings and small random PNG images as sources.
 
     The images live in a temporary folder made once per process (removed at exit), so
     both embedding-based and image-based feature plugins can be checked.
@@ -85,7 +85,7 @@ def _fake_image(index: int, random_state: int) -> str:
 
 def make_timeseries(n_units: int = 8, n_runs: int = 4, n_conditions: int = 6, repeats: int = 2,
                     tr: float = 1.0, stimdur: float = 2.0, random_state: int = 0) -> TimeSeriesData:
-    """A few short runs in which each condition appears ``repeats`` times overall."""
+    """Return a few short runs in which each condition appears ``repeats`` times overall."""
     from ..hrf import canonical_hrf
 
     rng = np.random.default_rng(random_state)
@@ -101,7 +101,7 @@ def make_timeseries(n_units: int = 8, n_runs: int = 4, n_conditions: int = 6, re
         n_time = int(np.ceil((onset[-1] + 20.0) / tr))
         x = np.zeros((n_time, len(trials)))
         x[(onset / tr).astype(int), np.arange(len(trials))] = 1.0
-        design = np.apply_along_axis(lambda c: np.convolve(c, hrf)[:n_time], 0, x)
+        design = np.stack([np.convolve(x[:, j], hrf)[:n_time] for j in range(x.shape[1])], axis=1)
         y = 100 + (design @ amplitude[:, trials].T).T + rng.standard_normal((n_units, n_time))
         runs.append(y)
         events.append(Events(onset, np.full(len(trials), stimdur), ids[trials]))

@@ -115,7 +115,7 @@ class ContractInstance:
         return f"{self.cls.__name__}({'' if self.id == 'default' else self.id})"
 
     def missing(self) -> list[str]:
-        """The modules of ``requires`` that are not installed."""
+        """Return the modules of ``requires`` that are not installed."""
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
 
     def make(self, folder: Path) -> Component:
@@ -141,7 +141,7 @@ class ContractInstance:
         return made
 
     def get(self, session: str, folder: Callable[[], Path]) -> Component:
-        """The instance built for ``session`` (built on first call, with ``folder()``)."""
+        """Return the instance built for ``session`` (built on first call, with ``folder()``)."""
         if session not in self._built:
             self._built[session] = self.make(folder())
         return self._built[session]
@@ -178,7 +178,7 @@ class ContractInstances:
         return instance
 
     def of(self, cls: type[Component]) -> list[ContractInstance]:
-        """The instances added for ``cls``, or its default instance when none were."""
+        """Return the instances added for ``cls``, or its default instance when none were."""
         return list(self._by_class.get(cls) or [ContractInstance(cls)])
 
 
@@ -186,7 +186,7 @@ def registered_contract_instances(pm: pluggy.PluginManager | None = None,
                                   registry: ComponentRegistry | None = None, *,
                                   distributions: Iterable[str] | None = None,
                                   ) -> list[ContractInstance]:
-    """A contract instance for every registered component (from the hook, else default).
+    """Return a contract instance for every registered component (from the hook, else default).
 
     Calls :func:`~conform_core.hookspecs.conform_contract_instances` on every plugin of
     ``pm`` (an error there propagates: this is for tests). Nothing is built.

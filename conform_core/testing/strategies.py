@@ -23,7 +23,7 @@ def stimulus_ids(n: int) -> st.SearchStrategy[np.ndarray]:
 def condition_trials(draw: st.DrawFn, max_units: int = 6, max_conditions: int = 8,
                      max_trials: int = 4, dtype: type = np.float64,
                      missing: bool = True) -> ConditionTrials:
-    """A ConditionTrials; with ``missing``, some conditions lose trials (never all of them)."""
+    """Draw a ConditionTrials; with ``missing``, some conditions lose trials (never all of them)."""
     shape = (draw(st.integers(1, max_units)), draw(st.integers(1, max_conditions)),
              draw(st.integers(1, max_trials)))
     data = draw(hnp.arrays(dtype, shape, elements=_values))
@@ -37,7 +37,7 @@ def condition_trials(draw: st.DrawFn, max_units: int = 6, max_conditions: int = 
 @st.composite
 def condition_data(draw: st.DrawFn, max_units: int = 6, max_conditions: int = 8,
                    dtype: type = np.float64) -> ConditionData:
-    """A ConditionData without NaN."""
+    """Draw a ConditionData without NaN."""
     shape = (draw(st.integers(1, max_units)), draw(st.integers(1, max_conditions)))
     return ConditionData(draw(hnp.arrays(dtype, shape, elements=_values)),
                          draw(stimulus_ids(shape[1])))
@@ -46,7 +46,7 @@ def condition_data(draw: st.DrawFn, max_units: int = 6, max_conditions: int = 8,
 @st.composite
 def trial_data(draw: st.DrawFn, max_units: int = 5, max_stimuli: int = 6,
                max_repeats: int = 3) -> TrialData:
-    """A TrialData whose stimuli are repeated 1..max_repeats times in shuffled order."""
+    """Draw a TrialData whose stimuli are repeated 1..max_repeats times in shuffled order."""
     n_stim = draw(st.integers(1, max_stimuli))
     ids = draw(stimulus_ids(n_stim))
     repeats = draw(st.lists(st.integers(1, max_repeats), min_size=n_stim, max_size=n_stim))

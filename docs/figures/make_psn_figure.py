@@ -20,11 +20,11 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from conform_psn import PSNDenoiser  # noqa: E402
+from conform_synthetic import simulate_study  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from conform_core.plugins import default_registry  # noqa: E402
-from conform_synthetic import simulate_study  # noqa: E402
-from conform_psn import PSNDenoiser  # noqa: E402
 
 OUT = Path(__file__).with_name("psn_ground_truth.png")
 SNRS = (0.15, 0.3, 0.5, 1.0)

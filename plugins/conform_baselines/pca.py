@@ -8,8 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core import ConditionData, ConditionTrials, Denoiser, ShapeError
-from conform_core.data import mean_over_trials
 from conform_core.constraints import Interval
+from conform_core.data import mean_over_trials
 from conform_core.validation import check_int_param
 
 __all__ = ["PCADenoiser"]
@@ -18,7 +18,10 @@ _N_COMPONENTS_FIX = "Use None to choose the rank by cross-validation."
 
 
 def _basis(means: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Unit means and principal axes (units x components) of condition means (units x conditions)."""
+    """Return unit means and principal axes (units x components) of condition means.
+
+    ``means`` is (units x conditions).
+    """
     center = means.mean(axis=1, keepdims=True)
     u, s, _ = np.linalg.svd(means - center, full_matrices=False)
     return center, u[:, s > s[0] * 1e-10] if s.size and s[0] > 0 else u[:, :0]
@@ -71,12 +74,21 @@ class PCADenoiser(Denoiser):
     def _fit(self, data: ConditionTrials) -> PCADenoiser:
         arr = np.asarray(data.data, dtype=np.float64)
         if np.isnan(arr).all(axis=2).any():
-            raise ShapeError("PCADenoiser needs every unit and condition to have at least one trial; "
-                             "drop conditions without trials before fitting.")
+            raise ShapeError(
+                "PCADenoiser needs every unit and condition to have at least one trial; "
+                "drop conditions without trials before fitting."
+            )
         limit = min(data.n_units, data.n_conditions - 1)
         # types and lower bounds were checked by check_params; the bound from the data is here
-        k_fixed = check_int_param(self.n_components, name="n_components", owner=self, low=0,
-                                  high=limit, none_ok=True, fix=_N_COMPONENTS_FIX)
+        k_fixed = check_int_param(
+            self.n_components,
+            name="n_components",
+            owner=self,
+            low=0,
+            high=limit,
+            none_ok=True,
+            fix=_N_COMPONENTS_FIX,
+        )
         k_max = self.max_components
         self.cv_error_ = None
         if k_fixed is None:
@@ -113,7 +125,7 @@ class PCADenoiser(Denoiser):
             gain = np.cumsum(2 * cross - (scores**2).sum(axis=1))
             curve = np.concatenate([[base], base - gain])[: k_max + 1]
             errors[: curve.size] += curve
-            errors[curve.size:] += curve[-1]
+            errors[curve.size :] += curve[-1]
         return errors
 
     def _transform(self, data: ConditionTrials) -> ConditionData:

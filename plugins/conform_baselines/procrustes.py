@@ -16,7 +16,9 @@ __all__ = ["ProcrustesAligner"]
 _N_COMPONENTS_FIX = "Use None for the largest valid value."
 
 
-def _orthogonal_map(source: NDArray[np.float64], target: NDArray[np.float64]) -> NDArray[np.float64]:
+def _orthogonal_map(
+    source: NDArray[np.float64], target: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """R (units x k) with orthonormal columns minimising ||source @ R - target||_F."""
     u, _, vt = np.linalg.svd(source.T @ target, full_matrices=False)
     return u @ vt
@@ -78,15 +80,27 @@ class ProcrustesAligner(Aligner):
             )
         limit = min([shared.size - 1] + [s.n_units for s in subjects])
         # types and lower bounds were checked by check_params; the bound from the data is here
-        k = check_int_param(self.n_components, name="n_components", owner=self, low=1, high=limit,
-                            none_ok=True, fix=_N_COMPONENTS_FIX) or limit
+        k = (
+            check_int_param(
+                self.n_components,
+                name="n_components",
+                owner=self,
+                low=1,
+                high=limit,
+                none_ok=True,
+                fix=_N_COMPONENTS_FIX,
+            )
+            or limit
+        )
         n_iter = int(self.n_iter)
         blocks, self.means_ = [], {}
         for s in subjects:
             x = np.asarray(s.select(shared).as_targets(), dtype=np.float64)
             if not np.isfinite(x).all():
-                raise ShapeError(f"Subject {s.subject!r} has NaN responses on shared stimuli; "
-                                 "drop unmeasured units before aligning.")
+                raise ShapeError(
+                    f"Subject {s.subject!r} has NaN responses on shared stimuli; "
+                    "drop unmeasured units before aligning."
+                )
             self.means_[s.subject] = x.mean(axis=0)
             blocks.append(x - self.means_[s.subject])
         u, sv, _ = np.linalg.svd(blocks[0], full_matrices=False)
@@ -123,16 +137,19 @@ class ProcrustesAligner(Aligner):
     def _transform(self, data: ConditionData) -> ConditionData:
         r = self.maps_[data.subject]
         if data.n_units != r.shape[0]:
-            raise ShapeError(f"Subject {data.subject!r} was aligned with {r.shape[0]} units; got "
-                             f"{data.n_units}.")
+            raise ShapeError(
+                f"Subject {data.subject!r} was aligned with {r.shape[0]} units; got {data.n_units}."
+            )
         shared = (np.asarray(data.as_targets(), dtype=np.float64) - self.means_[data.subject]) @ r
-        return ConditionData(shared.T.astype(data.data.dtype), data.stimulus_ids, "",
-                             self._shared_units())
+        return ConditionData(
+            shared.T.astype(data.data.dtype), data.stimulus_ids, "", self._shared_units()
+        )
 
     def _inverse_transform(self, shared: ConditionData, subject: str) -> ConditionData:
         if shared.n_units != self.n_components_:
-            raise ShapeError(f"Shared responses must have {self.n_components_} components; got "
-                             f"{shared.n_units}.")
+            raise ShapeError(
+                f"Shared responses must have {self.n_components_} components; got {shared.n_units}."
+            )
         r = self.maps_[subject]
         out = np.asarray(shared.as_targets(), dtype=np.float64) @ r.T + self.means_[subject]
         return ConditionData(out.T.astype(shared.data.dtype), shared.stimulus_ids, subject)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
-from ._features import ClipFeatures
+from .features import ClipFeatures
 
 if TYPE_CHECKING:
     from conform_core import ComponentRegistry
@@ -26,7 +26,7 @@ def conform_register(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def conform_contract_instances(instances: ContractInstances) -> None:
-    """The contract kit checks ``clip`` with a tiny untrained ViT (:mod:`.testing`).
+    """Give the contract kit a tiny untrained ViT to check ``clip`` with (:mod:`.testing`).
 
     Without torch or open_clip, the checks that need them are skipped with the install command.
     """

@@ -39,7 +39,7 @@ class EmbeddingCache:
         return self.folder / sha256[:2] / f"{sha256}.npy"
 
     def get(self, sha256: str) -> NDArray[np.float32] | None:
-        """The cached embedding of the file with this checksum, or None."""
+        """Return the cached embedding of the file with this checksum, or None."""
         path = self._path(sha256)
         if not path.is_file():
             return None

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ._features import ClipFeatures
+from .features import ClipFeatures
 
 __all__ = ["TINY_CONFIG", "tiny_untrained"]
 

@@ -77,9 +77,14 @@ class BadnessScorer:
         Betas of the reference model (0 PCs, or fraction 1).
     """
 
-    def __init__(self, folds: Sequence[NDArray[np.int64]], trial_run: NDArray[np.int64],
-                 stimorder: NDArray[np.int64], session_of_run: NDArray[np.int64],
-                 reference: NDArray[np.floating]) -> None:
+    def __init__(
+        self,
+        folds: Sequence[NDArray[np.int64]],
+        trial_run: NDArray[np.int64],
+        stimorder: NDArray[np.int64],
+        session_of_run: NDArray[np.int64],
+        reference: NDArray[np.floating],
+    ) -> None:
         n = trial_run.shape[0]
         rows, cols = [], []
         for fold in folds:
@@ -96,13 +101,19 @@ class BadnessScorer:
         self._w = np.asarray(pairs.sum(axis=0)).ravel()  # uses of trial j as a training trial
         n_t = np.asarray(pairs.sum(axis=1)).ravel()  # comparisons of held-out trial t
         session_of_trial = np.asarray(session_of_run)[trial_run]
-        self._sessions = [np.flatnonzero(session_of_trial == s) for s in np.unique(session_of_trial)]
+        self._sessions = [
+            np.flatnonzero(session_of_trial == s) for s in np.unique(session_of_trial)
+        ]
         ref = np.asarray(reference, np.float64)
         self._mu, self._sd = [], []
         for cols_s in self._sessions:
             sub = ref[:, cols_s]
             self._mu.append(sub.mean(axis=1, keepdims=True))
-            sd = sub.std(axis=1, ddof=1, keepdims=True) if cols_s.size > 1 else np.zeros_like(sub[:, :1])
+            sd = (
+                sub.std(axis=1, ddof=1, keepdims=True)
+                if cols_s.size > 1
+                else np.zeros_like(sub[:, :1])
+            )
             self._sd.append(sd)
         z0 = self.zscore(ref)
         self._u = np.asarray((pairs.T @ z0.T).T)  # (n_units, n_trials): sum of paired test z0
@@ -120,7 +131,11 @@ class BadnessScorer:
     def score(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
         """Return the summed squared error (n_units,) of one candidate (lower is better)."""
         z = self.zscore(betas)
-        return np.einsum("ij,ij,j->i", z, z, self._w) - 2.0 * np.einsum("ij,ij->i", z, self._u) + self._const
+        return (
+            np.einsum("ij,ij,j->i", z, z, self._w)
+            - 2.0 * np.einsum("ij,ij->i", z, self._u)
+            + self._const
+        )
 
 
 def select_noise_regressors(xvaltrend: NDArray[np.floating], pcstop: float) -> int:
@@ -194,8 +209,9 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
     # official package), which is harmless here because the threshold lives on a 500-point grid
     with threadpool_limits(limits=1), warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        gm = GaussianMixture(n_components=2, tol=1e-10, reg_covar=0, n_init=3,
-                             random_state=random_state).fit(v.reshape(-1, 1))
+        gm = GaussianMixture(
+            n_components=2, tol=1e-10, reg_covar=0, n_init=3, random_state=random_state
+        ).fit(v.reshape(-1, 1))
     lo, hi = robustrange(v)
     means = gm.means_.ravel()
     lo, hi = min(lo, means.min()), max(hi, means.max())

@@ -114,7 +114,7 @@ def crossvalidate_pcs(ctx: Context, nz_cd: list[RunNuisance], hrfindex: NDArray[
     """Cross-validate 0..n_pcs PCs; return glmbadness, pcvoxels, xvaltrend, pcnum."""
     lay, n_pcs = ctx.layout, int(ctx.opts["n_pcs"])
     bad = np.zeros((ctx.n_units, n_pcs + 1), np.float64)
-    with ctx.progress.stage("PC cross-validation", len(ctx.chunks)) as advance:
+    with ctx.stage("PC cross-validation", len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             cd = ChunkData.prepare(ctx.runs, sl, nz_cd)
             for h, idx in _groups(ctx, sl, hrfindex):
@@ -127,7 +127,7 @@ def crossvalidate_pcs(ctx: Context, nz_cd: list[RunNuisance], hrfindex: NDArray[
                 for k in range(1, n_pcs + 1):
                     beta = assemble(designs.ols(h, bh, sub, _use_extras(ctx, k), k), lay)
                     bad[sl.start + idx, k] = scorer.score(beta)
-            advance(1)
+            tick()
     mask = np.asarray(ctx.opts["pcR2cutoffmask"])
     mask = np.ones(ctx.n_units, bool) if mask.size == 1 else mask.astype(bool).ravel()
     pcvox = (onoff_r2 > pc_cutoff) & mask
@@ -189,7 +189,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
     forced = ctx.force.get("FRACvalue")
     extras = _use_extras(ctx, pcnum)
     name = "type C (GLMdenoise)" if model == "C" else "type D (GLMdenoise + ridge)"
-    with ctx.progress.stage(name, len(ctx.chunks)) as advance:
+    with ctx.stage(name, len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             cd = ChunkData.prepare(ctx.runs, sl, nz_cd)
             for h, idx in _groups(ctx, sl, hrfindex):
@@ -235,7 +235,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                     final = scale[:, None] * np.nan_to_num(final) + offset[:, None]
                     scaleoffset[sl.start + idx] = np.stack([scale, offset], axis=1)
                 betas[sl.start + idx] = final
-            advance(1)
+            tick()
     out: dict[str, Any] = {"betasmd": _psc(betas, ctx.meanvol).astype(np.float32), "R2": r2,
                            "R2run": r2run}
     if model == "D":

@@ -99,37 +99,54 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
         data = arr.T if arr.shape[0] < arr.shape[1] else arr
         return np.ascontiguousarray(data), {"kind": "cifti", "shape": (data.shape[0],)}
     if arr.ndim != 4:
-        raise DataFileError(f"{str(p)!r} must be a 4-D NIfTI (x, y, z, time); got shape {arr.shape}.")
+        raise DataFileError(
+            f"{str(p)!r} must be a 4-D NIfTI (x, y, z, time); got shape {arr.shape}."
+        )
     zooms = img.header.get_zooms()
-    meta = {"kind": "nifti", "shape": arr.shape[:3], "affine": img.affine,
-            "tr": float(zooms[3]) if len(zooms) > 3 else None}
+    meta = {
+        "kind": "nifti",
+        "shape": arr.shape[:3],
+        "affine": img.affine,
+        "tr": float(zooms[3]) if len(zooms) > 3 else None,
+    }
     return arr.reshape(-1, arr.shape[3]), meta
 
 
 def _read_error(path: Path, exc: Exception) -> DataFileError:
-    """A DataFileError naming ``path``, what went wrong reading it and what to do."""
+    """Return a DataFileError naming ``path``, what went wrong reading it and what to do."""
     from nibabel.filebasedimages import ImageFileError
 
     detail = " ".join(f"{type(exc).__name__}: {exc}".split())  # nibabel's messages span lines
     if isinstance(exc, PermissionError):
-        return DataFileError(f"Run file {str(path)!r} cannot be read ({detail}). Check its "
-                             "permissions, or copy it somewhere you can read.")
+        return DataFileError(
+            f"Run file {str(path)!r} cannot be read ({detail}). Check its "
+            "permissions, or copy it somewhere you can read."
+        )
     if isinstance(exc, ImageFileError):
-        return DataFileError(f"Cannot read {str(path)!r} ({detail}). Pass NIfTI (.nii/.nii.gz), "
-                             "GIFTI (.func.gii) or CIFTI (.dtseries.nii) time series.")
-    check = " (`gzip -t FILE` tells whether a .gz file is whole)" if path.name.endswith(".gz") else ""
+        return DataFileError(
+            f"Cannot read {str(path)!r} ({detail}). Pass NIfTI (.nii/.nii.gz), "
+            "GIFTI (.func.gii) or CIFTI (.dtseries.nii) time series."
+        )
+    check = (
+        " (`gzip -t FILE` tells whether a .gz file is whole)" if path.name.endswith(".gz") else ""
+    )
     return DataFileError(
         f"Run file {str(path)!r} is truncated or corrupt ({detail}). Copy or export it again "
-        f"from its source: an interrupted copy or download leaves a short file{check}.")
+        f"from its source: an interrupted copy or download leaves a short file{check}."
+    )
 
 
-def read_events(path: str | Path, id_column: str | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.str_]]:
+def read_events(
+    path: str | Path, id_column: str | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.str_]]:
     """Read a BIDS ``events.tsv``: onset, duration, stimulus id (rows with n/a ids dropped)."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
-        raise DataFileError(f"Events file {str(p)!r} does not exist. Pass one BIDS events.tsv per run.")
+        raise DataFileError(
+            f"Events file {str(p)!r} does not exist. Pass one BIDS events.tsv per run."
+        )
     try:
         table = pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False)
     except Exception as exc:  # noqa: BLE001 - pandas parser errors vary
@@ -137,8 +154,10 @@ def read_events(path: str | Path, id_column: str | None = None) -> tuple[NDArray
     cols = [id_column] if id_column else [c for c in ID_COLUMNS if c in table.columns][:1]
     missing = [c for c in ["onset", "duration", *cols] if c not in table.columns]
     if missing or not cols:
-        raise DataFileError(f"{str(p)!r} needs columns onset, duration and a stimulus id column "
-                            f"({' or '.join(ID_COLUMNS)}); has {list(table.columns)}.")
+        raise DataFileError(
+            f"{str(p)!r} needs columns onset, duration and a stimulus id column "
+            f"({' or '.join(ID_COLUMNS)}); has {list(table.columns)}."
+        )
     keep = ~table[cols[0]].isin(["", "n/a", "null"])
     table = table[keep]
     try:
@@ -149,9 +168,14 @@ def read_events(path: str | Path, id_column: str | None = None) -> tuple[NDArray
     return onset, duration, table[cols[0]].to_numpy().astype(str)
 
 
-def events_to_design(onsets: list[NDArray[np.float64]], ids: list[NDArray[np.str_]],
-                     n_times: list[int], tr: float, *, tolerance: float = 0.01
-                     ) -> tuple[list[NDArray[np.float64]], NDArray[np.str_]]:
+def events_to_design(
+    onsets: list[NDArray[np.float64]],
+    ids: list[NDArray[np.str_]],
+    n_times: list[int],
+    tr: float,
+    *,
+    tolerance: float = 0.01,
+) -> tuple[list[NDArray[np.float64]], NDArray[np.str_]]:
     """Turn per-run onsets (s) and stimulus ids into GLMsingle's 0/1 onset matrices.
 
     Conditions are the sorted unique stimulus ids over all runs.
@@ -173,16 +197,21 @@ def events_to_design(onsets: list[NDArray[np.float64]], ids: list[NDArray[np.str
             bad = float(np.asarray(ons)[off][0])
             raise ParameterError(
                 f"Run {r}: onset {bad:g} s is not a multiple of the TR ({tr:g} s). GLMsingle needs "
-                "onsets on the TR grid: resample the data to a finer TR (e.g. 1 s or 0.5 s) first.")
+                "onsets on the TR grid: resample the data to a finer TR (e.g. 1 s or 0.5 s) first."
+            )
         if (idx < 0).any() or (idx >= n_t).any():
             bad = float(np.asarray(ons)[(idx < 0) | (idx >= n_t)][0])
-            raise ParameterError(f"Run {r}: onset {bad:g} s lies outside the run ({n_t} volumes of "
-                                 f"{tr:g} s). Check the TR and the events file of run {r}.")
+            raise ParameterError(
+                f"Run {r}: onset {bad:g} s lies outside the run ({n_t} volumes of "
+                f"{tr:g} s). Check the TR and the events file of run {r}."
+            )
         u, counts = np.unique(idx, return_counts=True)
         if (counts > 1).any():
             t = int(u[counts > 1][0])
-            raise ParameterError(f"Run {r}: two events start on volume {t} ({t * tr:g} s). GLMsingle "
-                                 "allows one onset per TR: resample to a finer TR or drop one event.")
+            raise ParameterError(
+                f"Run {r}: two events start on volume {t} ({t * tr:g} s). GLMsingle "
+                "allows one onset per TR: resample to a finer TR or drop one event."
+            )
         m = np.zeros((n_t, conditions.size))
         m[idx, [col[s] for s in np.asarray(sid, str)]] = 1.0
         design.append(m)

@@ -38,8 +38,13 @@ def check_requested(opts: Options) -> list[bool]:
     return want
 
 
-def fit_native(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr: float,
-               opts: Options, force: dict[str, Any] | None = None) -> tuple[dict[str, Any], Context]:
+def fit_native(
+    runs: list[NDArray[np.float32]],
+    design: list[NDArray[np.float64]],
+    tr: float,
+    opts: Options,
+    force: dict[str, Any] | None = None,
+) -> tuple[dict[str, Any], Context]:
     """Fit types A-D; return ``({'typea': ..., ...}, context)`` with unit-first flat arrays.
 
     ``force`` fixes discrete choices to given values (``HRFindex``, ``noisepool``,
@@ -55,8 +60,14 @@ def fit_native(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]
         return _fit(runs, design, tr, opts, force, want)
 
 
-def _fit(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr: float,
-         opts: Options, force: dict[str, Any] | None, want: list[bool]) -> tuple[dict[str, Any], Context]:
+def _fit(
+    runs: list[NDArray[np.float32]],
+    design: list[NDArray[np.float64]],
+    tr: float,
+    opts: Options,
+    force: dict[str, Any] | None,
+    want: list[bool],
+) -> tuple[dict[str, Any], Context]:
     ctx = make_context(runs, design, tr, opts, force)
     out: dict[str, Any] = {}
     a = fit_type_a(ctx)
@@ -70,11 +81,21 @@ def _fit(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr:
     do_c = bool(opts["wantglmdenoise"] and want[2])
     do_d = bool(opts["wantfracridge"] and want[3])
     n_pcs = int(opts["n_pcs"])
-    nz_cd = [RunNuisance.build(t, d, e)
-             for t, d, e in zip(ctx.layout.n_times, opts.maxpolydeg, ctx.extras)]
-    common: dict[str, Any] = {"HRFindex": hidx, "HRFindexrun": b["HRFindexrun"], "glmbadness": None,
-                              "pcvoxels": None, "xvaltrend": None, "pcnum": 0, "noisepool": None,
-                              "pcregressors": [], "meanvol": ctx.meanvol}
+    nz_cd = [
+        RunNuisance.build(t, d, e)
+        for t, d, e in zip(ctx.layout.n_times, opts.maxpolydeg, ctx.extras)
+    ]
+    common: dict[str, Any] = {
+        "HRFindex": hidx,
+        "HRFindexrun": b["HRFindexrun"],
+        "glmbadness": None,
+        "pcvoxels": None,
+        "xvaltrend": None,
+        "pcnum": 0,
+        "noisepool": None,
+        "pcregressors": [],
+        "meanvol": ctx.meanvol,
+    }
     if opts["wantglmdenoise"]:
         pool = noise_pool(ctx, a["onoffR2"], brain_r2)
         pcs = glmdenoise_regressors(ctx, pool)

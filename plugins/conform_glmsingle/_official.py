@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.exceptions import ParameterError
+from conform_core.optional import missing_dependency, package_dir, require
 
 from ._options import Options
 
@@ -40,6 +41,11 @@ __all__ = ["fit_official", "official_available", "official_version"]
 #: Our options, unknown to the official package (it raises ValueError on unknown keys).
 _OURS = ("engine", "verbose", "quirks", "random_state", "blas_threads")
 
+#: Where the official package comes from (it is not a conform dependency, nor on PyPI's extras).
+_OFFICIAL_URL = "git+https://github.com/cvnlab/GLMsingle"
+_HOW: dict[str, Any] = {"purpose": "engine='official'", "package": _OFFICIAL_URL,
+                        "alternative": "use engine='native'"}
+
 
 def official_available() -> bool:
     """Return whether the official ``glmsingle`` package can be imported (without importing it).
@@ -47,10 +53,14 @@ def official_available() -> bool:
     A package is required: a stray ``glmsingle.py`` module on ``sys.path`` (e.g. a script of
     that name in the working directory) does not count.
     """
-    import importlib.util
+    return package_dir("glmsingle") is not None
 
-    spec = importlib.util.find_spec("glmsingle")
-    return spec is not None and spec.submodule_search_locations is not None
+
+def _require_official() -> Any:
+    """Import ``glmsingle.glmsingle`` from the official package, or say how to install it."""
+    if not official_available():  # a stray glmsingle.py is not the package
+        raise missing_dependency("glmsingle", **_HOW)
+    return require("glmsingle.glmsingle", **_HOW)
 
 
 def official_version() -> str | None:
@@ -116,17 +126,16 @@ def fit_official(params: dict[str, Any], opts: Options, design: list[NDArray[np.
 
     Raises
     ------
+    conform_core.optional.MissingDependencyError
+        If the official package is not installed (the message says how to install it).
     ParameterError
-        If the official package is not installed, or for an option it cannot apply.
+        For an option it cannot apply.
     """
-    if not official_available():
-        raise ParameterError("engine='official' needs the official glmsingle package, which is not "
-                             "installed. Install it from its git repository (pip install "
-                             "git+https://github.com/cvnlab/GLMsingle), or use engine='native'.")
+    official = _require_official()
     off_params, added_b = _official_params(params, opts)
     if outputdir is None:  # official writes every requested type; we write nothing then
         off_params["wantfileoutputs"] = [0, 0, 0, 0]
-    from glmsingle.glmsingle import GLM_single as Official
+    Official = official.GLM_single
     from threadpoolctl import threadpool_limits
 
     data = [r.reshape(*spatial, r.shape[1]) if volume else r for r in runs]

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.constraints import (
+    AnyValue,
     Boolean,
     Constraint,
     InstanceOf,
@@ -80,19 +81,6 @@ def _floats(value: Any) -> NDArray[np.float64]:
         return np.array([np.nan])
 
 
-class _Checked(Constraint):
-    """Any value here: the option is checked where it is used (against the runs)."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def is_satisfied_by(self, value: Any) -> bool:
-        return True
-
-    def describe(self) -> str:
-        return self.what
-
-
 class _TypeFlags(Constraint):
     """Four 0/1 flags, one per GLMsingle type (A, B, C, D)."""
 
@@ -151,20 +139,20 @@ _HRFS: list[Any] = [PathLike("file"), InstanceOf((np.ndarray, list, tuple), "an 
 OPTION_CONSTRAINTS: dict[str, list[Any]] = {
     **{flag: _FLAG for flag in _FLAGS},
     "chunklen": [Interval(int, 1, None)],
-    "xvalscheme": [_Checked("a list of groups of 0-based run indices, or None")],
-    "sessionindicator": [_Checked("one positive int per run, or None")],
+    "xvalscheme": [AnyValue("a list of groups of 0-based run indices, or None")],
+    "sessionindicator": [AnyValue("one positive int per run, or None")],
     "wantfileoutputs": [_TypeFlags()],
     "wantmemoryoutputs": [_TypeFlags()],
-    "extra_regressors": [_Checked("False, or one time x k array per run")],
-    "maxpolydeg": [_Checked("an int >= 0 or one per run, or None")],
+    "extra_regressors": [AnyValue("False, or one time x k array per run")],
+    "maxpolydeg": [AnyValue("an int >= 0 or one per run, or None")],
     "hrftoassume": _HRFS,
     "hrflibrary": _HRFS,
     "n_pcs": [Interval(int, 0, None)],
     "brainthresh": [_BrainThresh()],
-    "brainR2": [_Checked("[] (automatic) or an R² threshold in percent")],
-    "brainexclude": [_Checked("False, or a 0/1 mask of the units to exclude")],
-    "pcR2cutoff": [_Checked("[] (automatic) or an R² cutoff in percent")],
-    "pcR2cutoffmask": [_Checked("1, or a 0/1 mask of the units")],
+    "brainR2": [AnyValue("[] (automatic) or an R² threshold in percent")],
+    "brainexclude": [AnyValue("False, or a 0/1 mask of the units to exclude")],
+    "pcR2cutoff": [AnyValue("[] (automatic) or an R² cutoff in percent")],
+    "pcR2cutoffmask": [AnyValue("1, or a 0/1 mask of the units")],
     "pcstop": [Interval(float, None, None)],
     "fracs": [Fractions(), None],
     "firdelay": [Interval(float, 0, None)],
@@ -175,7 +163,7 @@ OPTION_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": [Interval(int, 0, 2**32 - 1),
                      InstanceOf(np.random.RandomState, "a numpy RandomState"), None],
     "blas_threads": [Interval(int, 1, None), None],
-    **{name: [_Checked("any value (accepted for compatibility, never used)")] for name in IGNORED},
+    **{name: [AnyValue("any value (accepted for compatibility, never used)")] for name in IGNORED},
 }
 
 _HRF_FIX = ("Pass a time x HRFs table sampled every 0.1 s (TSV, CSV or .npy), or an array "
@@ -297,15 +285,20 @@ def _check_hrfs(arr: Any, name: str, n_cols: int | None = None) -> NDArray[np.fl
     peak = a.max(axis=0)
     if np.any(peak <= 0):
         bad = np.flatnonzero(peak <= 0)[:5].tolist()
-        raise ShapeError(f"{name} column(s) {bad} have no positive value; an HRF must peak above 0. "
-                         "Check that the array is time x HRFs, not HRFs x time.")
+        raise ShapeError(
+            f"{name} column(s) {bad} have no positive value; an HRF must peak above 0. "
+            "Check that the array is time x HRFs, not HRFs x time."
+        )
     return a / peak
 
 
-def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
-                    n_times: list[int]) -> Options:
-    """Merge ``params`` with the defaults, check them (:func:`check_options`) and against the
-    runs (one value per run, polynomial degrees, HRFs), and resolve the HRFs and fractions.
+def resolve_options(
+    params: dict[str, Any] | None, *, stimdur: float, tr: float, n_times: list[int]
+) -> Options:
+    """Merge ``params`` with the defaults, check them, and resolve the HRFs and fractions.
+
+    The options are checked alone (:func:`check_options`) and against the runs (one value per
+    run, polynomial degrees, HRFs).
 
     Raises
     ------
@@ -328,21 +321,31 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
         if md.size == 1:
             md = np.repeat(md, n_runs)
         if md.size != n_runs or np.any(md < 0) or np.any(md != np.round(md)):
-            raise ParameterError(param="maxpolydeg", value=raw["maxpolydeg"], owner="GLM_single",
-                                 allowed=f"an int >= 0, or one per run ({n_runs}), or None",
-                                 fix="Use None for the default degree of each run.")
+            raise ParameterError(
+                param="maxpolydeg",
+                value=raw["maxpolydeg"],
+                owner="GLM_single",
+                allowed=f"an int >= 0, or one per run ({n_runs}), or None",
+                fix="Use None for the default degree of each run.",
+            )
         degs = [int(d) for d in md]
     for r, (d, t) in enumerate(zip(degs, n_times)):
         if d + 1 >= t:
-            raise ParameterError(f"Run {r} has {t} time points, too few for polynomial degree {d}. "
-                                 "Lower maxpolydeg or drop the run.")
+            raise ParameterError(
+                f"Run {r} has {t} time points, too few for polynomial degree {d}. "
+                "Lower maxpolydeg or drop the run."
+            )
 
     si = raw["sessionindicator"]
     sess = np.ones(n_runs, np.int64) if si is None else np.atleast_1d(np.asarray(si)).ravel()
     if sess.size != n_runs or np.any(sess < 1) or np.any(sess != np.round(sess)):
-        raise ParameterError(param="sessionindicator", value=si, owner="GLM_single",
-                             allowed=f"one positive int per run ({n_runs}), or None",
-                             fix="Example for 2 sessions of 3 runs: [1, 1, 1, 2, 2, 2].")
+        raise ParameterError(
+            param="sessionindicator",
+            value=si,
+            owner="GLM_single",
+            allowed=f"one positive int per run ({n_runs}), or None",
+            fix="Example for 2 sessions of 3 runs: [1, 1, 1, 2, 2, 2].",
+        )
     sess = sess.astype(np.int64)
 
     if isinstance(raw["hrftoassume"], (str, os.PathLike)):
@@ -360,5 +363,11 @@ def resolve_options(params: dict[str, Any] | None, *, stimdur: float, tr: float,
     hrflibrary = _check_hrfs(lib, "hrflibrary")
     if not raw["wantlibrary"]:
         hrflibrary = hrftoassume[:, None]
-    return Options(raw=raw, hrftoassume=hrftoassume, hrflibrary=hrflibrary, fracs=fracs,
-                   maxpolydeg=degs, sessionindicator=sess)
+    return Options(
+        raw=raw,
+        hrftoassume=hrftoassume,
+        hrflibrary=hrflibrary,
+        fracs=fracs,
+        maxpolydeg=degs,
+        sessionindicator=sess,
+    )

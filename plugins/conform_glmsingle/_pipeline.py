@@ -7,11 +7,15 @@ PCs and the PC count, which are global, so results do not depend on the chunking
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from conform_core.progress import Progress, progress
 
 from ._crossval import check_xvalscheme, findtailthreshold
 from ._design import TrialLayout, build_layout, check_run_count_for_xval, convolve_runs
@@ -27,7 +31,6 @@ from ._glm import (
 )
 from ._nuisance import RunNuisance
 from ._options import Options
-from ._progress import StageProgress
 
 __all__ = [
     "Context",
@@ -42,7 +45,7 @@ __all__ = [
 
 @dataclass
 class Context:
-    """Everything the stages share (inputs, design, nuisance, options, progress)."""
+    """Everything the stages share (inputs, design, nuisance, options, stage timings)."""
 
     runs: list[NDArray[np.float32]]
     layout: TrialLayout
@@ -52,11 +55,25 @@ class Context:
     nz_ab: list[RunNuisance]
     extras_ab: bool
     chunks: list[slice]
-    progress: StageProgress
     force: dict[str, Any]
     meanvol: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     conv_lib: list[NDArray[np.float64]] = field(default_factory=list)
     thresholds: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def stage(self, name: str, total: int) -> Iterator[Progress]:
+        """Run a stage of ``total`` steps and add its wall time to ``timings``.
+
+        Shows one bar (or, off a terminal, one log line) when ``verbose``; yields the core
+        progress ``tick``.
+        """
+        with progress(f"GLMsingle {name}", total=max(total, 1), quiet=not self.opts["verbose"],
+                      transient=False, log_steps=False) as tick:
+            try:
+                yield tick
+            finally:
+                self.timings[name] = self.timings.get(name, 0.0) + tick.elapsed
 
     @property
     def n_units(self) -> int:
@@ -91,29 +108,43 @@ def make_context(runs: list[NDArray[np.float32]], design: list[NDArray[np.float6
         from conform_core.exceptions import ShapeError
 
         if len(lst) != n_runs:
-            raise ShapeError(f"extra_regressors has {len(lst)} entries but there are {n_runs} runs. "
-                             "Pass one time x k array per run (None or an empty array for none).")
+            raise ShapeError(
+                f"extra_regressors has {len(lst)} entries but there are {n_runs} runs. "
+                "Pass one time x k array per run (None or an empty array for none)."
+            )
         for r, e in enumerate(lst):
             if _empty(e):
                 continue
             arr = np.asarray(e, np.float64)
             arr = arr[:, None] if arr.ndim == 1 else arr
             if arr.ndim != 2 or arr.shape[0] != layout.n_times[r] or not np.all(np.isfinite(arr)):
-                raise ShapeError(f"extra_regressors[{r}] must be a finite {layout.n_times[r]} x k "
-                                 f"array (run {r} has {layout.n_times[r]} time points); got shape "
-                                 f"{np.shape(e)}.")
+                raise ShapeError(
+                    f"extra_regressors[{r}] must be a finite {layout.n_times[r]} x k "
+                    f"array (run {r} has {layout.n_times[r]} time points); got shape "
+                    f"{np.shape(e)}."
+                )
             extras[r] = arr
     # official: types A and B drop every run's extra regressors when run 0 has none (pitfall 9a)
     drop_ab = opts["quirks"] == "official" and extras[0] is None
     extras_ab = [None if drop_ab else e for e in extras]
-    nz_ab = [RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)]
+    nz_ab = [
+        RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)
+    ]
     # chunklen bounds memory; blocks of at most 4096 units also keep the working set in cache
     chunk = min(int(opts["chunklen"]), 4096)
     n_units = runs[0].shape[0]
     chunks = [slice(s, min(s + chunk, n_units)) for s in range(0, n_units, chunk)]
-    return Context(runs=runs, layout=layout, opts=opts, folds=folds, extras=extras, nz_ab=nz_ab,
-                   extras_ab=any(e is not None for e in extras_ab), chunks=chunks,
-                   progress=StageProgress(opts["verbose"]), force=dict(force or {}))
+    return Context(
+        runs=runs,
+        layout=layout,
+        opts=opts,
+        folds=folds,
+        extras=extras,
+        nz_ab=nz_ab,
+        extras_ab=any(e is not None for e in extras_ab),
+        chunks=chunks,
+        force=dict(force or {}),
+    )
 
 
 def nan_argmax(values: NDArray[np.floating], axis: int = -1) -> NDArray[np.int64]:
@@ -151,7 +182,7 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
     total_t = sum(lay.n_times)
     beta = np.zeros(n)
     r2 = np.zeros(n)
-    with ctx.progress.stage("type A (ON-OFF)", len(ctx.chunks)) as advance:
+    with ctx.stage("type A (ON-OFF)", len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             meanvol[sl] = sum(np.asarray(y[sl], np.float64).sum(axis=1) for y in ctx.runs) / total_t
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
@@ -159,16 +190,21 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
             g = sum(float(xh @ xh - ea @ ea) for xh, ea in xs)
             b = sum(bh[r] - cd.de[r] @ xs[r][1] for r in range(ctx.n_runs))
             bt = b / g if g > 0 else np.zeros_like(b)
-            rss = sum(cd.ssq[:, r] - 2 * bt * bh[r] + bt**2 * float(xs[r][0] @ xs[r][0])
-                      for r in range(ctx.n_runs))
+            rss = sum(
+                cd.ssq[:, r] - 2 * bt * bh[r] + bt**2 * float(xs[r][0] @ xs[r][0])
+                for r in range(ctx.n_runs)
+            )
             beta[sl] = bt
             r2[sl] = r2_percent(rss, cd.ssq.sum(axis=1))
-            advance(1)
+            tick()
     ctx.meanvol = meanvol.astype(np.float32)
     if ctx.opts["wantpercentbold"]:
         beta = _psc(beta, ctx.meanvol)
-    return {"onoffR2": r2.astype(np.float32), "meanvol": ctx.meanvol,
-            "betasmd": beta.astype(np.float32)[:, None]}
+    return {
+        "onoffR2": r2.astype(np.float32),
+        "meanvol": ctx.meanvol,
+        "betasmd": beta.astype(np.float32)[:, None],
+    }
 
 
 def _psc(betas: NDArray[np.floating], meanvol: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -187,8 +223,9 @@ def thresholds(ctx: Context, onoff_r2: NDArray[np.float32]) -> tuple[float, floa
     return thresh, brain, pcc
 
 
-def _lss(blocks: list[RunBlock], bhat: list[NDArray[np.float64]], cd: ChunkData,
-         extras: bool) -> list[NDArray[np.float64]]:
+def _lss(
+    blocks: list[RunBlock], bhat: list[NDArray[np.float64]], cd: ChunkData, extras: bool
+) -> list[NDArray[np.float64]]:
     """Least-squares-separate betas: per trial, [this trial, all other trials of its run]."""
     out = []
     for r, blk in enumerate(blocks):
@@ -211,8 +248,9 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     lay, lib = ctx.layout, ctx.opts.hrflibrary
     n, n_h, n_r = ctx.n_units, lib.shape[1], ctx.n_runs
     ctx.conv_lib = convolve_runs(lay, lib)
-    conv_all = [np.ascontiguousarray(c.transpose(1, 0, 2).reshape(c.shape[1], -1))
-                for c in ctx.conv_lib]
+    conv_all = [
+        np.ascontiguousarray(c.transpose(1, 0, 2).reshape(c.shape[1], -1)) for c in ctx.conv_lib
+    ]
     blocks = [run_blocks([c[h] for c in ctx.conv_lib], ctx.nz_ab) for h in range(n_h)]
     with single_threaded():
         invs = [[ols_inverse(b.gram(ctx.extras_ab, 0), b.good) for b in bl] for bl in blocks]
@@ -220,7 +258,7 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     fit_r2run = np.zeros((n, n_r, n_h), np.float32)
     betas = np.zeros((n, lay.n_trials), np.float32) if want_betas else None
     forced = ctx.force.get("HRFindex")
-    with ctx.progress.stage("type B (HRF library)", 2 * len(ctx.chunks)) as advance:
+    with ctx.stage("type B (HRF library)", 2 * len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
             rss = np.zeros((cd.n_units, n_r, n_h))
@@ -237,7 +275,7 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                         rss[:, r, h] = cd.ssq[:, r] - np.einsum("ij,ij->i", beta, bh[:, h])
             fit_r2[sl] = r2_percent(rss.sum(axis=1), cd.ssq.sum(axis=1)[:, None])
             fit_r2run[sl] = r2_percent(rss, cd.ssq[:, :, None])
-            advance(1)
+            tick()
             if want_betas:
                 hidx = nan_argmax(fit_r2[sl]) if forced is None else np.asarray(forced)[sl]
                 for h in np.unique(hidx):
@@ -247,16 +285,23 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                     if ctx.opts["wantlss"]:
                         per_run = _lss(blocks[h], bh1, sub, ctx.extras_ab)
                     else:
-                        per_run = [blocks[h][r].cross(bh1[r], sub.de[r], sub.dpc[r], ctx.extras_ab, 0)
-                                   @ invs[h][r] for r in range(n_r)]
+                        per_run = [
+                            blocks[h][r].cross(bh1[r], sub.de[r], sub.dpc[r], ctx.extras_ab, 0)
+                            @ invs[h][r]
+                            for r in range(n_r)
+                        ]
                     betas[sl.start + idx] = assemble(per_run, lay)  # type: ignore[index]
-            advance(1)
+            tick()
     hidx_all = nan_argmax(fit_r2) if forced is None else np.asarray(forced, np.int64)
     r2 = fit_r2[np.arange(n), hidx_all]
     r2run = fit_r2run[np.arange(n), :, hidx_all]
     out: dict[str, Any] = {
-        "FitHRFR2": fit_r2, "FitHRFR2run": fit_r2run, "HRFindex": hidx_all.astype(np.int64),
-        "HRFindexrun": nan_argmax(fit_r2run).astype(np.int64), "R2": r2, "R2run": r2run,
+        "FitHRFR2": fit_r2,
+        "FitHRFR2run": fit_r2run,
+        "HRFindex": hidx_all.astype(np.int64),
+        "HRFindexrun": nan_argmax(fit_r2run).astype(np.int64),
+        "R2": r2,
+        "R2run": r2run,
         "meanvol": ctx.meanvol,
     }
     if want_betas:

@@ -51,7 +51,9 @@ def prepare_data(data: Any) -> tuple[list[NDArray[np.float32]], tuple[int, ...],
     """
     runs = list(data) if isinstance(data, (list, tuple)) else [data]
     if not runs:
-        raise ShapeError("data is empty. Pass one array per run (units x time or X x Y x Z x time).")
+        raise ShapeError(
+            "data is empty. Pass one array per run (units x time or X x Y x Z x time)."
+        )
     out = []
     shape0: tuple[int, ...] | None = None
     for i, run in enumerate(runs):
@@ -62,13 +64,16 @@ def prepare_data(data: Any) -> tuple[list[NDArray[np.float32]], tuple[int, ...],
                 "X x Y x Z x time (for a single slice add an axis: data[..., None, :])."
             )
         if arr.ndim not in (2, 4) or arr.shape[-1] < 2 or arr.size == 0:
-            raise ShapeError(f"data[{i}] must be units x time or X x Y x Z x time; got shape "
-                             f"{arr.shape}.")
+            raise ShapeError(
+                f"data[{i}] must be units x time or X x Y x Z x time; got shape {arr.shape}."
+            )
         if shape0 is None:
             shape0 = arr.shape[:-1]
         elif arr.shape[:-1] != shape0:
-            raise ShapeError(f"data[{i}] has spatial shape {arr.shape[:-1]} but data[0] has "
-                             f"{shape0}. Every run must cover the same units in the same order.")
+            raise ShapeError(
+                f"data[{i}] has spatial shape {arr.shape[:-1]} but data[0] has "
+                f"{shape0}. Every run must cover the same units in the same order."
+            )
         flat = np.asarray(arr.reshape(-1, arr.shape[-1]), dtype=np.float32)
         finite = np.isfinite(flat)
         if not finite.all():
@@ -88,24 +93,43 @@ def check_timing(stimdur: Any, tr: Any, n_times: list[int]) -> tuple[float, floa
     try:
         sd, t = float(stimdur), float(tr)
     except (TypeError, ValueError):
-        raise ParameterError(f"stimdur and tr must be numbers of seconds; got stimdur={stimdur!r}, "
-                             f"tr={tr!r}.") from None
+        raise ParameterError(
+            f"stimdur and tr must be numbers of seconds; got stimdur={stimdur!r}, tr={tr!r}."
+        ) from None
     if not math.isfinite(t) or t <= 0 or t > 30:
-        raise ParameterError(f"tr must be the sampling interval in seconds, in (0, 30]; got {tr!r}. "
-                             "Pass the repetition time of the data, e.g. tr=1.6.")
+        raise ParameterError(
+            f"tr must be the sampling interval in seconds, in (0, 30]; got {tr!r}. "
+            "Pass the repetition time of the data, e.g. tr=1.6."
+        )
     shortest = min(n_times) * t
     if not math.isfinite(sd) or sd < 0 or sd >= shortest:
-        raise ParameterError(f"stimdur must be >= 0 s and shorter than the shortest run "
-                             f"({shortest:g} s); got {stimdur!r}. Pass the expected duration of "
-                             "neural activity per trial in seconds, e.g. stimdur=3.")
+        raise ParameterError(
+            f"stimdur must be >= 0 s and shorter than the shortest run "
+            f"({shortest:g} s); got {stimdur!r}. Pass the expected duration of "
+            "neural activity per trial in seconds, e.g. stimdur=3."
+        )
     return sd, t
 
 
 def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) -> dict[str, Any]:
     sp = spatial if volume else (spatial[0], 1, 1)
-    per_unit = {"onoffR2", "meanvol", "betasmd", "FitHRFR2", "FitHRFR2run", "HRFindex",
-                "HRFindexrun", "R2", "R2run", "noisepool", "pcvoxels", "glmbadness", "rrbadness",
-                "FRACvalue", "scaleoffset"}
+    per_unit = {
+        "onoffR2",
+        "meanvol",
+        "betasmd",
+        "FitHRFR2",
+        "FitHRFR2run",
+        "HRFindex",
+        "HRFindexrun",
+        "R2",
+        "R2run",
+        "noisepool",
+        "pcvoxels",
+        "glmbadness",
+        "rrbadness",
+        "FRACvalue",
+        "scaleoffset",
+    }
     out: dict[str, Any] = {}
     for key, val in res.items():
         if key in per_unit and isinstance(val, np.ndarray) and val.ndim >= 1 and val.size:
@@ -115,21 +139,39 @@ def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) 
     return out
 
 
-def _write_runwisefir(outputdir: Path, runs: list[NDArray[np.float32]], ctx: Any, tr: float,
-                      opts: Any, spatial: tuple[int, ...], volume: bool) -> Path:
+def _write_runwisefir(
+    outputdir: Path,
+    runs: list[NDArray[np.float32]],
+    ctx: Any,
+    tr: float,
+    opts: Any,
+    spatial: tuple[int, ...],
+    volume: bool,
+) -> Path:
     """Compute the run-wise FIR diagnostic and save ``RUNWISEFIR.npy`` (official shapes)."""
     from ._fir import runwise_fir
     from ._io import _save_pickled
 
-    fir = runwise_fir(runs, ctx.layout.onsets, tr, opts.maxpolydeg, ctx.extras,
-                      firdelay=float(opts["firdelay"]), firpct=float(opts["firpct"]),
-                      wantpercentbold=bool(opts["wantpercentbold"]), quirks=opts["quirks"],
-                      block=max(1, min(int(opts["chunklen"]), 4096)))
+    fir = runwise_fir(
+        runs,
+        ctx.layout.onsets,
+        tr,
+        opts.maxpolydeg,
+        ctx.extras,
+        firdelay=float(opts["firdelay"]),
+        firpct=float(opts["firpct"]),
+        wantpercentbold=bool(opts["wantpercentbold"]),
+        quirks=opts["quirks"],
+        block=max(1, min(int(opts["chunklen"]), 4096)),
+    )
     sp = spatial if volume else (spatial[0], 1, 1)
     n_runs, n_lags = fir["firavg"].shape
-    out = {"firR2": fir["firR2"].astype(np.float32).reshape((n_runs, *sp)),
-           "firtcs": fir["firtcs"].astype(np.float32).reshape((n_runs, *sp, 1, n_lags)),
-           "firavg": fir["firavg"], "firgrandavg": fir["firgrandavg"]}
+    out = {
+        "firR2": fir["firR2"].astype(np.float32).reshape((n_runs, *sp)),
+        "firtcs": fir["firtcs"].astype(np.float32).reshape((n_runs, *sp, 1, n_lags)),
+        "firavg": fir["firavg"],
+        "firgrandavg": fir["firgrandavg"],
+    }
     path = outputdir / "RUNWISEFIR.npy"
     _save_pickled(path, out)
     return path
@@ -167,16 +209,26 @@ class GLM_single:
         For an HRF table path that does not exist.
     """
 
-    @validate_params({"params": [InstanceOf(dict, "a dict of GLMsingle options"), None]},
-                     fixes={"params": "Pass e.g. {'wantlibrary': 0, 'n_pcs': 5}."},
-                     owner="GLM_single")
+    @validate_params(
+        {"params": [InstanceOf(dict, "a dict of GLMsingle options"), None]},
+        fixes={"params": "Pass e.g. {'wantlibrary': 0, 'n_pcs': 5}."},
+        owner="GLM_single",
+    )
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         check_options(params)
         self.params = dict(params or {})
 
-    def fit(self, design: Any, data: Any, stimdur: float, tr: float,
-            outputdir: str | Path | None = None, figuredir: str | Path | None = None,
-            *, _force: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    def fit(
+        self,
+        design: Any,
+        data: Any,
+        stimdur: float,
+        tr: float,
+        outputdir: str | Path | None = None,
+        figuredir: str | Path | None = None,
+        *,
+        _force: dict[str, Any] | None = None,
+    ) -> dict[str, dict[str, Any]]:
         """Fit GLMsingle and return ``{'typea': ..., 'typeb': ..., 'typec': ..., 'typed': ...}``.
 
         Parameters
@@ -218,8 +270,9 @@ class GLM_single:
 
             if _force is not None:
                 raise ParameterError("Forced choices (_force) need engine='native'.")
-            res, info = fit_official(self.params, opts, design_runs, runs, spatial, volume, sd, t,
-                                     outputdir)
+            res, info = fit_official(
+                self.params, opts, design_runs, runs, spatial, volume, sd, t, outputdir
+            )
             self.written_ = info["written"]
             self.timings_ = info["timings"]
             self.thresholds_ = {}
@@ -229,20 +282,31 @@ class GLM_single:
 
         flat, ctx = fit_native(runs, design_runs, t, opts, force=_force)
         self.written_: list[Path] = []
-        self.timings_ = dict(ctx.progress.timings)
+        self.timings_ = dict(ctx.timings)
         self.thresholds_ = dict(ctx.thresholds)
         shaped = {k: _shape_outputs(v, spatial, volume) for k, v in flat.items()}
         if outputdir is not None:
             from ._io import write_outputs
 
-            info = {"design": design_runs, "stimdur": sd, "tr": t, "params": dict(self.params),
-                    "designSINGLE": ctx.layout.design_single(),
-                    "stimorder": ctx.layout.stimorder.tolist(),
-                    "numtrialrun": ctx.layout.numtrialrun, "condcounts": ctx.layout.condcounts,
-                    "condinruns": ctx.layout.condinruns, "endbuffers": ctx.layout.endbuffers}
-            files = {f: shaped[k] for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
-                     if w and k in shaped}
+            info = {
+                "design": design_runs,
+                "stimdur": sd,
+                "tr": t,
+                "params": dict(self.params),
+                "designSINGLE": ctx.layout.design_single(),
+                "stimorder": ctx.layout.stimorder.tolist(),
+                "numtrialrun": ctx.layout.numtrialrun,
+                "condcounts": ctx.layout.condcounts,
+                "condinruns": ctx.layout.condinruns,
+                "endbuffers": ctx.layout.endbuffers,
+            }
+            files = {
+                f: shaped[k]
+                for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
+                if w and k in shaped
+            }
             self.written_ = write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
-            self.written_.append(_write_runwisefir(Path(outputdir), runs, ctx, t, opts, spatial,
-                                                   volume))
+            self.written_.append(
+                _write_runwisefir(Path(outputdir), runs, ctx, t, opts, spatial, volume)
+            )
         return {k: shaped[k] for k, w in zip(_KEYS, opts["wantmemoryoutputs"]) if w and k in shaped}

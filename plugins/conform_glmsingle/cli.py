@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+import typer
 
 from conform_core.exceptions import ConformError, DataFileError, ParameterError
 from conform_core.io import atomic_directory
 
-__all__ = ["check_out_folder", "glmsingle_command", "run_glmsingle_files", "summarize_fit"]
+__all__ = ["check_out_folder", "glmsingle_command", "register", "run_glmsingle_files", "summarize_fit"]
 
 _TYPES = {"A": 0, "B": 1, "C": 2, "D": 3}
 
@@ -183,16 +184,27 @@ def summarize_fit(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def glmsingle_command(
-    runs: list[Path],
-    events: list[Path],
-    out: Path,
-    tr: float | None = None,
-    stimdur: float | None = None,
-    types: str = "D",
-    session: list[int] | None = None,
-    id_column: str | None = None,
-    progress: bool = True,
-    overwrite: bool = False,
+    runs: Annotated[list[Path], typer.Argument(
+        help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order.")],
+    events: Annotated[list[Path], typer.Option(
+        "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type).")],
+    out: Annotated[Path, typer.Option("--out", help="Output folder: new or empty (see --overwrite).")],
+    tr: Annotated[float | None, typer.Option(
+        "--tr", help="TR in seconds (default: from the NIfTI header).")] = None,
+    stimdur: Annotated[float | None, typer.Option(
+        "--stimdur", help="Trial duration in seconds (default: median event duration).")] = None,
+    types: Annotated[str, typer.Option(
+        "--types", help="GLMsingle types to compute and save, letters from ABCD.")] = "D",
+    session: Annotated[list[int] | None, typer.Option(
+        "--session", help="Session of each run (repeat once per run).")] = None,
+    id_column: Annotated[str | None, typer.Option(
+        "--id-column", help="Events column holding the stimulus id.")] = None,
+    progress: Annotated[bool, typer.Option(
+        "--progress/--no-progress", help="Show a progress bar per stage.")] = True,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a non-empty --out folder as a whole.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", help="Show no progress (same as --no-progress).")] = False,
 ) -> None:
     """Estimate single-trial betas with GLMsingle.
 
@@ -202,12 +214,10 @@ def glmsingle_command(
     noise PCs, ridge fractions). OUT must be new or empty; --overwrite replaces it as a whole
     once the new outputs are complete (no stale file of an earlier run stays beside them).
     """
-    import typer
-
     runs, events = _split_events(list(runs), list(events))
     written, results = _fit_files(runs, events, out, tr=tr, stimdur=stimdur, types=types,
                                   sessions=session, id_column=id_column, options=None,
-                                  verbose=progress, overwrite=overwrite)
+                                  verbose=progress and not quiet, overwrite=overwrite)
     typer.echo(f"Wrote {len(written)} file(s) to {out}")
     for line in summarize_fit(results):
         typer.echo(line)
@@ -219,28 +229,6 @@ def _split_events(runs: list[Path], events: list[Path]) -> tuple[list[Path], lis
     return [p for p in runs if p not in tsv], events + tsv
 
 
-def register(app: Any) -> None:
+def register(app: typer.Typer) -> None:
     """Add ``conform glmsingle`` to the typer ``app``."""
-    import typer
-
-    app.command("glmsingle")(_typed_command(typer))
-
-
-def _typed_command(typer: Any) -> Any:
-    def glmsingle(
-        runs: list[Path] = typer.Argument(..., help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order."),  # noqa: B008
-        events: list[Path] = typer.Option(..., "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type)."),  # noqa: B008
-        out: Path = typer.Option(..., "--out", help="Output folder: new or empty (see --overwrite)."),  # noqa: B008
-        tr: float | None = typer.Option(None, "--tr", help="TR in seconds (default: from the NIfTI header)."),
-        stimdur: float | None = typer.Option(None, "--stimdur", help="Trial duration in seconds (default: median event duration)."),
-        types: str = typer.Option("D", "--types", help="GLMsingle types to compute and save, letters from ABCD."),
-        session: list[int] | None = typer.Option(None, "--session", help="Session of each run (repeat once per run)."),  # noqa: B008
-        id_column: str | None = typer.Option(None, "--id-column", help="Events column holding the stimulus id."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar per stage."),
-        overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out folder as a whole."),
-    ) -> None:
-        glmsingle_command(runs, events, out, tr, stimdur, types, session, id_column, progress,
-                          overwrite)
-
-    glmsingle.__doc__ = glmsingle_command.__doc__
-    return glmsingle
+    app.command("glmsingle")(glmsingle_command)

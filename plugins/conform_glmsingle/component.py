@@ -168,12 +168,17 @@ class GLMsingleDenoiser(Denoiser):
             stimdur = float(np.median(np.concatenate([ev.duration for ev in data.events])))
         else:
             stimdur = float(self.stimdur)
-        design, conditions = events_to_design([ev.onset for ev in data.events],
-                                              [ev.stimulus_ids for ev in data.events],
-                                              [r.shape[1] for r in data.runs], data.tr)
+        design, conditions = events_to_design(
+            [ev.onset for ev in data.events],
+            [ev.stimulus_ids for ev in data.events],
+            [r.shape[1] for r in data.runs],
+            data.tr,
+        )
         return design, conditions, stimdur
 
-    def _run(self, data: TimeSeriesData, force: dict[str, Any] | None) -> tuple[dict[str, Any], Any]:
+    def _run(
+        self, data: TimeSeriesData, force: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], Any]:
         from ._design import check_design
         from ._native import fit_native
         from ._options import resolve_options
@@ -192,10 +197,13 @@ class GLMsingleDenoiser(Denoiser):
             from ._design import build_layout
             from ._official import fit_official
 
-            res, _ = fit_official(params, opts, design, runs, (runs[0].shape[0],), False, sd, tr,
-                                  None)
+            res, _ = fit_official(
+                params, opts, design, runs, (runs[0].shape[0],), False, sd, tr, None
+            )
             return _unit_first(res[_TYPE_KEY[self.model]], runs[0].shape[0]), (
-                build_layout(design, tr), conditions)
+                build_layout(design, tr),
+                conditions,
+            )
         results, ctx = fit_native(runs, design, tr, opts, force=force)
         return results[_TYPE_KEY[self.model]], (ctx.layout, conditions)
 
@@ -211,18 +219,28 @@ class GLMsingleDenoiser(Denoiser):
         self.trial_data_ = self._to_trials(res, layout, conditions, data)
         return self
 
-    def _to_trials(self, res: dict[str, Any], lay: Any, conditions: NDArray[np.str_],
-                   data: TimeSeriesData) -> TrialData:
+    def _to_trials(
+        self, res: dict[str, Any], lay: Any, conditions: NDArray[np.str_], data: TimeSeriesData
+    ) -> TrialData:
         sessions = np.asarray(data.sessions)[lay.trial_run]
-        return TrialData(betas=np.ascontiguousarray(np.asarray(res["betasmd"], np.float32).T),
-                         stimulus_ids=conditions[lay.stimorder], sessions=sessions,
-                         runs=lay.trial_run, subject=data.subject, units=data.units)
+        return TrialData(
+            betas=np.ascontiguousarray(np.asarray(res["betasmd"], np.float32).T),
+            stimulus_ids=conditions[lay.stimorder],
+            sessions=sessions,
+            runs=lay.trial_run,
+            subject=data.subject,
+            units=data.units,
+        )
 
     def _transform(self, data: TimeSeriesData) -> TrialData:
         ref = getattr(self, "_fitted_on", None)
         if ref is not None and ref() is data:
             return self.trial_data_
-        force: dict[str, Any] = {"HRFindex": self.hrf_index_, "pcnum": self.pcnum_, "skip_xval": True}
+        force: dict[str, Any] = {
+            "HRFindex": self.hrf_index_,
+            "pcnum": self.pcnum_,
+            "skip_xval": True,
+        }
         if self.noisepool_ is not None:
             force["noisepool"] = self.noisepool_
         if self.frac_value_ is not None:

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from conform_core.hookspecs import hookimpl
 
 from ._atlas import Atlas, load_atlas, mosaic_nan_vertices, resolve_vertices
-from ._dataset import MosaicDataset
 from ._merge import write_merged
 from ._noiseceiling import mosaic_noise_ceiling
 from ._validate import validate
 from ._writer import write_subject
+from .dataset import MosaicDataset
 
 if TYPE_CHECKING:
     import typer
@@ -58,7 +58,7 @@ def conform_register_commands(app: typer.Typer) -> None:
 
 @hookimpl
 def conform_contract_instances(instances: ContractInstances) -> None:
-    """The contract kit checks ``mosaic`` on the toy subject (:func:`.testing.toy_dataset`)."""
+    """Have the contract kit check ``mosaic`` on the toy subject (:func:`.testing.toy_dataset`)."""
     from .testing import toy_dataset
 
     instances.add(MosaicDataset, toy_dataset, id="toy")

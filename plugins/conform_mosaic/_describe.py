@@ -15,7 +15,7 @@ from ._atlas import VISUAL_SECTIONS
 from ._spec import parse_beta_key
 
 if TYPE_CHECKING:
-    from ._dataset import MosaicDataset
+    from .dataset import MosaicDataset
 
 __all__ = ["describe_dataset"]
 

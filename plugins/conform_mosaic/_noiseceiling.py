@@ -30,7 +30,7 @@ __all__ = ["mosaic_noise_ceiling"]
 def mosaic_noise_ceiling(
     betas: Any, stimulus_ids: Any, n: int | str = "avg"
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """ncsnr and noise ceiling (percent) per unit, as MOSAIC computes them.
+    """Ncsnr and noise ceiling (percent) per unit, as MOSAIC computes them.
 
     Parameters
     ----------

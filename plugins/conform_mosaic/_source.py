@@ -157,7 +157,7 @@ def _merged_sources(path: Path) -> list[SubjectSource]:
 
 
 def group_of(h5: h5py.File, source: SubjectSource) -> h5py.Group:
-    """The group that plays the role of a subject file's root."""
+    """Return the group that plays the role of a subject file's root."""
     return h5 if source.group == "/" else h5[source.group]
 
 
@@ -243,7 +243,7 @@ def read_subject(
     *,
     parsed: list[BetaKey] | None = None,
 ) -> tuple[TrialIndex, NDArray[np.floating]]:
-    """The index (attributes of the ``select``-ed trials) and their betas at ``vertices``.
+    """Return the index (attributes of the ``select``-ed trials) and their betas at ``vertices``.
 
     For the per-trial layouts each trial is opened once: its attributes are read right before
     its betas (one pass over the file, instead of :func:`read_index` then :func:`read_betas`).
@@ -284,8 +284,11 @@ def _trial_attributes(
 def _open_dataset(
     group_id: h5py.h5g.GroupID, key: str, source: SubjectSource
 ) -> h5py.h5d.DatasetID:
-    """Open ``key`` of a group through the low-level API (several times faster per trial than
-    ``group[key]``); a member that is not a dataset is a :class:`DataFileError`."""
+    """Open ``key`` of a group through the low-level API.
+
+    Several times faster per trial than ``group[key]``; a member that is not a dataset is a
+    :class:`DataFileError`.
+    """
     try:
         return h5py.h5d.open(group_id, key.encode("utf-8"))
     except KeyError:  # listed by the group, so it exists: it is not a dataset
@@ -334,7 +337,7 @@ _MAX_RUNS = 4096  # above this many runs, reading the span and indexing in memor
 
 
 def _runs(vertices: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Starts and lengths of the runs of consecutive values in sorted ``vertices``."""
+    """Return starts and lengths of the runs of consecutive values in sorted ``vertices``."""
     breaks = np.flatnonzero(np.diff(vertices) != 1) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(vertices)]])
@@ -373,8 +376,11 @@ def _read_betas(
     dtype: np.dtype[Any],
     stim: list[str] | None,
 ) -> NDArray[np.floating]:
-    """:func:`read_betas`; with ``stim`` (per-trial layouts only) each row's attributes are read
-    first, into ``index.nan_indices`` and ``stim``."""
+    """Read betas as :func:`read_betas` does, and each row's attributes with ``stim``.
+
+    With ``stim`` (per-trial layouts only) each row's attributes are read first, into
+    ``index.nan_indices`` and ``stim``.
+    """
     out = np.empty((len(rows), len(vertices)), dtype=dtype)
     if len(rows) == 0 or len(vertices) == 0:
         return out
@@ -455,7 +461,7 @@ class _NanCheck:
         self.mask = np.empty(len(vertices), dtype=bool)
 
     def expected(self, listed: NDArray[np.int64]) -> NDArray[np.int64]:
-        """The listed NaN vertices among those read, sorted."""
+        """Return the listed NaN vertices among those read, sorted."""
         if listed.size == 0:
             return listed
         return np.intersect1d(listed, self.vertices)

@@ -191,7 +191,7 @@ def parse_file_name(path: str | PurePath) -> SubjectFileName | None:
 
 
 def stimulus_stem(filename: str) -> str:
-    """The stimulus file name without its last extension (``a.b.jpg`` -> ``a.b``), as in keys."""
+    """Return the stimulus file name without its last extension (``a.b.jpg`` -> ``a.b``)."""
     return Path(filename).stem if Path(filename).suffix else filename
 
 

@@ -42,8 +42,11 @@ def stiminfo_name(code: str) -> str:
 
 
 def find_side_files(location: str | os.PathLike[str]) -> dict[str, Path]:
-    """Split JSONs (keys ``train``, ``test``, ``artificial``) and stimulus tables (``stiminfo:<file>``)
-    in ``location`` (or its folder, for a file) and its direct subfolders."""
+    """Find split JSONs and stimulus tables in ``location`` and its direct subfolders.
+
+    Split JSONs are keyed ``train``, ``test``, ``artificial``, stimulus tables
+    ``stiminfo:<file>``; for a file ``location``, its folder is searched.
+    """
     root = Path(location)
     root = root.parent if root.is_file() else root
     folders = [root] + sorted(

@@ -272,8 +272,10 @@ def write_subject(
 def _plan(
     trials: TrialData, split: NDArray[np.str_], subject: str, code: str
 ) -> list[tuple[int, str, str, int, str]]:
-    """(row, key, phase, repetition, filename) in MOSAIC's order: test, train, artificial;
-    stimuli in order of first presentation; repeats in trial order."""
+    """Return (row, key, phase, repetition, filename) in MOSAIC's order.
+
+    Test, train, artificial; stimuli in order of first presentation; repeats in trial order.
+    """
     plan, seen = [], {}
     for name in _SPLITS:
         rows = np.flatnonzero(split == name)

@@ -25,7 +25,7 @@ from conform_core.io import save_npy
 from ._spec import N_VERTICES
 
 if TYPE_CHECKING:
-    from ._dataset import MosaicDataset
+    from .dataset import MosaicDataset
 
 __all__ = ["TOY_METADATA", "synthetic_atlas_labels", "toy_dataset", "toy_folder", "toy_trials"]
 
@@ -48,7 +48,7 @@ NAN_VERTICES = np.array([24576, 24577])
 
 
 def toy_trials(seed: int = 0) -> tuple[TrialData, NDArray[np.str_]]:
-    """The toy subject ``sub-01_TOY``: 18 trials x 91,282 grayordinates and each trial's split.
+    """Return the toy subject ``sub-01_TOY``: 18 x 91,282 grayordinates, each trial's split.
 
     Test stimuli (3 repeats), then train (2 repeats), then artificial (2 repeats); the signal
     lives in vertices 1000-1511, every other vertex holds +-0.5 noise; trial
@@ -81,7 +81,7 @@ def toy_trials(seed: int = 0) -> tuple[TrialData, NDArray[np.str_]]:
 
 
 def synthetic_atlas_labels() -> NDArray[np.int64]:
-    """A made-up HCP-MMP label vector (NOT the real atlas) covering the toy's signal block.
+    """Return a made-up HCP-MMP label vector (NOT the real atlas) covering the toy's signal block.
 
     L_V1 = 1000-1255, L_V2 = 1256-1511, L_FFC = 2000-2149, L_4 (motor) = 5000-5999,
     R_V1 = 30000-30499, thalamus_left = 70000-70099; every other vertex has label 0.
@@ -123,12 +123,12 @@ def toy_folder(path: str | os.PathLike[str] | None = None) -> Path:
 
 
 def toy_dataset(folder: str | os.PathLike[str]) -> MosaicDataset:
-    """A ``MosaicDataset`` over the toy subject, written into ``folder`` (the contract kit's).
+    """Return a ``MosaicDataset`` over the toy subject, written into ``folder`` (the contract kit's).
 
     Three vertices (two in the signal block, one NaN in a trial) keep every check fast;
     ``nan_vertices="keep"`` keeps the NaN trial, so missing values reach the checks.
     """
-    from ._dataset import MosaicDataset
+    from .dataset import MosaicDataset
 
     return MosaicDataset(location=str(toy_folder(folder)), rois=[1000, 1001, 24576],
                          nan_vertices="keep")

@@ -40,7 +40,7 @@ def conform_register(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def conform_contract_instances(instances: ContractInstances) -> None:
-    """The contract kit checks ``psn`` with each preset and threshold rule, and ``gsn``."""
+    """Have the contract kit check ``psn`` with each preset and threshold rule, and ``gsn``."""
     instances.add(PSNDenoiser)
     for params in ({"preset": "aggressive"}, {"preset": "wiener"}, {"preset": "cv"},
                    {"threshold_method": "hybrid"}):

@@ -32,8 +32,11 @@ def orthonormalize(basis: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 def check_custom_basis(basis: Any, n_units: int) -> NDArray[np.float64]:
-    """Validate a user basis against the data: n_units rows, 1..n_units columns, finite and
-    numeric (that it is an ndarray is declared in ``_options.PSN_CONSTRAINTS``)."""
+    """Validate a user basis against the data.
+
+    n_units rows, 1..n_units columns, finite and numeric (that it is an ndarray is declared
+    in ``_options.PSN_CONSTRAINTS``).
+    """
     if basis.ndim != 2 or basis.shape[0] != n_units or not 1 <= basis.shape[1] <= n_units:
         raise ParameterError(
             f"psn: a custom 'basis' must have shape (n_units={n_units}, D) with "

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.constraints import (
+    AnyValue,
     Boolean,
     InstanceOf,
     Options,
@@ -44,7 +45,7 @@ from ._linalg import (
     trial_mean,
 )
 from ._shrinkage import choose_shrinkage, default_levels, shrink
-from ._validation import Accepted, FiniteNumbers, TrialLayout, check_constant_units, check_data
+from ._validation import IGNORED, FiniteNumbers, TrialLayout, check_constant_units, check_data
 
 __all__ = ["perform_gsn", "GSN_CONSTRAINTS", "GSN_FIXES"]
 
@@ -54,7 +55,7 @@ _VALID_RETURNS = ("cN", "cS", "cNb", "cSb", "eigvecs_signal", "eigvals_signal",
 _DEFAULT_RETURNS = ("cN", "cS", "cNb", "cSb")
 
 GSN_CONSTRAINTS: dict[str, list[Any]] = {
-    "wantverbose": [Accepted()],
+    "wantverbose": [IGNORED],
     "wantshrinkage": [Boolean(), Options((0, 1))],
     "shrinklevels": [FiniteNumbers(), None],
     "backend": [Options(("auto", "numpy"))],
@@ -62,7 +63,7 @@ GSN_CONSTRAINTS: dict[str, list[Any]] = {
     "returns": [Options(_VALID_RETURNS), SequenceOf(Options(_VALID_RETURNS)), None],
     "eigh_device": [Options(("host", "device"))],
     "uneven": [Options(("fast", "reference"))],
-    "random_seed": [Accepted("any value (accepted and ignored, as upstream)")],
+    "random_seed": [AnyValue("any value (accepted and ignored, as upstream)")],
 }
 """Every option of :func:`perform_gsn`, and what its value may be."""
 

@@ -15,7 +15,8 @@ numpy's global random state.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -134,8 +135,10 @@ def _basis(V: Any, data: NDArray, centred: NDArray, gsn: tuple | None, opt: dict
 
 def _resolve(V: Any, opt: dict[str, Any] | None, n_units: int | None
              ) -> tuple[Any, dict[str, Any]]:
-    """Validate ``V`` and the options (:data:`LEGACY_CONSTRAINTS`), then fill the defaults;
-    ``n_units=None`` (no data yet) skips ``unit_groups``' length and leaves it as given."""
+    """Validate ``V`` and the options (:data:`LEGACY_CONSTRAINTS`), then fill the defaults.
+
+    ``n_units=None`` (no data yet) skips ``unit_groups``' length and leaves it as given.
+    """
     opt = {} if opt is None else dict(opt)
     check_param(V, V_CONSTRAINTS, name="V", owner="psn_cv", fix=V_FIX)
     check_constraints(LEGACY_CONSTRAINTS, opt, owner="psn_cv", fixes=LEGACY_FIXES,

@@ -28,7 +28,7 @@ from conform_core.constraints import (
 from conform_core.exceptions import ParameterError
 
 from ._bases import BASIS_NAMES
-from ._validation import Accepted, NpzPath, Preset, WholeNumbers
+from ._validation import IGNORED, NpzPath, Preset, WholeNumbers
 
 __all__ = ["PRESETS", "CV_PRESETS", "PRESET", "PSN_CONSTRAINTS", "PSN_FIXES",
            "LEGACY_CONSTRAINTS", "LEGACY_FIXES", "V_CONSTRAINTS", "V_FIX", "parse_call",
@@ -73,11 +73,11 @@ PSN_CONSTRAINTS: dict[str, list[Any]] = {
     "gsn_args": [InstanceOf(dict, "a dict of perform_gsn options"), None],
     "device": [Options(("cpu", "auto")), None],
     "skip_split_half": _FLAG,
-    "wantfig": [Accepted()],
-    "wantverbose": [Accepted()],
-    "figurepath": [Accepted()],
-    "cmap": [Accepted()],
-    "split_half_metric": [Accepted()],
+    "wantfig": [IGNORED],
+    "wantverbose": [IGNORED],
+    "figurepath": [IGNORED],
+    "cmap": [IGNORED],
+    "split_half_metric": [IGNORED],
 }
 """Every option of :func:`psn` (current API), and what its value may be."""
 
@@ -109,11 +109,11 @@ LEGACY_CONSTRAINTS: dict[str, list[Any]] = {
     "unit_groups": PSN_CONSTRAINTS["unit_groups"],
     "truncate": [Interval(int, 0, None)],
     "mag_frac": [Interval(float, None, None)],
-    "mag_type": [Accepted()],
+    "mag_type": [IGNORED],
     "denoisingtype": [Options((0, 1))],
     "ranking": [Options(RANKINGS)],
-    "wantfig": [Accepted()],
-    "wantverbose": [Accepted()],
+    "wantfig": [IGNORED],
+    "wantverbose": [IGNORED],
 }
 """Every option of :func:`psn_cv` (the cross-validated API), and what its value may be."""
 
@@ -242,7 +242,7 @@ def resolve_options(preset: str | None, user: dict[str, Any], n_units: int | Non
 
 
 def _apply_rules(opt: dict[str, Any], n_units: int | None) -> None:
-    """The rules between options, and ``unit_groups`` against the number of units."""
+    """Check the rules between options, and ``unit_groups`` against the number of units."""
     basis, criterion, method = opt["basis"], opt["criterion"], opt["threshold_method"]
     allow = opt["allowable_thresholds"]
     if allow is not None and np.asarray(allow).size == 1 and method != "global":

@@ -63,7 +63,7 @@ def _first_reach(curve: NDArray, target: float, allowable: Any) -> int:
 
 
 def max_tradeoff(s: NDArray, n: NDArray, t: float, allowable: Any = None) -> int:
-    """The point of the descending limb of R farthest from the peak-to-all-dims chord.
+    """Return the point of the descending limb of R farthest from the peak-to-all-dims chord.
 
     In coordinates ``x = S(k)/S(D)`` and ``y = (R(k) - R(D)) / (R(k*) - R(D))`` on
     ``k = k*..D`` (``k* = argmax R``), return the first ``k`` that maximises the

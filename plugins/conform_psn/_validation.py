@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from conform_core.constraints import Constraint, Options, PathLike
+from conform_core.constraints import AnyValue, Constraint, Options, PathLike
 from conform_core.exceptions import ShapeError
 from conform_core.validation import describe
 
-__all__ = ["TrialLayout", "check_data", "check_constant_units", "Accepted", "FiniteNumbers",
+__all__ = ["TrialLayout", "check_data", "check_constant_units", "IGNORED", "FiniteNumbers",
            "NpzPath", "Preset", "WholeNumbers"]
 
 
@@ -163,21 +163,8 @@ def check_constant_units(data: NDArray[np.floating], layout: TrialLayout, *, who
         )
 
 
-class Accepted(Constraint):
-    """Any value: an option accepted for compatibility (ignored, or checked where it is used).
-
-    It keeps the option's name in a declaration (so an option dict checked with
-    ``reject_unknown=True`` knows it) and says what the value should be.
-    """
-
-    def __init__(self, what: str = "any value (accepted for compatibility; ignored)") -> None:
-        self.what = what
-
-    def is_satisfied_by(self, value: Any) -> bool:
-        return True
-
-    def describe(self) -> str:
-        return self.what
+IGNORED = AnyValue("any value (accepted for compatibility; ignored)")
+"""An option accepted for compatibility with the official function and ignored."""
 
 
 class Preset(Options):

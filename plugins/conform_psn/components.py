@@ -37,8 +37,10 @@ def _canonical(data: ConditionTrials) -> ConditionTrials:
 
 
 def _deviation(data: ConditionTrials, means: NDArray) -> NDArray[np.float64]:
-    """Trial means (in float64) minus the training unit means; a unit without any trial
-    contributes 0."""
+    """Return trial means (in float64) minus the training unit means.
+
+    A unit without any trial contributes 0.
+    """
     avg = mean_over_trials(np.asarray(data.data, dtype=np.float64))
     dev = avg - means[:, None]
     dev[np.isnan(avg)] = 0.0
@@ -126,8 +128,11 @@ default="standard"
         return isinstance(self.preset, str) and self.preset.lower() in CV_PRESETS
 
     def _psn_options(self) -> dict[str, Any]:
-        """The options ``fit`` passes to :func:`psn`: ``options`` overridden by the named
-        parameters that are set (for preset "cv", ``basis`` is the ``V`` code)."""
+        """Return the options ``fit`` passes to :func:`psn`.
+
+        ``options`` overridden by the named parameters that are set (for preset "cv",
+        ``basis`` is the ``V`` code).
+        """
         opts = dict(self.options or {})
         named = {"basis": self.basis, "criterion": self.criterion,
                  "threshold_method": self.threshold_method, "alpha": self.alpha}

@@ -17,6 +17,7 @@ import numpy as np
 
 from conform_core.data import StimulusSet, Subject, TimeSeriesData
 from conform_core.io import atomic_directory, atomic_write, save_npy, write_json
+from conform_core.progress import progress as report_progress
 
 from ._noise import grid_shape
 from ._params import SimulationParams
@@ -127,7 +128,8 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
         A study already in memory, or the parameters of one to simulate subject by subject
         (so only one subject is in memory at a time, as large benchmarks need).
     progress : bool, default=False
-        Show a rich progress bar over subjects.
+        Report progress over subjects (:func:`conform_core.progress.progress`: a bar on a
+        terminal, one line per subject on stderr otherwise).
 
     Returns
     -------
@@ -164,12 +166,11 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
             "Name": "conform synthetic study", "BIDSVersion": "1.8.0", "DatasetType": "raw",
             "GeneratedBy": [{"Name": "conform simulate", "Version": conform_version}]})
         summaries = []
-        bar = _progress(progress)
-        with bar:
-            task = bar.add_task("Writing subjects", total=len(names))
+        with report_progress("Writing subjects", total=len(names), quiet=not progress,
+                             transient=False) as tick:
             for subject in subjects:
                 summaries.append(_write_subject(tmp, subject, grid))
-                bar.advance(task)
+                tick(subject.name)
         write_json(tmp / "study.json", {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "conform_version": conform_version, "params": params.as_dict(),
@@ -177,11 +178,4 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
             "timeseries": params.timeseries, "task": TASK,
             "shared_ids": shared_ids.tolist(), "test_ids": test_ids.tolist()})
     return Path(out)
-
-
-def _progress(enabled: bool) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), disable=not enabled, transient=False)
 

@@ -97,14 +97,18 @@ def test_conform_register_commands_adds_a_command(pm_with):
 def test_fit_with_bad_spec_exits_2(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text('denoiser = "nope"\n[dataset]\nplugin = "synthetic"\n')
-    code = run_app(typer.main.get_command(build_app()), ["fit", str(spec), "--out", str(tmp_path / "o")])
+    code = run_app(
+        typer.main.get_command(build_app()), ["fit", str(spec), "--out", str(tmp_path / "o")]
+    )
     assert code == 2
     assert "No denoiser named 'nope'" in capsys.readouterr().err
 
 
 def test_plugins_new_rejects_bad_names(tmp_path, capsys):
-    code = run_app(typer.main.get_command(build_app()),
-                   ["plugins", "new", "Bad Name", "--kind", "denoiser", "--dir", str(tmp_path)])
+    code = run_app(
+        typer.main.get_command(build_app()),
+        ["plugins", "new", "Bad Name", "--kind", "denoiser", "--dir", str(tmp_path)],
+    )
     assert code == 2 and "must match" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -119,8 +123,11 @@ def test_scaffolded_component_passes_the_contract_kit(tmp_path, kind, monkeypatc
     assert result.exit_code == 0, result.output
     monkeypatch.syspath_prepend(str(tmp_path / f"conform-my-{kind}" / "src"))
     module = importlib.import_module(f"conform_my_{kind}.component")
-    cls = next(v for k, v in vars(module).items() if k.endswith(kind.capitalize()) and isinstance(v, type)
-               and v.__module__ == module.__name__)
+    cls = next(
+        v
+        for k, v in vars(module).items()
+        if k.endswith(kind.capitalize()) and isinstance(v, type) and v.__module__ == module.__name__
+    )
     failed = []
     for name, check in check_component(cls()):
         try:
@@ -128,6 +135,32 @@ def test_scaffolded_component_passes_the_contract_kit(tmp_path, kind, monkeypatc
         except Exception as exc:  # every check runs; the message names each that failed
             failed.append(f"{name}: {type(exc).__name__}: {exc}")
     assert not failed, f"the scaffolded {kind} fails:\n" + "\n".join(failed)
+
+
+@pytest.mark.parametrize("kind", ["denoiser", "encoder", "aligner", "features", "dataset"])
+def test_scaffold_writes_the_plugin_layout_with_declared_parameters(tmp_path, kind, monkeypatch):
+    """The layout of docs/plugins.md: `component.py`, `_solvers.py` where there is an algorithm,
+    the component re-exported, its parameters declared and checked by `check_params`."""
+    import importlib
+
+    from conform_core.exceptions import ParameterError
+
+    result = _invoke(["plugins", "new", f"my-{kind}", "--kind", kind, "--dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    package = tmp_path / f"conform-my-{kind}" / "src" / f"conform_my_{kind}"
+    has_solvers = kind in ("denoiser", "encoder", "aligner")
+    assert sorted(p.name for p in package.iterdir()) == sorted(
+        ["__init__.py", "component.py"] + (["_solvers.py"] if has_solvers else []))
+    monkeypatch.syspath_prepend(str(package.parent))
+    plugin = importlib.import_module(f"conform_my_{kind}")
+    cls = getattr(plugin, plugin.__all__[0])
+    assert cls.__module__ == f"conform_my_{kind}.component"
+    assert "conform_register" in plugin.__all__
+    (param, constraints), = list(cls._parameter_constraints.items())[:1]
+    from conform_core.constraints import invalid_value_for
+
+    with pytest.raises(ParameterError, match=param):
+        cls(**{param: invalid_value_for(constraints)}).check_params()
 
 
 def _offline_wheel_build_problem() -> str:
@@ -144,8 +177,10 @@ def _offline_wheel_build_problem() -> str:
 
     major_minor = tuple(int(p) for p in version("setuptools").split(".")[:2] if p.isdigit())
     if major_minor < (70, 1) and importlib.util.find_spec("wheel") is None:
-        return (f"building the scaffold offline needs setuptools>=70.1 or the wheel package "
-                f"(setuptools {version('setuptools')} here; pip install wheel)")
+        return (
+            f"building the scaffold offline needs setuptools>=70.1 or the wheel package "
+            f"(setuptools {version('setuptools')} here; pip install wheel)"
+        )
     return ""
 
 
@@ -156,19 +191,55 @@ _WHEEL_PROBLEM = _offline_wheel_build_problem()
 @pytest.mark.skipif(bool(_WHEEL_PROBLEM), reason=_WHEEL_PROBLEM or "can build")
 def test_scaffolded_plugin_installs_appears_and_passes_its_own_tests(tmp_path):
     name = "my-plugin"
-    assert _invoke(["plugins", "new", name, "--kind", "denoiser", "--dir", str(tmp_path)]).exit_code == 0
+    assert (
+        _invoke(["plugins", "new", name, "--kind", "denoiser", "--dir", str(tmp_path)]).exit_code
+        == 0
+    )
     project = tmp_path / f"conform-{name}"
     site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-                    "--target", str(site), str(project)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(site),
+            str(project),
+        ],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(site)}
-    listing = subprocess.run([sys.executable, "-m", "conform_core", "plugins", "--json", "--kind",
-                              "denoiser"], capture_output=True, text=True, env=env, check=True)
+    listing = subprocess.run(
+        [sys.executable, "-m", "conform_core", "plugins", "--json", "--kind", "denoiser"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     rows = {r["name"]: r for r in json.loads(listing.stdout)}
     assert rows[name]["distribution"] == f"conform-{name}"
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly",
-                            "-p", "no:cacheprovider", str(project / "tests")],
-                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            str(project / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
     assert tests.returncode == 0, tests.stdout[-2000:]
 
 
@@ -180,6 +251,7 @@ def test_data_info_describes_the_synthetic_dataset_with_params():
 
 
 def test_data_info_rejects_unknown_params(capsys):
-    code = run_app(typer.main.get_command(build_app()),
-                   ["data", "info", "synthetic", "--param", "n_subject=2"])
+    code = run_app(
+        typer.main.get_command(build_app()), ["data", "info", "synthetic", "--param", "n_subject=2"]
+    )
     assert code == 2 and "Did you mean 'n_subjects'" in capsys.readouterr().err

@@ -94,14 +94,17 @@ def test_usage_errors_exit_2_with_the_message_and_no_traceback(tmp_path, args, n
 
 
 def test_bracketed_regex_in_an_error_is_printed_intact(tmp_path):
-    result = _conform(["plugins", "new", "BadName", "--kind", "denoiser", "--dir", tmp_path], tmp_path)
+    result = _conform(
+        ["plugins", "new", "BadName", "--kind", "denoiser", "--dir", tmp_path], tmp_path
+    )
     assert result.returncode == 2
     assert "[a-z][a-z0-9_-]*" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_bracketed_table_name_in_a_spec_error_is_printed_intact(tmp_path):
     (tmp_path / "typo.toml").write_text(
-        'denoiser = "pca"\n[analysis]\nname = "t"\nsed = 1\n[dataset]\nplugin = "synthetic"\n')
+        'denoiser = "pca"\n[analysis]\nname = "t"\nsed = 1\n[dataset]\nplugin = "synthetic"\n'
+    )
     result = _conform(["fit", "typo.toml", "--out", "out"], tmp_path)
     assert result.returncode == 2
     assert "in [analysis] of typo.toml" in result.stderr and "Traceback" not in result.stderr
@@ -116,6 +119,7 @@ def test_os_error_names_the_path_and_exits_2_without_traceback(tmp_path):
 
 
 # --- subprocess: interrupts ------------------------------------------------------------------
+
 
 def _catches_sigterm(pid: int) -> bool:
     """Whether the process has installed its SIGTERM handler (Linux: /proc/PID/status)."""
@@ -136,8 +140,14 @@ def _wait_for(condition, process: subprocess.Popen[str], timeout: float = 60.0) 
 
 def _interrupt(args: list[str], cwd: Path, signum: int, started=None) -> tuple[int, str]:
     """Run conform, wait until it works (``started()``, else its handler plus 1 s), signal it."""
-    process = subprocess.Popen([sys.executable, "-m", "conform_core", *args], cwd=cwd, env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "conform_core", *args],
+        cwd=cwd,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         if started is not None:
             _wait_for(started, process)
@@ -160,8 +170,9 @@ def _assert_one_interrupt_line(err: str, signum: int, command: str) -> None:
     lines = [line for line in err.splitlines() if line.strip()]
     assert "Traceback" not in err
     assert [line for line in lines if "Interrupted" in line] == lines[-1:]
-    assert lines[-1] == (f"Interrupted ({signal.Signals(signum).name}) during `{command}`: "
-                         "nothing was written.")
+    assert lines[-1] == (
+        f"Interrupted ({signal.Signals(signum).name}) during `{command}`: nothing was written."
+    )
 
 
 @posix_signals
@@ -173,7 +184,8 @@ def test_interrupted_simulate_exits_128_plus_signal_and_writes_nothing(tmp_path,
     code, err = _interrupt(["simulate", "out", *SLOW_SIMULATE], tmp_path, signum, started)
     assert code == 128 + signum, err
     assert err.strip().splitlines() == [
-        f"Interrupted ({signal.Signals(signum).name}) during `conform simulate`: nothing was written."]
+        f"Interrupted ({signal.Signals(signum).name}) during `conform simulate`: nothing was written."
+    ]
     assert list(tmp_path.iterdir()) == []  # neither OUT nor its temporary folder
 
 
@@ -215,8 +227,15 @@ def test_ctrl_c_caught_inside_eval_still_exits_130(tmp_path):
     (tmp_path / "ctrl_c_in_eval").mkdir()
     (tmp_path / "ctrl_c_in_eval" / "__main__.py").write_text(CTRL_C_IN_EVAL)
     env = {**_env(), "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
-    result = subprocess.run([sys.executable, "-m", "ctrl_c_in_eval"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_in_eval"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 130, result.stderr
     assert result.stderr == "Interrupted (SIGINT) during `conform boom`: nothing was written.\n"
 
@@ -232,12 +251,32 @@ def test_ctrl_c_during_a_dask_fit_exits_130_and_stops_the_workers(tmp_path):
     def cluster_started() -> bool:  # the LocalCluster's worker processes exist
         children = psutil.Process(pid).children(recursive=True)
         workers[:] = children
-        return sum("distributed" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
-                   for c in children) >= 2
+        return (
+            sum(
+                "distributed" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
+                for c in children
+            )
+            >= 2
+        )
 
-    process = subprocess.Popen([sys.executable, "-m", "conform_core", "fit", "slow.toml", "--out", "res",
-                                "--workers", "2"], cwd=tmp_path, env=_env(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "conform_core",
+            "fit",
+            "slow.toml",
+            "--out",
+            "res",
+            "--workers",
+            "2",
+        ],
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pid = process.pid
     try:
         _wait_for(cluster_started, process)
@@ -256,6 +295,7 @@ def test_ctrl_c_during_a_dask_fit_exits_130_and_stops_the_workers(tmp_path):
 
 
 # --- in process: run_app with each click flavour ----------------------------------------------
+
 
 def _click_flavours(attribute: str = "UsageError") -> list[object]:
     """The importable modules that define ``attribute``, of every click/typer flavour."""
@@ -305,17 +345,25 @@ def test_abort_exits_1_unless_ctrl_c_caused_it(capsys):
     assert run_app(_app(plain=plain), ["plain"]) == 1
     assert "Aborted." in capsys.readouterr().err
     assert run_app(_app(stop=ctrl_c), ["stop"]) == 130
-    assert capsys.readouterr().err == "Interrupted (SIGINT) during `conform stop`: nothing was written.\n"
+    assert (
+        capsys.readouterr().err
+        == "Interrupted (SIGINT) during `conform stop`: nothing was written.\n"
+    )
 
 
-@pytest.mark.parametrize(("raised", "code", "name"), [
-    (KeyboardInterrupt(), 130, "SIGINT"), (Interrupted(signal.SIGTERM), 143, "SIGTERM")])
+@pytest.mark.parametrize(
+    ("raised", "code", "name"),
+    [(KeyboardInterrupt(), 130, "SIGINT"), (Interrupted(signal.SIGTERM), 143, "SIGTERM")],
+)
 def test_interrupt_exits_128_plus_signal_with_one_line(capsys, raised, code, name):
     def work(spec: str) -> None:
         raise raised
 
     assert run_app(_app(work=work), ["work", "a.toml"]) == code
-    assert capsys.readouterr().err == f"Interrupted ({name}) during `conform work`: nothing was written.\n"
+    assert (
+        capsys.readouterr().err
+        == f"Interrupted ({name}) during `conform work`: nothing was written.\n"
+    )
 
 
 def test_interrupted_is_not_caught_by_except_exception():
@@ -364,7 +412,9 @@ def test_bracketed_text_in_help_is_printed_intact(capsys):
     app = typer.Typer(add_completion=False, rich_markup_mode="rich")
 
     @app.command()
-    def fit(sets: str = typer.Option("", "--set", help="e.g. denoiser[pca].n_components=5")) -> None:
+    def fit(
+        sets: str = typer.Option("", "--set", help="e.g. denoiser[pca].n_components=5"),
+    ) -> None:
         """Fit [analysis] specs."""
 
     @app.command()

@@ -13,7 +13,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conform_synthetic import simulate_study, write_study
 
 if sys.version_info >= (3, 11):
@@ -113,16 +112,24 @@ def test_check_only_checks(work):
     assert not (work / "res").exists()
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["--set", "denoiser[pca].n_components=-3"], "n_components"),
-    (["--set", "denoiser[pcx].n_components=2"], "no entry labelled 'pcx'. Did you mean 'pca'?"),
-    (["--set", "analysis.seed=abc"], "seed must be a non-negative integer; got 'abc'"),
-    (["--set", "dataset.location=/path/to/mosaic"], "still holds the placeholder '/path/to/mosaic'"),
-    (["--set", "dataset.location=nowhere"], "does not exist"),
-    (["--set", "aligner=procrustes", "--set", "dataset.subjects=['sub-01', 'sub-02']"],
-     "needs at least 3 subjects; this analysis has 2"),
-    (["--scheduler", "not-an-address"], "Cannot reach the Dask scheduler at 'not-an-address'"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--set", "denoiser[pca].n_components=-3"], "n_components"),
+        (["--set", "denoiser[pcx].n_components=2"], "no entry labelled 'pcx'. Did you mean 'pca'?"),
+        (["--set", "analysis.seed=abc"], "seed must be a non-negative integer; got 'abc'"),
+        (
+            ["--set", "dataset.location=/path/to/mosaic"],
+            "still holds the placeholder '/path/to/mosaic'",
+        ),
+        (["--set", "dataset.location=nowhere"], "does not exist"),
+        (
+            ["--set", "aligner=procrustes", "--set", "dataset.subjects=['sub-01', 'sub-02']"],
+            "needs at least 3 subjects; this analysis has 2",
+        ),
+        (["--scheduler", "not-an-address"], "Cannot reach the Dask scheduler at 'not-an-address'"),
+    ],
+)
 def test_what_can_be_checked_fails_before_work_with_exit_2(work, args, expected):
     done = conform("fit", "spec.toml", "--out", "res", *args, cwd=work)
     assert done.returncode == 2, (args, done.stdout, done.stderr)
@@ -133,7 +140,9 @@ def test_what_can_be_checked_fails_before_work_with_exit_2(work, args, expected)
 
 
 def test_check_reports_a_bad_cell_parameter(work):
-    done = conform("fit", "spec.toml", "--check", "--set", "denoiser[pca].n_components=-3", cwd=work)
+    done = conform(
+        "fit", "spec.toml", "--check", "--set", "denoiser[pca].n_components=-3", cwd=work
+    )
     assert done.returncode == 2
     message = " ".join(done.stderr.split())
     assert "Stage 'denoiser' (pca)" in message and "-3" in message
@@ -141,8 +150,11 @@ def test_check_reports_a_bad_cell_parameter(work):
 
 
 def test_rois_are_checked_against_the_dataset(work):
-    spec = (work / "spec.toml").read_text().replace('location = "study"',
-                                                    'location = "study"\nrois = ["V1"]')
+    spec = (
+        (work / "spec.toml")
+        .read_text()
+        .replace('location = "study"', 'location = "study"\nrois = ["V1"]')
+    )
     (work / "spec.toml").write_text(spec)
     done = conform("fit", "spec.toml", "--out", "res", "--check", cwd=work)
     assert done.returncode == 2
@@ -150,8 +162,9 @@ def test_rois_are_checked_against_the_dataset(work):
 
 
 def test_set_with_a_label_targets_one_entry(work):
-    done = conform("fit", "spec.toml", "--out", "res", "--set", "denoiser[pca].n_components=2",
-                   cwd=work)
+    done = conform(
+        "fit", "spec.toml", "--out", "res", "--set", "denoiser[pca].n_components=2", cwd=work
+    )
     assert done.returncode == 0, done.stderr
     lock = tomllib.loads((work / "res" / "spec.lock.toml").read_text())
     params = {d["label"]: d["params"] for d in lock["denoiser"]}
@@ -160,8 +173,11 @@ def test_set_with_a_label_targets_one_entry(work):
 
 
 def test_lock_records_the_data_used_not_the_spec_simulator_settings(work):
-    spec = (work / "spec.toml").read_text().replace('location = "study"\n',
-                                                    "[dataset.params]\nn_units = 300\nn_subjects = 9\n")
+    spec = (
+        (work / "spec.toml")
+        .read_text()
+        .replace('location = "study"\n', "[dataset.params]\nn_units = 300\nn_subjects = 9\n")
+    )
     (work / "spec.toml").write_text(spec)
     done = conform("fit", "spec.toml", "--out", "res", "--set", "dataset.location=study", cwd=work)
     assert done.returncode == 0, done.stderr
@@ -174,4 +190,6 @@ def test_lock_records_the_data_used_not_the_spec_simulator_settings(work):
     # re-running the lock reproduces the results exactly
     again = conform("fit", "res/spec.lock.toml", "--out", "res2", cwd=work)
     assert again.returncode == 0, again.stderr
-    assert (work / "res2" / "results.csv").read_bytes() == (work / "res" / "results.csv").read_bytes()
+    assert (work / "res2" / "results.csv").read_bytes() == (
+        work / "res" / "results.csv"
+    ).read_bytes()

@@ -35,11 +35,24 @@ from conform_core.exceptions import DataFileError, ParameterError
 CASES = [
     (Interval(int, 1, None), [1, 7, np.int64(3)], [0, 1.5, True, "2", None], "an int in [1, inf)"),
     (Interval(int, None, 5), [-9, 5], [6], "an int in (-inf, 5]"),
-    (Interval(float, 0, 1, closed="right"), [0.5, 1, np.float32(0.1)],
-     [0.0, 1.5, np.nan, np.inf, False, "0.5"], "a finite number in (0, 1]"),
-    (Interval(float, 0.0, None, closed="neither"), [1e-9, 1e9], [0.0, -1.0],
-     "a finite number in (0.0, inf)"),
-    (Options(("auto", "svd")), ["auto", "svd"], ["Auto", 1, None, ["auto"]], "one of 'auto', 'svd'"),
+    (
+        Interval(float, 0, 1, closed="right"),
+        [0.5, 1, np.float32(0.1)],
+        [0.0, 1.5, np.nan, np.inf, False, "0.5"],
+        "a finite number in (0, 1]",
+    ),
+    (
+        Interval(float, 0.0, None, closed="neither"),
+        [1e-9, 1e9],
+        [0.0, -1.0],
+        "a finite number in (0.0, inf)",
+    ),
+    (
+        Options(("auto", "svd")),
+        ["auto", "svd"],
+        ["Auto", 1, None, ["auto"]],
+        "one of 'auto', 'svd'",
+    ),
     (Options({"b", "a"}), ["a"], ["c"], "one of 'a', 'b'"),
     (Options(("loo",)), ["loo"], ["lo"], "'loo'"),
     (Options((True, 1.5)), [True, 1.5], [1, "True"], "one of True, 1.5"),
@@ -48,14 +61,17 @@ CASES = [
     (InstanceOf(Mapping, "a dict"), [{}], [[]], "a dict"),
     (NonEmptyStr(), ["x"], ["", 3, None], "a non-empty string"),
     (IsCallable(), [len, lambda: 0], ["len", 3], "a callable"),
-    (SequenceOf(Options(("train", "test")), min_length=1), [["train"], ("test", "train")],
-     [[], "train", ["tests"], [1]], "a non-empty list of values among 'train', 'test'"),
+    (
+        SequenceOf(Options(("train", "test")), min_length=1),
+        [["train"], ("test", "train")],
+        [[], "train", ["tests"], [1]],
+        "a non-empty list of values among 'train', 'test'",
+    ),
     (SequenceOf(str), [[], ["a"]], [[1], "a"], "a list of str"),
 ]
 
 
-@pytest.mark.parametrize(("constraint", "good", "bad", "text"), CASES,
-                         ids=[c[3] for c in CASES])
+@pytest.mark.parametrize(("constraint", "good", "bad", "text"), CASES, ids=[c[3] for c in CASES])
 def test_constraint_accepts_refuses_and_describes_itself(constraint, good, bad, text):
     assert all(constraint.is_satisfied_by(v) for v in good)
     assert not any(constraint.is_satisfied_by(v) for v in bad)
@@ -67,7 +83,9 @@ def test_path_constraint(tmp_path):
     (tmp_path / "f.txt").write_text("x")
     file, folder = PathLike("file"), PathLike("dir")
     assert file.is_satisfied_by(str(tmp_path / "f.txt")) and folder.is_satisfied_by(tmp_path)
-    assert not file.is_satisfied_by(str(tmp_path)) and not folder.is_satisfied_by(tmp_path / "f.txt")
+    assert not file.is_satisfied_by(str(tmp_path)) and not folder.is_satisfied_by(
+        tmp_path / "f.txt"
+    )
     assert not file.is_satisfied_by("/path/to/weights.pt") and not file.is_satisfied_by("")
     assert PathLike("dir", must_exist=False).is_satisfied_by(str(tmp_path / "new"))
     assert not PathLike("dir", must_exist=False).is_satisfied_by("<DATA_DIR>")
@@ -77,8 +95,10 @@ def test_path_constraint(tmp_path):
 
 def test_declaration_items_become_constraints():
     assert describe_constraints([Interval(int, 1, None), None]) == "an int in [1, inf) or None"
-    assert describe_constraints([None, Boolean(), np.ndarray]) == \
-        "True or False, an instance of ndarray or None"
+    assert (
+        describe_constraints([None, Boolean(), np.ndarray])
+        == "True or False, an instance of ndarray or None"
+    )
     assert isinstance(make_constraint(dict), InstanceOf)
     with pytest.raises(TypeError, match=r"Options\(\(\.\.\.\)\)"):
         make_constraint("auto")
@@ -95,11 +115,19 @@ def test_bad_declarations_fail_loudly():
         PathLike("folder")  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("constraints", [
-    [Interval(int, 2, None), Options(("loo",))], [Interval(int, 1, None), None], [Boolean()],
-    [PathLike("dir"), None], [Options(("a",)), NonEmptyStr()], [SequenceOf(int, min_length=1)],
-    [InstanceOf(dict), None], [IsCallable(), None],
-])
+@pytest.mark.parametrize(
+    "constraints",
+    [
+        [Interval(int, 2, None), Options(("loo",))],
+        [Interval(int, 1, None), None],
+        [Boolean()],
+        [PathLike("dir"), None],
+        [Options(("a",)), NonEmptyStr()],
+        [SequenceOf(int, min_length=1)],
+        [InstanceOf(dict), None],
+        [IsCallable(), None],
+    ],
+)
 def test_invalid_value_breaks_every_alternative(constraints):
     bad = invalid_value_for(constraints)
     assert not any(make_constraint(c).is_satisfied_by(bad) for c in constraints)
@@ -118,20 +146,33 @@ def test_check_param_returns_the_value_unchanged():
 
 def test_check_param_message_names_parameter_owner_value_and_fix():
     with pytest.raises(ParameterError) as info:
-        check_param(-3, [Interval(int, 0, None), None], name="n_components", owner="PCADenoiser",
-                    fix="Use None to choose the rank by cross-validation.")
-    assert str(info.value) == ("The 'n_components' parameter of PCADenoiser must be an int in "
-                               "[0, inf) or None; got -3. Use None to choose the rank by "
-                               "cross-validation.")
+        check_param(
+            -3,
+            [Interval(int, 0, None), None],
+            name="n_components",
+            owner="PCADenoiser",
+            fix="Use None to choose the rank by cross-validation.",
+        )
+    assert str(info.value) == (
+        "The 'n_components' parameter of PCADenoiser must be an int in "
+        "[0, inf) or None; got -3. Use None to choose the rank by "
+        "cross-validation."
+    )
     assert info.value.allowed == "an int in [0, inf) or None"
 
 
 def test_a_mistyped_option_gets_the_closest_before_the_fix():
     with pytest.raises(ParameterError) as info:
-        check_param("lo", [Interval(int, 2, None), Options(("loo",))], name="cv", owner="R",
-                    fix="Use 2 or more folds, or $cv='loo'.")
-    assert str(info.value).endswith("got 'lo'. Did you mean 'loo'? Use 2 or more folds, or "
-                                    "cv='loo'.")
+        check_param(
+            "lo",
+            [Interval(int, 2, None), Options(("loo",))],
+            name="cv",
+            owner="R",
+            fix="Use 2 or more folds, or $cv='loo'.",
+        )
+    assert str(info.value).endswith(
+        "got 'lo'. Did you mean 'loo'? Use 2 or more folds, or cv='loo'."
+    )
     with pytest.raises(ParameterError, match=r"got \['train', 'tests'\]\. Did you mean 'test'\?"):
         check_param(["train", "tests"], [SequenceOf(Options(("train", "test")))], name="phases")
 
@@ -141,9 +182,11 @@ def test_paths_keep_their_specific_errors(tmp_path):
     DataFileError saying which problem."""
     with pytest.raises(ParameterError) as info:
         check_param("/path/to/study", [PathLike("dir"), None], name="location", owner="D")
-    assert str(info.value) == ("The 'location' parameter of D must be the path of an existing "
-                               "folder or None; got '/path/to/study'. That is a placeholder of "
-                               "the example spec: point it at your folder.")
+    assert str(info.value) == (
+        "The 'location' parameter of D must be the path of an existing "
+        "folder or None; got '/path/to/study'. That is a placeholder of "
+        "the example spec: point it at your folder."
+    )
     with pytest.raises(DataFileError, match=r"got '.*nope' \(no such file\)\. Fix it\."):
         check_param(str(tmp_path / "nope"), [PathLike("file")], name="w", fix="Fix it.")
     with pytest.raises(ParameterError, match="must be the path of an existing file or None; got 3"):
@@ -176,8 +219,10 @@ def test_declared_names_must_be_parameters():
 
 
 # --------------------------------------------------------------------- the decorator
-@validate_params({"k": [Interval(int, 1, None)], "how": [Options(("top", "bottom"))]},
-                 fixes={"k": "Use $k=1 or more."})
+@validate_params(
+    {"k": [Interval(int, 1, None)], "how": [Options(("top", "bottom"))]},
+    fixes={"k": "Use $k=1 or more."},
+)
 def _pick(values: list[int], k: int = 3, *, how: str = "top") -> list[int]:
     """Pick k values."""
     ordered = sorted(values)
@@ -189,8 +234,9 @@ def test_decorator_checks_arguments_then_runs_the_body():
     assert _pick([3, 1, 2], k=1, how="bottom") == [1]
     with pytest.raises(ParameterError) as info:
         _pick([3, 1, 2], k=0)
-    assert str(info.value) == ("The 'k' parameter of _pick must be an int in [1, inf); got 0. "
-                               "Use k=1 or more.")
+    assert str(info.value) == (
+        "The 'k' parameter of _pick must be an int in [1, inf); got 0. Use k=1 or more."
+    )
     with pytest.raises(ParameterError, match="Did you mean 'top'"):
         _pick([1], how="tpo")
 
@@ -213,6 +259,7 @@ def test_decorator_leaves_bad_calls_to_python():
 
 def test_decorator_refuses_a_constraint_on_a_missing_argument():
     with pytest.raises(TypeError, match=r"declares constraints or fixes for \['kk'\]"):
+
         @validate_params({"kk": [Boolean()]})
         def f(k: int = 1) -> int:
             return k
@@ -243,8 +290,9 @@ class _Shrink(Denoiser):
 
     def _check_params_extra(self) -> None:
         if self.mode == "positive" and self.n_keep is not None:
-            raise ParameterError(param="n_keep", value=self.n_keep, owner=self,
-                                 allowed="None when $mode='positive'")
+            raise ParameterError(
+                param="n_keep", value=self.n_keep, owner=self, allowed="None when $mode='positive'"
+            )
 
     def _fit(self, data: ConditionTrials) -> _Shrink:
         self.n_units_ = data.n_units
@@ -259,10 +307,14 @@ def test_base_check_params_validates_declarations_then_the_hook():
     _Shrink().check_params()
     with pytest.raises(ParameterError) as info:
         _Shrink(factor=2).check_params()
-    assert str(info.value) == ("The 'factor' parameter of _Shrink must be a finite number in "
-                               "[0, 1]; got 2. Use e.g. factor=0.5.")
-    with pytest.raises(ParameterError, match="'n_keep' parameter of _Shrink must be None when "
-                                             "mode='positive'; got 3"):
+    assert str(info.value) == (
+        "The 'factor' parameter of _Shrink must be a finite number in "
+        "[0, 1]; got 2. Use e.g. factor=0.5."
+    )
+    with pytest.raises(
+        ParameterError,
+        match="'n_keep' parameter of _Shrink must be None when mode='positive'; got 3",
+    ):
         _Shrink(mode="positive", n_keep=3).check_params()
 
 
@@ -283,7 +335,9 @@ def test_a_constraint_on_a_missing_parameter_is_a_bug():
         """
 
         _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-            **_Shrink._parameter_constraints, "n_kept": [Interval(int, 1, None)]}
+            **_Shrink._parameter_constraints,
+            "n_kept": [Interval(int, 1, None)],
+        }
 
     with pytest.raises(TypeError, match=r"Misnamed declares constraints or fixes for \['n_kept'\]"):
         Misnamed().check_params()

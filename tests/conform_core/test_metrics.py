@@ -22,7 +22,9 @@ def test_pearson_and_r2_match_numpy_and_sklearn(rng):
 
     a = rng.standard_normal((50, 3))
     b = a + rng.standard_normal((50, 3))
-    np.testing.assert_allclose(pearson_r(a, b), [np.corrcoef(a[:, i], b[:, i])[0, 1] for i in range(3)])
+    np.testing.assert_allclose(
+        pearson_r(a, b), [np.corrcoef(a[:, i], b[:, i])[0, 1] for i in range(3)]
+    )
     np.testing.assert_allclose(r2_score(a, b), sk_r2(a, b, multioutput="raw_values"))
 
 
@@ -84,9 +86,11 @@ def test_ncsnr_of_trial_rows_equals_ncsnr_of_the_padded_conditions(rng, signal_v
     trials = _unequal_repeats(rng)
     # same sums in another order: the signal variance is a difference of two O(1) sums, so
     # agreement is to ~1e-14 relative; 1e-10 leaves room for cancellation
-    np.testing.assert_allclose(ncsnr(trials, signal_variance=signal_variance),
-                               ncsnr(trials.by_condition(), signal_variance=signal_variance),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        ncsnr(trials, signal_variance=signal_variance),
+        ncsnr(trials.by_condition(), signal_variance=signal_variance),
+        rtol=1e-10,
+    )
 
 
 def test_single_trials_is_nsd_formula_on_zscored_betas(rng):
@@ -98,24 +102,28 @@ def test_single_trials_is_nsd_formula_on_zscored_betas(rng):
     ids = np.repeat(np.arange(300), 3).astype(str)
     noise_var = np.mean([betas[ids == i].var(axis=0, ddof=1) for i in np.unique(ids)], axis=0)
     nsd = np.sqrt(np.maximum(1 - noise_var, 0)) / np.sqrt(noise_var)
-    np.testing.assert_allclose(ncsnr(TrialData(betas, ids), signal_variance="single_trials"), nsd,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        ncsnr(TrialData(betas, ids), signal_variance="single_trials"), nsd, rtol=1e-12
+    )
 
 
 def test_condition_means_is_the_unequal_repeat_formula_written_out(rng):
     trials = _unequal_repeats(rng)
     groups = [trials.betas[trials.stimulus_ids == i] for i in np.unique(trials.stimulus_ids)]
     noise = sum(g.var(axis=0, ddof=1) * (len(g) - 1) for g in groups if len(g) > 1) / sum(
-        len(g) - 1 for g in groups)
+        len(g) - 1 for g in groups
+    )
     means = np.array([g.mean(axis=0) for g in groups])
-    signal = np.maximum(means.var(axis=0, ddof=1) - noise * np.mean([1 / len(g) for g in groups]), 0)
+    signal = np.maximum(
+        means.var(axis=0, ddof=1) - noise * np.mean([1 / len(g) for g in groups]), 0
+    )
     np.testing.assert_allclose(ncsnr(trials), np.sqrt(signal / noise), rtol=1e-12)
 
 
 def test_ncsnr_where_undefined_is_0_or_the_value_asked_for():
-    identical = np.ones((1, 4, 2))                          # repeats identical: noise 0
+    identical = np.ones((1, 4, 2))  # repeats identical: noise 0
     single = np.full((1, 4, 2), np.nan)
-    single[:, :, 0] = np.arange(4.0)                        # no condition has 2 trials
+    single[:, :, 0] = np.arange(4.0)  # no condition has 2 trials
     for array in (identical, single):
         for signal_variance in ("condition_means", "single_trials"):
             assert ncsnr(array, signal_variance=signal_variance)[0] == 0.0

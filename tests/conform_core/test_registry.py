@@ -11,7 +11,7 @@ from conform_core import (
     PluginLoadError,
     UnknownComponentError,
 )
-from conform_core.registry import ComponentRegistry
+from conform_core.registry import ComponentRegistry, public_module
 
 
 class _Mean(Denoiser):
@@ -83,6 +83,35 @@ def test_entry_records_origin():
     assert module == __name__ or module.endswith("test_registry")
     out = _Mean().fit_transform(ConditionTrials(np.ones((2, 3, 2)), ["a", "b", "c"]))
     assert out.data.shape == (2, 3)
+
+
+def test_public_module_is_the_shortest_public_path_that_exports_the_class(monkeypatch):
+    import sys
+    import types
+
+    top, private = types.ModuleType("pkg_demo"), types.ModuleType("pkg_demo._impl")
+    hidden = type("Hidden", (), {"__module__": "pkg_demo._impl"})
+    shown = type("Shown", (), {"__module__": "pkg_demo._impl"})
+    private.Hidden = private.Shown = hidden  # only ``Shown`` is re-exported by the package
+    private.Shown, top.Shown = shown, shown
+    monkeypatch.setitem(sys.modules, "pkg_demo", top)
+    monkeypatch.setitem(sys.modules, "pkg_demo._impl", private)
+    assert public_module(shown) == "pkg_demo"
+    assert public_module(hidden) == "pkg_demo._impl"  # nothing public exports it: say where it is
+
+
+@pytest.mark.parametrize("kind,name,expected", [
+    ("dataset", "mosaic", "conform_mosaic"),
+    ("features", "clip", "conform_clip"),
+])
+def test_built_in_plugins_show_public_modules(kind, name, expected):
+    from conform_core.plugins import default_registry
+
+    registry = default_registry()
+    if name not in registry.names(kind):
+        pytest.skip(f"plugin {name!r} is not installed")
+    module = registry.entry(kind, name).module
+    assert module == expected and not any(p.startswith("_") for p in module.split("."))
 
 
 def test_unknown_name_mentions_plugins_that_failed_to_load():

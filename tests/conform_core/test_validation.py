@@ -43,7 +43,9 @@ def test_ids_reject_duplicates_and_wrong_length():
 
 
 def test_params_name_owner_range_and_fix():
-    with pytest.raises(ParameterError, match=r"'k' parameter of X must be an int in \[1, 5\]; got 0"):
+    with pytest.raises(
+        ParameterError, match=r"'k' parameter of X must be an int in \[1, 5\]; got 0"
+    ):
         check_int_param(0, name="k", owner="X", low=1, high=5)
     with pytest.raises(ParameterError, match=r"'a' parameter must be a finite number in \(0"):
         check_float_param(0.0, name="a", low=0, low_open=True)
@@ -58,8 +60,11 @@ def test_bool_param_refuses_ints_and_strings():
     assert check_bool_param(np.True_, name="flag") is True
     assert check_bool_param(None, name="flag", none_ok=True) is None
     for bad in (1, "yes", None):
-        with pytest.raises(ParameterError, match=rf"'flag' parameter of Thing must be True or "
-                                                 rf"False; got {bad!r}"):
+        with pytest.raises(
+            ParameterError,
+            match=rf"'flag' parameter of Thing must be True or "
+            rf"False; got {bad!r}",
+        ):
             check_bool_param(bad, name="flag", owner="Thing")
 
 
@@ -71,11 +76,17 @@ def test_existing_path_names_kind_value_and_fix(tmp_path):
     assert check_existing_path(str(tmp_path / "f.txt"), name="p") == tmp_path / "f.txt"
     assert check_existing_path(tmp_path, name="p", kind="dir") == tmp_path
     assert check_existing_path(tmp_path, name="p", kind="any") == tmp_path
-    cases = [(tmp_path / "nope", "file", "no such file"), (tmp_path, "file", "a folder, not a file"),
-             (tmp_path / "f.txt", "dir", "a file, not a folder")]
+    cases = [
+        (tmp_path / "nope", "file", "no such file"),
+        (tmp_path, "file", "a folder, not a file"),
+        (tmp_path / "f.txt", "dir", "a file, not a folder"),
+    ]
     for value, kind, problem in cases:
-        with pytest.raises(DataFileError, match=rf"'p' parameter of Thing must be the path of an "
-                                                rf"existing .*\({problem}\)\. Fix p\.$"):
+        with pytest.raises(
+            DataFileError,
+            match=rf"'p' parameter of Thing must be the path of an "
+            rf"existing .*\({problem}\)\. Fix p\.$",
+        ):
             check_existing_path(str(value), name="p", owner="Thing", kind=kind, fix="Fix $p.")
     with pytest.raises(ParameterError, match="must be the path of an existing file; got 3") as info:
         check_existing_path(3, name="p")
@@ -87,8 +98,11 @@ def test_existing_path_says_a_placeholder_is_one(value):
     from conform_core.validation import check_existing_path, is_placeholder
 
     assert is_placeholder(value)
-    with pytest.raises(ParameterError, match=rf"got '{value}'\. That is a placeholder of the "
-                                             r"example spec: point it at your folder\."):
+    with pytest.raises(
+        ParameterError,
+        match=rf"got '{value}'\. That is a placeholder of the "
+        r"example spec: point it at your folder\.",
+    ):
         check_existing_path(value, name="location", kind="dir")
 
 
@@ -98,15 +112,27 @@ def test_real_paths_are_not_placeholders():
     assert not any(is_placeholder(v) for v in ("/data/mosaic", "paths/tom", "a<b", 3, None))
 
 
-@pytest.mark.parametrize(("call", "param", "allowed"), [
-    (lambda: check_int_param(0, name="k", owner="X", low=1, none_ok=True), "k",
-     "an int in [1, inf) or None"),
-    (lambda: check_float_param(2.0, name="a", low=0.0, high=1.0, low_open=True), "a",
-     "a finite number in (0.0, 1.0]"),
-    (lambda: check_choice("globl", ("global", "unitwise"), name="m"), "m",
-     "one of 'global', 'unitwise'"),
-    (lambda: check_bool_param("yes", name="b"), "b", "True or False"),
-])
+@pytest.mark.parametrize(
+    ("call", "param", "allowed"),
+    [
+        (
+            lambda: check_int_param(0, name="k", owner="X", low=1, none_ok=True),
+            "k",
+            "an int in [1, inf) or None",
+        ),
+        (
+            lambda: check_float_param(2.0, name="a", low=0.0, high=1.0, low_open=True),
+            "a",
+            "a finite number in (0.0, 1.0]",
+        ),
+        (
+            lambda: check_choice("globl", ("global", "unitwise"), name="m"),
+            "m",
+            "one of 'global', 'unitwise'",
+        ),
+        (lambda: check_bool_param("yes", name="b"), "b", "True or False"),
+    ],
+)
 def test_helpers_raise_structured_errors(call, param, allowed):
     """The check_* helpers raise the same structured ParameterError as the constraints."""
     with pytest.raises(ParameterError) as info:

@@ -134,7 +134,10 @@ def test_image_folder_with_corrupt_and_duplicate_files(image_folder, tmp_path, c
     assert "1 duplicate file(s)" in text
     design = json.loads((out / "design.json").read_text())
     assert design["inputs"]["n_usable"] == 60
-    assert design["inputs"]["features"]["n_computed"] in (0, 60)
+    record = design["inputs"]["features"]
+    assert record["n_computed"] in (0, 60)
+    assert record["plugin"] == "clip" and record["version"] and len(record["fingerprint"]) == 64
+    assert record["params"]["allow_untrained"] is True and record["params"]["device"] == "cpu"
     code, text = _main(["design", "check", str(out), "--images", str(image_folder["folder"])],
                        capsys)
     assert code == 0, text
@@ -185,3 +188,39 @@ def test_parquet_embeddings_with_metadata_columns(pool_files, tmp_path, capsys):
                         "--stratify", "--out", str(out_npy)], capsys)
     assert code == 0, text
     assert _stimuli_columns(out_pq) == _stimuli_columns(out_npy)
+
+
+def test_features_plugin_is_chosen_by_name(image_folder, tmp_path, capsys):
+    code, text = _main(["design", "--images", str(image_folder["folder"]), "--features", "clop",
+                        *SMALL, "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2 and "clop" in text and "clip" in text
+    assert not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize("param,expected", [
+    ("batch_sise=3", ["--feature-param", "batch_sise", "batch_size"]),
+    ("batch_size=0", ["--batch-size", "got 0"]),  # an alias flag names it
+    ("batch_size", ["--feature-param", "KEY=VALUE"]),
+])
+def test_feature_params_are_checked_against_the_plugin(image_folder, tmp_path, capsys, param,
+                                                       expected):
+    code, text = _main(["design", "--images", str(image_folder["folder"]), "--feature-param",
+                        param, *SMALL, "--out", str(tmp_path / "pkg")], capsys)
+    assert code == 2, text
+    for word in expected:
+        assert word in text
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_feature_params_merge_config_aliases_and_flags(tmp_path):
+    from stimulus_design._cli import merge_settings, parse_feature_params
+
+    config = tmp_path / "design.toml"
+    config.write_text('features = "clip"\nbatch_size = 8\n[feature_params]\ndevice = "cpu"\n'
+                      'model = "RN50"\n')
+    flags = {"model": None, "batch_size": 16, "feature_params": parse_feature_params(
+        ["model='ViT-B-16'", "allow-untrained=true"])}
+    s = merge_settings(flags, config)
+    assert s["features"] == "clip"
+    assert s["feature_params"] == {"device": "cpu", "model": "ViT-B-16", "batch_size": 16,
+                                   "allow_untrained": True}

@@ -11,11 +11,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conform_synthetic.dataset import SyntheticDataset
 
 from conform_core.components import Dataset
 from conform_core.data import Subject, TrialData, Units
 from conform_core.registry import ComponentRegistry
-from conform_synthetic.dataset import SyntheticDataset
 
 ROI_CYCLE = ("V1", "V2", "")
 """ROI label of unit i is ROI_CYCLE[i % 3] ("" = no label)."""
@@ -55,8 +55,14 @@ class RoiToyDataset(SyntheticDataset):
         betas[:, NO_SIGNAL] = repeat - (count - 1) / 2  # each stimulus' repeats average to 0
         later_test = np.isin(stimuli, subject.test_ids) & (repeat > 0)
         betas[later_test, FEW_REPEATS] = np.nan
-        trials = TrialData(betas=betas, stimulus_ids=stimuli, sessions=trials.sessions,
-                           runs=trials.runs, subject=trials.subject, units=toy_units(trials.n_units))
+        trials = TrialData(
+            betas=betas,
+            stimulus_ids=stimuli,
+            sessions=trials.sessions,
+            runs=trials.runs,
+            subject=trials.subject,
+            units=toy_units(trials.n_units),
+        )
         return dataclasses.replace(subject, trials=trials, truth=None)
 
 
@@ -109,8 +115,13 @@ def roi_toy_spec(roi_toy: str, tmp_path_factory: pytest.TempPathFactory) -> Path
 @pytest.fixture(scope="module")
 def roi_toy_facts() -> SimpleNamespace:
     """What the tests may rely on about 'roi-toy': its units and its zero-ceiling unit positions."""
-    return SimpleNamespace(units=toy_units, dataset=RoiToyDataset, zero_noise=ZERO_NOISE,
-                           no_signal=NO_SIGNAL, few_repeats=FEW_REPEATS)
+    return SimpleNamespace(
+        units=toy_units,
+        dataset=RoiToyDataset,
+        zero_noise=ZERO_NOISE,
+        no_signal=NO_SIGNAL,
+        few_repeats=FEW_REPEATS,
+    )
 
 
 @pytest.fixture

@@ -9,7 +9,9 @@ from conform_core.data import ConditionData, Units
 
 
 def _data(ids: list[str]) -> ConditionData:
-    return ConditionData(np.zeros((len(ids), 2)), np.array(["a", "b"]), units=Units(ids=np.array(ids)))
+    return ConditionData(
+        np.zeros((len(ids), 2)), np.array(["a", "b"]), units=Units(ids=np.array(ids))
+    )
 
 
 def test_predictions_are_put_in_the_held_out_subjects_unit_order():

@@ -21,10 +21,14 @@ def _plan(tmp_path: Path, **feature_params: object) -> Plan:
 def test_path_parameters_are_inputs(tmp_path):
     (tmp_path / "atlas.npy").write_bytes(b"atlas")
     (tmp_path / "weights.pt").write_bytes(b"w")
-    found = path_inputs(_plan(tmp_path, weights=str(tmp_path / "weights.pt"), model="ViT-B-32").stages)
+    found = path_inputs(
+        _plan(tmp_path, weights=str(tmp_path / "weights.pt"), model="ViT-B-32").stages
+    )
     # existing paths only; a plain word ("visual", "ViT-B-32") is not a path
-    assert found == {"dataset.atlas": str(tmp_path / "atlas.npy"),
-                     "features.weights": str(tmp_path / "weights.pt")}
+    assert found == {
+        "dataset.atlas": str(tmp_path / "atlas.npy"),
+        "features.weights": str(tmp_path / "weights.pt"),
+    }
 
 
 def test_every_file_is_covered_beyond_the_hash_budget(tmp_path):
@@ -35,14 +39,16 @@ def test_every_file_is_covered_beyond_the_hash_budget(tmp_path):
     stimuli = tmp_path / "stimuli"
     stimuli.mkdir()
     (stimuli / "a.png").write_bytes(b"png")
-    prints = input_checksums(str(data), inputs={"dataset.stimuli_dir": str(stimuli),
-                                                "dataset.inside": str(data / "sub")},
-                             hash_budget=100)
-    assert len([k for k in prints if k.startswith("sub/")]) == 30      # no file left out
+    prints = input_checksums(
+        str(data),
+        inputs={"dataset.stimuli_dir": str(stimuli), "dataset.inside": str(data / "sub")},
+        hash_budget=100,
+    )
+    assert len([k for k in prints if k.startswith("sub/")]) == 30  # no file left out
     hashed = [v for k, v in prints.items() if k.startswith("sub/") and len(v) == 64]
-    assert len(hashed) == 10                                           # 10 x 10 bytes = budget
+    assert len(hashed) == 10  # 10 x 10 bytes = budget
     assert prints["dataset.stimuli_dir:a.png"].startswith("size-mtime:")  # budget spent
-    assert not any(k.startswith("dataset.inside:") for k in prints)   # already under location
+    assert not any(k.startswith("dataset.inside:") for k in prints)  # already under location
 
 
 def test_a_changed_stimulus_changes_the_fingerprint(tmp_path):

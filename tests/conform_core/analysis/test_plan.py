@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from conform_synthetic.dataset import SyntheticDataset
 
 from conform_core import SpecError
 from conform_core.analysis.plan import Plan, check_plan, make_plan
 from conform_core.plugins import default_registry
 from conform_core.spec import StageEntry, parse_spec
-from conform_synthetic.dataset import SyntheticDataset
 
 
 def _spec(dataset: str = "synthetic") -> Any:

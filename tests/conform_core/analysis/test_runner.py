@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from conform_synthetic.dataset import SyntheticDataset
 
 from conform_core.analysis import count_cells, make_plan, run_plan
 from conform_core.analysis.executor import SerialExecutor
@@ -14,7 +15,6 @@ from conform_core.data import Subject
 from conform_core.exceptions import DataFileError
 from conform_core.plugins import default_registry
 from conform_core.spec import parse_spec
-from conform_synthetic.dataset import SyntheticDataset
 
 BROKEN = "sub-02_trials.npz is truncated. Copy it again from the source."
 

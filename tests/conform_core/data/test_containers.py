@@ -81,7 +81,9 @@ def test_subject_checks_split_and_stimuli():
     assert subject.has_split
     with pytest.raises(ShapeError, match="train and test stimuli overlap"):
         Subject("sub-01", stimuli, trials, train_ids=["a"], test_ids=["a"])
-    with pytest.raises(ShapeError, match=r"stimulus id\(s\) \['c'\] that are not in its StimulusSet"):
+    with pytest.raises(
+        ShapeError, match=r"stimulus id\(s\) \['c'\] that are not in its StimulusSet"
+    ):
         Subject("sub-01", StimulusSet(ids=["a", "b"]), trials)
     with pytest.raises(ShapeError, match="neither trials nor timeseries"):
         Subject("sub-01", stimuli)

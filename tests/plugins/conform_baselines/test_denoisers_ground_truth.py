@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conform_baselines import PCADenoiser, RidgeEncoder, TrialAverageDenoiser
-from conform_core.metrics import noise_ceiling_from_trials, pearson_r
 from conform_synthetic import simulate_study
+
+from conform_core.metrics import noise_ceiling_from_trials, pearson_r
 
 
 def _split(snr: float, **noise):
@@ -65,7 +65,9 @@ def test_pca_fixed_rank_and_bad_rank_message():
     _, train, test = _split(1.0)
     pca = PCADenoiser(n_components=3).fit(train)
     assert pca.components_.shape == (100, 3) and pca.cv_error_ is None
-    with pytest.raises(ValueError, match=r"'n_components' parameter of PCADenoiser must be an int in \[0, 100\]"):
+    with pytest.raises(
+        ValueError, match=r"'n_components' parameter of PCADenoiser must be an int in \[0, 100\]"
+    ):
         PCADenoiser(n_components=500).fit(train)
 
 

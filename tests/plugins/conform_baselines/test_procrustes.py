@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_baselines import ProcrustesAligner
 from scipy.stats import special_ortho_group
 
-from conform_baselines import ProcrustesAligner
 from conform_core import ConditionData, ShapeError
 
 
@@ -17,7 +17,11 @@ def _rotated_subjects(n_subjects=4, n_units=12, n_cond=40, noise=0.0, seed=0):
     out = []
     for s in range(n_subjects):
         rot = special_ortho_group.rvs(n_units, random_state=seed + s)
-        data = rot @ latent + noise * rng.standard_normal((n_units, n_cond)) + rng.standard_normal((n_units, 1))
+        data = (
+            rot @ latent
+            + noise * rng.standard_normal((n_units, n_cond))
+            + rng.standard_normal((n_units, 1))
+        )
         out.append(ConditionData(data, ids, subject=f"sub-{s}"))
     return out
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
 from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.linear_model import Ridge, RidgeCV
@@ -24,7 +25,6 @@ from sklearn.model_selection import KFold
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_limits
 
-from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
 from conform_core.exceptions import ParameterError, ShapeError
 from conform_core.metrics import r2_score
 

@@ -44,7 +44,9 @@ def _fit(name: str, ref: Any, official_hrfs: bool, force: dict[str, Any] | None 
 
     params = case_params(name, ref)
     if official_hrfs:
-        params.update(hrflibrary=ref["official_hrflibrary"], hrftoassume=ref["official_hrftoassume"])
+        params.update(
+            hrflibrary=ref["official_hrflibrary"], hrftoassume=ref["official_hrftoassume"]
+        )
     design, runs, stimdur, tr = case_inputs(ref)
     return GLM_single(params).fit(design, runs, stimdur, tr, _force=force)
 
@@ -79,8 +81,15 @@ def unit_scale_error(ours: np.ndarray, ref: np.ndarray) -> float:
     return float((np.abs(a - b).max(axis=1)[keep] / scale[keep]).max())
 
 
-def small_study(seed: int = 0, n_units: int = 60, n_runs: int = 4, n_time: int = 150,
-                n_cond: int = 20, tr: float = 1.0, stimdur: float = 3.0) -> dict[str, Any]:
+def small_study(
+    seed: int = 0,
+    n_units: int = 60,
+    n_runs: int = 4,
+    n_time: int = 150,
+    n_cond: int = 20,
+    tr: float = 1.0,
+    stimdur: float = 3.0,
+) -> dict[str, Any]:
     """A tiny simulated study built from conform_core.hrf (trial amplitudes known).
 
     Each run shows every condition once (so conditions repeat across runs) in 6-s slots;
@@ -105,12 +114,18 @@ def small_study(seed: int = 0, n_units: int = 60, n_runs: int = 4, n_time: int =
         signal = np.zeros((n_units, n_time))
         for j, t0 in enumerate(onsets):
             seg = lib[: n_time - t0, hrf_index].T
-            signal[:, t0:t0 + seg.shape[1]] += amp[:, [j]] * seg
+            signal[:, t0 : t0 + seg.shape[1]] += amp[:, [j]] * seg
         latent = np.cumsum(rng.normal(0, 0.3, (2, n_time)), axis=1)
         noise = latent_load @ latent + rng.normal(0, 0.8, (n_units, n_time))
         drift = rng.normal(0, 1, (n_units, 1)) * np.linspace(-1, 1, n_time)
         runs.append((1000 * (1 + (signal + noise + drift) / 100)).astype(np.float32))
         design.append(d)
         amps.append(amp)
-    return {"design": design, "runs": runs, "tr": tr, "stimdur": stimdur,
-            "amplitudes": np.concatenate(amps, axis=1), "hrf_index": hrf_index}
+    return {
+        "design": design,
+        "runs": runs,
+        "tr": tr,
+        "stimdur": stimdur,
+        "amplitudes": np.concatenate(amps, axis=1),
+        "hrf_index": hrf_index,
+    }

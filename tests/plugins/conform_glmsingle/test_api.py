@@ -32,29 +32,38 @@ def test_run_count_mismatch_names_both_counts(study):
 def test_run_length_mismatch_names_the_run(study):
     runs = list(study["runs"])
     runs[2] = runs[2][:, :-5]
-    with pytest.raises(ShapeError, match=r"Run 2: design has 150 time points but data has 145.*Trim"):
+    with pytest.raises(
+        ShapeError, match=r"Run 2: design has 150 time points but data has 145.*Trim"
+    ):
         GLM_single(QUICK).fit(study["design"], runs, 3.0, 1.0)
 
 
 def test_condition_never_presented(study):
     design = [np.c_[d, np.zeros(d.shape[0])] for d in study["design"]]
-    with pytest.raises(ShapeError, match=r"Condition\(s\) \[20\] never occur.*Remove those columns"):
+    with pytest.raises(
+        ShapeError, match=r"Condition\(s\) \[20\] never occur.*Remove those columns"
+    ):
         GLM_single(QUICK).fit(design, study["runs"], 3.0, 1.0)
 
 
 def test_non_finite_data_names_the_run(study):
     runs = [r.copy() for r in study["runs"]]
     runs[3][5, 7] = np.nan
-    with pytest.raises(ShapeError, match=r"data\[3\] \(run 3\) has 1 NaN/Inf value\(s\), first in unit 5"):
+    with pytest.raises(
+        ShapeError, match=r"data\[3\] \(run 3\) has 1 NaN/Inf value\(s\), first in unit 5"
+    ):
         GLM_single(QUICK).fit(study["design"], runs, 3.0, 1.0)
 
 
-@pytest.mark.parametrize(("stimdur", "tr", "text"), [
-    (3.0, 0.0, "tr must be the sampling interval"),
-    (3.0, float("nan"), "tr must be the sampling interval"),
-    (-1.0, 1.0, "stimdur must be >= 0 s"),
-    (1000.0, 1.0, "shorter than the shortest run"),
-])
+@pytest.mark.parametrize(
+    ("stimdur", "tr", "text"),
+    [
+        (3.0, 0.0, "tr must be the sampling interval"),
+        (3.0, float("nan"), "tr must be the sampling interval"),
+        (-1.0, 1.0, "stimdur must be >= 0 s"),
+        (1000.0, 1.0, "shorter than the shortest run"),
+    ],
+)
 def test_nonsense_timing(study, stimdur, tr, text):
     with pytest.raises(ParameterError, match=text):
         GLM_single(QUICK).fit(study["design"], study["runs"], stimdur, tr)
@@ -99,8 +108,12 @@ def test_outputdir_is_never_emptied(study, tmp_path):
     assert (out / "mine.txt").read_text() == "keep me"
     d = np.load(out / "TYPED_FITHRF_GLMDENOISE_RR.npy", allow_pickle=True).item()
     assert d["betasmd"].shape == (40, 1, 1, 80)
-    assert {"DESIGNINFO.npy", "TYPEA_ONOFF.npy", "TYPEB_FITHRF.npy",
-            "TYPEC_FITHRF_GLMDENOISE.npy"} <= {p.name for p in out.iterdir()}
+    assert {
+        "DESIGNINFO.npy",
+        "TYPEA_ONOFF.npy",
+        "TYPEB_FITHRF.npy",
+        "TYPEC_FITHRF_GLMDENOISE.npy",
+    } <= {p.name for p in out.iterdir()}
 
 
 def test_hdf5_outputs(study, tmp_path):
@@ -135,8 +148,17 @@ def test_results_do_not_depend_on_chunking(study):
 def test_memory_outputs_select_types(study):
     res = _fit(study, {"wantmemoryoutputs": [0, 0, 0, 1]})
     assert set(res) == {"typed"}
-    assert set(res["typed"]) >= {"betasmd", "R2", "HRFindex", "FRACvalue", "pcnum", "noisepool",
-                                 "scaleoffset", "rrbadness", "meanvol"}
+    assert set(res["typed"]) >= {
+        "betasmd",
+        "R2",
+        "HRFindex",
+        "FRACvalue",
+        "pcnum",
+        "noisepool",
+        "scaleoffset",
+        "rrbadness",
+        "meanvol",
+    }
 
 
 def test_wantlibrary_zero_without_type_b(study):
@@ -159,6 +181,13 @@ def test_hrf_library_from_a_file(study, tmp_path):
 
     path = tmp_path / "lib.tsv"
     np.savetxt(path, library_fine()[:, :5], delimiter="\t")
-    res = _fit(study, {"hrflibrary": str(path), "wantmemoryoutputs": [0, 1, 0, 0],
-                       "wantglmdenoise": 0, "wantfracridge": 0})
+    res = _fit(
+        study,
+        {
+            "hrflibrary": str(path),
+            "wantmemoryoutputs": [0, 1, 0, 0],
+            "wantglmdenoise": 0,
+            "wantfracridge": 0,
+        },
+    )
     assert res["typeb"]["FitHRFR2"].shape == (40, 1, 1, 5)

@@ -47,16 +47,25 @@ def test_bad_options_are_caught(options, pattern):
 def test_hrf_files_must_exist(tmp_path):
     with pytest.raises(DataFileError, match=r"'hrf_library' parameter .*no such file"):
         GLMsingleDenoiser(hrf_library=str(tmp_path / "hrfs.tsv")).check_params()
-    with pytest.raises(ParameterError, match=r"'hrf_library' .*got '/path/to/hrfs\.tsv'\. That is a placeholder"):
+    with pytest.raises(
+        ParameterError, match=r"'hrf_library' .*got '/path/to/hrfs\.tsv'\. That is a placeholder"
+    ):
         GLMsingleDenoiser(hrf_library="/path/to/hrfs.tsv").check_params()
-    with pytest.raises(DataFileError, match=r"'hrftoassume' parameter .*hrf\.tsv' \(no such file\)"):
+    with pytest.raises(
+        DataFileError, match=r"'hrftoassume' parameter .*hrf\.tsv' \(no such file\)"
+    ):
         GLMsingleDenoiser(options={"hrftoassume": str(tmp_path / "hrf.tsv")}).check_params()
 
 
-@pytest.mark.parametrize("params", [{}, {"model": "B", "wantlibrary": 0, "wantglmdenoise": False},
-                                    {"stimdur": 2, "pcstop": -3, "n_pcs": 3, "fracs": [1.0, 0.5]},
-                                    {"options": {"engine": "official",
-                                                        "brainthresh": [99, 0.1]}}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"model": "B", "wantlibrary": 0, "wantglmdenoise": False},
+        {"stimdur": 2, "pcstop": -3, "n_pcs": 3, "fracs": [1.0, 0.5]},
+        {"options": {"engine": "official", "brainthresh": [99, 0.1]}},
+    ],
+)
 def test_valid_values_pass(params):
     assert GLMsingleDenoiser(**params).check_params() is None
 
@@ -68,9 +77,11 @@ def test_every_option_is_declared_once():
     assert set(OPTION_CONSTRAINTS) == set(DEFAULTS) | set(IGNORED)
 
 
-BAD_PARAMS = [*BAD_OPTIONS,
-              ({"pcstop": -4, "n_pcs": 3}, "'pcstop' parameter of GLM_single.*Raise n_pcs to at least 4"),
-              ({"pcstop": -1.5}, "'pcstop' parameter of GLM_single.*Pass -K")]
+BAD_PARAMS = [
+    *BAD_OPTIONS,
+    ({"pcstop": -4, "n_pcs": 3}, "'pcstop' parameter of GLM_single.*Raise n_pcs to at least 4"),
+    ({"pcstop": -1.5}, "'pcstop' parameter of GLM_single.*Pass -K"),
+]
 
 
 @pytest.mark.parametrize(("options", "pattern"), BAD_PARAMS, ids=[repr(e) for e, _ in BAD_PARAMS])

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conform_glmsingle.cli import check_out_folder, run_glmsingle_files, summarize_fit
+from conform_synthetic import simulate_study, write_study
 
 from conform_core.exceptions import DataFileError
-from conform_synthetic import simulate_study, write_study
 
 
 @pytest.fixture(scope="module")

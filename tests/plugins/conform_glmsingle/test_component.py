@@ -63,7 +63,9 @@ def test_onsets_off_the_tr_grid_are_refused(study):
     ev = ts.events[1]
     shifted = Events(onset=ev.onset + 0.4, duration=ev.duration, stimulus_ids=ev.stimulus_ids)
     bad = TimeSeriesData(runs=ts.runs, events=(ts.events[0], shifted, *ts.events[2:]), tr=ts.tr)
-    with pytest.raises(ParameterError, match=r"Run 1: onset 6.4 s is not a multiple of the TR.*resample"):
+    with pytest.raises(
+        ParameterError, match=r"Run 1: onset 6.4 s is not a multiple of the TR.*resample"
+    ):
         GLMsingleDenoiser().fit(bad)
 
 
@@ -96,7 +98,8 @@ def _write_bids(study, folder):
         nib.save(img, path)
         t, c = np.nonzero(d)
         rows = ["onset\tduration\ttrial_type\tstimulus_id"] + [
-            f"{tt * study['tr']:g}\t3\timage\timg{cc:02d}" for tt, cc in zip(t, c)]
+            f"{tt * study['tr']:g}\t3\timage\timg{cc:02d}" for tt, cc in zip(t, c)
+        ]
         ev = folder / f"run-{r + 1}_events.tsv"
         ev.write_text("\n".join(rows) + "\n")
         runs.append(path)
@@ -119,8 +122,17 @@ def test_cli_writes_official_files_and_betas(study, tmp_path):
         pass
 
     out = tmp_path / "out"
-    args = ["glmsingle", *map(str, runs), "--events", *map(str, events), "--out", str(out),
-            "--no-progress", "--types", "BD"]
+    args = [
+        "glmsingle",
+        *map(str, runs),
+        "--events",
+        *map(str, events),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--types",
+        "BD",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (out / "TYPED_FITHRF_GLMDENOISE_RR.npy").is_file()
@@ -134,6 +146,8 @@ def test_cli_mismatched_events_names_the_fix(study, tmp_path):
     from conform_glmsingle.cli import run_glmsingle_files
 
     runs, events = _write_bids(study, tmp_path)
-    with pytest.raises(ParameterError, match=r"4 run file\(s\) but 3 events file\(s\).*one --events file per run"):
+    with pytest.raises(
+        ParameterError, match=r"4 run file\(s\) but 3 events file\(s\).*one --events file per run"
+    ):
         run_glmsingle_files(runs, events[:3], tmp_path / "out", tr=None, stimdur=None)
     assert not (tmp_path / "out").exists()

@@ -43,6 +43,12 @@ def test_runwise_fir_recovers_the_mean_response(tmp_path):
 def test_no_outputdir_writes_no_fir(tmp_path, monkeypatch):
     s = small_study(1, n_units=20)
     monkeypatch.chdir(tmp_path)
-    GLM_single({"verbose": False, "wantglmdenoise": 0, "wantfracridge": 0,
-                "wantmemoryoutputs": [1, 1, 0, 0]}).fit(s["design"], s["runs"], s["stimdur"], s["tr"])
+    GLM_single(
+        {
+            "verbose": False,
+            "wantglmdenoise": 0,
+            "wantfracridge": 0,
+            "wantmemoryoutputs": [1, 1, 0, 0],
+        }
+    ).fit(s["design"], s["runs"], s["stimdur"], s["tr"])
     assert list(tmp_path.iterdir()) == []

@@ -39,7 +39,10 @@ def test_type_d_beats_assumed_hrf_on_small_study():
     a 60-unit study (sd of a median r ~0.02) cannot produce.
     """
     s = small_study(1, n_units=60)
-    fit = lambda p: GLM_single({"verbose": False, **p}).fit(s["design"], s["runs"], 3.0, 1.0)
+
+    def fit(p):
+        return GLM_single({"verbose": False, **p}).fit(s["design"], s["runs"], 3.0, 1.0)
+
     d = fit({"wantmemoryoutputs": [0, 0, 0, 1]})["typed"]
     base = fit({"wantlibrary": 0, "wantglmdenoise": 0, "wantfracridge": 0,
                 "wantmemoryoutputs": [0, 1, 0, 0]})["typeb"]

@@ -50,7 +50,9 @@ def test_fraction_one_is_ols():
     path = RidgePath.build([x.T @ x], [y.T @ x], [np.ones(8, bool)])
     alpha = path.alphas(np.array([1.0]))[0]
     np.testing.assert_array_equal(alpha, 0.0)
-    np.testing.assert_allclose(path.betas(alpha)[0].T, np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-9)
+    np.testing.assert_allclose(
+        path.betas(alpha)[0].T, np.linalg.lstsq(x, y, rcond=None)[0], rtol=1e-9
+    )
 
 
 def _calcbadness_loop(folds, validcolumns, stimix, results, sessionindicator):
@@ -89,17 +91,25 @@ def test_badness_scorer_matches_loops(sessions, folds):
     results = [rng.normal(size=(5, 36)) for _ in range(3)]
     sess = np.array(sessions)
     expected = _calcbadness_loop([np.array(f) for f in folds], valid, stim, results, sess)
-    scorer = BadnessScorer([np.array(f) for f in folds], np.repeat(np.arange(4), n_per_run),
-                           np.concatenate(stim), sess, results[0])
+    scorer = BadnessScorer(
+        [np.array(f) for f in folds],
+        np.repeat(np.arange(4), n_per_run),
+        np.concatenate(stim),
+        sess,
+        results[0],
+    )
     got = np.stack([scorer.score(r) for r in results], axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
 
-@pytest.mark.parametrize(("trend", "pcstop", "expected"), [
-    ([0, 5, 9, 10, 10.2, 10.1], 1.05, 3),  # first K within 1/1.05 of the best gain
-    ([0, 5, 9, 10, 10.2, 10.1], 1.0, 4),   # argmax
-    ([0, -1, -2], 1.05, 0),                # nothing improves on 0 PCs
-])
+@pytest.mark.parametrize(
+    ("trend", "pcstop", "expected"),
+    [
+        ([0, 5, 9, 10, 10.2, 10.1], 1.05, 3),  # first K within 1/1.05 of the best gain
+        ([0, 5, 9, 10, 10.2, 10.1], 1.0, 4),  # argmax
+        ([0, -1, -2], 1.05, 0),  # nothing improves on 0 PCs
+    ],
+)
 def test_select_noise_regressors(trend, pcstop, expected):
     assert select_noise_regressors(np.array(trend, float), pcstop) == expected
 

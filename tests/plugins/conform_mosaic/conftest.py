@@ -129,7 +129,7 @@ def write_toy(
         else:
             f.create_dataset("nan_indices_all", data=np.array(list(union), dtype=np.int64))
     splits = {"train": [], "test": [], "artificial": []}
-    for split, filename, reps in STIMULI:
+    for split, filename, _reps in STIMULI:
         keys = [k + ".npz" for k, (sp, fn, _, _) in betas.items() if fn == filename]
         splits[split].append({f"{SUBJECT}_{CODE}_stimulus-{filename}": keys})
     for split, fname in (

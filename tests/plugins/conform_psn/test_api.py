@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conform_psn import perform_gsn, psn
 
 
@@ -73,7 +72,9 @@ def test_missing_trials_residuals_keep_nan(data):
     data[:, 7, 2:] = np.nan
     out = psn(data)
     assert np.isfinite(out["denoiseddata"]).all()
-    assert np.isnan(out["residuals"][:, 5, 3]).all() and np.isfinite(out["residuals"][:, 5, :3]).all()
+    assert (
+        np.isnan(out["residuals"][:, 5, 3]).all() and np.isfinite(out["residuals"][:, 5, :3]).all()
+    )
 
 
 def test_float32_data_gives_float32_denoised(data):
@@ -124,9 +125,14 @@ def test_legacy_options(data):
     assert trials["denoiseddata"].shape == data.shape
     mag = psn_cv(data, 0, {"cv_mode": -1, "mag_frac": 0.9})
     assert mag["dimsretained"] == len(mag["best_threshold"])
-    custom = psn_cv(data, np.linalg.qr(np.random.default_rng(0).standard_normal((10, 10)))[0],
-                    {"cv_threshold_per": "population",
-                     "cv_scoring_fn": lambda x, y: -np.mean((x - y) ** 2, axis=0)})
+    custom = psn_cv(
+        data,
+        np.linalg.qr(np.random.default_rng(0).standard_normal((10, 10)))[0],
+        {
+            "cv_threshold_per": "population",
+            "cv_scoring_fn": lambda x, y: -np.mean((x - y) ** 2, axis=0),
+        },
+    )
     fast = psn_cv(data, custom["fullbasis"], {"cv_threshold_per": "population"})
     # the Gram-matrix shortcut for the default score equals direct evaluation
     np.testing.assert_allclose(fast["cv_scores"], custom["cv_scores"], rtol=1e-10, atol=1e-12)

@@ -63,12 +63,18 @@ def test_legacy_rejects_nan_like_upstream(data):
 
 
 def test_unknown_preset_suggests(data):
-    with pytest.raises(ParameterError, match="'preset_or_opt' parameter of psn must be one of 'standard'.*got 'agressive'. Did you mean 'aggressive'"):
+    with pytest.raises(
+        ParameterError,
+        match="'preset_or_opt' parameter of psn must be one of 'standard'.*got 'agressive'. Did you mean 'aggressive'",
+    ):
         psn(data, "agressive")
 
 
 def test_unknown_option_suggests(data):
-    with pytest.raises(ParameterError, match="'criterium' parameter of psn must be a known name.*Did you mean 'criterion'"):
+    with pytest.raises(
+        ParameterError,
+        match="'criterium' parameter of psn must be a known name.*Did you mean 'criterion'",
+    ):
         psn(data, criterium="prediction")
 
 
@@ -78,12 +84,18 @@ def test_legacy_option_in_current_api_points_to_cv(data):
 
 
 def test_bad_choice_suggests(data):
-    with pytest.raises(ParameterError, match="'criterion' parameter of psn must be one of.*Did you mean 'prediction'"):
+    with pytest.raises(
+        ParameterError,
+        match="'criterion' parameter of psn must be one of.*Did you mean 'prediction'",
+    ):
         psn(data, criterion="predictoin")
 
 
 def test_unknown_gsn_option(data):
-    with pytest.raises(ParameterError, match="'wantshrink' parameter of perform_gsn must be a known name.*Did you mean 'wantshrinkage'"):
+    with pytest.raises(
+        ParameterError,
+        match="'wantshrink' parameter of perform_gsn must be a known name.*Did you mean 'wantshrinkage'",
+    ):
         perform_gsn(data, {"wantshrink": False})
 
 
@@ -110,7 +122,10 @@ def test_bad_allowable_thresholds(data, value):
 
 @pytest.mark.parametrize("alpha", [-0.1, 1.2, True, np.nan])
 def test_bad_alpha(data, alpha):
-    with pytest.raises(ParameterError, match="'alpha' parameter of psn must be a finite number in \\[0, 1\\] or None"):
+    with pytest.raises(
+        ParameterError,
+        match="'alpha' parameter of psn must be a finite number in \\[0, 1\\] or None",
+    ):
         psn(data, alpha=alpha)
 
 
@@ -120,7 +135,9 @@ def test_custom_basis_shape(data):
 
 
 def test_unit_groups_length(data):
-    with pytest.raises(ParameterError, match="'unit_groups' parameter of psn must be 6 non-negative integers"):
+    with pytest.raises(
+        ParameterError, match="'unit_groups' parameter of psn must be 6 non-negative integers"
+    ):
         psn(data, threshold_method="hybrid", unit_groups=[0, 1])
 
 
@@ -135,8 +152,13 @@ def test_gsn_cache_of_wrong_size(data):
 
 
 BAD_GSN_OPTIONS = [
-    ({"backend": "torch"}, (r"'backend' parameter of perform_gsn must be one of 'auto', 'numpy'; "
-                            r"got 'torch'\..*not available")),
+    (
+        {"backend": "torch"},
+        (
+            r"'backend' parameter of perform_gsn must be one of 'auto', 'numpy'; "
+            r"got 'torch'\..*not available"
+        ),
+    ),
     ({"uneven": "missing"}, r"'uneven' parameter .*got 'missing'\. Per-unit missingness"),
     ({"returns": ["cSb", "cSbb"]}, r"'returns' parameter .*Did you mean 'cSb'"),
     ({"shrinklevels": []}, "'shrinklevels' parameter .*a non-empty list of finite numbers"),
@@ -145,7 +167,9 @@ BAD_GSN_OPTIONS = [
 ]
 
 
-@pytest.mark.parametrize(("opt", "pattern"), BAD_GSN_OPTIONS, ids=[repr(o) for o, _ in BAD_GSN_OPTIONS])
+@pytest.mark.parametrize(
+    ("opt", "pattern"), BAD_GSN_OPTIONS, ids=[repr(o) for o, _ in BAD_GSN_OPTIONS]
+)
 def test_bad_gsn_option_values(data, opt, pattern):
     with pytest.raises(ParameterError, match=pattern):
         perform_gsn(data, opt)
@@ -166,8 +190,11 @@ def test_options_dict_given_twice(data):
 
 
 def test_legacy_basis_code(data):
-    with pytest.raises(ParameterError, match=r"'V' parameter of psn_cv must be an int in \[0, 5\]"
-                                             r".*5 \(ica\)"):
+    with pytest.raises(
+        ParameterError,
+        match=r"'V' parameter of psn_cv must be an int in \[0, 5\]"
+        r".*5 \(ica\)",
+    ):
         psn_cv(data, 9)
 
 

@@ -48,16 +48,24 @@ def test_psn_missing_gsn_result_file(tmp_path):
     with pytest.raises(DataFileError, match=r"'gsn_result'.*no such file"):
         PSNDenoiser(options={"gsn_result": str(tmp_path / "cache.npz")}).check_params()
     (tmp_path / "cache.txt").write_text("x")
-    with pytest.raises(ParameterError, match=r"'gsn_result' parameter of psn must be .*an existing \.npz file"):
+    with pytest.raises(
+        ParameterError, match=r"'gsn_result' parameter of psn must be .*an existing \.npz file"
+    ):
         PSNDenoiser(options={"gsn_result": str(tmp_path / "cache.txt")}).check_params()
 
 
-@pytest.mark.parametrize("params", [{}, {"preset": "cv"}, {"preset": "Aggressive"},
-                                    {"preset": "wiener"}, {"basis": "pca", "alpha": 0.5},
-                                    {"options": {"unit_groups": [0, 0, 1],
-                                                  "threshold_method": "hybrid"}},
-                                    {"preset": "cv", "basis": 3,
-                                         "options": {"cv_threshold_per": "population"}}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"preset": "cv"},
+        {"preset": "Aggressive"},
+        {"preset": "wiener"},
+        {"basis": "pca", "alpha": 0.5},
+        {"options": {"unit_groups": [0, 0, 1], "threshold_method": "hybrid"}},
+        {"preset": "cv", "basis": 3, "options": {"cv_threshold_per": "population"}},
+    ],
+)
 def test_psn_valid_values_pass(params):
     assert PSNDenoiser(**params).check_params() is None
 
@@ -66,7 +74,9 @@ def test_psn_unit_groups_length_waits_for_the_data():
     """Only the length of unit_groups needs the number of units."""
     est = PSNDenoiser(threshold_method="hybrid", options={"unit_groups": [0, 1]})
     est.check_params()
-    with pytest.raises(ParameterError, match="'unit_groups' parameter of psn must be 12 non-negative integers"):
+    with pytest.raises(
+        ParameterError, match="'unit_groups' parameter of psn must be 12 non-negative integers"
+    ):
         est.fit(make_condition_trials(n_units=12, n_conditions=40))
 
 
@@ -75,8 +85,14 @@ def test_psn_fit_runs_check_params_first():
         PSNDenoiser(preset="agressive").fit(make_condition_trials())
 
 
-BAD_GSN = [("wantshrinkage", "yes"), ("wantshrinkage", None), ("n_trials", 0),
-           ("n_trials", -2.0), ("n_trials", "3"), ("n_trials", np.inf)]
+BAD_GSN = [
+    ("wantshrinkage", "yes"),
+    ("wantshrinkage", None),
+    ("n_trials", 0),
+    ("n_trials", -2.0),
+    ("n_trials", "3"),
+    ("n_trials", np.inf),
+]
 
 
 @pytest.mark.parametrize(("name", "value"), BAD_GSN, ids=[f"{n}={v!r}" for n, v in BAD_GSN])

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_psn import GSNDenoiser, PSNDenoiser, psn
 
 from conform_core.data import ConditionTrials
 from conform_core.plugins import default_registry
 from conform_core.testing.fakes import make_condition_trials
-from conform_psn import GSNDenoiser, PSNDenoiser, psn
 
 
 def test_registered():

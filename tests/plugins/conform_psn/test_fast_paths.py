@@ -6,11 +6,11 @@ import warnings
 
 import numpy as np
 import pytest
-
-from conform_core.exceptions import ShapeError
 from conform_psn._diagnostics import row_corr, split_half_r
 from conform_psn._linalg import trial_mean
 from conform_psn._validation import TrialLayout, check_constant_units
+
+from conform_core.exceptions import ShapeError
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

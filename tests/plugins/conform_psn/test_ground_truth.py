@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_psn import PSNDenoiser
 from threadpoolctl import threadpool_limits
 
 from conform_core.plugins import default_registry
-from conform_psn import PSNDenoiser
 
 simulation = pytest.importorskip("conform_synthetic")
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conform_psn import psn, psn_cv
 
 from conform_core.exceptions import ShapeError
-from conform_psn import psn, psn_cv
 
 from .conftest import assert_close
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from conform_psn import psn
 
 from .conftest import RefCase, assert_close

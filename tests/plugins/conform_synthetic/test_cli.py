@@ -46,22 +46,39 @@ def test_simulate_timeseries_writes_bids_runs(tmp_path: Path, capsys) -> None:
                       "--stimuli", "12", "--repeats", "2", "--timeseries", "--quiet"], capsys)
     assert code == 0, text
     func = tmp_path / "s" / "sub-01" / "func"
-    assert sorted(p.name for p in func.glob("*_bold.nii.gz")) == ["sub-01_task-conform_run-01_bold.nii.gz"]
+    assert sorted(p.name for p in func.glob("*_bold.nii.gz")) == [
+        "sub-01_task-conform_run-01_bold.nii.gz"
+    ]
     assert (func / "sub-01_task-conform_run-01_events.tsv").is_file()
     assert read_study(tmp_path / "s").subjects[0].timeseries.n_runs == 1
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--units", "-3"], "The --units option must be an int in [1, inf); got -3. Pass --units=1 or more."),
-    (["--subjects", "0"], "The --subjects option must be an int in [1, inf)"),
-    (["--stimuli", "10", "--shared", "20"],
-     "The --shared option must be at most --stimuli=10; got 20. Lower --shared or raise --stimuli"),
-    (["--snr", "-1"], "The --snr option must be a finite number in [0.0, inf); got -1.0"),
-    (["--missing-fraction", "1.5"], "The --missing-fraction option must be a finite number in [0.0, 0.9]"),
-    (["--stimuli", "30", "--shared", "10", "--stimuli-per-subject", "25"],
-     "at most --stimuli - --shared = 20; leave it unset"),
-])
-def test_bad_options_exit_2_with_fix(tmp_path: Path, capsys, args: list[str], fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (
+            ["--units", "-3"],
+            "The --units option must be an int in [1, inf); got -3. Pass --units=1 or more.",
+        ),
+        (["--subjects", "0"], "The --subjects option must be an int in [1, inf)"),
+        (
+            ["--stimuli", "10", "--shared", "20"],
+            "The --shared option must be at most --stimuli=10; got 20. Lower --shared or raise --stimuli",
+        ),
+        (["--snr", "-1"], "The --snr option must be a finite number in [0.0, inf); got -1.0"),
+        (
+            ["--missing-fraction", "1.5"],
+            "The --missing-fraction option must be a finite number in [0.0, 0.9]",
+        ),
+        (
+            ["--stimuli", "30", "--shared", "10", "--stimuli-per-subject", "25"],
+            "at most --stimuli - --shared = 20; leave it unset",
+        ),
+    ],
+)
+def test_bad_options_exit_2_with_fix(
+    tmp_path: Path, capsys, args: list[str], fragment: str
+) -> None:
     code, text = run(["simulate", str(tmp_path / "s"), *args], capsys)
     assert code == 2
     assert fragment in " ".join(text.split())

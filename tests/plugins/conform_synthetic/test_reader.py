@@ -51,19 +51,41 @@ def written(tmp_path: Path) -> Path:
     return write_study(tmp_path / "s", study)
 
 
-@pytest.mark.parametrize(("damage", "fragment"), [
-    (lambda p: (p / "study.json").unlink(), "study.json' is missing"),
-    (lambda p: (p / "study.json").write_text("{not json"), "is not valid JSON"),
-    (lambda p: (p / "study.json").write_text('{"format": "other"}'), "is not a conform synthetic study"),
-    (lambda p: (p / "sub-01" / "sub-01_trials.npz").write_bytes(b"PK\x03\x04 truncated"), "sub-01_trials.npz"),
-    (lambda p: (p / "sub-01" / "sub-01_trials.npz").unlink(), "sub-01_trials.npz' is missing"),
-    (lambda p: (p / "stimuli_embeddings.npy").write_bytes(b"garbage"), "stimuli_embeddings.npy"),
-    (lambda p: (p / "sub-01" / "func" / "sub-01_task-conform_run-01_bold.nii.gz").write_bytes(b"\x1f\x8bxx"),
-     "run-01_bold.nii.gz"),
-    (lambda p: (p / "sub-01" / "func" / "sub-01_task-conform_run-01_events.tsv").write_text("onset\n1\n"),
-     "columns ['onset', 'duration', 'trial_type', 'stimulus_id']"),
-])
-def test_damaged_files_raise_data_file_error_naming_file_and_fix(written: Path, damage, fragment: str) -> None:
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        (lambda p: (p / "study.json").unlink(), "study.json' is missing"),
+        (lambda p: (p / "study.json").write_text("{not json"), "is not valid JSON"),
+        (
+            lambda p: (p / "study.json").write_text('{"format": "other"}'),
+            "is not a conform synthetic study",
+        ),
+        (
+            lambda p: (p / "sub-01" / "sub-01_trials.npz").write_bytes(b"PK\x03\x04 truncated"),
+            "sub-01_trials.npz",
+        ),
+        (lambda p: (p / "sub-01" / "sub-01_trials.npz").unlink(), "sub-01_trials.npz' is missing"),
+        (
+            lambda p: (p / "stimuli_embeddings.npy").write_bytes(b"garbage"),
+            "stimuli_embeddings.npy",
+        ),
+        (
+            lambda p: (
+                p / "sub-01" / "func" / "sub-01_task-conform_run-01_bold.nii.gz"
+            ).write_bytes(b"\x1f\x8bxx"),
+            "run-01_bold.nii.gz",
+        ),
+        (
+            lambda p: (p / "sub-01" / "func" / "sub-01_task-conform_run-01_events.tsv").write_text(
+                "onset\n1\n"
+            ),
+            "columns ['onset', 'duration', 'trial_type', 'stimulus_id']",
+        ),
+    ],
+)
+def test_damaged_files_raise_data_file_error_naming_file_and_fix(
+    written: Path, damage, fragment: str
+) -> None:
     damage(written)
     with pytest.raises(DataFileError) as info:
         read_study_subject(written, "sub-01")

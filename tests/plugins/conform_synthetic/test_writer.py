@@ -75,7 +75,10 @@ def test_bids_files_and_nifti_header(tmp_path: Path) -> None:
     assert image.shape[:3] == (3, 4, 1) and image.header.get_zooms()[3] == pytest.approx(1.5)
     header = (func / "sub-01_task-conform_run-01_events.tsv").read_text().splitlines()[0]
     assert header.split("\t") == ["onset", "duration", "trial_type", "stimulus_id"]
-    assert json.loads((func / "sub-01_task-conform_run-01_bold.json").read_text())["RepetitionTime"] == 1.5
+    assert (
+        json.loads((func / "sub-01_task-conform_run-01_bold.json").read_text())["RepetitionTime"]
+        == 1.5
+    )
 
 
 def test_existing_folder_is_refused_and_left_alone(tmp_path: Path) -> None:
@@ -87,7 +90,9 @@ def test_existing_folder_is_refused_and_left_alone(tmp_path: Path) -> None:
     assert (out / "keep.txt").read_text() == "mine"
 
 
-def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_while_writing_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A failure after the first subject is written leaves no folder, not half a study."""
     from conform_synthetic import _writer
 
@@ -105,15 +110,36 @@ def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch: pytest.
     assert list(tmp_path.iterdir()) == []
 
 
-def test_simulated_study_is_readable_by_group_and_others(tmp_path: Path, umask,
-                                                        assert_modes) -> None:
+def test_simulated_study_is_readable_by_group_and_others(
+    tmp_path: Path, umask, assert_modes
+) -> None:
     """Every file and folder `conform simulate --timeseries` writes, under the usual umask."""
     umask(0o022)  # inherited by the subprocess
     out = tmp_path / "study"
     done = subprocess.run(
-        [sys.executable, "-m", "conform_core", "simulate", str(out), "--subjects", "1",
-         "--units", "9", "--stimuli", "12", "--repeats", "2", "--timeseries", "--quiet"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        [
+            sys.executable,
+            "-m",
+            "conform_core",
+            "simulate",
+            str(out),
+            "--subjects",
+            "1",
+            "--units",
+            "9",
+            "--stimuli",
+            "12",
+            "--repeats",
+            "2",
+            "--timeseries",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     count = assert_modes(out, files=0o644, folders=0o755)
     assert count >= 12 and (out / "sub-01" / "func").is_dir()  # the nested NIfTI folder too

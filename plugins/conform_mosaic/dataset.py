@@ -127,7 +127,7 @@ class MosaicDataset(Dataset):
 
     # ------------------------------------------------------------------ checks
     def _check_choices(self) -> None:
-        """The parameters that take a value from a fixed set (cheap; run on every access)."""
+        """Check the parameters that take a value from a fixed set (cheap; run on every access)."""
         check_constraints({k: self._parameter_constraints[k] for k in _CHOICES},
                           {k: getattr(self, k) for k in _CHOICES}, owner=self,
                           fixes=self._parameter_fixes)
@@ -167,7 +167,7 @@ class MosaicDataset(Dataset):
             )
 
     def roi_labels(self) -> list[str]:
-        """The ROI labels of the units ``rois`` selects, from the atlas (no subject file read).
+        """Return the ROI labels of the units ``rois`` selects, from the atlas (no subject file read).
 
         Atlas names (``L_V1``, ...) with an atlas, else ``L_cortex``/``R_cortex``/
         ``subcortical``. With ``nan_vertices="subject"`` the labels of all selected vertices
@@ -178,7 +178,7 @@ class MosaicDataset(Dataset):
         return sorted(set(roi.tolist()) - {""}) if roi is not None else []
 
     def stimulus_set(self) -> StimulusSet | None:
-        """The stimuli of the selected datasets and phases, from the stimulus tables.
+        """Return the stimuli of the selected datasets and phases, from the stimulus tables.
 
         Read from each dataset's ``<code>_stiminfo.tsv`` (the rows some subject here saw, in
         ``phases``), with ``sources`` under ``stimuli_dir``. None when a dataset has no table
@@ -215,7 +215,7 @@ class MosaicDataset(Dataset):
         return Path(os.environ.get("CONFORM_MOSAIC_DIR", "mosaic_dataset"))
 
     def _state(self) -> dict[str, Any]:
-        """Sources, side files and split tables, found once per parameter set."""
+        """Find the sources, side files and split tables, once per parameter set."""
         key = (str(self._root()), self.layout, tuple(self.datasets or ()), self.split)
         self._check_choices()  # every public entry point passes here
         cache = getattr(self, "_cache", None)
@@ -228,8 +228,9 @@ class MosaicDataset(Dataset):
             for name in [self.datasets] if isinstance(self.datasets, str) else self.datasets:
                 code = normalise_code(name) or (name if name in codes else None)
                 if code is None:
+                    known = [*LONG_NAMES, *LONG_NAMES.values()]
                     raise ParameterError(
-                        f"datasets: unknown MOSAIC dataset {name!r}.{suggest(name, [*LONG_NAMES, *LONG_NAMES.values()])}"
+                        f"datasets: unknown MOSAIC dataset {name!r}.{suggest(name, known)}"
                         f" Use a code ({', '.join(LONG_NAMES)}) or a code found here ({', '.join(sorted(codes))})."
                     )
                 wanted.add(code)
@@ -320,8 +321,11 @@ class MosaicDataset(Dataset):
 
     # ------------------------------------------------------------------ per-subject access
     def trial_table(self, name: str) -> pd.DataFrame:
-        """Every trial of subject ``name`` in file order: key, stimulus_id, phase, split,
-        repetition, n_nan and whether the subject's TrialData includes it."""
+        """Return every trial of subject ``name``, in file order.
+
+        Columns: key, stimulus_id, phase, split, repetition, n_nan, and whether the
+        subject's TrialData includes it.
+        """
         source = self._source(name)
         with src.open_h5(source.path) as h5:
             index = src.read_index(h5, source)
@@ -394,7 +398,7 @@ class MosaicDataset(Dataset):
             return src.read_attributes(h5, source, strict=False)
 
     def noise_ceilings(self, name: str) -> dict[str, NDArray[np.float64]]:
-        """Stored noise ceilings (percent) on this dataset's units, keyed ``<split>_n-<1|avg>``.
+        """Return the stored noise ceilings (percent) on this dataset's units, keyed ``<split>_n-<1|avg>``.
 
         Empty when the subject has none (MOSAIC stores none for HAD and NOD 10-30).
         """
@@ -416,8 +420,11 @@ class MosaicDataset(Dataset):
         return out
 
     def recompute_noise_ceilings(self, name: str) -> dict[str, NDArray[np.float64]]:
-        """Noise ceilings recomputed from the betas with MOSAIC's formula (same keys as
-        :meth:`noise_ceilings`), per split over every trial of that split in the file."""
+        """Recompute the noise ceilings from the betas with MOSAIC's formula.
+
+        Same keys as :meth:`noise_ceilings`; per split, over every trial of that split in
+        the file.
+        """
         source = self._source(name)
         atlas = self._atlas()
         out = {}

@@ -18,6 +18,8 @@ from conform_core.constraints import Boolean, Interval, NonEmptyStr, PathLike
 from conform_core.data import StimulusSet
 from conform_core.exceptions import ConformWarning, DataFileError, ParameterError
 from conform_core.io import sha256_file
+from conform_core.optional import require
+from conform_core.progress import progress
 from conform_core.validation import check_existing_path, suggest
 
 from ._cache import EmbeddingCache, default_cache_dir
@@ -29,9 +31,17 @@ _MODEL_WHAT = "an open_clip model name, 'local-dir:PATH' or a model-config .json
 _UNTRAINED_SEED = 0
 
 
+def _require(module: str) -> Any:
+    """Import ``module`` (torch or open_clip), or say how to install the ``clip`` extra."""
+    return require(module, purpose="ClipFeatures", extra="clip")
+
+
 def _known_models() -> list[str] | None:
-    """open_clip's model names, without importing open_clip (which imports torch) when it is
-    not loaded yet: the stems of its ``model_configs/*.json``. None if that cannot be known."""
+    """Return open_clip's model names, or None if they cannot be known.
+
+    Does not import open_clip (which imports torch) when it is not loaded yet: the names
+    are the stems of its ``model_configs/*.json``.
+    """
     module = sys.modules.get("open_clip")
     if module is not None:
         return list(module.list_models())
@@ -71,8 +81,11 @@ class ClipFeatures(Features):
 
     Attributes
     ----------
+    fingerprint_ : str
+        SHA-256 of the model name, configuration and weights checksum (see
+        :class:`~conform_core.components.Features`).
     cache_key_ : str
-        Key of the model configuration and weights in the cache.
+        Key of the model configuration and weights in the cache (``fingerprint_[:24]``).
     n_computed_ : int
         Images embedded (not found in the cache) by the last ``transform``.
 
@@ -184,8 +197,8 @@ class ClipFeatures(Features):
 
     # ------------------------------------------------------------------ set-up
     def _model_name(self) -> str:
-        """The open_clip name of the (checked) model, registering a .json config."""
-        import open_clip
+        """Return the open_clip name of the (checked) model, registering a .json config."""
+        open_clip = _require("open_clip")
 
         name = str(self.model)
         if name.endswith(".json") and not name.startswith("local-dir:"):
@@ -195,7 +208,7 @@ class ClipFeatures(Features):
         return name
 
     def _config_text(self, name: str) -> str:
-        import open_clip
+        open_clip = _require("open_clip")
 
         if name.startswith("local-dir:"):
             cfg = Path(name.split(":", 1)[1]) / "open_clip_config.json"
@@ -217,7 +230,8 @@ class ClipFeatures(Features):
         self.weights_sha256_ = self._weights_sha()
         key_text = json.dumps({"model": name, "config": self._config_text(name),
                                "weights": self.weights_sha256_}, sort_keys=True)
-        self.cache_key_ = hashlib.sha256(key_text.encode()).hexdigest()[:24]
+        self.fingerprint_ = hashlib.sha256(key_text.encode()).hexdigest()
+        self.cache_key_ = self.fingerprint_[:24]
         self.model_name_ = name
         if self.weights is None and self.allow_untrained:
             warnings.warn(
@@ -229,16 +243,17 @@ class ClipFeatures(Features):
         return self
 
     def _device(self) -> str:
-        import torch
+        torch = _require("torch")
 
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         return self.device
 
     def _build(self) -> tuple[Any, Any, str]:
-        import open_clip
-        import torch
-        from open_clip.transform import PreprocessCfg, image_transform_v2
+        open_clip = _require("open_clip")
+        torch = _require("torch")
+        transform = _require("open_clip.transform")
+        PreprocessCfg, image_transform_v2 = transform.PreprocessCfg, transform.image_transform_v2
 
         device = self._device()
         offline = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
@@ -285,22 +300,17 @@ class ClipFeatures(Features):
         return np.stack([np.asarray(r, np.float32) for r in rows])
 
     def _embed(self, paths: list[str]) -> NDArray[np.float32]:
-        import torch
         from PIL import Image
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+        torch = _require("torch")
         model, preprocess, device = self._build()
         out = []
-        console = Console(stderr=True)
-        progress = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(), console=console,
-                            transient=True, disable=not sys.stderr.isatty())
-        with progress, torch.inference_mode():
-            task = progress.add_task(f"Embedding with {self.model}", total=len(paths))
+        with progress(f"Embedding with {self.model}", total=len(paths),
+                      log_steps=False) as tick, torch.inference_mode():
             for start in range(0, len(paths), self.batch_size):
                 batch = []
-                for path in paths[start:start + self.batch_size]:
+                batch_paths = paths[start:start + self.batch_size]
+                for path in batch_paths:
                     try:
                         with Image.open(path) as image:
                             batch.append(preprocess(image.convert("RGB")))
@@ -311,5 +321,5 @@ class ClipFeatures(Features):
                 feats = model.encode_image(torch.stack(batch).to(device)).float()
                 feats = torch.nn.functional.normalize(feats, dim=-1)
                 out.append(feats.cpu().numpy().astype(np.float32))
-                progress.advance(task, len(batch))
+                tick(Path(batch_paths[-1]).name, advance=len(batch))
         return np.concatenate(out)
