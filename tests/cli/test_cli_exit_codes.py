@@ -248,16 +248,17 @@ def test_ctrl_c_during_a_dask_fit_exits_130_and_stops_the_workers(tmp_path):
     (tmp_path / "slow.toml").write_text(SLOW_SPEC)
     workers: list[object] = []
 
+    def command_line(child: object) -> str:  # a child may exit (or be a zombie) meanwhile
+        try:
+            return " ".join(child.cmdline())  # type: ignore[attr-defined]
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return ""
+
     def cluster_started() -> bool:  # the LocalCluster's worker processes exist
         children = psutil.Process(pid).children(recursive=True)
         workers[:] = children
-        return (
-            sum(
-                "distributed" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
-                for c in children
-            )
-            >= 2
-        )
+        lines = [command_line(c) for c in children]
+        return sum("distributed" in c or "multiprocessing" in c for c in lines) >= 2
 
     process = subprocess.Popen(
         [
@@ -288,7 +289,11 @@ def test_ctrl_c_during_a_dask_fit_exits_130_and_stops_the_workers(tmp_path):
             process.kill()
             process.communicate()
     assert process.returncode == 130, err
-    _assert_one_interrupt_line(err, signal.SIGINT, "conform fit")
+    # Dask's worker processes share stderr and may log while they shut down, so the
+    # interrupt line need not be the last one here; it must be there exactly once.
+    expected = "Interrupted (SIGINT) during `conform fit`: nothing was written."
+    assert [line for line in err.splitlines() if "Interrupted" in line] == [expected], err
+    assert "Traceback" not in err
     assert [p.name for p in tmp_path.iterdir()] == ["slow.toml"]
     _, alive = psutil.wait_procs(workers, timeout=30)  # the runner's `finally` closed the cluster
     assert alive == []
