@@ -11,7 +11,7 @@ from typing import Any
 
 from ..exceptions import AnalysisFailedError, SpecError
 from ..io import to_builtin
-from ..spec import AnalysisSpec, apply_overrides, load_spec
+from ..spec import AnalysisSpec, apply_overrides, check_spec, load_spec
 from .lock import input_checksums, lock_text, path_inputs
 from .plan import Plan, make_plan
 from .report import provenance, summary_table, write_results
@@ -82,9 +82,10 @@ def prepare_analysis(
             f"Results folder {str(out_path)!r} already exists. Pass --out NEW_FOLDER, or "
             "--overwrite to replace it."
         )
+    registry = default_registry()
+    check_spec(spec, registry)  # a misspelt plugin is reported before any file is hashed
     checksums = input_checksums(spec.location(), inputs=path_inputs(spec.stages))
     _check_lock_inputs(spec, checksums)  # before the dataset reads anything it may have changed
-    registry = default_registry()
     plan = make_plan(spec, registry)
     return PreparedAnalysis(
         name=name, out=out_path, plan=plan, registry=registry, checksums=checksums

@@ -154,7 +154,7 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
         subjects = tuple(wanted)
     plan = replace(plan, subjects=subjects, rois=(rois,) if isinstance(rois, str) else tuple(rois))
     object.__setattr__(plan, "_dataset", dataset)  # same dataset entry and location: keep it
-    check_plan(plan)
+    _check_stages(plan)  # the dataset's own checks ran above, before it listed its subjects
     return plan
 
 
@@ -202,9 +202,10 @@ def _checked(plan: Plan, stage: str, entry: StageEntry, component: Component) ->
     try:
         component.check_params()
     except ConformError as exc:
+        param = getattr(exc, "param", None) or "PARAM"
         raise SpecError(
             f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
-            f"--set {_set_target(plan, stage, entry)}.PARAM=VALUE."
+            f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
         ) from None
     return component
 
@@ -235,6 +236,11 @@ def check_plan(plan: Plan) -> None:
         Naming the stage, the entry, the value and the fix.
     """
     _check_dataset(plan)
+    _check_stages(plan)
+
+
+def _check_stages(plan: Plan) -> None:
+    """Run the checks of :func:`check_plan` that come after the dataset's own."""
     built: dict[str, list[Component]] = {}
     for stage, entries in plan.stages.items():
         if stage != "dataset":

@@ -146,7 +146,7 @@ def test_check_reports_a_bad_cell_parameter(work):
     assert done.returncode == 2
     message = " ".join(done.stderr.split())
     assert "Stage 'denoiser' (pca)" in message and "-3" in message
-    assert "--set denoiser[pca].PARAM=VALUE" in message
+    assert "--set denoiser[pca].n_components=VALUE" in message
 
 
 def test_rois_are_checked_against_the_dataset(work):
