@@ -193,6 +193,9 @@ def fit(
         plan = job.plan
         grid = " x ".join(f"{len(plan.stages.get(st, ()))} {st}(s)" for st in ("denoiser", "aligner", "encoder")
                           if plan.stages.get(st))
+        if plan.context_sizes:
+            grid += (f"; few-shot fits on N = {', '.join(map(str, plan.context_sizes))} training "
+                     f"stimuli ({plan.context_draws} draw(s) each)")
         typer.echo(f"{spec}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
                    f"input file(s) fingerprinted; results would go to {job.out}. Nothing was run.")
         return
@@ -256,6 +259,31 @@ def _print_summary(console: Any, result: Any) -> None:
     excluded = nc_r2_exclusions(result)
     if excluded:
         console.print(Text(excluded))
+    _print_few_shot(console, result)
+
+
+def _print_few_shot(console: Any, result: Any) -> None:
+    """Print the few-shot table and notes (with ``[evaluation] context_sizes`` only)."""
+    from rich.table import Table
+
+    from .analysis.report import few_shot_ceiling, few_shot_notes, few_shot_table
+
+    few_shot = few_shot_table(result)
+    if few_shot is None:
+        return
+    metric, header, body = few_shot
+    table = Table(title=f"Few-shot: held-out {metric} by number of training stimuli N "
+                        "(mean over subjects ± s.e.m.)")
+    for column in header:
+        table.add_column(column, justify="left" if column in ("denoiser", "encoder") else "right")
+    for row in body:
+        table.add_row(*[escape(c) for c in row])
+    console.print(table)
+    ceiling = few_shot_ceiling(result, metric)
+    if ceiling is not None:
+        console.print(Text(f"Noise ceiling in {metric} units: {ceiling:.3f}"))
+    for note in few_shot_notes(result):
+        console.print(Text(note))
 
 
 def _print_failures(console: Any, failures: list[dict[str, Any]]) -> None:

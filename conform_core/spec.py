@@ -47,6 +47,8 @@ __all__ = [
     "apply_overrides",
     "check_spec",
     "check_seed",
+    "check_context_sizes",
+    "check_context_draws",
     "parse_value",
     "STAGES",
     "STAGE_KIND",
@@ -74,9 +76,12 @@ _TOP_KEYS = STAGES + ("analysis", "evaluation", "lock")
 _ENTRY_KEYS = ("plugin", "params", "label", "none_params", "distribution", "version")
 _DATASET_KEYS = _ENTRY_KEYS + ("location", "subjects", "rois")
 _ANALYSIS_KEYS = ("name", "seed", "description")
-_EVALUATION_KEYS = ("metrics", "truth", "split_fallback_test_fraction")
+_EVALUATION_KEYS = ("metrics", "truth", "split_fallback_test_fraction", "context_sizes",
+                    "context_draws")
 _DEFAULTS = {"denoiser": ["trial-average"], "encoder": ["ridge"], "features": ["precomputed"]}
 METRICS = ("pearson_r", "r2", "nc_r2")
+DEFAULT_CONTEXT_DRAWS = 5
+"""Draws of N training stimuli per context size when ``context_draws`` is not given."""
 
 
 @dataclass
@@ -136,6 +141,20 @@ class AnalysisSpec:
         """Metrics to report."""
         return tuple(self.evaluation.get("metrics", METRICS))
 
+    @property
+    def context_sizes(self) -> tuple[int, ...]:
+        """Numbers of training stimuli of the few-shot fits, ascending (empty: none).
+
+        See :func:`check_context_sizes`.
+        """
+        value = self.evaluation.get("context_sizes")
+        return () if value is None else check_context_sizes(value)
+
+    @property
+    def context_draws(self) -> int:
+        """Draws of each context size (default 5; see :func:`check_context_draws`)."""
+        return check_context_draws(self.evaluation.get("context_draws", DEFAULT_CONTEXT_DRAWS))
+
     def location(self) -> str | None:
         """Return the dataset location, resolved against the spec's folder."""
         loc = self.dataset.get("location")
@@ -161,6 +180,93 @@ def check_seed(value: Any) -> int:
             "Write it without quotes, e.g. seed = 0 (or --set analysis.seed=0)."
         )
     return value
+
+
+def check_context_sizes(value: Any) -> tuple[int, ...]:
+    """Return ``[evaluation] context_sizes`` as sorted ints, or raise a :class:`SpecError`.
+
+    Each size N is a number of a subject's training stimuli that every encoder is also
+    fitted on (the few-shot curve of ``conform fit``): a list of distinct integers of 2 or
+    more, e.g. ``context_sizes = [10, 20, 50]``.
+
+    Parameters
+    ----------
+    value : Any
+        The value read from the spec or from ``--set evaluation.context_sizes=[...]``.
+
+    Returns
+    -------
+    tuple of int
+        The sizes in ascending order.
+
+    Raises
+    ------
+    SpecError
+        For a value that is not a list, an empty list, an item that is not an integer or
+        is below 2, or a size listed twice; the message names the value and the fix.
+
+    Examples
+    --------
+    >>> check_context_sizes([50, 10, 20])
+    (10, 20, 50)
+    """
+    example = "e.g. context_sizes = [10, 20, 50] (or --set evaluation.context_sizes=[10,20,50])"
+    if not isinstance(value, (list, tuple)):
+        raise SpecError(
+            f"[evaluation] context_sizes must be a list of numbers of training stimuli; got "
+            f"{value!r}. Write it as a list, {example}."
+        )
+    if not value:
+        raise SpecError(
+            "[evaluation] context_sizes is an empty list. List at least one number of "
+            f"training stimuli, {example}, or remove the key to fit on all training stimuli only."
+        )
+    for size in value:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise SpecError(
+                f"[evaluation] context_sizes: {size!r} is not an integer number of training "
+                f"stimuli. Write whole numbers without quotes, {example}."
+            )
+        if size < 2:
+            raise SpecError(
+                f"[evaluation] context_sizes: {size} is below 2; an encoder needs at least 2 "
+                f"training stimuli. Use sizes of 2 or more, {example}."
+            )
+    twice = sorted({size for size in value if list(value).count(size) > 1})
+    if twice:
+        raise SpecError(
+            f"[evaluation] context_sizes lists {twice[0]} more than once ({list(value)}). List "
+            f"each size once, {example}."
+        )
+    return tuple(sorted(int(size) for size in value))
+
+
+def check_context_draws(value: Any) -> int:
+    """Return ``[evaluation] context_draws``, or raise a :class:`SpecError` naming it.
+
+    The number of draws of N training stimuli per context size: an integer of 1 or more
+    (default 5).
+
+    Raises
+    ------
+    SpecError
+        If ``value`` is not an integer of 1 or more.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(
+            f"[evaluation] context_draws must be an integer of 1 or more; got {value!r}. "
+            f"Write e.g. context_draws = {DEFAULT_CONTEXT_DRAWS} (or --set "
+            f"evaluation.context_draws={DEFAULT_CONTEXT_DRAWS})."
+        )
+    return value
+
+
+def _check_evaluation(evaluation: Mapping[str, Any]) -> None:
+    """Check the few-shot options of ``[evaluation]`` (see :func:`check_context_sizes`)."""
+    if "context_sizes" in evaluation:
+        check_context_sizes(evaluation["context_sizes"])
+    if "context_draws" in evaluation:
+        check_context_draws(evaluation["context_draws"])
 
 
 def load_spec(path: str | Path) -> AnalysisSpec:
@@ -269,6 +375,7 @@ def parse_spec(
                 f"Unknown metric {metric!r} in [evaluation] of {source}."
                 f"{suggest(metric, METRICS)} Metrics: {', '.join(METRICS)}."
             )
+    _check_evaluation(evaluation)
     return AnalysisSpec(
         stages=stages,
         dataset=dataset,
@@ -354,6 +461,7 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
             entry.params[param] = parse_value(text)
     if "seed" in out.analysis:
         check_seed(out.analysis["seed"])
+    _check_evaluation(out.evaluation)
     return out
 
 

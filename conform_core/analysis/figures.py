@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .context import is_few_shot
 from .runner import AnalysisResult
 
 __all__ = ["write_figures"]
@@ -21,7 +22,10 @@ def _metric(result: AnalysisResult) -> str | None:
 
 
 def _per_unit(result: AnalysisResult, metric: str, kind: str) -> dict[str, dict[str, Any]]:
-    """Per-unit values (finite, pooled over subjects) and per-subject medians by "denoiser → kind"."""
+    """Per-unit values (finite, pooled over subjects) and per-subject medians by "denoiser → kind".
+
+    Encoders count with their fit on all training stimuli (not the few-shot fits).
+    """
     groups: dict[str, dict[str, Any]] = {}
     for u in result.unit_scores:
         name = u[kind]
@@ -29,6 +33,7 @@ def _per_unit(result: AnalysisResult, metric: str, kind: str) -> dict[str, dict[
             name == "none"
             or metric not in u["values"]
             or (kind == "encoder") != (u["aligner"] == "none")
+            or is_few_shot(u, result.context)
         ):
             continue
         v = np.asarray(u["values"][metric], dtype=float)
@@ -122,6 +127,51 @@ def _truth(plt: Any, result: AnalysisResult, path: Path) -> bool:
     return True
 
 
+def _few_shot(plt: Any, result: AnalysisResult, path: Path) -> bool:
+    """Score vs number of training stimuli per denoiser → encoder, with the noise ceiling."""
+    from .context import few_shot_curves, few_shot_metric, mean_and_sem
+    from .report import few_shot_ceiling
+
+    metric = few_shot_metric(result.rows)
+    if metric is None or not result.context:
+        return False
+    curves = few_shot_curves(result.rows, result.context, metric)
+    if not curves:
+        return False
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    ticks: set[float] = set()
+    for curve in curves:
+        xs = [float(n) for n in curve.by_size]
+        stats = [mean_and_sem(v) for v in curve.by_size.values()]
+        if curve.full:  # the fit on all training stimuli, at the subjects' mean count
+            xs.append(float(np.mean(curve.n_train)))
+            stats.append(mean_and_sem(curve.full))
+        ticks.update(xs)
+        means = np.array([m for m, _ in stats])
+        sems = np.nan_to_num(np.array([e for _, e in stats]))  # no bar with one subject
+        line = ax.errorbar(xs, means, yerr=sems, marker="o", ms=4, capsize=3, lw=1.3,
+                           label=f"{curve.denoiser} → {curve.encoder}")
+        if curve.full:
+            ax.plot(xs[-1:], means[-1:], marker="s", ms=8, mfc="none",
+                    color=line.lines[0].get_color())
+    ceiling = few_shot_ceiling(result, metric)
+    if ceiling is not None:
+        ax.axhline(ceiling, color="grey", ls="--", lw=1,
+                   label=f"noise ceiling ({ceiling:.2f})")
+    ax.set_xscale("log")
+    shown = sorted(ticks)
+    ax.set_xticks(shown, [f"{x:g}" for x in shown])
+    ax.minorticks_off()
+    ax.set_xlabel("training stimuli N (log scale; squares: all of them)")
+    ax.set_ylabel(f"{_AXIS[metric]}\n(mean over subjects ± s.e.m.)")
+    ax.set_title("Few-shot curve: held-out score vs training stimuli", fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
     """Write the report's figures into ``folder``; return (title, file name) of each one written.
 
@@ -129,8 +179,11 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
     ``aligner_scores.png``: per-unit score of each held-out subject predicted from the other
     subjects, per denoiser → aligner, with each held-out subject's median;
     ``denoiser_encoder_heatmap.png``: median score per denoiser × encoder;
-    ``denoiser_truth_error.png``: denoiser error to the simulator's true signal.
-    The score is ``nc_r2`` when computed, else ``pearson_r``.
+    ``denoiser_truth_error.png``: denoiser error to the simulator's true signal;
+    ``few_shot_curve.png`` (with ``[evaluation] context_sizes``): score vs number of training
+    stimuli per denoiser → encoder, with the noise ceiling in the same units.
+    The score is ``nc_r2`` when computed, else ``pearson_r``; the few-shot curve's is
+    ``pearson_r`` when computed (see :func:`~conform_core.analysis.report.few_shot_table`).
     """
     import matplotlib
 
@@ -173,4 +226,6 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
         written.append(
             ("Denoiser error to the simulator's true signal", "denoiser_truth_error.png")
         )
+    if _few_shot(plt, result, folder / "few_shot_curve.png"):
+        written.append(("Few-shot curve: score vs training stimuli", "few_shot_curve.png"))
     return written

@@ -138,6 +138,9 @@ def lock_text(plan: Plan, registry: Any, *, name: str, checksums: dict[str, str]
         "evaluation": {"metrics": list(plan.metrics),
                        "split_fallback_test_fraction": plan.test_fraction},
     }
+    if plan.context_sizes:  # few-shot fits (absent otherwise, so older locks read the same)
+        doc["evaluation"].update(context_sizes=list(plan.context_sizes),
+                                 context_draws=plan.context_draws)
     entry = plan.stages["dataset"][0]
     if dataset_params is not None:
         entry = StageEntry(entry.plugin, dict(dataset_params), entry.label)

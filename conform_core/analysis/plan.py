@@ -7,10 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..components import Component, Dataset
+from ..components import Component, Dataset, Encoder, Features
+from ..data import StimulusSet
 from ..exceptions import ConformError, SpecError
 from ..io import to_builtin
-from ..spec import STAGE_KIND, AnalysisSpec, StageEntry, check_spec
+from ..spec import DEFAULT_CONTEXT_DRAWS, STAGE_KIND, AnalysisSpec, StageEntry, check_spec
 from ..validation import is_placeholder, suggest
 
 __all__ = ["Plan", "make_plan", "check_plan", "MIN_ALIGNER_SUBJECTS"]
@@ -43,6 +44,11 @@ class Plan:
         classes of the registry the plan was made with (:func:`make_plan`).
     test_fraction : float
         Share of stimuli held out when a dataset has no split of its own.
+    context_sizes : tuple of int
+        ``[evaluation] context_sizes``: numbers N of training stimuli every encoder is also
+        fitted on, ascending (empty: only the fit on all training stimuli).
+    context_draws : int
+        ``[evaluation] context_draws``: draws of N training stimuli per size.
     """
 
     stages: dict[str, tuple[StageEntry, ...]]
@@ -53,6 +59,8 @@ class Plan:
     metrics: tuple[str, ...]
     classes: Mapping[tuple[str, str], type[Component]]
     test_fraction: float = 0.2
+    context_sizes: tuple[int, ...] = ()
+    context_draws: int = DEFAULT_CONTEXT_DRAWS
 
     def build(self, stage: str, entry: StageEntry) -> Component:
         """Instantiate ``entry`` of ``stage`` with the class the plan resolved for it.
@@ -136,6 +144,8 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
         metrics=spec.metrics,
         classes=classes,
         test_fraction=float(spec.evaluation.get("split_fallback_test_fraction", 0.2)),
+        context_sizes=spec.context_sizes,
+        context_draws=spec.context_draws,
     )
     _check_dataset(plan)
     dataset = plan.dataset()
@@ -265,11 +275,13 @@ def _check_stages(plan: Plan) -> None:
                 )
     stimuli = dataset.stimulus_set()
     if stimuli is not None:
+        _check_context_sizes(plan, stimuli.n_stimuli)
         for entry, features in zip(plan.stages["features"], built["features"]):
             try:
                 features.check_stimuli(stimuli)
             except ConformError as exc:
                 raise SpecError(f"Stage 'features' ({entry.label}): {exc}") from None
+            _check_encoders_read(plan, built["encoder"], features, stimuli)
     aligners = plan.stages.get("aligner", ())
     if aligners and len(plan.subjects) < MIN_ALIGNER_SUBJECTS:
         raise SpecError(
@@ -277,6 +289,49 @@ def _check_stages(plan: Plan) -> None:
             f"one subject out and fits on the others, which needs at least {MIN_ALIGNER_SUBJECTS} "
             f"subjects; this analysis has {len(plan.subjects)}. Add subjects ([dataset] subjects), "
             "or remove the aligner stage from the spec."
+        )
+
+
+def _check_encoders_read(
+    plan: Plan, encoders: list[Component], features: Component, stimuli: StimulusSet
+) -> None:
+    """Each encoder's :meth:`Encoder.check_features` on the features' space and dimension."""
+    if not isinstance(features, Features):
+        return
+    try:
+        features.fit(stimuli)
+    except ConformError:
+        return  # the features' own problem is reported when they run
+    space = str(getattr(features, "feature_space_", ""))
+    n_features = features.output_dim(stimuli)
+    for entry, encoder in zip(plan.stages["encoder"], encoders):
+        if not isinstance(encoder, Encoder):
+            continue
+        try:
+            encoder.check_features(space, n_features)
+        except ConformError as exc:
+            raise SpecError(f"Stage 'encoder' ({entry.label}): {exc}") from None
+
+
+def _check_context_sizes(plan: Plan, n_stimuli: int) -> None:
+    """Refuse a context size that no subject can have fewer training stimuli than.
+
+    A subject's training stimuli are some of the dataset's ``n_stimuli`` (its test stimuli
+    are others), so a size of ``n_stimuli`` or more would be skipped for every subject. A
+    size that only some subjects cannot fit is skipped for those at run time instead,
+    since their split is known only once they are loaded.
+    """
+    too_large = [n for n in plan.context_sizes if n >= n_stimuli]
+    if too_large:
+        fitting = ",".join(str(n) for n in plan.context_sizes if n < n_stimuli) or ",".join(
+            str(n) for n in (10, 20, 50, 100) if n < n_stimuli // 2
+        ) or "2"
+        raise SpecError(
+            f"[evaluation] context_sizes: {too_large[0]} is not smaller than the dataset's "
+            f"{n_stimuli} stimuli, so no subject has that many training stimuli (they are fewer "
+            "than the stimuli, some of which are held out for testing). Use sizes below the "
+            f"number of training stimuli, e.g. context_sizes = [{fitting.replace(',', ', ')}] "
+            f"(or --set evaluation.context_sizes=[{fitting}])."
         )
 
 

@@ -15,12 +15,23 @@ import numpy as np
 
 from ..data import Units
 from ..io import atomic_directory, write_json, write_text
+from .context import (
+    CONTEXT_COLUMN,
+    ceiling_in_metric,
+    context_draws_csv,
+    few_shot_curves,
+    few_shot_metric,
+    is_few_shot,
+    mean_and_sem,
+    skipped_sizes_note,
+)
 from .figures import write_figures
 from .runner import AnalysisResult
 from .scores import CEILING_REASONS, COLUMNS
 
 __all__ = ["write_results", "summary_table", "provenance", "noise_ceiling_summary",
-           "nc_r2_exclusions", "unit_scores_frame", "UNIT_SCORE_COLUMNS", "TIMING_COLUMNS"]
+           "nc_r2_exclusions", "unit_scores_frame", "UNIT_SCORE_COLUMNS", "TIMING_COLUMNS",
+           "result_columns", "few_shot_table", "few_shot_ceiling", "few_shot_notes"]
 
 UNIT_SCORE_COLUMNS = ("subject", "unit_id", "unit_index", "unit_position", "space", "roi",
                       "denoiser", "aligner", "encoder", "metric", "value")
@@ -39,23 +50,42 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def result_columns(rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Return the columns of results.csv.
+
+    :data:`COLUMNS`, with ``n_context`` after ``encoder`` when any row has it (an analysis
+    with ``[evaluation] context_sizes``).
+    """
+    if not any(CONTEXT_COLUMN in row for row in rows):
+        return COLUMNS
+    at = COLUMNS.index("encoder") + 1
+    return (*COLUMNS[:at], CONTEXT_COLUMN, *COLUMNS[at:])
+
+
 def results_csv(rows: list[dict[str, Any]]) -> str:
     """Render rows as CSV (full float precision, so re-runs compare byte for byte)."""
+    columns = result_columns(rows)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_format(row[c]) for c in COLUMNS])
+        writer.writerow([_format(row.get(c, "")) for c in columns])
     return buffer.getvalue()
 
 
 def summary_table(
     result: AnalysisResult, metric_order: tuple[str, ...]
 ) -> tuple[list[str], list[list[str]]]:
-    """Median over subjects of each subject's median (ROI "all"), per denoiser x aligner x encoder."""
+    """Median over subjects of each subject's median (ROI "all"), per denoiser x aligner x encoder.
+
+    Encoders count with their fit on all training stimuli (the few-shot fits on N of them
+    are in :func:`few_shot_table`).
+    """
     cells: dict[tuple[str, str, str], dict[str, list[float]]] = {}
     for r in result.rows:
         if r["roi"] != "all" or r["status"] != "ok" or r["denoiser"] == "none":
+            continue
+        if is_few_shot(r, result.context):
             continue
         key = (r["denoiser"], r["aligner"], r["encoder"])
         cells.setdefault(key, {}).setdefault(r["metric"], []).append(r["value"])
@@ -68,6 +98,70 @@ def summary_table(
             [*key, *[f"{np.nanmedian(values[m]):.3f}" if m in values else "" for m in metrics]]
         )
     return header, body
+
+
+def _mean_sem(values: list[float]) -> str:
+    mean, sem = mean_and_sem(values)
+    if not np.isfinite(mean):
+        return ""
+    return f"{mean:.3f}" if not np.isfinite(sem) else f"{mean:.3f} ± {sem:.3f}"
+
+
+def few_shot_table(result: AnalysisResult) -> tuple[str, list[str], list[list[str]]] | None:
+    """Return the few-shot table: per denoiser → encoder, the score at each context size N.
+
+    Each cell is the mean over subjects ± its standard error (none with one subject) of
+    each subject's median over units (ROI "all") of the per-unit score averaged over the
+    draws; the last column is the fit on all training stimuli. The score is the first of
+    ``pearson_r``, ``nc_r2``, ``r2`` that was computed.
+
+    Returns
+    -------
+    (metric, header, body) or None
+        None when the analysis has no ``context_sizes`` (or no few-shot score).
+    """
+    metric = few_shot_metric(result.rows)
+    if metric is None or not result.context:
+        return None
+    curves = few_shot_curves(result.rows, result.context, metric)
+    sizes = sorted({n for c in curves for n in c.by_size})
+    n_train = sorted({c.n_train for c in result.context.values()})
+    span = str(n_train[0]) if len(n_train) == 1 else f"{n_train[0]}–{n_train[-1]}"
+    header = ["denoiser", "encoder", *[f"N={n}" for n in sizes], f"all (N={span})"]
+    body = [
+        [c.denoiser, c.encoder, *[_mean_sem(c.by_size.get(n, [])) for n in sizes],
+         _mean_sem(c.full)]
+        for c in curves
+    ]
+    return metric, header, body
+
+
+def few_shot_ceiling(result: AnalysisResult, metric: str) -> float | None:
+    """Mean over subjects of the median noise ceiling in ``metric``'s units, or None.
+
+    See :func:`~conform_core.analysis.context.ceiling_in_metric`: ``sqrt(nc / 100)`` for
+    ``pearson_r``, ``nc / 100`` for ``r2``, 1 for ``nc_r2``.
+    """
+    values = [ceiling_in_metric(t.noise_ceiling, metric) for t in result.units.values()]
+    mean, _ = mean_and_sem(values)
+    return mean if np.isfinite(mean) else None
+
+
+def few_shot_notes(result: AnalysisResult) -> list[str]:
+    """Return sentences for the terminal and report.md: how few-shot fits were drawn, what was skipped."""
+    if not result.context:
+        return []
+    draws = max((d.draw + 1 for c in result.context.values() for d in c.draws), default=0)
+    notes = [
+        f"Few-shot: every encoder was also fitted on N of each subject's training stimuli, "
+        f"{draws} draw(s) per N (disjoint while N × draws fits in the training stimuli; listed "
+        "in context_draws.csv), and scored on the same held-out test stimuli; per unit, the "
+        "score is the mean over draws."
+    ]
+    skipped = skipped_sizes_note(result.context)
+    if skipped is not None:
+        notes.append(skipped)
+    return notes
 
 
 def noise_ceiling_summary(result: AnalysisResult) -> float | None:
@@ -168,11 +262,14 @@ def _markdown(
     if body:
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
+    lines += _few_shot_markdown(result)
     failures = result.failures
     if failures:
         lines += ["", "## Failed cells", ""]
         lines += [
-            f"- {r['subject']} / {r['denoiser']} / {r['aligner']} / {r['encoder']}: {r['status']}"
+            f"- {r['subject']} / {r['denoiser']} / {r['aligner']} / {r['encoder']}"
+            + (f" / n_context {r[CONTEXT_COLUMN]}" if r.get(CONTEXT_COLUMN, "") != "" else "")
+            + f": {r['status']}"
             for r in failures
         ]
     for title, file in figures:
@@ -181,10 +278,38 @@ def _markdown(
         "",
         "Files: `results.csv` (long format), `unit_scores.parquet` (per unit, with unit "
         "ids, vertex/voxel indices and ROI labels), `spec.lock.toml` (re-run or swap a "
-        "stage), `provenance.json`, `timings.csv` (seconds per subject, stage and denoiser).",
+        "stage), `provenance.json`, `timings.csv` (seconds per subject, stage and denoiser)"
+        + (
+            ", `context_draws.csv` (the training stimuli of every few-shot draw, with its seed)."
+            if result.context
+            else "."
+        ),
         "",
     ]
     return "\n".join(lines)
+
+
+def _few_shot_markdown(result: AnalysisResult) -> list[str]:
+    """Return the lines of report.md's few-shot section (none without ``context_sizes``)."""
+    table = few_shot_table(result)
+    if table is None:
+        return []
+    metric, header, body = table
+    lines = [
+        "",
+        "## Few-shot: score vs number of training stimuli",
+        "",
+        f"Held-out `{metric}` of each encoder fitted on N training stimuli: mean over subjects "
+        "± standard error of each subject's median over units.",
+        "",
+        *[line for note in few_shot_notes(result) for line in (note, "")],
+    ]
+    ceiling = few_shot_ceiling(result, metric)
+    if ceiling is not None:
+        lines += [f"Noise ceiling in `{metric}` units: {ceiling:.3f} (mean over subjects).", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return lines
 
 
 def _unit_columns(units: Units | None, n: int) -> dict[str, Any]:
@@ -212,12 +337,18 @@ def unit_scores_frame(result: AnalysisResult) -> Any:
     ``unit_index`` (vertex or voxel index in ``space``, null when the dataset has none);
     ``unit_position`` (position in the subject's scored units, after any ``[dataset] rois``
     restriction); ``space``; ``roi`` (null when the unit has no ROI label); ``denoiser``,
-    ``aligner``, ``encoder`` (``"none"`` when the row is not about that stage); ``metric``;
-    ``value``. Aligner rows are the held-out subject's units; ``noise_ceiling`` rows (every
-    stage ``"none"``) are per subject.
+    ``aligner``, ``encoder`` (``"none"`` when the row is not about that stage); with
+    ``[evaluation] context_sizes``, ``n_context`` (the encoder's number of training stimuli:
+    N, scores averaged over the draws, or all of them; null for rows not about an encoder);
+    ``metric``; ``value``. Aligner rows are the held-out subject's units; ``noise_ceiling``
+    rows (every stage ``"none"``) are per subject.
     """
     import pandas as pd
 
+    with_context = any(CONTEXT_COLUMN in u for u in result.unit_scores)
+    columns = list(UNIT_SCORE_COLUMNS)
+    if with_context:
+        columns.insert(columns.index("encoder") + 1, CONTEXT_COLUMN)
     frames = []
     for u in result.unit_scores:
         table = result.units.get(u["subject"])
@@ -236,6 +367,12 @@ def unit_scores_frame(result: AnalysisResult) -> Any:
                         "denoiser": u["denoiser"],
                         "aligner": u["aligner"],
                         "encoder": u["encoder"],
+                        **(
+                            {CONTEXT_COLUMN: pd.array([u.get(CONTEXT_COLUMN)] * values.shape[0],
+                                                      dtype="Int64")}
+                            if with_context
+                            else {}
+                        ),
                         "metric": metric,
                         "value": values,
                     }
@@ -259,7 +396,7 @@ def unit_scores_frame(result: AnalysisResult) -> Any:
     frame = pd.concat(frames, ignore_index=True)
     for column in ("unit_id", "space", "roi"):
         frame[column] = frame[column].astype(object)
-    return frame[list(UNIT_SCORE_COLUMNS)]
+    return frame[columns]
 
 
 def timings_csv(timings: list[dict[str, Any]]) -> str:
@@ -289,6 +426,9 @@ def write_results(
         write_text(tmp / "spec.lock.toml", lock)
         write_json(tmp / "provenance.json", prov)
         write_text(tmp / "timings.csv", timings_csv(result.timings))
+        if result.context:
+            write_text(tmp / "context_draws.csv",
+                       context_draws_csv(result.context[s] for s in sorted(result.context)))
         unit_scores_frame(result).to_parquet(tmp / "unit_scores.parquet", index=False)
         figures = write_figures(result, tmp)
         write_text(tmp / "report.md", _markdown(result, name, figures, metric_order))

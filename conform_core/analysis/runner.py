@@ -13,6 +13,7 @@ from typing import Any
 from threadpoolctl import threadpool_limits
 
 from .align import AlignerScore, score_aligner
+from .context import CONTEXT_COLUMN, SubjectContext
 from .executor import Executor, Progress, connect_scheduler, open_executor
 from .plan import Plan
 from .scores import COLUMNS, Failed, UnitTable
@@ -40,12 +41,17 @@ class AnalysisResult:
     units : dict of str to UnitTable
         Per subject: the units the scores refer to (ids, indices, ROI labels), their noise
         ceiling and why it is 0 where it is.
+    context : dict of str to SubjectContext
+        Per subject, with ``[evaluation] context_sizes``: the draws of N training stimuli
+        the encoders were also fitted on, and the sizes skipped (empty otherwise). Rows and
+        per-unit scores of encoders then carry ``n_context``.
     """
 
     rows: list[dict[str, Any]]
     unit_scores: list[dict[str, Any]] = field(default_factory=list)
     timings: list[dict[str, Any]] = field(default_factory=list)
     units: dict[str, UnitTable] = field(default_factory=dict)
+    context: dict[str, SubjectContext] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -185,8 +191,12 @@ def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
         rows += outcome.rows
         unit_scores += outcome.unit_scores
         timings += outcome.timings
-    rows = [{k: r.get(k, "") for k in COLUMNS} for r in rows]
+    columns = (*COLUMNS, CONTEXT_COLUMN) if plan.context_sizes else COLUMNS
+    rows = [{k: r.get(k, "") for k in columns} for r in rows]
     rows.sort(key=lambda r: (r["subject"], r["roi"] != "all", r["roi"], r["denoiser"], r["aligner"],
                              r["encoder"], r["metric"]))
     units = {s: p.unit_table() for s, p in outcomes.preps.items() if isinstance(p, Prepared)}
-    return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings, units=units)
+    context = {s: p.context for s, p in outcomes.preps.items()
+               if isinstance(p, Prepared) and p.context is not None}
+    return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings, units=units,
+                          context=context)

@@ -9,9 +9,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..components import Encoder
 from ..data import ConditionData, ConditionTrials, Subject, TrialData
 from ..exceptions import ShapeError
 from ..metrics import noise_ceiling_from_trials
+from .context import (
+    CONTEXT_COLUMN,
+    ContextDraw,
+    SubjectContext,
+    make_subject_context,
+    mean_over_draws,
+)
 from .plan import Plan
 from .scores import (
     Failed,
@@ -33,7 +41,9 @@ class Prepared:
     ``noise_ceiling`` and ``ceiling_reason`` (why it is 0, see :func:`ceiling_reasons`) are
     per unit of ``test.units``; ``seconds`` maps a stage (load, glm, features,
     noise_ceiling) to its duration; ``rows`` are the noise ceiling's rows of results.csv.
-    Like every task result it has ``rows``, ``unit_scores`` and ``timings``.
+    ``context`` holds the few-shot draws of the training stimuli when the plan has
+    ``context_sizes`` (None otherwise). Like every task result it has ``rows``,
+    ``unit_scores`` and ``timings``.
     """
 
     subject: str
@@ -48,6 +58,8 @@ class Prepared:
     seconds: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
     ceiling_reason: NDArray[np.str_] | None = None
+    context: SubjectContext | None = None
+    feature_space: str = ""
 
     @property
     def unit_scores(self) -> list[dict[str, Any]]:
@@ -72,8 +84,10 @@ class CellResult:
 
     ``seconds`` maps a stage to its duration: ``denoiser:LABEL`` (fit and transform),
     ``denoiser:LABEL:scoring`` (error to the true signal), ``encoder:LABEL`` (fit and
-    predict) and ``encoder:LABEL:scoring`` (metrics). An encoder that failed has an
-    ``error`` row among ``rows``; a denoiser that failed makes the cell a :class:`Failed`.
+    predict), ``encoder:LABEL:scoring`` (metrics) and, with ``context_sizes``,
+    ``encoder:LABEL:few-shot`` (every fit on N training stimuli, with its scoring). An
+    encoder that failed has an ``error`` row among ``rows``; a denoiser that failed makes
+    the cell a :class:`Failed`.
     """
 
     subject: str
@@ -174,6 +188,13 @@ def prepare_subject(plan: Plan, name: str) -> Prepared:
         truth_test=truth_test,
         seconds=seconds,
         ceiling_reason=ceiling_reasons(test, nc),
+        feature_space=str(getattr(features, "feature_space_", "")),
+        context=(
+            make_subject_context(name, train_ids, plan.context_sizes, plan.context_draws,
+                                 plan.seed)
+            if plan.context_sizes
+            else None
+        ),
     )
     prepared.rows = score_rows(
         values={"noise_ceiling": nc},
@@ -219,22 +240,49 @@ def run_denoiser_cell(
         )
     y_train = np.asarray(denoised_train.as_targets())
     y_test = np.asarray(target.as_targets())
+    context = prepared.context
+    # with context_sizes: fits on N training stimuli first, then on all of them, the
+    # curve's last point (so results.csv lists a cell's rows by n_context, ascending)
+    full: dict[str, Any] = {} if context is None else {CONTEXT_COLUMN: context.n_train}
     for encoder_entry in plan.stages["encoder"]:
+        if context is not None:
+            t0 = time.perf_counter()
+            for n in context.sizes:
+                cell = {"subject": name, "denoiser": label, "aligner": "none",
+                        "encoder": encoder_entry.label}
+                try:
+                    values = _few_shot_scores(
+                        plan, prepared, encoder_entry, y_train, y_test, context.draws_of(n)
+                    )
+                except Exception as exc:
+                    row = error_row(exc, **cell)
+                    row["status"] = f"error: n_context={n}: " + row["status"][len("error: "):]
+                    rows.append({**row, CONTEXT_COLUMN: n})
+                    continue
+                rows += [
+                    {**row, CONTEXT_COLUMN: n}
+                    for row in score_rows(values=values, roi=prepared.roi, **cell)
+                ]
+                unit_scores.append({**cell, CONTEXT_COLUMN: n, "values": values})
+            seconds[f"encoder:{encoder_entry.label}:few-shot"] = time.perf_counter() - t0
         try:
             t0 = time.perf_counter()
-            encoder = plan.build("encoder", encoder_entry).fit(prepared.x_train, y_train)
+            encoder = _encoder(plan, encoder_entry, prepared).fit(prepared.x_train, y_train)
             predicted = encoder.predict(prepared.x_test)
             seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             values = _prediction_scores(plan, y_test, predicted, prepared)
-            rows += score_rows(
-                values=values,
-                roi=prepared.roi,
-                subject=name,
-                denoiser=label,
-                aligner="none",
-                encoder=encoder_entry.label,
-            )
+            rows += [
+                {**row, **full}
+                for row in score_rows(
+                    values=values,
+                    roi=prepared.roi,
+                    subject=name,
+                    denoiser=label,
+                    aligner="none",
+                    encoder=encoder_entry.label,
+                )
+            ]
             seconds[f"encoder:{encoder_entry.label}:scoring"] = time.perf_counter() - t0
             unit_scores.append(
                 {
@@ -242,14 +290,48 @@ def run_denoiser_cell(
                     "denoiser": label,
                     "aligner": "none",
                     "encoder": encoder_entry.label,
+                    **full,
                     "values": values,
                 }
             )
         except Exception as exc:
-            rows.append(error_row(exc, subject=name, denoiser=label, encoder=encoder_entry.label))
+            rows.append(
+                {**error_row(exc, subject=name, denoiser=label, encoder=encoder_entry.label),
+                 **full}
+            )
     return CellResult(
         name, label, rows, unit_scores, denoised_train if keep_denoised else None, seconds
     )
+
+
+def _encoder(plan: Plan, entry: Any, prepared: Prepared) -> Encoder:
+    """Build an encoder of the plan and let it check the features it is about to read."""
+    encoder = plan.build("encoder", entry)
+    assert isinstance(encoder, Encoder)
+    encoder.check_features(prepared.feature_space, prepared.x_train.shape[1])
+    return encoder
+
+
+def _few_shot_scores(
+    plan: Plan,
+    prepared: Prepared,
+    entry: Any,
+    y_train: NDArray[np.floating],
+    y_test: NDArray[np.floating],
+    draws: list[ContextDraw],
+) -> dict[str, NDArray[np.float64]]:
+    """Fit a fresh encoder on each draw's training stimuli; per unit, the mean score over draws.
+
+    Every draw is scored on the same held-out test stimuli as the fit on all training
+    stimuli; the denoiser's output (``y_train``) is the same too, only its rows differ.
+    """
+    scores = []
+    for draw in draws:
+        rows = draw.indices
+        encoder = _encoder(plan, entry, prepared).fit(prepared.x_train[rows], y_train[rows])
+        predicted = encoder.predict(prepared.x_test)
+        scores.append(_prediction_scores(plan, y_test, predicted, prepared))
+    return mean_over_draws(scores)
 
 
 def _prediction_scores(

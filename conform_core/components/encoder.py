@@ -82,6 +82,22 @@ class Encoder(RegressorMixin, Component):
         Y = self._predict(X)
         return Y[:, 0] if getattr(self, "_y_1d", False) else Y
 
+    def check_features(self, feature_space: str, n_features: int | None) -> None:
+        """Check, before any work, that this encoder can read the features it will be given.
+
+        ``conform fit`` calls it with the features stage's ``feature_space_`` (e.g.
+        ``clip:ViT-B-32:<weights sha256>``; ``""`` when unknown) and vector length (None when
+        not known until computed), once while checking the plan and again before each fit.
+        Encoders that learn nothing about the features themselves (most) accept anything;
+        a pretrained one (BraInCoRL) refuses another backbone's embeddings. The default
+        checks nothing.
+
+        Raises
+        ------
+        ConformError
+            Naming the features given, the ones expected and the fix.
+        """
+
     @abstractmethod
     def _fit(self, X: NDArray[np.floating], Y: NDArray[np.floating]) -> Encoder:
         """Fit on validated arrays; return self."""

@@ -31,9 +31,15 @@ class Features(Component):
         model. Plugins that can tell set it in ``fit``; ``""`` (the default) means unknown.
         Tools that record provenance (``conform design``) store it with the plugin's name,
         version and ``get_params()``.
+    feature_space_ : str
+        Names the embedding space, readable by people: ``clip:<model>:<weights sha256>``,
+        ``precomputed`` (or what the user declared). Models trained on embeddings (BraInCoRL)
+        record it and refuse features from another space; ``""`` (the default) means unknown,
+        and only the dimension can be checked.
     """
 
     fingerprint_: str = ""
+    feature_space_: str = ""
 
     kind: ClassVar[str] = "features"
     consumes: ClassVar[tuple[type, ...]] = (StimulusSet,)
@@ -72,6 +78,15 @@ class Features(Component):
         ConformError
             Naming what is missing and how to provide it.
         """
+
+    def output_dim(self, stimuli: StimulusSet) -> int | None:
+        """Return the length of the vectors ``transform`` would give, if known without computing.
+
+        ``conform fit`` passes it, with ``feature_space_``, to each encoder's
+        :meth:`~conform_core.components.Encoder.check_features` before any work starts. The
+        default, None, means "not known until the features are computed".
+        """
+        return None
 
     @abstractmethod
     def _transform(self, stimuli: StimulusSet) -> NDArray[np.floating]:

@@ -26,6 +26,12 @@ Three routes, picked automatically:
   per-stimulus weights ``1/(1 − h_ii)`` depend on alpha, so each alpha costs ``2 n r t``
   flops (r = min(n, p)): slower than K-fold when n > p.
 
+With ``refit=False`` (K-fold only) the coefficients are not refitted on all stimuli but
+averaged over the K fold fits at each unit's chosen alpha, as BraInCoRL's baseline
+(``ridge_fast_brainwise``) does. Each fold's coefficients come from the factorisation that
+the cross-validation already made: ``V_f D_f Z_f`` (primal, ``4p²t`` flops per fold) or
+``X_trainᵀ V_f D_f V_fᵀ y_train`` (dual, ``2 n_train (n_train + p) t`` flops per fold).
+
 Targets (units) are processed in batches, so memory stays bounded for any number of
 units. The estimator does not change BLAS thread settings; pin them from outside with
 ``threadpoolctl.threadpool_limits`` on small machines (see ``benchmarks/ridge.py``).
@@ -123,12 +129,23 @@ class RidgeEncoder(Encoder):
     random_state : int, RandomState or None, default=None
         If not None, stimuli are shuffled with this seed before being split into folds.
         None keeps contiguous folds (scikit-learn's ``KFold`` default).
+    refit : bool, default=True
+        True: after choosing each unit's alpha, refit on all stimuli. False: return the
+        average of the K fold fits (each fitted on the other K-1 folds) at that alpha,
+        coefficients and intercepts alike, so ``predict`` is the mean of the K fold models'
+        predictions. False is the baseline of BraInCoRL (Yu et al., 2025,
+        ``ridge_fast_brainwise``), offered for like-for-like comparisons; it differs from it
+        in that the intercept is not penalised and alpha minimises the summed held-out
+        squared error rather than maximising the mean fold explained variance. Needs K-fold
+        cross-validation (an int ``cv``).
 
     Attributes
     ----------
     coef_ : ndarray of shape (n_features, n_units), or (n_features,) for 1-D ``Y``
-        Weights of the refit on all stimuli, each unit with its chosen alpha.
+        Weights of the refit on all stimuli (``refit=True``) or the average of the K fold
+        fits (``refit=False``), each unit with its chosen alpha.
     intercept_ : ndarray of shape (n_units,), or float for 1-D ``Y``
+        ``predict(X)`` is ``X @ coef_ + intercept_``.
     alpha_ : ndarray of shape (n_units,), or float for 1-D ``Y``
         Chosen alpha of each unit.
     cv_scores_ : ndarray of shape (n_alphas, n_units), or (n_alphas,) for 1-D ``Y``
@@ -159,6 +176,7 @@ class RidgeEncoder(Encoder):
         "n_targets_batch": [Interval(int, 1, None), None],
         "random_state": [Interval(int, 0, 2**32 - 1),
                          InstanceOf(np.random.RandomState, "a numpy RandomState"), None],
+        "refit": [Boolean()],
     }
     _parameter_fixes: ClassVar[dict[str, str]] = {
         "alphas": "Use e.g. $alphas=np.logspace(-2, 6, 17).",
@@ -179,6 +197,7 @@ class RidgeEncoder(Encoder):
         dtype: Any = None,
         n_targets_batch: int | None = None,
         random_state: Any = None,
+        refit: bool = True,
     ) -> None:
         self.alphas = alphas
         self.cv = cv
@@ -188,6 +207,7 @@ class RidgeEncoder(Encoder):
         self.dtype = dtype
         self.n_targets_batch = n_targets_batch
         self.random_state = random_state
+        self.refit = refit
 
     # ------------------------------------------------------------------ fit / predict
     def __sklearn_tags__(self) -> Any:
@@ -208,6 +228,13 @@ class RidgeEncoder(Encoder):
         solver, batch = self.solver, self.n_targets_batch
         dtype = None if self.dtype is None else np.dtype(self.dtype)
         cv = self._check_cv(n)
+        average = not self.refit
+        if average and cv == "loo":
+            raise ParameterError(
+                "$refit=False averages the fits of the K cross-validation folds, but $cv='loo' "
+                "has no fold fits to average.", param="refit", value=False, owner=self,
+                fix="Use K-fold cross-validation with it (e.g. $cv=5), or $refit=True to refit "
+                    "on all stimuli after leave-one-out.")
         dt = np.result_type(X.dtype, Y.dtype) if dtype is None else dtype
 
         x_mean = X.mean(axis=0, dtype=np.float64) if self.fit_intercept else np.zeros(p)
@@ -239,29 +266,43 @@ class RidgeEncoder(Encoder):
         sse = np.empty((len(alphas), t))
         sst = np.empty(t)
         coef = np.empty((p, t), dtype=dt)
+        # refit=False: the fold-averaged intercept in centred coordinates, mean_f(μ_f − m_f·c_f)
+        shift = np.zeros(t) if average else None
         caches: dict[int, Any] = {}
+
+        def solve(sl: slice, Yb: Array, idx: NDArray[np.intp], cache: Any) -> None:
+            if shift is None:
+                coef[:, sl] = plan.refit(Yb, idx, cache)
+            else:
+                assert isinstance(plan, _KFold)
+                coef[:, sl], shift[sl] = plan.average(Yb, idx)
+
         for i, sl in enumerate(batches):
             Yb = centred(sl)
             sse[:, sl], cache = plan.sse(Yb)
             sst[sl] = np.einsum("ij,ij->j", Yb, Yb, dtype=np.float64) if self.fit_intercept \
                 else n * Y[:, sl].var(axis=0, dtype=np.float64)
             if self.alpha_per_unit:
-                coef[:, sl] = plan.refit(Yb, np.argmin(sse[:, sl], axis=0), cache)
-            else:  # keep the batch's sufficient statistics for the refit when they are small
+                solve(sl, Yb, np.argmin(sse[:, sl], axis=0), cache)
+            elif not average:  # keep the batch's sufficient statistics for the refit when small
                 caches[i] = cache if cache is not None and cache.size <= Yb.size // 4 else None
         if not self.alpha_per_unit:
             best = int(np.argmin(sse.sum(axis=1)))
             for i, sl in enumerate(batches):
                 idx = np.full(sl.stop - sl.start, best)
-                coef[:, sl] = plan.refit(centred(sl), idx, caches.get(i))
+                solve(sl, centred(sl), idx, caches.get(i))
             index = np.full(t, best)
         else:
             index = np.argmin(sse, axis=0)
 
         with np.errstate(divide="ignore", invalid="ignore"):
             scores = np.where(sst > 0, 1.0 - sse / np.where(sst > 0, sst, 1.0), 0.0)
-        intercept = (y_mean - x_mean @ coef).astype(dt) if self.fit_intercept \
-            else np.zeros(t, dtype=dt)
+        if not self.fit_intercept:
+            intercept = np.zeros(t, dtype=dt)
+        elif shift is None:
+            intercept = (y_mean - x_mean @ coef).astype(dt)
+        else:
+            intercept = (y_mean - x_mean @ coef + shift).astype(dt)
         one = getattr(self, "_y_1d", False)
         self.alphas_ = alphas
         self.coef_ = coef[:, 0] if one else coef
@@ -319,7 +360,21 @@ class _Plan(ABC):
         """Coefficients (p, b) fitted on all stimuli with alpha ``alphas[index[j]]``."""
 
 
-class _PrimalKFold(_Plan):
+class _KFold(_Plan):
+    """A K-fold plan: it can also average the fold fits (``refit=False``)."""
+
+    @abstractmethod
+    def average(self, Yb: Array, index: NDArray[np.intp]
+                ) -> tuple[Array, NDArray[np.float64]]:
+        """Average the K fold fits at alpha ``alphas[index[j]]`` for unit ``j``.
+
+        Returns the mean over folds of the coefficients (p, b) fitted without each fold,
+        and of the fold intercepts ``μ_f − m_f·c_f`` (b,) in the centred coordinates
+        (float64).
+        """
+
+
+class _PrimalKFold(_KFold):
     """K-fold in feature space: one (p, p) eigh and one triangular factor per fold."""
 
     def __init__(self, Xc: NDArray[np.float64], folds: list[NDArray[np.intp]],
@@ -390,8 +445,27 @@ class _PrimalKFold(_Plan):
         Z *= self.D[index]
         return self.V @ Z.T
 
+    def average(self, Yb: Array, index: NDArray[np.intp]
+                ) -> tuple[Array, NDArray[np.float64]]:
+        dt, b = self.dt, Yb.shape[1]
+        blocks = [Yb[f["test"]].T @ f["X"] for f in self.fold]
+        sums = [Yb[f["test"]].sum(axis=0, dtype=np.float64) for f in self.fold]
+        yx, sy = np.sum(blocks, axis=0), np.sum(sums, axis=0)
+        coef = np.zeros((self.X.shape[1], b), dtype=dt)
+        shift = np.zeros(b)
+        for f, bf, sy_f in zip(self.fold, blocks, sums):
+            mu = (sy - sy_f) / f["n_tr"] if self.intercept else np.zeros(b)
+            yx_tr = yx - bf - f["n_tr"] * np.outer(mu.astype(dt), f["m"])  # as in ``sse``
+            Z = yx_tr @ f["V"]
+            Z *= f["D"][index]
+            c = f["V"] @ Z.T  # (p, b): the fold's fit at each unit's alpha
+            coef += c
+            shift += mu - f["m"].astype(np.float64) @ c
+        k = len(self.fold)
+        return coef / dt.type(k), shift / k
 
-class _DualKFold(_Plan):
+
+class _DualKFold(_KFold):
     """K-fold in sample space: one eigh of the centred training kernel per fold."""
 
     def __init__(self, Xc: NDArray[np.float64], folds: list[NDArray[np.intp]],
@@ -409,8 +483,9 @@ class _DualKFold(_Plan):
             else:
                 Kc = K
             lam, V = np.linalg.eigh(Kc[np.ix_(train, train)])
+            m = Xc[train].mean(axis=0) if intercept else np.zeros(Xc.shape[1])
             self.fold.append(dict(
-                test=test, train=train, V=V.astype(dt),
+                test=test, train=train, V=V.astype(dt), m=m,
                 P=(Kc[np.ix_(test, train)] @ V).astype(dt),
                 D=_inverse_spectrum(lam, alphas).astype(dt),
             ))
@@ -435,6 +510,24 @@ class _DualKFold(_Plan):
         Q = self.U.T @ Yb
         Q *= self.D[index].T
         return self.X.T @ (self.U @ Q)
+
+    def average(self, Yb: Array, index: NDArray[np.intp]
+                ) -> tuple[Array, NDArray[np.float64]]:
+        b = Yb.shape[1]
+        coef = np.zeros((self.X.shape[1], b), dtype=self.dt)
+        shift = np.zeros(b)
+        for f in self.fold:
+            Ytr = Yb[f["train"]]
+            mu = Ytr.mean(axis=0, dtype=np.float64) if self.intercept else np.zeros(b)
+            Q = f["V"].T @ (Ytr - mu.astype(self.dt))
+            Q *= f["D"][index].T
+            dual = f["V"] @ Q  # (n_train, b): (K_c + αI)⁻¹ y_c, columns sum to 0 if centred
+            # primal weights (X_train − m)ᵀ dual
+            c = self.X[f["train"]].T @ dual - np.outer(f["m"], dual.sum(axis=0)).astype(self.dt)
+            coef += c
+            shift += mu - f["m"] @ c
+        k = len(self.fold)
+        return coef / self.dt.type(k), shift / k
 
 
 class _LeaveOneOut(_Plan):

@@ -84,6 +84,8 @@ class ClipFeatures(Features):
     fingerprint_ : str
         SHA-256 of the model name, configuration and weights checksum (see
         :class:`~conform_core.components.Features`).
+    feature_space_ : str
+        ``clip:<model>:<weights sha256>`` (what models trained on these embeddings record).
     cache_key_ : str
         Key of the model configuration and weights in the cache (``fingerprint_[:24]``).
     n_computed_ : int
@@ -233,6 +235,7 @@ class ClipFeatures(Features):
         self.fingerprint_ = hashlib.sha256(key_text.encode()).hexdigest()
         self.cache_key_ = self.fingerprint_[:24]
         self.model_name_ = name
+        self.feature_space_ = f"clip:{name}:{self.weights_sha256_}"
         if self.weights is None and self.allow_untrained:
             warnings.warn(
                 f"ClipFeatures(model={self.model!r}) runs an untrained, randomly initialised "

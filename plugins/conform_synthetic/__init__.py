@@ -11,7 +11,14 @@ Registers two datasets and one command:
 The contract kit checks both datasets on a small study (``conform_contract_instances``).
 
 :func:`simulate_study` returns a whole :class:`SimulatedStudy` in memory and
-:func:`read_study` reads one back from a folder. Every setting of the simulator is written
+:func:`read_study` reads one back from a folder.
+
+For a study simulated with ``nonlinearity=0`` every unit's true response is linear in the
+stimulus features: :func:`linear_tuning` gives each unit's exact weights and intercept,
+:func:`population_prior` the moments (:class:`TuningPrior`) of that tuning over units of
+fresh subjects (the population prior a voxel of a new person is drawn from), and
+:func:`posterior_mean_readout` the Gaussian posterior mean of a unit's tuning given a few
+examples: the oracle that few-shot encoders are compared with. Every setting of the simulator is written
 once, as a field of :class:`SimulationParams`; the function's signature, the ``synthetic``
 dataset's parameters and the command's options are derived from it.
 """
@@ -25,6 +32,13 @@ from conform_core.hookspecs import hookimpl
 
 from ._noise import grid_shape
 from ._params import SimulationParams
+from ._prior import (
+    LinearTuning,
+    TuningPrior,
+    linear_tuning,
+    population_prior,
+    posterior_mean_readout,
+)
 from ._reader import read_stimuli, read_study, read_study_info, read_study_subject
 from ._study import (
     SimulatedStudy,
@@ -46,16 +60,21 @@ if TYPE_CHECKING:
 __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
+    "LinearTuning",
     "SimulatedFolderDataset",
     "SimulatedStudy",
     "SimulationParams",
     "StudyPlan",
     "SyntheticDataset",
+    "TuningPrior",
     "conform_contract_instances",
     "conform_register",
     "conform_register_commands",
     "grid_shape",
+    "linear_tuning",
     "plan_study",
+    "population_prior",
+    "posterior_mean_readout",
     "read_stimuli",
     "read_study",
     "read_study_info",

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from ._params import SimulationParams
 
-__all__ = ["StudyTuning", "make_tuning", "subject_signal", "unit_scales"]
+__all__ = ["StudyTuning", "make_tuning", "subject_mixing", "subject_signal", "unit_scales"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,12 +32,16 @@ class StudyTuning:
     latent : ndarray of shape (n_stimuli, n_latent), float32
     mixing : ndarray of shape (n_latent, n_units), float32
         The shared mixing ``M`` (each unit's column has unit norm).
+    projection : ndarray of shape (n_features, n_latent), float32
+        The feature weights ``W`` of the latent tuning (``Z`` is ``F @ W`` z-scored over the
+        study's stimuli, then partly rectified).
     """
 
     features: NDArray[np.float32]
     categories: NDArray[np.str_]
     latent: NDArray[np.float32]
     mixing: NDArray[np.float32]
+    projection: NDArray[np.float32]
 
 
 def _standardize(x: NDArray[np.floating]) -> NDArray[np.floating]:
@@ -62,7 +66,7 @@ def make_tuning(params: SimulationParams, rng: np.random.Generator) -> StudyTuni
     mixing /= np.linalg.norm(mixing, axis=0, keepdims=True)
     categories = np.array([f"cat-{c:02d}" for c in category])
     return StudyTuning(features=features.astype(np.float32), categories=categories,
-                       latent=latent, mixing=mixing)
+                       latent=latent, mixing=mixing, projection=weights)
 
 
 def unit_scales(params: SimulationParams, rng: np.random.Generator
@@ -85,14 +89,23 @@ def unit_scales(params: SimulationParams, rng: np.random.Generator
     return noise_sd.astype(np.float32), signal_sd.astype(np.float32), offset.astype(np.float32)
 
 
-def subject_signal(tuning: StudyTuning, stimulus_index: NDArray[np.intp], params: SimulationParams,
-                   signal_sd: NDArray[np.float32], offset: NDArray[np.float32],
+def subject_mixing(tuning: StudyTuning, params: SimulationParams,
                    rng: np.random.Generator) -> NDArray[np.float32]:
-    """Return one subject's true responses, shape (n_stimuli_of_subject, n_units), float32."""
+    """Draw one subject's mixing ``M_s``, shape (n_latent, n_units), float32."""
     d = np.float32(params.individual_differences)
     own = rng.standard_normal(tuning.mixing.shape, dtype=np.float32)
     own /= np.linalg.norm(own, axis=0, keepdims=True)
-    mixing = np.sqrt(1 - d * d) * tuning.mixing + d * own
+    return np.sqrt(1 - d * d) * tuning.mixing + d * own
+
+
+def subject_signal(tuning: StudyTuning, stimulus_index: NDArray[np.intp],
+                   mixing: NDArray[np.float32], signal_sd: NDArray[np.float32],
+                   offset: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Return one subject's true responses, shape (n_stimuli_of_subject, n_units), float32.
+
+    ``Z[stimulus_index] @ mixing``, centred and scaled per unit over these stimuli to sd
+    ``signal_sd``, plus ``offset``.
+    """
     raw = tuning.latent[stimulus_index] @ mixing
     raw -= raw.mean(axis=0, keepdims=True)
     sd = raw.std(axis=0, keepdims=True)

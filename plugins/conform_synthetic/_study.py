@@ -13,15 +13,18 @@ from numpy.typing import NDArray
 from conform_core.data import ConditionData, GroundTruth, StimulusSet, Subject, TrialData, Units
 from conform_core.metrics import noise_ceiling
 
-from ._design import StudySplit, design_subject, split_study, stimulus_ids
+from ._design import StudySplit, SubjectDesign, design_subject, split_study, stimulus_ids
 from ._noise import NoiseModel
 from ._params import SimulationParams
-from ._signal import StudyTuning, make_tuning, subject_signal, unit_scales
+from ._signal import StudyTuning, make_tuning, subject_mixing, subject_signal, unit_scales
 
-__all__ = ["SimulatedStudy", "StudyPlan", "simulate_study", "plan_study", "simulate_subject",
-           "subject_name"]
+__all__ = ["SimulatedStudy", "StudyPlan", "SubjectDraws", "draw_subject", "simulate_study",
+           "plan_study", "simulate_subject", "subject_name"]
 
-_STUDY_KEY, _SUBJECT_KEY = 0, 1
+#: Spawn keys of the random streams under ``random_state``: the study's draws, subject i's
+#: ``(_SUBJECT_KEY, i)``, and ``(_PRIOR_KEY, seed, i)`` for the fresh subjects that
+#: ``population_prior`` draws (never one of the study's subjects).
+_STUDY_KEY, _SUBJECT_KEY, _PRIOR_KEY = 0, 1, 2
 
 
 def subject_name(index: int, n_subjects: int) -> str:
@@ -82,14 +85,58 @@ def plan_study(params: SimulationParams) -> StudyPlan:
     return StudyPlan(params=params, stimuli=stimuli, tuning=tuning, split=split)
 
 
+@dataclass(frozen=True, eq=False)
+class SubjectDraws:
+    """The draws that fix a subject's true responses (everything but the noise itself).
+
+    Attributes
+    ----------
+    design : SubjectDesign
+        Its stimuli and trials.
+    noise_sd, signal_sd, offset : ndarray of shape (n_units,), float32
+        Single-trial noise sd, signal sd over its stimuli, and response offset of each unit.
+    mixing : ndarray of shape (n_latent, n_units), float32
+        Its mixing ``M_s``.
+    """
+
+    design: SubjectDesign
+    noise_sd: NDArray[np.float32]
+    signal_sd: NDArray[np.float32]
+    offset: NDArray[np.float32]
+    mixing: NDArray[np.float32]
+
+
+def draw_subject(plan: StudyPlan, rng: np.random.Generator) -> SubjectDraws:
+    """Draw a subject's design, unit scales and mixing from ``rng``, in the simulator's order.
+
+    :func:`simulate_subject` goes on to draw the noise from the same ``rng``.
+    """
+    params = plan.params
+    design = design_subject(params, plan.split, rng)
+    noise_sd, signal_sd, offset = unit_scales(params, rng)
+    mixing = subject_mixing(plan.tuning, params, rng)
+    return SubjectDraws(design=design, noise_sd=noise_sd, signal_sd=signal_sd, offset=offset,
+                        mixing=mixing)
+
+
+def subject_rng(params: SimulationParams, index: int) -> np.random.Generator:
+    """Return the random stream of subject ``index`` (0-based) of the study."""
+    return _rng(params, _SUBJECT_KEY, index)
+
+
+def fresh_subject_rng(params: SimulationParams, seed: int, index: int) -> np.random.Generator:
+    """Return the stream of fresh subject ``index`` of draw ``seed``: never a study subject's."""
+    return _rng(params, _PRIOR_KEY, seed, index)
+
+
 def simulate_subject(plan: StudyPlan, index: int) -> Subject:
     """Simulate subject ``index`` (0-based) of ``plan``; independent of the other subjects."""
     params = plan.params
-    rng = _rng(params, _SUBJECT_KEY, index)
+    rng = subject_rng(params, index)
     name = subject_name(index, params.n_subjects)
-    design = design_subject(params, plan.split, rng)
-    noise_sd, signal_sd, offset = unit_scales(params, rng)
-    signal = subject_signal(plan.tuning, design.stimuli, params, signal_sd, offset, rng)
+    draws = draw_subject(plan, rng)
+    design, noise_sd, signal_sd = draws.design, draws.noise_sd, draws.signal_sd
+    signal = subject_signal(plan.tuning, design.stimuli, draws.mixing, signal_sd, draws.offset)
     noise = NoiseModel(params.n_units, noise_sd, params.noise_rank, params.noise_length_scale,
                        params.lowrank_fraction, params.spatial_fraction, rng)
     amplitudes = signal[design.trial_stimulus]

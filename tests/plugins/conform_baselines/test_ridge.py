@@ -108,6 +108,104 @@ def test_one_alpha_for_all_units_matches_sklearn():
     assert np.all(kfold.alpha_ == ALPHAS[sse.sum(axis=1).argmin()])
 
 
+# ----------------------------------------------------------------- refit=False: fold average
+def fold_average_reference(X, Y, alpha, folds, fit_intercept=True):
+    """Mean coefficients (p, t) and intercepts (t,) of scikit-learn Ridge fitted without each
+    fold at the chosen ``alpha`` (per unit)."""
+    coefs, intercepts = [], []
+    n = X.shape[0]
+    for test in folds:
+        train = np.setdiff1d(np.arange(n), test)
+        model = Ridge(alpha=alpha, fit_intercept=fit_intercept).fit(X[train], Y[train])
+        coefs.append(model.coef_.T)
+        intercepts.append(model.intercept_)
+    return np.mean(coefs, axis=0), np.mean(intercepts, axis=0)
+
+
+def kfold_folds(n, k):
+    return [test for _, test in KFold(k).split(np.zeros(n))]
+
+
+# Tolerance: as for the refit (module docstring), except for the primal route with fewer
+# stimuli than features, where each training fold's XᵀX is singular (rank n_train < p) and
+# the zero eigenvalues are regularised only by alpha >= 1e-2: cond(XᵀX + αI) ~ 1e5 there, so
+# agreement is ~1e-11 (measured 1e-11); 1e-8 keeps three orders of margin and still catches
+# a wrong fold term (> 1e-3).
+@pytest.mark.parametrize(("n", "p", "rtol"), [(150, 20, RTOL64), (50, 25, RTOL64), (30, 60, 1e-8)])
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+@pytest.mark.parametrize("fit_intercept", [True, False])
+def test_fold_average_matches_sklearn_ridge_fold_by_fold(n, p, rtol, solver, fit_intercept):
+    """refit=False: coef_ and intercept_ are the mean of the K fold fits at the chosen alpha."""
+    X, Y, Xt, _ = make_problem(n=n, p=p)
+    ours = RidgeEncoder(alphas=ALPHAS, cv=5, solver=solver, fit_intercept=fit_intercept,
+                        refit=False).fit(X, Y)
+    _, best, _ = kfold_reference(X, Y, ALPHAS, 5, fit_intercept)
+    np.testing.assert_array_equal(ours.alpha_, best)  # selection is unchanged by refit
+    coef, intercept = fold_average_reference(X, Y, ours.alpha_, kfold_folds(n, 5), fit_intercept)
+    scale = np.abs(coef).max()
+    np.testing.assert_allclose(ours.coef_, coef, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(ours.intercept_, intercept, rtol=rtol,
+                               atol=rtol * np.abs(intercept).max())
+    np.testing.assert_allclose(ours.predict(Xt), Xt @ coef + intercept, rtol=rtol,
+                               atol=rtol * np.abs(Xt @ coef).max())
+    refit = RidgeEncoder(alphas=ALPHAS, cv=5, solver=solver, fit_intercept=fit_intercept).fit(X, Y)
+    np.testing.assert_array_equal(ours.cv_scores_, refit.cv_scores_)
+    assert not np.allclose(ours.coef_, refit.coef_, rtol=1e-3)  # a different estimator
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_fold_average_with_shuffled_folds_one_alpha_and_batches(solver):
+    """Shuffled folds, one alpha for all units, and batching all average the right fits."""
+    from conform_baselines.ridge import _make_folds
+
+    X, Y, _, _ = make_problem()
+    ours = RidgeEncoder(alphas=ALPHAS, cv=4, solver=solver, alpha_per_unit=False, random_state=7,
+                        refit=False, n_targets_batch=5).fit(X, Y)
+    assert np.unique(ours.alpha_).size == 1
+    coef, intercept = fold_average_reference(X, Y, ours.alpha_, _make_folds(len(X), 4, 7))
+    np.testing.assert_allclose(ours.coef_, coef, rtol=RTOL64, atol=RTOL64 * np.abs(coef).max())
+    np.testing.assert_allclose(ours.intercept_, intercept, rtol=RTOL64)
+    whole = RidgeEncoder(alphas=ALPHAS, cv=4, solver=solver, refit=False).fit(X, Y)
+    for batch in (1, 7):
+        part = RidgeEncoder(alphas=ALPHAS, cv=4, solver=solver, refit=False,
+                            n_targets_batch=batch).fit(X, Y)
+        # a different batch width may change BLAS blocking, hence summation order: ~1 ulp
+        np.testing.assert_allclose(part.coef_, whole.coef_, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_fold_average_with_one_dimensional_y(solver):
+    X, Y, Xt, _ = make_problem()
+    one = RidgeEncoder(alphas=ALPHAS, solver=solver, refit=False).fit(X, Y[:, 3])
+    two = RidgeEncoder(alphas=ALPHAS, solver=solver, refit=False).fit(X, Y[:, 3:4])
+    assert one.coef_.shape == (X.shape[1],) and np.ndim(one.intercept_) == 0
+    coef, intercept = fold_average_reference(X, Y[:, 3], one.alpha_, kfold_folds(len(X), 5))
+    np.testing.assert_allclose(one.coef_, coef, rtol=RTOL64, atol=RTOL64 * np.abs(coef).max())
+    np.testing.assert_allclose(one.intercept_, intercept, rtol=RTOL64)
+    np.testing.assert_allclose(one.predict(Xt), two.predict(Xt)[:, 0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["primal", "dual"])
+def test_fold_average_float32(solver):
+    """float32 in, float32 out; agreement with float64 as for the refit (module docstring)."""
+    X, Y, _, _ = make_problem()
+    ref = RidgeEncoder(alphas=ALPHAS, solver=solver, refit=False).fit(X, Y)
+    model = RidgeEncoder(alphas=ALPHAS, solver=solver, refit=False).fit(
+        X.astype(np.float32), Y.astype(np.float32))
+    assert model.coef_.dtype == np.float32 and model.intercept_.dtype == np.float32
+    np.testing.assert_allclose(model.coef_, ref.coef_, rtol=1e-3,
+                               atol=1e-3 * np.abs(ref.coef_).max())
+
+
+def test_fold_average_with_leave_one_out_names_the_fix():
+    X, Y, _, _ = make_problem(t=2)
+    with pytest.raises(ParameterError) as info:
+        RidgeEncoder(cv="loo", refit=False).fit(X, Y)
+    message = str(info.value)
+    assert "refit=False averages the fits of the K cross-validation folds" in message
+    assert "cv='loo'" in message and "cv=5" in message and "refit=True" in message
+
+
 # ----------------------------------------------------------------- behaviour
 def test_noisier_units_get_larger_alphas():
     X, Y, _, _ = make_problem(n=300, t=40, noise=np.geomspace(0.1, 100.0, 40))
@@ -207,6 +305,8 @@ def test_clone_and_get_params_round_trip():
     assert clone(model).get_params() == params
     assert RidgeEncoder(**params).get_params() == params
     assert RidgeEncoder().get_params()["alphas"] == DEFAULT_ALPHAS
+    assert RidgeEncoder().get_params()["refit"] is True
+    assert clone(RidgeEncoder(refit=False)).get_params()["refit"] is False
     X, Y, _, _ = make_problem(t=2)
     assert not hasattr(clone(model.fit(X, Y)), "coef_")
 
@@ -269,6 +369,7 @@ def test_more_folds_than_stimuli_names_the_count():
                               r"got 0\. Use None"),
     (dict(fit_intercept="yes"), r"'fit_intercept' parameter .* True or False; got 'yes'"),
     (dict(alpha_per_unit=None), r"'alpha_per_unit' parameter .* True or False; got None"),
+    (dict(refit="no"), r"'refit' parameter .* True or False; got 'no'"),
 ])
 def test_bad_parameters_name_the_value_and_the_fix(params, pattern):
     X, Y, _, _ = make_problem(t=2)
