@@ -16,6 +16,7 @@ from .lock import input_checksums, lock_text, path_inputs
 from .plan import Plan, make_plan
 from .report import provenance, summary_table, write_results
 from .runner import AnalysisResult, Progress, run_plan
+from .subject import split_stimuli
 
 __all__ = [
     "succeeded_subjects",
@@ -27,6 +28,7 @@ __all__ = [
     "run_plan",
     "Plan",
     "AnalysisResult",
+    "split_stimuli",
     "summary_table",
 ]
 

@@ -31,7 +31,7 @@ from .scores import (
     truth_rows,
 )
 
-__all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell"]
+__all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell", "split_stimuli"]
 
 
 @dataclass
@@ -103,18 +103,32 @@ class CellResult:
         return timing_rows(self.subject, self.denoiser, self.seconds)
 
 
-def _split(
-    plan: Plan, subject: Subject, trials: TrialData
+def split_stimuli(
+    subject: Subject, shown: NDArray[np.str_], *, seed: int, test_fraction: float
 ) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
-    shown = trials.unique_stimulus_ids()
+    """Return the (train, test) stimulus ids of ``subject`` that ``conform fit`` scores on.
+
+    The dataset's own split when the subject has one; otherwise a seeded draw of
+    ``test_fraction`` of the stimuli ``shown`` (at least 2), identical for every run with
+    the same ``seed`` (``[analysis] seed``). Anything trained for later use in ``conform fit``
+    (a meta-trained encoder) leaves these test stimuli out.
+    """
     if subject.has_split:
         train = shown[np.isin(shown, subject.train_ids)]
         test = shown[np.isin(shown, subject.test_ids)]
-    else:  # a seeded split by stimulus, identical for every run with the same seed
-        rng = np.random.default_rng([plan.seed, 1234])
-        order = rng.permutation(np.sort(shown))
-        n_test = max(2, int(round(plan.test_fraction * len(order))))
-        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+        return train, test
+    rng = np.random.default_rng([seed, 1234])
+    order = rng.permutation(np.sort(shown))
+    n_test = max(2, int(round(test_fraction * len(order))))
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
+
+
+def _split(
+    plan: Plan, subject: Subject, trials: TrialData
+) -> tuple[NDArray[np.str_], NDArray[np.str_]]:
+    train, test = split_stimuli(
+        subject, trials.unique_stimulus_ids(), seed=plan.seed, test_fraction=plan.test_fraction
+    )
     if train.size < 3 or test.size < 2:
         raise ShapeError(
             f"Subject {subject.name!r} has {train.size} training and {test.size} test "

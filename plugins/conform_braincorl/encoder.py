@@ -21,6 +21,8 @@ from conform_core.constraints import Interval, NonEmptyStr, Options, PathLike
 from conform_core.exceptions import ConformWarning, ParameterError, ShapeError
 from conform_core.io import atomic_path
 
+from ._embeddings import unit_normalize
+
 __all__ = ["BraInCoRLEncoder"]
 
 #: Bytes the token tensor of one chunk of voxels may take when ``chunk_voxels=None``.
@@ -43,24 +45,6 @@ def _load(path: str | os.PathLike[str]) -> Any:
     return _cached_checkpoint(str(weights.resolve()), stat.st_mtime_ns, stat.st_size)
 
 
-def unit_normalise(X: NDArray[np.floating]) -> NDArray[np.floating]:
-    """Scale each row of ``X`` to unit length, as the network was trained on.
-
-    Raises
-    ------
-    ShapeError
-        If a row is all zeros (its direction, which is what the model reads, is undefined).
-    """
-    norms = np.linalg.norm(X, axis=1, keepdims=True)
-    if np.any(norms == 0):
-        rows = np.flatnonzero(norms[:, 0] == 0)
-        raise ShapeError(
-            f"Feature rows {rows[:5].tolist()} are all zeros; BraInCoRL reads the direction of "
-            "each embedding (it scales rows to unit length), which a zero vector does not have. "
-            "Check the features of those stimuli.")
-    return X / norms
-
-
 class BraInCoRLEncoder(Encoder):
     """Infer each voxel's linear readout from its context with a meta-trained BraInCoRL model.
 
@@ -68,7 +52,7 @@ class BraInCoRLEncoder(Encoder):
     embedding, response) pairs given to ``fit`` go through the transformer once and it emits
     that voxel's weights and bias. Features are scaled to unit length first (the model was
     trained on unit-norm embeddings), so ``predict(X)`` is
-    ``unit_normalise(X) @ coef_.T + intercept_`` — for unit-norm features exactly
+    ``unit_normalize(X) @ coef_.T + intercept_`` — for unit-norm features exactly
     ``X @ coef_.T + intercept_``.
 
     Parameters
@@ -210,7 +194,7 @@ class BraInCoRLEncoder(Encoder):
         checkpoint = (_load(self.checkpoint) if device.type == "cpu"
                       else load_checkpoint(self.checkpoint, device=device))
         check_feature_space(checkpoint, self.feature_space or "", X.shape[1])
-        Xn = unit_normalise(np.asarray(X, dtype=np.float32))
+        Xn = unit_normalize(np.asarray(X, dtype=np.float32))
         Yf = np.asarray(Y, dtype=np.float32)
         n, v = Yf.shape
         mask = self._nan_mask
@@ -251,7 +235,7 @@ class BraInCoRLEncoder(Encoder):
         return self
 
     def _predict(self, X: NDArray[np.floating]) -> NDArray[np.floating]:
-        Xn = unit_normalise(X)
+        Xn = unit_normalize(X)
         out = Xn @ self.coef_.T.astype(X.dtype, copy=False)
         out += self.intercept_.astype(X.dtype, copy=False)
         return out

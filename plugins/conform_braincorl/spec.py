@@ -55,6 +55,7 @@ from conform_core.io import to_builtin
 from conform_core.validation import suggest
 
 from .checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+from .loading import feature_space_of, load_subject_pools
 from .network import PRESETS, BraInCoRLConfig, preset_config
 from .tasks import (
     PriorTaskSampler,
@@ -62,8 +63,6 @@ from .tasks import (
     TaskBatch,
     TaskSampler,
     draw_validation,
-    feature_space_of,
-    load_subject_pools,
 )
 from .training import CURVE_FILE, STATE_FILE, Stage, TrainSettings
 

@@ -48,6 +48,8 @@ from numpy.typing import NDArray
 from conform_core.exceptions import ParameterError, ShapeError
 from conform_core.validation import check_float_array, check_ids, read_only
 
+from ._embeddings import unit_normalize
+
 __all__ = [
     "TaskBatch",
     "SubjectPool",
@@ -57,21 +59,11 @@ __all__ = [
     "draw_batch",
     "draw_validation",
     "unit_normalize",
-    "held_out_stimuli",
-    "load_subject_pools",
-    "feature_space_of",
     "VALIDATION_STREAM",
 ]
 
 #: Second seed word of the validation draw (stage indices are small, so it never meets one).
 VALIDATION_STREAM = 2**31 - 1
-
-
-def unit_normalize(x: NDArray[np.floating]) -> NDArray[np.float32]:
-    """Return the rows of ``x`` divided by their L2 norm, as float32 (zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 @dataclass(frozen=True, eq=False)
@@ -196,7 +188,7 @@ class SubjectPool:
                 f"Subject {name!r}: every voxel has a non-finite response at some allowed "
                 "stimulus, so no voxel can be a task. Check the dataset's responses (NaN marks "
                 "a voxel that was not measured).")
-        return cls(name=str(name), embeddings=read_only(unit_normalize(x[keep])),
+        return cls(name=str(name), embeddings=read_only(unit_normalize(x[keep]).astype(np.float32)),
                    responses=read_only(np.ascontiguousarray(y[:, finite], dtype=np.float32)),
                    stimulus_ids=read_only(ids[keep]), n_dropped_voxels=int((~finite).sum()))
 
@@ -426,7 +418,7 @@ class PriorTaskSampler(TaskSampler):
         self.mean = mean
         self.cov = cov
         self.noise_var = float(noise_var)
-        self.embeddings = unit_normalize(x)
+        self.embeddings = unit_normalize(x).astype(np.float32)
         self._factor = v * np.sqrt(np.clip(s, 0.0, None))
 
     @classmethod
@@ -537,136 +529,3 @@ def draw_validation(sampler: TaskSampler, *, seed: int, n_tasks: int, n_context:
     """Draw the fixed validation tasks (the same for every call with the same arguments)."""
     rng = np.random.default_rng([seed, VALIDATION_STREAM])
     return sampler.sample(rng, n_tasks, n_context, n_query)
-
-
-# --------------------------------------------------------------------- from dataset plugins
-
-
-def held_out_stimuli(subject: Any, *, split_seed: int = 0, test_fraction: float = 0.2
-                 ) -> NDArray[np.str_]:
-    """Return the ids of ``subject``'s test stimuli, as ``conform fit`` holds them out.
-
-    The dataset's own split when it has one; otherwise the fallback split of ``conform
-    fit`` (a seeded draw of ``test_fraction`` of the stimuli the subject was shown, with
-    ``[analysis] seed = split_seed``; conform fit's defaults are 0 and 0.2).
-    """
-    if subject.has_split:
-        return np.asarray(subject.test_ids).astype(str)
-    if subject.trials is not None:
-        shown = subject.trials.unique_stimulus_ids()
-    else:
-        shown = np.unique(subject.timeseries.stimulus_ids())
-    order = np.random.default_rng([split_seed, 1234]).permutation(np.sort(shown))
-    n_test = max(2, int(round(test_fraction * len(order))))
-    return np.sort(order[:n_test]).astype(str)
-
-
-@dataclass
-class _Loaded:
-    """A subject's condition means and stimuli, loaded once."""
-
-    name: str
-    means: Any  # ConditionData (units x stimuli)
-    stimuli: Any  # StimulusSet
-    test_ids: NDArray[np.str_]
-
-
-def _load(dataset: Any, name: str, rois: Sequence[str], split_seed: int,
-          test_fraction: float) -> _Loaded:
-    subject = dataset.load_subject(name)
-    if subject.trials is None:
-        raise ShapeError(
-            f"Subject {name!r} has time series but no single trials; meta-training reads "
-            "condition means of single trials. Estimate trials first (e.g. `conform glmsingle`) "
-            "and train on a dataset that has them.")
-    trials = subject.trials
-    if rois:
-        trials = trials.take_units(trials.units.in_rois(list(rois)))
-    return _Loaded(name, trials.mean(), subject.stimuli,
-                   held_out_stimuli(subject, split_seed=split_seed, test_fraction=test_fraction))
-
-
-def load_subject_pools(dataset: Any, features: Any, subjects: Sequence[str], *,
-                       exclude: str = "all", rois: Sequence[str] = (), split_seed: int = 0,
-                       test_fraction: float = 0.2, all_subjects: Sequence[str] | None = None,
-                       ) -> tuple[dict[str, SubjectPool], list[str]]:
-    """Load ``subjects`` through any dataset plugin as pools, leaving test stimuli out.
-
-    Parameters
-    ----------
-    dataset : Dataset
-        Any dataset component (``synthetic``, ``mosaic``, a third party's).
-    features : Features
-        Any features component; fitted on each subject's stimuli.
-    subjects : sequence of str
-        The subjects to load (training and validation).
-    exclude : {"all", "own"}, default="all"
-        ``"all"``: leave out every stimulus of any subject's test split (every subject of
-        the dataset, ``all_subjects``); ``"own"``: only each subject's own test stimuli.
-    rois : sequence of str, default=()
-        Keep only the voxels of these ROIs.
-    split_seed, test_fraction
-        The fallback split of subjects without one (see :func:`held_out_stimuli`).
-    all_subjects : sequence of str, optional
-        The dataset's subjects whose test splits ``"all"`` leaves out (default: all of
-        ``dataset.subjects()``).
-
-    Returns
-    -------
-    pools : dict of str to SubjectPool
-        By subject, in the order of ``subjects``.
-    excluded : list of str
-        The stimulus ids left out of every pool (sorted). With ``"own"``, the union of the
-        subjects' own test stimuli (each pool leaves out its own).
-    """
-    if exclude not in ("all", "own"):
-        raise ParameterError(param="exclude_test_stimuli", value=exclude, owner="[dataset]",
-                             allowed="'all' or 'own'",
-                             fix="Training on test stimuli would leak them into the scores of "
-                                 "`conform fit`; use 'all' (default) or 'own'.")
-    loaded = {name: _load(dataset, name, rois, split_seed, test_fraction) for name in subjects}
-    excluded = set()
-    for item in loaded.values():
-        excluded.update(item.test_ids.tolist())
-    if exclude == "all":
-        for name in (dataset.subjects() if all_subjects is None else all_subjects):
-            if name not in loaded:
-                subject = dataset.load_subject(name)
-                excluded.update(held_out_stimuli(subject, split_seed=split_seed,
-                                             test_fraction=test_fraction).tolist())
-    pools = {}
-    for name, item in loaded.items():
-        left_out = excluded if exclude == "all" else set(item.test_ids.tolist())
-        ids = item.means.stimulus_ids
-        keep = ~np.isin(ids, np.array(sorted(left_out), dtype=str))
-        allowed_ids = ids[keep]
-        stimuli = item.stimuli.select(allowed_ids)
-        x = features.fit(stimuli).transform(stimuli)
-        if not np.isfinite(x).all():
-            raise ShapeError(
-                f"The features of subject {name!r} hold NaN or infinite values. Check the "
-                "features plugin's inputs (a missing embedding, a broken image).")
-        pools[name] = SubjectPool.from_arrays(name, x, item.means.data[:, keep].T,
-                                              stimulus_ids=allowed_ids)
-        assert not set(pools[name].stimulus_ids.tolist()) & left_out  # invariant
-    return pools, sorted(excluded)
-
-
-def feature_space_of(features: Any, plugin: str = "") -> str:
-    """Return the id of the embedding space of a fitted features component.
-
-    ``features.feature_space_`` when the component has one; else ``"precomputed"`` for the
-    ``precomputed`` plugin, ``clip:<model>:<weights sha256>`` for ``clip``, and
-    ``<plugin>:<fingerprint_>`` for a plugin that reports a fingerprint; ``""`` (unknown:
-    a checkpoint is then checked by dimension only) otherwise.
-    """
-    space = getattr(features, "feature_space_", "")
-    if space:
-        return str(space)
-    if plugin == "precomputed":
-        return "precomputed"
-    model, sha = getattr(features, "model_name_", ""), getattr(features, "weights_sha256_", "")
-    if plugin == "clip" and model and sha:
-        return f"clip:{model}:{sha}"
-    fingerprint = getattr(features, "fingerprint_", "")
-    return f"{plugin}:{fingerprint}" if plugin and fingerprint else ""

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from conform_braincorl import BraInCoRLEncoder  # noqa: E402
 from conform_braincorl.checkpoint import load_checkpoint  # noqa: E402
-from conform_braincorl.encoder import unit_normalise  # noqa: E402
+from conform_braincorl.tasks import unit_normalize  # noqa: E402
 from conform_braincorl.testing import tiny_untrained_checkpoint  # noqa: E402
 
 E = 6
@@ -29,7 +29,7 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _data(n: int = 30, units: int = 9, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
-    X = unit_normalise(rng.standard_normal((n, E)))
+    X = unit_normalize(rng.standard_normal((n, E)))
     Y = X @ rng.standard_normal((E, units)) + 0.3 * rng.standard_normal((n, units))
     return X.astype(np.float32), Y.astype(np.float32)
 
@@ -49,7 +49,7 @@ def test_readout_is_the_network_output_and_predict_is_linear(ckpt: Path) -> None
         direct = _network_predict(readout, torch.from_numpy(X)).numpy()
     np.testing.assert_allclose(enc.coef_, readout[:, :-1].numpy(), rtol=1e-5, atol=1e-6)
     Xq = _data(12, seed=5)[0]
-    np.testing.assert_array_equal(enc.predict(Xq), unit_normalise(Xq) @ enc.coef_.T
+    np.testing.assert_array_equal(enc.predict(Xq), unit_normalize(Xq) @ enc.coef_.T
                                   + enc.intercept_)
     # against the network's own predict: float32, different summation order
     np.testing.assert_allclose(enc.predict(X), direct, rtol=1e-4, atol=1e-5)
@@ -71,7 +71,7 @@ def test_chunking_and_context_order_do_not_change_the_readout(ckpt: Path) -> Non
     assert np.abs(a.coef_ - c.coef_).max() < 1e-5  # the bound for a shuffled context
 
 
-def test_features_are_unit_normalised_by_the_encoder(ckpt: Path) -> None:
+def test_features_are_unit_normalized_by_the_encoder(ckpt: Path) -> None:
     X, Y = _data()
     a = BraInCoRLEncoder(checkpoint=ckpt).fit(X, Y)
     b = BraInCoRLEncoder(checkpoint=ckpt).fit(3.0 * X, Y)
@@ -153,3 +153,10 @@ def test_quiet_about_float64(ckpt: Path) -> None:
         out = BraInCoRLEncoder(checkpoint=ckpt).fit(X.astype(np.float64), Y).predict(
             X.astype(np.float64))
     assert out.dtype == np.float64
+
+
+def test_zero_feature_row_is_refused(ckpt: Path) -> None:
+    X, Y = _data()
+    X[4] = 0.0
+    with pytest.raises(ShapeError, match=r"rows \[4\] are all zeros"):
+        BraInCoRLEncoder(checkpoint=ckpt).fit(X, Y)

@@ -8,15 +8,17 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from conform_braincorl.loading import (  # noqa: E402
+    feature_space_of,
+    held_out_stimuli,
+    load_subject_pools,
+)
 from conform_braincorl.tasks import (  # noqa: E402
     PriorTaskSampler,
     SubjectPool,
     SubjectTaskSampler,
     draw_batch,
     draw_validation,
-    feature_space_of,
-    held_out_stimuli,
-    load_subject_pools,
 )
 
 from conform_core.exceptions import ParameterError, ShapeError  # noqa: E402
@@ -196,8 +198,7 @@ def test_held_out_stimuli_follow_conform_fits_fallback_split():
 
 
 def test_feature_space_ids():
-    class Clip:
-        model_name_, weights_sha256_ = "ViT-B-32", "abc"
+    from conform_baselines import PrecomputedFeatures
 
     class Own:
         feature_space_ = "mine:v1"
@@ -205,8 +206,9 @@ def test_feature_space_ids():
     class Fingerprinted:
         fingerprint_ = "f00"
 
-    assert feature_space_of(_precomputed(), "precomputed") == "precomputed"
-    assert feature_space_of(Clip(), "clip") == "clip:ViT-B-32:abc"
+    assert feature_space_of(_precomputed().fit(), "precomputed") == "precomputed"
+    named = PrecomputedFeatures(space="clip:ViT-B-32:abc").fit()
+    assert feature_space_of(named, "precomputed") == "clip:ViT-B-32:abc"
     assert feature_space_of(Own(), "anything") == "mine:v1"
     assert feature_space_of(Fingerprinted(), "dino") == "dino:f00"
     assert feature_space_of(object(), "unknown") == ""

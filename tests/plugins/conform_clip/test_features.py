@@ -133,6 +133,8 @@ def test_local_checkpoint_is_loaded(tiny, tmp_path):
     loaded = _clip(model=tiny["config"], weights=str(ckpt), cache_dir=str(tmp_path / "c2"),
                    device="cpu").fit()
     assert len(loaded.weights_sha256_) == 64
+    # the feature space a BraInCoRL model records: model name and weights checksum
+    assert loaded.feature_space_ == f"clip:conform-tiny-vit:{loaded.weights_sha256_}"
     np.testing.assert_allclose(loaded.transform(_stimuli(tiny["paths"][:2])), reference, atol=1e-5)
     assert loaded.cache_key_ != est.cache_key_
 
