@@ -27,13 +27,13 @@ import argparse
 import functools
 import gc
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _machine import machine
 from conform_baselines.ridge import DEFAULT_ALPHAS, RidgeEncoder
 from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -117,17 +117,6 @@ def describe_threads() -> str:
     rows = [f"{d['internal_api']}({d['prefix']}, {d['user_api']})={d['num_threads']}"
             for d in threadpool_info()]
     return "; ".join(rows)
-
-
-def machine() -> str:
-    """CPU model and core count."""
-    model = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} logical cores"
 
 
 def main(argv: list[str] | None = None) -> int:

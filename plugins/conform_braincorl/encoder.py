@@ -23,10 +23,25 @@ from conform_core.io import atomic_path
 
 from ._embeddings import unit_normalize
 
-__all__ = ["BraInCoRLEncoder"]
+__all__ = ["BraInCoRLEncoder", "voxels_per_chunk"]
 
-#: Bytes the token tensor of one chunk of voxels may take when ``chunk_voxels=None``.
-_CHUNK_BYTES = 1 << 27
+#: Bytes the activations of one chunk of voxels may take when ``chunk_voxels=None``.
+_CHUNK_BYTES = 1 << 28
+
+
+def voxels_per_chunk(config: Any, n_context: int, budget: int = _CHUNK_BYTES) -> int:
+    """Voxels whose forward pass fits in ``budget`` bytes of float32 activations.
+
+    Per voxel and layer, the sequence of L = n_context + registers tokens holds about
+    ``L (E + 1 + 2 early_hidden + 6 width + 3 tsfm_hidden)`` numbers (input pairs, the input
+    MLP, attention projections, the SwiGLU halves) plus ``heads L²`` attention weights;
+    without gradients one layer's worth is alive at a time.
+    """
+    length = n_context + config.num_reg_tok
+    numbers = length * (config.embed_dim + 1 + 2 * config.early_hidden_dim
+                        + 6 * config.internal_emb_dim + 3 * config.tsfm_hidden_dim)
+    numbers += config.num_heads * length * length
+    return max(1, budget // (4 * numbers))
 
 
 @functools.lru_cache(maxsize=2)
@@ -69,8 +84,9 @@ class BraInCoRLEncoder(Encoder):
         voxel's NaN images out of its context (a voxel with fewer than 2 finite responses
         gets a NaN readout, listed in ``masked_units_``, with a warning).
     chunk_voxels : int or None, default=None
-        Voxels run through the network at once; None sizes chunks to keep the token tensor
-        near 128 MiB. Results do not depend on it.
+        Voxels run through the network at once; None sizes chunks from the model's width and
+        the context length so that one layer's activations stay near 256 MiB
+        (:func:`voxels_per_chunk`). Results do not depend on it.
     device : str, default="cpu"
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; on a GPU the forward pass runs in bfloat16.
     threads : int or None, default=1
@@ -206,7 +222,7 @@ class BraInCoRLEncoder(Encoder):
             patterns, inverse = np.unique(~mask.T, axis=0, return_inverse=True)
             groups = [(patterns[g], np.flatnonzero(inverse.ravel() == g))
                       for g in range(len(patterns))]
-        chunk = self.chunk_voxels or max(1, _CHUNK_BYTES // (4 * n * (X.shape[1] + 1)))
+        chunk = self.chunk_voxels or voxels_per_chunk(checkpoint.config, n)
         network = checkpoint.network
         with torch_threads(self.threads), torch.inference_mode():
             for keep, units in groups:
