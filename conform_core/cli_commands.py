@@ -240,25 +240,29 @@ def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, worker
 
 
 def _print_summary(console: Any, result: Any) -> None:
-    from rich.table import Table
+    """Print the summary: denoised responses, encoding models, aligners (see report.md)."""
+    from .analysis.report import (
+        nc_r2_description,
+        nc_r2_exclusions,
+        noise_ceiling_summary,
+        rank_zero_notes,
+    )
+    from .analysis.summary import as_rich, summary_tables, uncertainty_note
 
-    from .analysis import summary_table
-    from .analysis.report import nc_r2_exclusions, noise_ceiling_summary
-
-    header, body = summary_table(result, ("pearson_r", "r2", "nc_r2", "truth_r", "denoise_truth_nmse"))
-    table = Table(title="Held-out scores (median over subjects of per-subject medians)")
-    for column in header:
-        table.add_column(column, justify="right" if column not in ("denoiser", "aligner", "encoder") else "left")
-    for row in body:
-        table.add_row(*[escape(c) for c in row])
-    console.print(table)
+    for table in summary_tables(result):
+        console.print(as_rich(table))
+        for note in table.notes:
+            console.print(Text(note))
+        console.print()
+    console.print(Text(uncertainty_note(result)))
     ceiling = noise_ceiling_summary(result)
     if ceiling is not None:
-        console.print(Text(f"Noise ceiling of the held-out test averages: {ceiling:.1f} % "
-                           "(nc_r2 = R² / ceiling)"))
+        console.print(Text(nc_r2_description(ceiling)))
     excluded = nc_r2_exclusions(result)
     if excluded:
         console.print(Text(excluded))
+    for note in rank_zero_notes(result):
+        console.print(Text(f"Flagged: {note}", style="yellow"))
     _print_few_shot(console, result)
 
 

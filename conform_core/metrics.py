@@ -8,6 +8,7 @@ as in NSD, GLMsingle and MOSAIC.
 from __future__ import annotations
 
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,9 @@ from .validation import check_choice, check_float_array
 
 __all__ = [
     "SIGNAL_VARIANCES",
+    "HeldoutTerms",
+    "heldout_trial_nmse",
+    "heldout_trial_terms",
     "ncsnr",
     "noise_ceiling",
     "noise_ceiling_from_trials",
@@ -343,3 +347,203 @@ def normalized_r2(r2: Any, ceiling: Any) -> NDArray[np.float64]:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = r2 / ceiling
     return np.where(ceiling > 0, out, np.nan)
+
+
+@dataclass(frozen=True, eq=False)
+class HeldoutTerms:
+    """Per unit and test stimulus: the pieces :func:`heldout_trial_nmse` is computed from.
+
+    Kept apart so that the metric can be recomputed on resampled stimuli (a bootstrap over
+    test stimuli weights the columns, see :meth:`nmse`). Every array is
+    (n_units, n_conditions).
+
+    Attributes
+    ----------
+    excess : ndarray
+        Leave-one-trial-out error of the stimulus, less the jackknife variance of its
+        leave-one-out outputs: ``mean_k (d_k - y_k)**2 - var_k(d_k)`` (NaN where the unit
+        has fewer than 2 trials of the stimulus). Its expectation is the squared error of
+        the denoised average of all trials to the true signal, plus the noise variance.
+    sq : ndarray
+        Sum of squared deviations of the stimulus's trials from their mean.
+    n : ndarray of int
+        Trials of the stimulus measured in the unit.
+    means : ndarray
+        Trial average of the stimulus (NaN without any trial).
+    """
+
+    excess: NDArray[np.float64]
+    sq: NDArray[np.float64]
+    n: NDArray[np.int64]
+    means: NDArray[np.float64]
+
+    def _parts(
+        self, weights: NDArray[np.floating] | None
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], bool]:
+        """Return (error, signal variance), each (n_resamples, n_units), and whether 1-D."""
+        single = weights is None or np.ndim(weights) == 1
+        w = np.atleast_2d(
+            np.ones(self.n.shape[1]) if weights is None else np.asarray(weights, np.float64)
+        )
+        dof = np.clip(self.n - 1, 0, None).astype(np.float64)
+        usable = np.isfinite(self.excess)
+        has = self.n > 0
+        means = np.where(has, self.means, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            noise = (w @ self.sq.T) / (w @ dof.T)
+            error = (w @ np.where(usable, self.excess, 0.0).T) / (w @ usable.T.astype(float))
+            error = error - noise
+            n_means = w @ has.T.astype(np.float64)
+            centre = (w @ means.T) / n_means
+            spread = (w @ (means**2).T) / n_means - centre**2
+            inv_n = (w @ np.where(has, 1.0 / np.maximum(self.n, 1), 0.0).T) / n_means
+            signal = spread - noise * inv_n * (n_means - 1) / n_means
+        return error, signal, single
+
+    def mse(self, weights: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+        """Return the estimated mean squared error to the true signal per unit (data units).
+
+        Unbiased for the mean over the usable stimuli of ``(denoised - truth)**2`` (see
+        :func:`heldout_trial_nmse`); NaN for a unit without a stimulus of 2 trials.
+        ``weights`` as in :meth:`nmse`.
+        """
+        error, _, single = self._parts(weights)
+        error = np.where(np.isfinite(error), error, np.nan)
+        return error[0] if single else error
+
+    def nmse(self, weights: NDArray[np.floating] | None = None) -> NDArray[np.float64]:
+        """Return the held-out-trial NMSE per unit, the stimuli weighted by ``weights``.
+
+        Parameters
+        ----------
+        weights : ndarray of shape (n_conditions,) or (n_resamples, n_conditions), optional
+            How often each stimulus counts (bootstrap counts); all 1 when None.
+
+        Returns
+        -------
+        ndarray of shape (n_units,) or (n_resamples, n_units)
+            NaN where it is undefined (see :func:`heldout_trial_nmse`).
+        """
+        error, signal, single = self._parts(weights)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = error / signal
+        out = np.where((signal > 0) & np.isfinite(out), out, np.nan)
+        return out[0] if single else out
+
+
+def heldout_trial_terms(denoiser: Any, trials: ConditionTrials) -> HeldoutTerms:
+    """Denoise every leave-one-trial-out average of ``trials``; return the per-stimulus terms.
+
+    For each trial index ``k``, every stimulus that has trial ``k`` and at least one other
+    trial is given to ``denoiser.transform`` with trial ``k`` set missing (NaN), so the
+    denoiser sees the average of the other trials ``d_k``; ``d_k`` is compared with the
+    left-out trial ``y_k``. See :func:`heldout_trial_nmse`.
+
+    Parameters
+    ----------
+    denoiser : fitted Denoiser
+        Anything whose ``transform`` maps a :class:`ConditionTrials` to a
+        :class:`~conform_core.data.ConditionData` of the same units and stimuli (a
+        trial-level denoiser fitted on other stimuli: the training trials).
+    trials : ConditionTrials
+        Held-out test trials.
+
+    Returns
+    -------
+    HeldoutTerms
+    """
+    data = np.asarray(trials.data, dtype=np.float64)
+    n, means, sq = _padded_stats(data)
+    valid = trials.valid_trials()
+    counts = valid.sum(axis=1)
+    out = np.full(data.shape, np.nan)
+    for k in range(data.shape[2]):
+        conds = np.flatnonzero(valid[:, k] & (counts >= 2))
+        if conds.size == 0:
+            continue
+        rest = data[:, conds].copy()
+        rest[:, :, k] = np.nan
+        left_out = trials.take_conditions(conds).with_data(rest.astype(trials.data.dtype))
+        denoised = np.asarray(denoiser.transform(left_out).data, dtype=np.float64)
+        if denoised.shape != (data.shape[0], conds.size):
+            raise ShapeError(
+                f"{type(denoiser).__name__}.transform returned shape {denoised.shape} for "
+                f"{conds.size} stimuli of {data.shape[0]} units; the held-out-trial error needs "
+                "one denoised response per unit and stimulus."
+            )
+        out[:, conds, k] = denoised
+    pair = np.isfinite(out) & np.isfinite(data)
+    m = pair.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        error = np.where(pair, (out - data) ** 2, 0.0).sum(axis=2) / m
+        centre = np.where(pair, out, 0.0).sum(axis=2) / m
+        spread = np.where(pair, (out - centre[:, :, None]) ** 2, 0.0).sum(axis=2) / m
+    excess = np.where((m >= 2) & (n >= 2), error - spread, np.nan)
+    return HeldoutTerms(excess=excess, sq=sq, n=n.astype(np.int64), means=means)
+
+
+def heldout_trial_nmse(denoiser: Any, trials: ConditionTrials) -> NDArray[np.float64]:
+    """Truth-free error of a fitted denoiser on held-out trials, per unit (NMSE).
+
+    Estimates the error of ``denoiser.transform(trials)`` to the true signal, normalised
+    like ``denoise_truth_nmse`` (mean squared error over stimuli / variance of the true
+    signal over stimuli; 1 = predicting each unit's mean, 0 = perfect), without the truth.
+
+    For each test stimulus with ``n >= 2`` trials and each trial ``k``: ``d_k``, the
+    denoiser's output for the average of the other ``n - 1`` trials, is compared with the
+    left-out trial ``y_k``. With trials independent given the stimulus,
+    ``E (d_k - y_k)**2 = E (d_k - s)**2 + sigma**2`` (``s`` the true signal, ``sigma**2``
+    the single-trial noise variance). Two corrections make it estimate the error of the
+    output for the average of all ``n`` trials, the one ``conform fit`` uses:
+
+    - ``d_k`` averages ``n - 1`` trials, not ``n``: its noise term is larger by
+      ``1/(n-1) - 1/n``. The jackknife variance of the leave-one-out outputs,
+      ``(n-1)/n sum_k (d_k - mean d)**2``, estimates the variance of the ``n``-trial output,
+      so ``mean_k (d_k - y_k)**2 - var_k(d_k)`` (``var`` with ddof 0) has the expectation
+      ``E (d - s)**2 + sigma**2``, exactly for any denoiser affine in the trial average
+      (trial average, PCA, PSN, Wiener), approximately otherwise;
+    - ``sigma**2`` is then subtracted: per unit, the within-stimulus variance of the test
+      trials pooled with weights ``n_c - 1`` (the noise variance of :func:`ncsnr`).
+
+    The mean of these over stimuli is divided by an unbiased estimate of the variance of
+    the true signal over the test stimuli (ddof 0, as ``denoise_truth_nmse``):
+    ``var_c(trial averages) - sigma**2 mean_c(1/n_c) (C - 1)/C`` over the ``C`` test
+    stimuli of the unit.
+
+    Parameters
+    ----------
+    denoiser : fitted Denoiser
+        A trial-level denoiser fitted on other stimuli (the training trials); its
+        ``transform`` takes :class:`ConditionTrials` and denoises their trial averages.
+    trials : ConditionTrials
+        Held-out test trials (NaN marks a missing trial).
+
+    Returns
+    -------
+    ndarray of shape (n_units,)
+        NaN for a unit without a usable estimate: no test stimulus with 2 trials, or an
+        estimated signal variance that is not positive. The estimate can be below 0 (its
+        error is unbiased, so it is not clipped); a ratio of estimates, it is noisy for
+        units with little signal, so summarise it by a median over units.
+
+    See Also
+    --------
+    heldout_trial_terms : the per-stimulus terms (for resampling stimuli).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from conform_core import ConditionTrials
+    >>> from conform_core.metrics import heldout_trial_nmse
+    >>> class Average:                      # the trial-average denoiser
+    ...     def transform(self, trials):
+    ...         return trials.mean()
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.standard_normal((200, 400, 1))
+    >>> trials = ConditionTrials(signal + rng.standard_normal((200, 400, 2)),
+    ...                          np.array([f"s{i}" for i in range(400)]))
+    >>> nmse = heldout_trial_nmse(Average(), trials)   # truth: noise / 2 / signal = 0.5
+    >>> bool(abs(np.median(nmse) - 0.5) < 0.05)
+    True
+    """
+    return heldout_trial_terms(denoiser, trials).nmse()

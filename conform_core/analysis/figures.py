@@ -109,18 +109,39 @@ def _heatmap(plt: Any, result: AnalysisResult, metric: str, path: Path) -> bool:
     return True
 
 
+_NMSE = {
+    "heldout_trial_nmse": ("held-out trials (no truth needed)", "tab:blue"),
+    "denoise_truth_nmse": ("error to the true signal (simulated)", "tab:orange"),
+}
+
+
 def _truth(plt: Any, result: AnalysisResult, path: Path) -> bool:
-    truth: dict[str, list[float]] = {}
+    """Denoisers' NMSE (held-out-trial estimate and, when simulated, to the truth), line at 1."""
+    values: dict[str, dict[str, list[float]]] = {}
     for row in result.rows:
-        if row["metric"] == "denoise_truth_nmse" and row["roi"] == "all" and row["status"] == "ok":
-            truth.setdefault(row["denoiser"], []).append(row["value"])
-    if not truth:
+        if row["metric"] in _NMSE and row["roi"] == "all" and row["status"] == "ok":
+            values.setdefault(row["metric"], {}).setdefault(row["denoiser"], []).append(
+                row["value"])
+    if not values:
         return False
-    labels = sorted(truth)
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(labels)), 3.5))
-    ax.bar(labels, [np.nanmedian(truth[k]) for k in labels], color="tab:orange")
-    ax.set_ylabel("error to true signal (NMSE)")
-    ax.set_title("Denoised held-out responses vs truth\n(lower is better)", fontsize=10)
+    labels = sorted({d for per in values.values() for d in per})
+    metrics = [m for m in _NMSE if m in values]
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.4 * len(labels)), 3.8))
+    x = np.arange(len(labels))
+    for i, metric in enumerate(metrics):
+        name, color = _NMSE[metric]
+        heights = [np.nanmedian(values[metric][d]) if values[metric].get(d) else np.nan
+                   for d in labels]
+        ax.bar(x + (i - (len(metrics) - 1) / 2) * width, heights, width, color=color,
+               label=f"{metric}: {name}")
+    ax.axhline(1.0, color="black", ls="--", lw=1,
+               label="1 = predicting each unit's mean (reference)")
+    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_ylabel("NMSE (median over subjects)")
+    ax.set_title("Denoised held-out responses: error (lower is better;\n"
+                 "above the dashed line is worse than each unit's mean)", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -179,7 +200,9 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
     ``aligner_scores.png``: per-unit score of each held-out subject predicted from the other
     subjects, per denoiser → aligner, with each held-out subject's median;
     ``denoiser_encoder_heatmap.png``: median score per denoiser × encoder;
-    ``denoiser_truth_error.png``: denoiser error to the simulator's true signal;
+    ``denoiser_truth_error.png``: each denoiser's NMSE, ``heldout_trial_nmse`` (any data) and
+    ``denoise_truth_nmse`` (simulated data), with a dashed reference line at 1 (predicting each
+    unit's mean);
     ``few_shot_curve.png`` (with ``[evaluation] context_sizes``): score vs number of training
     stimuli per denoiser → encoder, with the noise ceiling in the same units.
     The score is ``nc_r2`` when computed, else ``pearson_r``; the few-shot curve's is
@@ -224,7 +247,8 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
             )
     if _truth(plt, result, folder / "denoiser_truth_error.png"):
         written.append(
-            ("Denoiser error to the simulator's true signal", "denoiser_truth_error.png")
+            ("Denoiser error (NMSE; dashed line at 1 = each unit's mean)",
+             "denoiser_truth_error.png")
         )
     if _few_shot(plt, result, folder / "few_shot_curve.png"):
         written.append(("Few-shot curve: score vs training stimuli", "few_shot_curve.png"))

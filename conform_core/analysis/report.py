@@ -28,9 +28,11 @@ from .context import (
 from .figures import write_figures
 from .runner import AnalysisResult
 from .scores import CEILING_REASONS, COLUMNS
+from .summary import as_markdown, summary_tables, uncertainty_note
 
 __all__ = ["write_results", "summary_table", "provenance", "noise_ceiling_summary",
-           "nc_r2_exclusions", "unit_scores_frame", "UNIT_SCORE_COLUMNS", "TIMING_COLUMNS",
+           "nc_r2_exclusions", "nc_r2_description", "rank_zero_notes", "unit_scores_frame",
+           "UNIT_SCORE_COLUMNS", "TIMING_COLUMNS",
            "result_columns", "few_shot_table", "few_shot_ceiling", "few_shot_notes"]
 
 UNIT_SCORE_COLUMNS = ("subject", "unit_id", "unit_index", "unit_position", "space", "roi",
@@ -94,10 +96,14 @@ def summary_table(
     body = []
     for key in sorted(cells):
         values = cells[key]
-        body.append(
-            [*key, *[f"{np.nanmedian(values[m]):.3f}" if m in values else "" for m in metrics]]
-        )
+        body.append([*key, *[_median_text(values[m]) if m in values else "" for m in metrics]])
     return header, body
+
+
+def _median_text(values: list[float]) -> str:
+    """Return the median of the finite values to 3 decimals (``nan`` when there is none)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return f"{np.median(finite):.3f}" if finite else "nan"
 
 
 def _mean_sem(values: list[float]) -> str:
@@ -174,6 +180,27 @@ def noise_ceiling_summary(result: AnalysisResult) -> float | None:
     return float(np.nanmedian(values)) if values else None
 
 
+def nc_r2_description(ceiling: float) -> str:
+    """Say what the noise ceiling is and how ``nc_r2`` is computed from it (plain text)."""
+    return (f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance (median "
+            "over subjects and units). nc_r2 is computed per unit, R² / that unit's noise "
+            "ceiling, and summarised as the median of these ratios over the units with a "
+            "positive ceiling (not the median R² over the median ceiling).")
+
+
+def rank_zero_notes(result: AnalysisResult) -> list[str]:
+    """One sentence per denoiser that predicts each unit's mean whatever the stimulus."""
+    from .uncertainty import RANK_ZERO
+
+    notes = []
+    n = len(result.units)
+    for denoiser, subjects in sorted(result.rank_zero.items()):
+        where = "every subject" if len(subjects) >= n else ", ".join(subjects)
+        notes.append(f"{denoiser}: {RANK_ZERO} on {where} (its output does not vary over "
+                     "stimuli; its encoder learns nothing from it).")
+    return notes
+
+
 def _percent(part: int, whole: int) -> str:
     share = 100.0 * part / whole if whole else 0.0
     return f"{share:.1f} %" if share < 10 else f"{share:.0f} %"
@@ -245,21 +272,24 @@ def _markdown(
     lines = [
         f"# conform fit: {name}",
         "",
-        "Scores on held-out test stimuli against raw test-trial averages; each value is the "
-        'median over subjects of the median over units (ROI "all").',
+        "Scores on held-out test stimuli against raw test-trial averages. "
+        + uncertainty_note(result),
         "",
     ]
     ceiling = noise_ceiling_summary(result)
     if ceiling is not None:
-        lines += [
-            f"Noise ceiling of the held-out test averages: {ceiling:.1f} % of variance "
-            "(median over subjects and units); `nc_r2` is R² divided by it.",
-            "",
-        ]
+        lines += [nc_r2_description(ceiling).replace("nc_r2", "`nc_r2`", 1), ""]
     excluded = nc_r2_exclusions(result)
     if excluded is not None:
         lines += [excluded.replace("nc_r2", "`nc_r2`", 1), ""]
+    lines += [f"Flagged: {note}" for note in rank_zero_notes(result)]
+    if result.rank_zero:
+        lines.append("")
+    for table in summary_tables(result):
+        lines += as_markdown(table)
     if body:
+        lines += ["## All scores", "",
+                  'Median over subjects of each subject\'s median over units (ROI "all").', ""]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
     lines += _few_shot_markdown(result)

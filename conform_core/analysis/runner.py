@@ -45,6 +45,13 @@ class AnalysisResult:
         Per subject, with ``[evaluation] context_sizes``: the draws of N training stimuli
         the encoders were also fitted on, and the sizes skipped (empty otherwise). Rows and
         per-unit scores of encoders then carry ``n_context``.
+    bootstrap : dict of tuple to ndarray
+        (subject, denoiser, aligner, encoder, metric) -> the subject's ROI "all" value on each
+        bootstrap resample of its test stimuli (same resamples for every cell of a subject;
+        see :mod:`~conform_core.analysis.uncertainty`). Not for aligner cells.
+    rank_zero : dict of str to list of str
+        Denoiser label -> the subjects on which it predicts each unit's mean whatever the
+        stimulus (rank 0).
     """
 
     rows: list[dict[str, Any]]
@@ -52,6 +59,8 @@ class AnalysisResult:
     timings: list[dict[str, Any]] = field(default_factory=list)
     units: dict[str, UnitTable] = field(default_factory=dict)
     context: dict[str, SubjectContext] = field(default_factory=dict)
+    bootstrap: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    rank_zero: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -198,5 +207,13 @@ def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
     units = {s: p.unit_table() for s, p in outcomes.preps.items() if isinstance(p, Prepared)}
     context = {s: p.context for s, p in outcomes.preps.items()
                if isinstance(p, Prepared) and p.context is not None}
+    bootstrap: dict[tuple[str, ...], Any] = {}
+    rank_zero: dict[str, list[str]] = {}
+    for key in sorted(outcomes.cells):
+        cell = outcomes.cells[key]
+        if isinstance(cell, CellResult):
+            bootstrap.update(cell.bootstrap)
+            if cell.rank_zero:
+                rank_zero.setdefault(cell.denoiser, []).append(cell.subject)
     return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings, units=units,
-                          context=context)
+                          context=context, bootstrap=bootstrap, rank_zero=rank_zero)

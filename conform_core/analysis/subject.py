@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from ..components import Encoder
 from ..data import ConditionData, ConditionTrials, Subject, TrialData
 from ..exceptions import ShapeError
-from ..metrics import noise_ceiling_from_trials
+from ..metrics import heldout_trial_terms, noise_ceiling_from_trials
 from .context import (
     CONTEXT_COLUMN,
     ContextDraw,
@@ -29,6 +29,13 @@ from .scores import (
     score_rows,
     timing_rows,
     truth_rows,
+)
+from .uncertainty import (
+    is_rank_zero,
+    resample_weights,
+    summarise_resamples,
+    weighted_nmse,
+    weighted_scores,
 )
 
 __all__ = ["Prepared", "CellResult", "prepare_subject", "run_denoiser_cell", "split_stimuli"]
@@ -87,7 +94,10 @@ class CellResult:
     predict), ``encoder:LABEL:scoring`` (metrics) and, with ``context_sizes``,
     ``encoder:LABEL:few-shot`` (every fit on N training stimuli, with its scoring). An
     encoder that failed has an ``error`` row among ``rows``; a denoiser that failed makes
-    the cell a :class:`Failed`.
+    the cell a :class:`Failed`. ``bootstrap`` maps (subject, denoiser, aligner, encoder,
+    metric) to the ROI "all" value on each bootstrap resample of the test stimuli (see
+    :mod:`~conform_core.analysis.uncertainty`); ``rank_zero`` says whether the fitted
+    denoiser predicts each unit's mean whatever the stimulus.
     """
 
     subject: str
@@ -96,6 +106,8 @@ class CellResult:
     unit_scores: list[dict[str, Any]]
     denoised_train: ConditionData | None
     seconds: dict[str, float]
+    bootstrap: dict[tuple[str, ...], NDArray[np.float64]] = field(default_factory=dict)
+    rank_zero: bool = False
 
     @property
     def timings(self) -> list[dict[str, Any]]:
@@ -235,19 +247,25 @@ def run_denoiser_cell(
     rows: list[dict[str, Any]] = []
     unit_scores: list[dict[str, Any]] = []
     seconds: dict[str, float] = {}
+    boot: dict[tuple[str, ...], NDArray[np.float64]] = {}
     target = prepared.test.mean()
+    weights = resample_weights(plan.seed, name, prepared.test.n_conditions)
     try:
         t0 = time.perf_counter()
         denoiser = plan.build("denoiser", entry).fit(prepared.train)
         denoised_train = denoiser.transform(prepared.train)
-        denoised_test = (
-            denoiser.transform(prepared.test) if prepared.truth_test is not None else None
-        )
+        denoised_test = denoiser.transform(prepared.test)
         seconds[f"denoiser:{label}"] = time.perf_counter() - t0
-        if denoised_test is not None:
-            t0 = time.perf_counter()
+        t0 = time.perf_counter()
+        rank_zero = is_rank_zero(denoiser, denoised_test.data, target.data)
+        if prepared.truth_test is not None:
             rows += truth_rows(denoised_train, denoised_test, prepared, label)
-            seconds[f"denoiser:{label}:scoring"] = time.perf_counter() - t0
+            boot[name, label, "none", "none", "denoise_truth_nmse"] = summarise_resamples(
+                weighted_nmse(denoised_test.data, prepared.truth_test.data, weights)
+            )
+        if (prepared.test.trial_counts() >= 2).any():
+            rows += _heldout_rows(denoiser, prepared, label, weights, unit_scores, boot)
+        seconds[f"denoiser:{label}:scoring"] = time.perf_counter() - t0
     except Exception as exc:  # one failing cell must not stop the grid
         return Failed.from_exception(
             exc, subject=name, denoiser=label, encoder="all", seconds=seconds
@@ -286,6 +304,12 @@ def run_denoiser_cell(
             seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             values = _prediction_scores(plan, y_test, predicted, prepared)
+            resampled = weighted_scores(y_test, predicted, weights, prepared.noise_ceiling,
+                                        tuple(m for m in values if m != "truth_r"))
+            for metric, per_unit in resampled.items():
+                boot[name, label, "none", encoder_entry.label, metric] = summarise_resamples(
+                    per_unit
+                )
             rows += [
                 {**row, **full}
                 for row in score_rows(
@@ -314,8 +338,32 @@ def run_denoiser_cell(
                  **full}
             )
     return CellResult(
-        name, label, rows, unit_scores, denoised_train if keep_denoised else None, seconds
+        name, label, rows, unit_scores, denoised_train if keep_denoised else None, seconds,
+        bootstrap=boot, rank_zero=rank_zero,
     )
+
+
+def _heldout_rows(
+    denoiser: Any,
+    prepared: Prepared,
+    label: str,
+    weights: NDArray[np.float64],
+    unit_scores: list[dict[str, Any]],
+    boot: dict[tuple[str, ...], NDArray[np.float64]],
+) -> list[dict[str, Any]]:
+    """Rows of ``heldout_trial_nmse`` (the truth-free denoising error); adds its unit scores.
+
+    See :func:`conform_core.metrics.heldout_trial_nmse`. Also records the per-unit values
+    in ``unit_scores`` (encoder ``"none"``) and the resampled ROI "all" values in ``boot``.
+    """
+    terms = heldout_trial_terms(denoiser, prepared.test)
+    values = {"heldout_trial_nmse": terms.nmse()}
+    cell = {"subject": prepared.subject, "denoiser": label, "aligner": "none", "encoder": "none"}
+    unit_scores.append({**cell, "values": values})
+    boot[prepared.subject, label, "none", "none", "heldout_trial_nmse"] = summarise_resamples(
+        terms.nmse(weights)
+    )
+    return score_rows(values=values, roi=prepared.roi, **cell)
 
 
 def _encoder(plan: Plan, entry: Any, prepared: Prepared) -> Encoder:

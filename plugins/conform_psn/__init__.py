@@ -8,7 +8,9 @@ for the official ``gsn``/``psn`` packages ports by changing the import):
 - :func:`psn_cv` -- the cross-validated legacy API (PSN v0.1.0), also reachable as
   ``psn(data, "cv", ...)``.
 
-Components registered with conform: ``denoiser`` ``psn`` (:class:`PSNDenoiser`) and
+Components registered with conform: ``denoiser`` ``psn`` (:class:`PSNDenoiser`; its
+default, conform's preset ``"auto"``, chooses among the official presets, rank-limited
+Wiener filters and the unit means by cross-validation on the training trials) and
 ``denoiser`` ``gsn`` (:class:`GSNDenoiser`, trial averages plus noise ceilings).
 """
 
@@ -40,9 +42,12 @@ def conform_register(registry: ComponentRegistry) -> None:
 
 @hookimpl
 def conform_contract_instances(instances: ContractInstances) -> None:
-    """Have the contract kit check ``psn`` with each preset and threshold rule, and ``gsn``."""
+    """Have the contract kit check ``psn`` with each preset and threshold rule, and ``gsn``.
+
+    The default instance is conform's ``auto`` preset; ``standard`` is PSN's own default.
+    """
     instances.add(PSNDenoiser)
-    for params in ({"preset": "aggressive"}, {"preset": "wiener"}, {"preset": "cv"},
-                   {"threshold_method": "hybrid"}):
+    for params in ({"preset": "standard"}, {"preset": "aggressive"}, {"preset": "wiener"},
+                   {"preset": "cv"}, {"threshold_method": "hybrid"}):
         instances.add(PSNDenoiser, params=params)
     instances.add(GSNDenoiser)

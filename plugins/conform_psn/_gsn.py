@@ -13,7 +13,9 @@ Where the time goes, and what differs from the official implementation:
 - within-condition scatter is one BLAS product over orthonormal trial contrasts
   (n_trials - 1 columns per condition) instead of a non-BLAS einsum over all trials;
 - the full-data covariances reuse the training products (one pass over the data);
-- the 51 shrinkage levels share one eigendecomposition (see ``_shrinkage``);
+- the 51 shrinkage levels share one eigendecomposition (see ``_shrinkage``); levels
+  too close to singular for it to settle are decided by a Cholesky of the matrix the
+  official numpy path forms, built (bit-identically) only then, and always for float32;
 - nothing of size units x units x conditions is ever formed.
 """
 
@@ -44,7 +46,7 @@ from ._linalg import (
     nearest_psd,
     trial_mean,
 )
-from ._shrinkage import choose_shrinkage, default_levels, shrink
+from ._shrinkage import Reference, choose_shrinkage, default_levels, shrink
 from ._validation import IGNORED, FiniteNumbers, TrialLayout, check_constant_units, check_data
 
 __all__ = ["perform_gsn", "GSN_CONSTRAINTS", "GSN_FIXES"]
@@ -113,6 +115,46 @@ def _gram(columns: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.asarray(columns @ columns.T, dtype=np.float64)
 
 
+def _select(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: int,
+            levels: NDArray[np.float64], reference: Reference, dtype: np.dtype,
+            max_rank: int, n_terms: int) -> float:
+    """Choose the shrinkage level; positive definiteness decided as upstream decides it.
+
+    For float32 data the official matrix (float32 entries, factorised in float64) is
+    formed up front and used for every level, since its float32 rounding alone moves
+    its eigenvalues by about 1e-7; for float64 data it is formed only if some level is
+    too close to singular for the eigenvalues of ours to settle (see ``_shrinkage``).
+    """
+    if dtype == np.float32:
+        ref_cov, ref_rows = reference()
+        level, _ = choose_shrinkage(ref_cov.astype(np.float64), ref_rows.T.astype(np.float64),
+                                    ref_rows.shape[0], levels,
+                                    reference=lambda: (ref_cov, ref_rows), max_rank=max_rank)
+        return level
+    level, _ = choose_shrinkage(cov, points, n_points, levels, reference=reference,
+                                max_rank=max_rank, n_terms=n_terms)
+    return level
+
+
+def _official_noise_even(data: NDArray[np.floating], train: NDArray[np.intp],
+                         val: NDArray[np.intp]) -> tuple[NDArray, NDArray]:
+    """Training noise covariance and held-out rows, formed with upstream's numpy operations.
+
+    The same operations in the same order on arrays of the same layout and dtype
+    (an einsum over trial-centred training conditions, divided by T - 1 and then by the
+    number of conditions), so the result is bit-identical to the matrix the official
+    ``_shrunken_cov_3d_numpy`` factorises.
+    """
+    by_trial = np.transpose(np.ascontiguousarray(data), (2, 0, 1))  # (trials, units, conds)
+    n_trials, n_units = by_trial.shape[:2]
+    fit = by_trial[:, :, train]
+    fit = fit - fit.mean(axis=0, keepdims=True)
+    cov = np.einsum("ovc,owc->vw", fit, fit) / (n_trials - 1) / train.size
+    held = by_trial[:, :, val]
+    held = held - held.mean(axis=0, keepdims=True)
+    return cov, held.transpose(2, 0, 1).reshape(-1, n_units)
+
+
 def _fit_noise_even(data: NDArray[np.floating], levels: NDArray[np.float64]
                     ) -> tuple[NDArray[np.float64], float]:
     n_units, n_cond, n_trials = data.shape
@@ -122,7 +164,10 @@ def _fit_noise_even(data: NDArray[np.floating], levels: NDArray[np.float64]
     s_train = _gram(z[:, train].reshape(n_units, -1))
     z_val = z[:, val].reshape(n_units, -1)
     cov_train = s_train / (n_trials - 1) / train.size
-    level, _ = choose_shrinkage(cov_train, z_val.astype(np.float64), val.size * n_trials, levels)
+    n_cols = train.size * (n_trials - 1)
+    level = _select(cov_train, z_val.astype(np.float64), val.size * n_trials, levels,
+                    lambda: _official_noise_even(data, train, val), data.dtype,
+                    max_rank=n_cols, n_terms=n_cols)
     cov_full = (s_train + _gram(z_val)) / (n_trials - 1) / n_cond
     return shrink(cov_full, level), level
 
@@ -158,9 +203,43 @@ def _fit_noise_uneven(data: NDArray[np.floating], layout: TrialLayout,
     s_train = sum(w * _gram(b) for w, b in zip(weights[False], blocks[False]))
     s_val_weighted = sum(w * _gram(b) for w, b in zip(weights[True], blocks[True]))
     points = np.concatenate(blocks[True], axis=1).astype(np.float64)
-    level, _ = choose_shrinkage(s_train / n_train_cond, points, n_points, levels)
+    n_cols = sum(b.shape[1] for b in blocks[False])
+    level = _select(s_train / n_train_cond, points, n_points, levels,
+                    lambda: _official_noise_uneven(data, layout, train, val), data.dtype,
+                    max_rank=n_cols, n_terms=n_cols)
     cov_full = (s_train + s_val_weighted) / (n_train_cond + n_val_cond)
     return shrink(cov_full, level), level
+
+
+def _official_noise_uneven(data: NDArray[np.floating], layout: TrialLayout,
+                           train: NDArray[np.intp], val: NDArray[np.intp]
+                           ) -> tuple[NDArray, NDArray]:
+    """Training noise covariance and held-out rows for NaN trials, formed as upstream does.
+
+    Mirrors the operations of the official ``uneven='fast'`` path
+    (``_percond_avg_cov_numpy`` and its held-out rows): missing trials zeroed, condition
+    means over valid trials, residuals weighted by ``1/sqrt(T_c - 1)``, one product
+    averaged over conditions with 2 or more valid trials (float64 even for float32
+    data, through the float64 counts); held-out rows per held-out condition, centred on
+    that condition's valid trials, in the data's dtype.
+    """
+    n_units = data.shape[0]
+    valid = layout.valid[train]
+    counts = layout.counts[train].astype(np.float64)
+    sub = data[:, train, :]
+    zeroed = np.where(valid[None], sub, 0.0)
+    cond_means = zeroed.sum(axis=2) / np.maximum(counts, 1.0)
+    resid = np.where(valid[None], zeroed - cond_means[:, :, None], 0.0)
+    weights = np.where(counts >= 2, 1.0 / np.maximum(counts - 1.0, 1.0), 0.0)
+    flat = (resid * np.sqrt(weights)[None, :, None]).reshape(n_units, -1)
+    cov = (flat @ flat.T) / int((counts >= 2).sum())
+    rows = []
+    for cond in val:
+        keep = layout.valid[cond]
+        if int(keep.sum()) > 1:
+            trials = data[:, cond, keep].T
+            rows.append(trials - trials.mean(axis=0))
+    return cov, np.vstack(rows)
 
 
 def _truncated_means(data: NDArray[np.floating], layout: TrialLayout) -> tuple[NDArray, int]:
@@ -175,6 +254,21 @@ def _truncated_means(data: NDArray[np.floating], layout: TrialLayout) -> tuple[N
     return means, n_min
 
 
+def _official_data(means: NDArray[np.floating], train: NDArray[np.intp],
+                   val: NDArray[np.intp]) -> tuple[NDArray, NDArray]:
+    """Training data covariance and held-out rows, formed with upstream's numpy operations.
+
+    ``means`` is the (units, conditions) trial average, bit-identical to upstream's
+    ``np.mean(data, axis=2)``; the official ``_shrunken_cov_2d_numpy`` works on its
+    transpose: rows of training conditions, centred on their mean, ``X.T @ X / (n - 1)``.
+    """
+    by_cond = np.ascontiguousarray(means).T
+    fit = by_cond[train]
+    centre = fit.mean(axis=0)
+    fit = fit - centre
+    return (fit.T @ fit) / (fit.shape[0] - 1), by_cond[val] - centre
+
+
 def _fit_data(means: NDArray[np.floating], levels: NDArray[np.float64]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     n_cond = means.shape[1]
@@ -183,8 +277,9 @@ def _fit_data(means: NDArray[np.floating], levels: NDArray[np.float64]
     mean_train = x_train.mean(axis=1, keepdims=True)
     s_train = _gram(x_train - mean_train)
     points = means[:, val] - mean_train
-    level, _ = choose_shrinkage(s_train / (train.size - 1), points.astype(np.float64),
-                                val.size, levels)
+    level = _select(s_train / (train.size - 1), points.astype(np.float64), val.size, levels,
+                    lambda: _official_data(means, train, val), means.dtype,
+                    max_rank=train.size - 1, n_terms=train.size)
     mean_all = means.astype(np.float64).mean(axis=1)
     shift = mean_all - mean_train[:, 0]
     scatter = s_train + _gram(points) - n_cond * np.outer(shift, shift)

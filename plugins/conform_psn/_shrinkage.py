@@ -13,15 +13,24 @@ same eigenvectors. Then
 - ``log det S_a = sum log d + sum log(a*lambda + 1 - a)`` and
 - ``x^T S_a^-1 x = sum_j y_j^2 / (a*lambda_j + 1 - a)`` with ``y = U^T D^-1/2 x``,
 
-so each extra level costs O(N) instead of O(N^3). A level whose matrix is not
-positive definite gets NaN, as a failed Cholesky does in the official code. When two
-levels are within 1e-9 (relative) of the best value, they are re-scored with the
-official Cholesky recipe so that near-ties resolve as they do there.
+so each extra level costs O(N) instead of O(N^3).
+
+Positive definiteness is decided as the official code decides it: a level counts when
+``numpy.linalg.cholesky`` of its shrunken matrix succeeds. The eigenvalues settle every
+level whose smallest (scaled) eigenvalue is comfortably above the point where rounding
+could make a Cholesky fail; the few levels near singular (typically only 1.0, when some
+units are near-copies of others or there are fewer points than units) are scored by a
+Cholesky of the matrix the official numpy path factorises, formed by the caller with
+the official operations in the input's dtype (``reference``), so that the same LAPACK
+routine runs on the bit-identical matrix. When two levels are within 1e-9 (relative) of
+the best value, they are re-scored the same way so that near-ties resolve as they do
+there.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,13 +38,30 @@ from scipy.linalg import solve_triangular
 
 from conform_core.exceptions import ConformWarning
 
-__all__ = ["default_levels", "shrink", "choose_shrinkage"]
+__all__ = ["default_levels", "shrink", "choose_shrinkage", "Reference"]
+
+Reference = Callable[[], tuple[NDArray[np.floating], NDArray[np.floating]]]
+"""Returns the official training covariance and held-out points (rows), as upstream forms them."""
 
 _LOG_2PI = float(np.log(2 * np.pi))
-# Levels whose matrix has a smallest eigenvalue below this (relative to the largest)
-# are treated as singular (a Cholesky would fail or be meaningless).
-_PD_TOL = 1e-13
+_EPS = float(np.finfo(np.float64).eps)
+# A level is settled by the eigenvalues only when its smallest eigenvalue (of the
+# unit-diagonal matrix a*R + (1-a)*I) exceeds this fraction of its largest. Cholesky
+# is guaranteed to succeed when 20 n^1.5 u kappa < 1 (Higham, Accuracy and Stability of
+# Numerical Algorithms, Thm 10.7; u = eps/2); we require 10x that margin. The floor 1e-7
+# keeps the eigen-path NLL error (about kappa * eps, so <= 2e-9 relative) at the size of
+# the near-tie window below. The term 4 * n_terms * n * eps bounds how far our training
+# matrix (another summation order) can be from the official one.
+_SETTLED_MIN = 1e-7
 _TIE_RTOL = 1e-9
+# With n_units - rank >= 32 exact zero eigenvalues (fewer training points than units), a
+# Cholesky of the unshrunk matrix succeeds only if rounding leaves a 32 x 32 Schur
+# complement of noise positive definite. Measured on float64 Gram matrices (N = 60,
+# 2000 draws each): success 51% at nullity 1, 18% at 2, 4.6% at 3, 1.2% at 4, 0.25% at
+# 5, none at 6 or 8 (N = 200 alike); each extra zero eigenvalue divides the rate by 4 or
+# more, so at 32 it is below 1e-20. Such a level is NaN without forming the official
+# matrix (an einsum costing about two eigendecompositions).
+_NULLITY_SKIP = 32
 
 
 def default_levels(want_shrinkage: bool = True) -> NDArray[np.float64]:
@@ -54,22 +80,35 @@ def shrink(cov: NDArray[np.float64], level: float) -> NDArray[np.float64]:
     return out
 
 
-def _nll_cholesky(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: int,
-                  level: float) -> float:
-    """Mean held-out NLL at one level, exactly as the official loop computes it."""
+def _nll_cholesky(cov: NDArray[np.floating], rows: NDArray[np.floating], level: float) -> float:
+    """Mean held-out NLL at one level, computed the way the official numpy loop computes it.
+
+    ``cov`` and ``rows`` (held-out points as rows) in the official dtype: the shrunken
+    matrix is ``cov * float64(level)`` with the diagonal restored, which NumPy promotes
+    to float64 for float32 ``cov``, exactly as upstream's ``c * shrinklevels[p]``. NaN
+    when ``numpy.linalg.cholesky`` raises (the official positive-definiteness test).
+    """
+    n = cov.shape[0]
+    shrunk = cov * np.float64(level)
+    if n > 1:
+        np.fill_diagonal(shrunk, np.diag(cov))
     try:
-        chol = np.linalg.cholesky(shrink(cov, level))
+        chol = np.linalg.cholesky(shrunk)
     except np.linalg.LinAlgError:
         return float("nan")
-    y = solve_triangular(chol, points, lower=True, check_finite=False)
-    n = cov.shape[0]
-    logdet_half = float(np.log(np.diag(chol)).sum())
-    return 0.5 * float(np.einsum("ij,ij->", y, y)) / n_points + logdet_half + 0.5 * n * _LOG_2PI
+    y = solve_triangular(chol, rows.T, lower=True)
+    log_pdf = -0.5 * (y**2).sum(axis=0) - np.log(np.diag(chol)).sum() - 0.5 * n * _LOG_2PI
+    return float(-np.mean(log_pdf))
 
 
 def _nll_eigen(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: int,
-               levels: NDArray[np.float64]) -> NDArray[np.float64] | None:
-    """Mean held-out NLL at every level from one eigendecomposition (None if not applicable)."""
+               levels: NDArray[np.float64]
+               ) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Mean held-out NLL at every level from one eigendecomposition (None if not applicable).
+
+    Also returns, per level, the smallest over the largest eigenvalue of the
+    unit-diagonal shrunken matrix ``a*R + (1-a)*I`` (how close to singular it is).
+    """
     diag = np.diag(cov).copy()
     if cov.shape[0] < 2 or not np.all(diag > 0) or not np.all(np.isfinite(diag)):
         return None
@@ -81,17 +120,30 @@ def _nll_eigen(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: 
     energy = np.einsum("ij,ij->i", y, y)  # per eigen-direction sum of squares
     spectrum = levels[:, None] * lam[None, :] + (1.0 - levels[:, None])  # (S, N)
     n = cov.shape[0]
-    ok = spectrum.min(axis=1) > _PD_TOL * np.maximum(spectrum.max(axis=1), 1.0)
+    rel_min = spectrum.min(axis=1) / np.maximum(spectrum.max(axis=1), 1.0)
+    ok = rel_min > 0
     nll = np.full(levels.shape[0], np.nan)
     spec = spectrum[ok]
     quad = (energy[None, :] / spec).sum(axis=1)
     logdet_half = 0.5 * (np.log(diag).sum() + np.log(spec).sum(axis=1))
     nll[ok] = 0.5 * quad / n_points + logdet_half + 0.5 * n * _LOG_2PI
-    return nll
+    return nll, rel_min
+
+
+def _settled_threshold(n_units: int, n_terms: int = 0) -> float:
+    """Smallest relative eigenvalue at which the eigenvalues alone settle a level.
+
+    Above it a Cholesky of the official matrix cannot fail and the eigen-path NLL agrees
+    with the Cholesky one to about 1e-9 (see ``_SETTLED_MIN``); ``n_terms`` is the number
+    of products summed into each covariance entry.
+    """
+    return max(_SETTLED_MIN, 200 * n_units**1.5 * _EPS / 2, 4 * n_terms * n_units * _EPS)
 
 
 def choose_shrinkage(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: int,
-                     levels: NDArray[np.float64]) -> tuple[float, NDArray[np.float64]]:
+                     levels: NDArray[np.float64], *, reference: Reference | None = None,
+                     max_rank: int | None = None, n_terms: int = 0,
+                     ) -> tuple[float, NDArray[np.float64]]:
     """Pick the shrinkage level with the smallest mean held-out NLL.
 
     Parameters
@@ -106,6 +158,19 @@ def choose_shrinkage(cov: NDArray[np.float64], points: NDArray[np.float64], n_po
         Number of held-out points the mean is taken over.
     levels : ndarray of shape (n_levels,)
         The shrinkage grid.
+    reference : callable or None
+        Returns ``(cov, rows)``: the training covariance and the held-out points (as
+        rows) formed with the official operations in the official dtype. Levels the
+        eigenvalues cannot settle (and near-ties) are scored by a Cholesky of this
+        matrix, so that they pass or fail exactly as upstream. It is called at most
+        once, and only when needed. None: use ``cov`` and ``points``.
+    max_rank : int or None
+        An upper bound on the rank of ``cov`` from its construction (the number of
+        training points, less one per mean removed). With ``n_units - max_rank >= 32``
+        the unshrunk level is not positive definite in practice (see ``_NULLITY_SKIP``)
+        and gets NaN without a Cholesky.
+    n_terms : int
+        Products summed into each entry of ``cov`` (sets the settling threshold).
 
     Returns
     -------
@@ -113,19 +178,50 @@ def choose_shrinkage(cov: NDArray[np.float64], points: NDArray[np.float64], n_po
         The chosen level (the first minimiser; the first level if all are NaN, with a
         warning, as in the official code).
     nll : ndarray of shape (n_levels,)
-        Mean NLL per level (NaN where the shrunken matrix is not positive definite).
+        Mean NLL per level (NaN where the shrunken matrix is not positive definite,
+        i.e. where the official Cholesky fails).
     """
-    nll = _nll_eigen(cov, points, n_points, levels)
-    if nll is None:
-        nll = np.array([_nll_cholesky(cov, points, n_points, a) for a in levels])
-    elif np.any(np.isfinite(nll)):
-        best = np.nanmin(nll)
-        close = np.flatnonzero(np.abs(nll - best) <= _TIE_RTOL * max(abs(best), 1.0))
-        if close.size > 1:  # near-tie: re-score with the official recipe
-            for i in close:
-                nll[i] = _nll_cholesky(cov, points, n_points, levels[i])
+    cache: list[tuple[NDArray[np.floating], NDArray[np.floating]]] = []
+
+    def score(i: int) -> float:
+        if not cache:
+            cache.append(reference() if reference is not None
+                         else (cov, _as_rows(points, n_points)))
+        return _nll_cholesky(*cache[0], float(levels[i]))
+
+    n = cov.shape[0]
+    eig = _nll_eigen(cov, points, n_points, levels)
+    if eig is None:
+        nll = np.array([score(i) for i in range(levels.shape[0])])
+    else:
+        nll, rel_min = eig
+        nullity = n - max_rank if max_rank is not None else 0
+        for i in np.flatnonzero(rel_min <= _settled_threshold(n, n_terms)):
+            if levels[i] == 1.0 and nullity >= _NULLITY_SKIP:
+                nll[i] = np.nan
+            else:
+                nll[i] = score(int(i))
+        if np.any(np.isfinite(nll)):
+            best = np.nanmin(nll)
+            close = np.flatnonzero(np.abs(nll - best) <= _TIE_RTOL * max(abs(best), 1.0))
+            if close.size > 1:  # near-tie: re-score with the official recipe
+                for i in close:
+                    nll[i] = score(int(i))
     if not np.any(np.isfinite(nll)):
         warnings.warn("All shrunken covariance matrices were singular; using the first "
                       "shrinkage level, as GSN does.", ConformWarning, stacklevel=3)
         return float(levels[0]), nll
     return float(levels[int(np.nanargmin(nll))]), nll
+
+
+def _as_rows(points: NDArray[np.float64], n_points: int) -> NDArray[np.float64]:
+    """Held-out points as rows, rescaled so that the row mean matches ``n_points``.
+
+    Without a reference the points may be contrasts (fewer columns than points); only
+    their scatter matters, so scaling by ``sqrt(n_cols / n_points)`` makes the mean over
+    rows equal the official mean over ``n_points`` points.
+    """
+    n_cols = points.shape[1]
+    if n_cols == n_points or n_cols == 0:
+        return points.T
+    return points.T * np.sqrt(n_cols / n_points)

@@ -17,14 +17,16 @@ from numpy.typing import NDArray
 
 from conform_core.components import Denoiser
 from conform_core.components.base import check_is_fitted
-from conform_core.constraints import Boolean, InstanceOf, Interval
+from conform_core.constraints import Boolean, InstanceOf, Interval, check_constraints
 from conform_core.data import ConditionData, ConditionTrials, mean_over_trials
 from conform_core.exceptions import ParameterError
 from conform_core.metrics import noise_ceiling
 
+from ._auto import AUTO, AUTO_CONSTRAINTS, AUTO_FIXES, fit_auto
 from ._gsn import perform_gsn
-from ._options import CV_PRESETS, PRESET, PSN_CONSTRAINTS, check_call
+from ._options import CV_PRESETS, PRESETS, PSN_CONSTRAINTS, check_call
 from ._psn import psn
+from ._validation import Preset
 
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
 
@@ -56,9 +58,16 @@ class PSNDenoiser(Denoiser):
 
     Parameters
     ----------
-    preset : {"standard", "conservative", "aggressive", "compare", "wiener", "cv"}, \
-default="standard"
-        PSN preset; "cv" uses the cross-validated legacy API (:func:`psn_cv`).
+    preset : {"auto", "standard", "conservative", "aggressive", "compare", "wiener", \
+"cv"} or None, default=None
+        None is "auto", unless a PSN option is set (``basis``, ``criterion``,
+        ``threshold_method``, ``alpha``, or a :func:`psn` option in ``options``): then it is
+        PSN's own default, "standard", as in :func:`psn`.
+        "auto" (conform's, not an official preset) chooses among the official presets,
+        rank-limited Wiener filters on GSN's covariances and the unit means by
+        cross-validation on the training trials, and shrinks toward the unit means when
+        the signal is weak (see ``docs/psn.md``, "Which preset?"). The others are PSN's
+        official presets; "cv" uses the cross-validated legacy API (:func:`psn_cv`).
     basis : str or ndarray or None, default=None
         Overrides the preset's basis ('signal', 'difference', 'noise', 'pca',
         'random', 'compare', or an (n_units, D) matrix). For "cv": the ``V`` code.
@@ -70,7 +79,8 @@ default="standard"
     alpha : float or None, default=None
         Interpolation between the prediction peak (0) and all dimensions (1).
     options : dict or None, default=None
-        Any other :func:`psn` option (or, with preset "cv", :func:`psn_cv` option).
+        Any other :func:`psn` option (or, with preset "cv", :func:`psn_cv` option; with
+        preset "auto": ``n_folds``, ``k_max``, ``z_threshold``, ``presets``).
 
     Attributes
     ----------
@@ -85,7 +95,19 @@ default="standard"
     ncsnr_ : ndarray of shape (n_units,) or None
         GSN's per-unit ncsnr (None when the basis needs no GSN, e.g. legacy PCA).
     results_ : dict
-        The official result dict of the fit, without the large per-trial arrays.
+        The official result dict of the fit, without the large per-trial arrays (for
+        "auto": what it chose and why).
+    chosen_ : str
+        The preset used: the preset itself, or what "auto" chose (``"mean"``, an
+        official preset, or ``"wiener-k<K>-<rule>"``: a rank-K whitened Wiener filter).
+    cv_scores_ : dict of str to float or None
+        "auto" only: each candidate's cross-validated error in NMSE units (about 1 for
+        the unit means; lower is better).
+    shrinkage_ : float
+        Share of the chosen denoiser's deviation from the unit means removed (0: none,
+        1: the unit means); 0 for the official presets.
+    returns_mean_ : bool
+        True when the denoiser returns the training unit means (no usable signal found).
     n_units_ : int
         Units seen in fit.
 
@@ -98,7 +120,7 @@ default="standard"
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "preset": [PRESET],
+        "preset": [Preset((AUTO, *PRESETS, *CV_PRESETS)), None],
         "basis": [*PSN_CONSTRAINTS["basis"], Interval(int, 0, 5), None],
         "criterion": [*PSN_CONSTRAINTS["criterion"], None],
         "threshold_method": [*PSN_CONSTRAINTS["threshold_method"], None],
@@ -109,12 +131,13 @@ default="standard"
         "basis": "Use a basis name or an (n_units, D) matrix; with $preset='cv', the V code of "
                  "psn_cv (0..5) or a matrix. None keeps the preset's.",
         "criterion": "None keeps the preset's.",
+        "preset": "None chooses 'auto' (or 'standard' when a PSN option is set).",
         "threshold_method": "None keeps the preset's.",
         "alpha": "0 keeps the prediction peak, 1 every dimension; None turns interpolation off.",
         "options": "Pass e.g. $options={'basis_ordering': 'signalvariance'}.",
     }
 
-    def __init__(self, preset: str = "standard", basis: Any = None, criterion: str | None = None,
+    def __init__(self, preset: str | None = None, basis: Any = None, criterion: str | None = None,
                  threshold_method: str | None = None, alpha: float | None = None,
                  options: dict[str, Any] | None = None) -> None:
         self.preset = preset
@@ -124,8 +147,20 @@ default="standard"
         self.alpha = alpha
         self.options = options
 
+    def _preset(self) -> str:
+        """Return the preset used: ``preset``; for None, "auto" ("standard" with PSN options)."""
+        if isinstance(self.preset, str):
+            return self.preset.lower()
+        named = any(getattr(self, k) is not None
+                    for k in ("basis", "criterion", "threshold_method", "alpha"))
+        psn_options = any(k not in AUTO_CONSTRAINTS for k in (self.options or {}))
+        return "standard" if named or psn_options else AUTO
+
     def _legacy(self) -> bool:
-        return isinstance(self.preset, str) and self.preset.lower() in CV_PRESETS
+        return self._preset() in CV_PRESETS
+
+    def _auto(self) -> bool:
+        return self._preset() == AUTO
 
     def _psn_options(self) -> dict[str, Any]:
         """Return the options ``fit`` passes to :func:`psn`.
@@ -151,6 +186,18 @@ default="standard"
         ``gsn_args``, a ``gsn_result`` path) without the data. Only the length of
         ``unit_groups`` (one label per unit) waits for the data.
         """
+        if self._auto():
+            named = [k for k in ("basis", "criterion", "threshold_method", "alpha")
+                     if getattr(self, k) is not None]
+            if named:
+                names = ", ".join(f"${k}" for k in named)
+                raise ParameterError(
+                    "With $preset='auto' PSNDenoiser chooses the denoiser itself, so it takes "
+                    f"no {names}.", param=named[0], value=getattr(self, named[0]), owner=self,
+                    fix=f"Remove {names}, or pick an official preset (e.g. $preset='wiener').")
+            check_constraints(AUTO_CONSTRAINTS, dict(self.options or {}), owner=self,
+                              fixes=AUTO_FIXES, reject_unknown=True)
+            return
         if self._legacy():
             ignored = [k for k in ("criterion", "threshold_method", "alpha")
                        if getattr(self, k) is not None]
@@ -161,11 +208,13 @@ default="standard"
                     f"takes no {names}.", param=ignored[0], value=getattr(self, ignored[0]),
                     owner=self, fix=f"Remove {names}, or use another preset; options of the "
                     "cross-validated API (cv_mode, cv_threshold_per, ...) go in $options.")
-        check_call(self.preset, None, self._psn_options())
+        check_call(self._preset(), None, self._psn_options())
 
     def _fit(self, data: ConditionTrials) -> PSNDenoiser:
         data = _canonical(data)
-        results = psn(np.asarray(data.data), self.preset, **self._psn_options())
+        if self._auto():
+            return self._fit_auto(np.asarray(data.data))
+        results = psn(np.asarray(data.data), self._preset(), **self._psn_options())
         self.denoiser_ = results["denoiser"]
         self.unit_means_ = results["unit_means"]
         self.best_threshold_ = results["best_threshold"]
@@ -173,6 +222,27 @@ default="standard"
         gsn = results.get("gsn_result")
         self.ncsnr_ = None if gsn is None else np.asarray(gsn["ncsnr"])
         self.results_ = {k: v for k, v in results.items() if k not in _DROP}
+        self.chosen_ = self._preset()
+        self.cv_scores_ = None
+        self.shrinkage_ = 0.0
+        self.returns_mean_ = bool(not np.any(self.denoiser_))
+        return self
+
+    def _fit_auto(self, data: NDArray) -> PSNDenoiser:
+        fit = fit_auto(data, **dict(self.options or {}))
+        self.denoiser_ = fit.denoiser
+        self.unit_means_ = fit.unit_means
+        self.best_threshold_ = fit.best_threshold
+        self.signalsubspace_ = None
+        self.ncsnr_ = np.asarray(fit.gsn_result["ncsnr"])
+        self.chosen_ = fit.chosen
+        self.cv_scores_ = fit.cv_scores
+        self.shrinkage_ = fit.shrinkage
+        self.returns_mean_ = fit.returns_mean
+        self.results_ = {"denoiser": fit.denoiser, "unit_means": fit.unit_means,
+                         "best_threshold": fit.best_threshold, "chosen": fit.chosen,
+                         "cv_scores": fit.cv_scores, "shrinkage": fit.shrinkage,
+                         "returns_mean": fit.returns_mean, **fit.details}
         return self
 
     def _transform(self, data: ConditionTrials) -> ConditionData:

@@ -18,9 +18,12 @@ stimulus features: :func:`linear_tuning` gives each unit's exact weights and int
 :func:`population_prior` the moments (:class:`TuningPrior`) of that tuning over units of
 fresh subjects (the population prior a voxel of a new person is drawn from), and
 :func:`posterior_mean_readout` the Gaussian posterior mean of a unit's tuning given a few
-examples: the oracle that few-shot encoders are compared with. Every setting of the simulator is written
-once, as a field of :class:`SimulationParams`; the function's signature, the ``synthetic``
-dataset's parameters and the command's options are derived from it.
+examples: the oracle that few-shot encoders are compared with. :func:`noise_covariance` gives
+a subject's exact single-trial noise covariance (what an oracle denoiser reads).
+
+Every setting of the simulator is written once, as a field of :class:`SimulationParams`;
+the function's signature, the ``synthetic`` dataset's parameters and the command's options
+are derived from it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from ._prior import (
     LinearTuning,
     TuningPrior,
     linear_tuning,
+    noise_covariance,
     population_prior,
     posterior_mean_readout,
 )
@@ -72,6 +76,7 @@ __all__ = [
     "conform_register_commands",
     "grid_shape",
     "linear_tuning",
+    "noise_covariance",
     "plan_study",
     "population_prior",
     "posterior_mean_readout",

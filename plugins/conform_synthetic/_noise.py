@@ -97,6 +97,34 @@ class NoiseModel:
         out *= self.gain
         return out
 
+    def covariance(self) -> NDArray[np.float64]:
+        """Return the single-trial noise covariance (n_units, n_units) that :meth:`draw` samples.
+
+        ``diag(sd) (w_ind² I + w_lr² LᵀL + w_sp² g² KKᵀ) diag(sd)``, with ``L`` the unit-norm
+        loadings, ``K`` the Gaussian smoothing of padded white noise cropped to the grid and
+        ``g`` its gain: the covariance an oracle (a Wiener filter knowing the truth) uses.
+        """
+        w_lr, w_sp, w_ind = (float(w) for w in self.weights)
+        n = self.n_units
+        cov = w_ind**2 * np.eye(n)
+        if w_lr > 0 and self.loadings.shape[0]:
+            loadings = self.loadings.astype(np.float64)
+            cov += w_lr**2 * (loadings.T @ loadings)
+        if w_sp > 0:
+            if self.length_scale == 0:
+                cov += w_sp**2 * np.eye(n)
+            else:
+                rows, cols = self.grid
+                pr, pc = self.pad
+                padded = (rows + 2 * pr, cols + 2 * pc)
+                deltas = np.eye(padded[0] * padded[1]).reshape(-1, *padded)
+                smooth = gaussian_filter(deltas, sigma=self.sigma, mode="constant", truncate=4.0)
+                kernel = smooth[:, pr:pr + rows, pc:pc + cols].reshape(len(deltas), n).T
+                kernel *= float(self.gain)
+                cov += w_sp**2 * (kernel @ kernel.T)
+        sd = self.noise_sd.astype(np.float64)
+        return cov * sd[:, None] * sd[None, :]
+
     def draw(self, n_trials: int) -> NDArray[np.float32]:
         """Return noise of shape (n_trials, n_units), unit sd scaled by ``noise_sd``."""
         w_lr, w_sp, w_ind = self.weights

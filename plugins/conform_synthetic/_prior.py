@@ -37,7 +37,7 @@ from ._study import (
     subject_rng,
 )
 
-__all__ = ["LinearTuning", "TuningPrior", "linear_tuning", "population_prior",
+__all__ = ["LinearTuning", "TuningPrior", "linear_tuning", "noise_covariance", "population_prior",
            "posterior_mean_readout"]
 
 Float64 = NDArray[np.float64]
@@ -124,7 +124,8 @@ class TuningPrior:
         return int(self.mean.size - 1)
 
 
-def _as_plan(study: StudyPlan | SimulatedStudy | SimulationParams, owner: str) -> StudyPlan:
+def _as_plan(study: StudyPlan | SimulatedStudy | SimulationParams, owner: str,
+             linear: bool = True) -> StudyPlan:
     if isinstance(study, StudyPlan):
         plan = study
     elif isinstance(study, SimulatedStudy):
@@ -136,7 +137,7 @@ def _as_plan(study: StudyPlan | SimulatedStudy | SimulationParams, owner: str) -
             f"{owner} needs a StudyPlan, a SimulatedStudy or a SimulationParams; got "
             f"{type(study).__name__}. Pass plan_study(SimulationParams(...)) or the result "
             "of simulate_study(...).")
-    if plan.params.nonlinearity != 0:
+    if linear and plan.params.nonlinearity != 0:
         raise ParameterError(
             f"{owner} needs a study simulated with $nonlinearity=0, whose responses are exactly "
             f"linear in the features; this one has nonlinearity={plan.params.nonlinearity} (the "
@@ -209,20 +210,66 @@ def linear_tuning(study: StudyPlan | SimulatedStudy | SimulationParams,
     True
     """
     plan = _as_plan(study, "linear_tuning")
+    index = _subject_index(plan, subject, "linear_tuning")
+    draws = draw_subject(plan, subject_rng(plan.params, index))
+    return _tuning(plan, draws, _latent_map(plan), subject_name(index, plan.params.n_subjects))
+
+
+def _subject_index(plan: StudyPlan, subject: int | str, owner: str) -> int:
+    """Return the 0-based index of ``subject`` (an index or a name) in ``plan``."""
     n = plan.params.n_subjects
     names = plan.subject_names
     if isinstance(subject, str) and subject in names:
-        index = names.index(subject)
-    elif isinstance(subject, (int, np.integer)) and not isinstance(subject, bool) \
+        return names.index(subject)
+    if isinstance(subject, (int, np.integer)) and not isinstance(subject, bool) \
             and 0 <= subject < n:
-        index = int(subject)
-    else:
-        raise ParameterError(
-            param="subject", value=subject, owner="linear_tuning",
-            allowed=f"a subject index in [0, {n - 1}] or a name ({names[0]} ... {names[-1]})",
-            fix="Pass the 0-based index of a subject of this study, or its name.")
-    draws = draw_subject(plan, subject_rng(plan.params, index))
-    return _tuning(plan, draws, _latent_map(plan), subject_name(index, n))
+        return int(subject)
+    raise ParameterError(
+        param="subject", value=subject, owner=owner,
+        allowed=f"a subject index in [0, {n - 1}] or a name ({names[0]} ... {names[-1]})",
+        fix="Pass the 0-based index of a subject of this study, or its name.")
+
+
+def noise_covariance(study: StudyPlan | SimulatedStudy | SimulationParams,
+                     subject: int | str) -> NDArray[np.float64]:
+    """Return the exact single-trial noise covariance (n_units, n_units) of one subject.
+
+    The covariance the simulator's noise model draws from (low-rank, spatially smooth and
+    independent parts, scaled by each unit's noise sd), recomputed from the subject's random
+    stream without simulating anything: what an oracle denoiser (the Wiener filter with the
+    true signal and noise covariances) reads. Any ``nonlinearity`` works.
+
+    Parameters
+    ----------
+    study : StudyPlan, SimulatedStudy or SimulationParams
+    subject : int or str
+        0-based index of the subject, or its name (``"sub-01"``).
+
+    Raises
+    ------
+    ParameterError
+        If ``subject`` is not one of the study's subjects.
+
+    Examples
+    --------
+    >>> from conform_synthetic import noise_covariance, simulate_study
+    >>> study = simulate_study(n_subjects=1, n_units=9, n_stimuli=30, noise_rank=0,
+    ...                        lowrank_fraction=0.0, spatial_fraction=0.0)
+    >>> cov = noise_covariance(study, "sub-01")
+    >>> bool(np.allclose(cov, np.diag(np.diag(cov))))   # independent noise: diagonal
+    True
+    """
+    from ._noise import NoiseModel
+
+    plan = _as_plan(study, "noise_covariance", linear=False)
+    index = _subject_index(plan, subject, "noise_covariance")
+    params = plan.params
+    rng = subject_rng(params, index)
+    draws = draw_subject(plan, rng)
+    model = NoiseModel(params.n_units, draws.noise_sd, params.noise_rank,
+                       params.noise_length_scale, params.lowrank_fraction,
+                       params.spatial_fraction, rng)
+    return model.covariance()
 
 
 def population_prior(study: StudyPlan | SimulatedStudy | SimulationParams, n_subjects: int = 16,

@@ -74,6 +74,16 @@ def test_success_exits_0_and_logs_one_line_per_task(work):
     # 3 subjects x (prepare + 2 denoiser cells) = 9 tasks, each announced once, with the total
     assert len(lines) == 9 and lines[-1].startswith("conform fit [9/9]"), done.stderr
     assert (work / "res" / "results.csv").is_file()
+    # the summary: one table per question, each saying what it ranks by
+    out = done.stdout
+    assert "Denoised responses: Which denoiser should I use for denoised responses? Ranked by " \
+           "heldout_trial_nmse." in out
+    assert "Encoding models: Which denoiser and encoder predict held-out responses best? " \
+           "Ranked by" in out
+    assert "1 is as good as predicting each unit's mean response" in out
+    assert "95 % percentile bootstrap over test stimuli" in out
+    assert "winner" in out.lower()
+    assert "Aligners" not in out  # no aligner stage in this spec
 
 
 def test_one_corrupt_subject_exits_3_and_says_so(work):

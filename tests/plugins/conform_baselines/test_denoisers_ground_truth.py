@@ -41,9 +41,11 @@ def test_pca_beats_trial_average_against_truth_at_low_snr(noise):
 def test_pca_finds_the_signal_rank_with_independent_noise():
     _, train, _ = _split(0.3, lowrank_fraction=0.0, spatial_fraction=0.0)
     pca = PCADenoiser().fit(train)
-    # 8 latent dimensions, several too weak to beat the noise of a 2-trial mean
-    assert 2 <= pca.n_components_ <= 8
-    assert np.argmin(pca.cv_error_) == pca.n_components_
+    # 8 latent dimensions, several too weak to beat the noise of a 2-trial mean; the axes
+    # come from a noisy mean, so the signal spreads over a few more of them (each kept with a
+    # small weight: measured 10 axes, the last two with weights 0.12 and 0.03)
+    assert 2 <= pca.n_components_ <= 12
+    assert np.all((pca.shrinkage_ > 0) & (pca.shrinkage_ <= 1))
 
 
 def test_ridge_held_out_r_approaches_the_noise_ceiling():
@@ -64,7 +66,7 @@ def test_ridge_held_out_r_approaches_the_noise_ceiling():
 def test_pca_fixed_rank_and_bad_rank_message():
     _, train, test = _split(1.0)
     pca = PCADenoiser(n_components=3).fit(train)
-    assert pca.components_.shape == (100, 3) and pca.cv_error_ is None
+    assert pca.components_.shape == (100, 3) and pca.signal_variance_ is None
     with pytest.raises(
         ValueError, match=r"'n_components' parameter of PCADenoiser must be an int in \[0, 100\]"
     ):
