@@ -141,7 +141,8 @@ def _truth(plt: Any, result: AnalysisResult, path: Path) -> bool:
     ax.set_ylabel("NMSE (median over subjects)")
     ax.set_title("Denoised held-out responses: error (lower is better;\n"
                  "above the dashed line is worse than each unit's mean)", fontsize=10)
-    ax.legend(fontsize=7, loc="best")
+    # below the axes: bars of any height stay visible
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
