@@ -277,6 +277,14 @@ def run_denoiser_cell(
     # curve's last point (so results.csv lists a cell's rows by n_context, ascending)
     full: dict[str, Any] = {} if context is None else {CONTEXT_COLUMN: context.n_train}
     for encoder_entry in plan.stages["encoder"]:
+        try:  # once per encoder: can it read these features (space and dimension)?
+            _check_reads(plan, encoder_entry, prepared)
+        except Exception as exc:
+            rows.append(
+                {**error_row(exc, subject=name, denoiser=label, encoder=encoder_entry.label),
+                 **full}
+            )
+            continue
         if context is not None:
             t0 = time.perf_counter()
             for n in context.sizes:
@@ -299,7 +307,7 @@ def run_denoiser_cell(
             seconds[f"encoder:{encoder_entry.label}:few-shot"] = time.perf_counter() - t0
         try:
             t0 = time.perf_counter()
-            encoder = _encoder(plan, encoder_entry, prepared).fit(prepared.x_train, y_train)
+            encoder = plan.build("encoder", encoder_entry).fit(prepared.x_train, y_train)
             predicted = encoder.predict(prepared.x_test)
             seconds[f"encoder:{encoder_entry.label}"] = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -366,12 +374,11 @@ def _heldout_rows(
     return score_rows(values=values, roi=prepared.roi, **cell)
 
 
-def _encoder(plan: Plan, entry: Any, prepared: Prepared) -> Encoder:
-    """Build an encoder of the plan and let it check the features it is about to read."""
+def _check_reads(plan: Plan, entry: Any, prepared: Prepared) -> None:
+    """Let encoder ``entry`` check the features it is about to read (space and dimension)."""
     encoder = plan.build("encoder", entry)
     assert isinstance(encoder, Encoder)
     encoder.check_features(prepared.feature_space, prepared.x_train.shape[1])
-    return encoder
 
 
 def _few_shot_scores(
@@ -390,7 +397,7 @@ def _few_shot_scores(
     scores = []
     for draw in draws:
         rows = draw.indices
-        encoder = _encoder(plan, entry, prepared).fit(prepared.x_train[rows], y_train[rows])
+        encoder = plan.build("encoder", entry).fit(prepared.x_train[rows], y_train[rows])
         predicted = encoder.predict(prepared.x_test)
         scores.append(_prediction_scores(plan, y_test, predicted, prepared))
     return mean_over_draws(scores)

@@ -136,24 +136,14 @@ def load_checkpoint(path: str | os.PathLike[str], *, device: str | Any = "cpu") 
         If the file is missing, truncated or corrupt, not a conform BraInCoRL checkpoint,
         or its tensors do not match its configuration.
     """
-    from safetensors import safe_open
+    from safetensors.torch import load_file
 
     weights = weights_path(path)
+    described = read_description(weights)
     try:
-        with safe_open(str(weights), framework="pt", device="cpu") as handle:
-            metadata = handle.metadata() or {}
-            state = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
+        state = load_file(str(weights), device="cpu")
     except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise DataFileError(
-            f"Cannot read the BraInCoRL checkpoint {str(weights)!r}: {exc}. The file is "
-            "truncated or corrupt; use another copy, or retrain (`conform braincorl train "
-            "SPEC --out DIR --resume` continues from the last good training state).") from None
-    if _META_KEY not in metadata:
-        raise DataFileError(
-            f"{str(weights)!r} is a safetensors file but not a conform BraInCoRL checkpoint (its "
-            "header has no configuration). Official weights load with "
-            "`conform braincorl import-official PATH --preset clip --out DIR`.")
-    described = json.loads(metadata[_META_KEY])
+        raise DataFileError(_unreadable(weights, exc)) from None
     version = described.get("format", {}).get("version")
     if version != CHECKPOINT_FORMAT["version"]:
         raise DataFileError(
@@ -250,6 +240,12 @@ def load_official_checkpoint(path: str | os.PathLike[str], preset: str = "clip",
                       path=path.parent)
 
 
+def _unreadable(weights: Path, exc: Exception) -> str:
+    return (f"Cannot read the BraInCoRL checkpoint {str(weights)!r}: {exc}. The file is "
+            "truncated or corrupt; use another copy, or retrain (`conform braincorl train "
+            "SPEC --out DIR --resume` continues from the last good training state).")
+
+
 def read_description(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return a checkpoint's configuration from its weights file's header, loading no tensor.
 
@@ -264,10 +260,8 @@ def read_description(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         with safe_open(str(weights), framework="pt", device="cpu") as handle:
             metadata = handle.metadata() or {}
-    except Exception as exc:
-        raise DataFileError(
-            f"Cannot read the BraInCoRL checkpoint {str(weights)!r}: {exc}. The file is "
-            "truncated or corrupt; use another copy, or retrain.") from None
+    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        raise DataFileError(_unreadable(weights, exc)) from None
     if _META_KEY not in metadata:
         raise DataFileError(
             f"{str(weights)!r} is a safetensors file but not a conform BraInCoRL checkpoint (its "

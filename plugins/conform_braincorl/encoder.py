@@ -187,15 +187,15 @@ class BraInCoRLEncoder(Encoder):
                 "Give fit the features and responses of 2 or more stimuli (tens to hundreds "
                 "work best).")
         self._nan_mask = None
-        if self.nan_policy == "mask" and Y is not None:
-            values = np.asarray(Y, dtype=np.float64)
-            missing = np.isnan(values)
-            if missing.any():
-                self._nan_mask = missing.reshape(values.shape[0], -1)
-                Y = np.where(missing, 0.0, values).astype(np.asarray(Y).dtype, copy=False)
-        elif Y is not None and np.asarray(Y).dtype.kind == "f" and np.isnan(np.asarray(Y)).any():
-            bad = np.flatnonzero(np.isnan(np.asarray(Y, dtype=np.float64)
-                                          .reshape(len(np.asarray(Y)), -1)).any(axis=0))
+        values = None if Y is None else np.asarray(Y)
+        missing = (np.isnan(values).reshape(len(values), -1)
+                   if values is not None and values.dtype.kind == "f" and values.ndim in (1, 2)
+                   else None)
+        if missing is not None and missing.any() and self.nan_policy == "mask":
+            self._nan_mask = missing
+            Y = np.where(np.isnan(values), 0.0, values).astype(values.dtype, copy=False)
+        elif missing is not None and missing.any():
+            bad = np.flatnonzero(missing.any(axis=0))
             raise ShapeError(
                 f"Y has NaN responses in unit(s) {bad[:5].tolist()} (of {bad.size}). Pass "
                 "nan_policy='mask' to leave each voxel's missing images out of its context, or "
