@@ -84,6 +84,9 @@ class {cls}(Aligner):
     ----------
     center : bool, default=True
         Remove each unit's mean over the shared stimuli before mapping.
+    labels, via_encoder, encoder_params, probe, n_jobs, random_state
+        The parameters every aligner takes (see ``conform_core.Aligner``): alignment per
+        parcel, alignment through an encoder (no shared stimuli needed), threads, the seed.
 
     Attributes
     ----------
@@ -93,13 +96,25 @@ class {cls}(Aligner):
         Per subject, each unit's weight on the shared axis and the unit means.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{"center": [Boolean()]}}
+    _has_n_components: ClassVar[bool] = False  # one shared dimension, so no n_components
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {{
+        **{{k: v for k, v in Aligner._common_constraints.items() if k != "n_components"}},
+        "center": [Boolean()]}}
 
-    def __init__(self, center: bool = True):
+    def __init__(self, center: bool = True, labels: Any = None, via_encoder: str | None = None,
+                 encoder_params: dict[str, Any] | None = None, probe: int | str = 500,
+                 n_jobs: int = 1, random_state: int = 0):
         self.center = center
+        self.labels = labels
+        self.via_encoder = via_encoder
+        self.encoder_params = encoder_params
+        self.probe = probe
+        self.n_jobs = n_jobs
+        self.random_state = random_state
 
-    def _fit(self, subjects: list[ConditionData]) -> {cls}:
+    def _fit(self, subjects: list[ConditionData], n_components: int | None) -> {cls}:
         self.subjects_, self.weights_, self.means_ = [], {{}}, {{}}
+        self.n_components_ = 1
         for data in subjects:
             self._add_subject(data)
         return self

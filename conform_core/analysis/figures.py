@@ -194,6 +194,65 @@ def _few_shot(plt: Any, result: AnalysisResult, path: Path) -> bool:
     return True
 
 
+def _alignment_budget(plt: Any, result: AnalysisResult, path: Path) -> bool:
+    """Score vs the held-out subject's images N: each aligner, and the within-subject encoders."""
+    from .align import budget_curves, budget_metric
+    from .context import mean_and_sem
+
+    metric = budget_metric(result.rows)
+    if metric is None:
+        return False
+    curves = budget_curves(result.rows, result.context, result.aligner_context, metric)
+    if not any(c.kind == "aligner" for c in curves):
+        return False
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    ticks: set[float] = set()
+    several = len({c.denoiser for c in curves}) > 1  # else the denoiser goes in the title
+    markers = iter(("o", "D", "v", "P", "X", "*", "h", "<", ">", "p") * 10)
+    for curve in curves:
+        xs = [float(n) for n in curve.by_size]
+        stats = [mean_and_sem(v) for v in curve.by_size.values()]
+        if curve.full:  # all the images it had, at the subjects' mean count
+            xs.append(float(np.mean(curve.n_used)))
+            stats.append(mean_and_sem(curve.full))
+        if not xs:
+            continue
+        order = np.argsort(xs)
+        xs = [xs[i] for i in order]
+        stats = [stats[i] for i in order]
+        ticks.update(xs)
+        means = np.array([m for m, _ in stats])
+        sems = np.nan_to_num(np.array([e for _, e in stats]))  # no band with one subject
+        aligner = curve.kind == "aligner"
+        label = (f"aligner {curve.method}" if aligner
+                 else f"encoder {curve.method} (within subject)")
+        label = f"{curve.denoiser} → {label}" if several else label
+        (line,) = ax.plot(xs, means, marker=next(markers) if aligner else "^", ms=4,
+                          lw=1.5 if aligner else 1.2, ls="-" if aligner else "--", label=label)
+        ax.fill_between(xs, means - sems, means + sems, color=line.get_color(), alpha=0.15,
+                        lw=0)
+        if curve.full:
+            x_full = float(np.mean(curve.n_used))
+            ax.plot([x_full], means[xs.index(x_full)], marker="s", ms=8, mfc="none",
+                    color=line.get_color())
+    ax.set_xscale("log")
+    shown = sorted(ticks)
+    ax.set_xticks(shown, [f"{x:g}" for x in shown])
+    ax.minorticks_off()
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("images of the held-out subject N (log scale; squares: all it had)")
+    ax.set_ylabel(f"{_AXIS[metric]}\n(mean over held-out subjects ± s.e.m.)")
+    denoised = "" if several else f" ({curves[0].denoiser})"
+    ax.set_title(f"Alignment data budget{denoised}: a new subject predicted from the others "
+                 "(solid)\nvs its own encoder fitted on the same N (dashed)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2,
+              frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]:
     """Write the report's figures into ``folder``; return (title, file name) of each one written.
 
@@ -205,7 +264,11 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
     ``denoise_truth_nmse`` (simulated data), with a dashed reference line at 1 (predicting each
     unit's mean);
     ``few_shot_curve.png`` (with ``[evaluation] context_sizes``): score vs number of training
-    stimuli per denoiser → encoder, with the noise ceiling in the same units.
+    stimuli per denoiser → encoder, with the noise ceiling in the same units;
+    ``alignment_budget.png`` (with ``context_sizes`` and aligners): each aligner's held-out
+    subject score vs the number N of its images it was added from (mean over held-out
+    subjects, s.e.m. band), with the within-subject encoders fitted on N images on the same
+    axis (log N); its score is the first of ``nc_r2``, ``r2``, ``pearson_r`` computed.
     The score is ``nc_r2`` when computed, else ``pearson_r``; the few-shot curve's is
     ``pearson_r`` when computed (see :func:`~conform_core.analysis.report.few_shot_table`).
     """
@@ -253,4 +316,7 @@ def write_figures(result: AnalysisResult, folder: Path) -> list[tuple[str, str]]
         )
     if _few_shot(plt, result, folder / "few_shot_curve.png"):
         written.append(("Few-shot curve: score vs training stimuli", "few_shot_curve.png"))
+    if _alignment_budget(plt, result, folder / "alignment_budget.png"):
+        written.append(("Alignment data budget: aligners vs within-subject encoders",
+                        "alignment_budget.png"))
     return written

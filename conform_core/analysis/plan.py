@@ -135,6 +135,7 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
             cls = classes[kind, entry.plugin] = registry.get(kind, entry.plugin)
             resolved.append(StageEntry(entry.plugin, _complete_params(cls, entry, spec.seed), entry.label))
         stages[stage] = tuple(resolved)
+    _check_via_encoder(stages.get("aligner", ()), registry)
     plan = Plan(
         stages=stages,
         location=spec.location(),
@@ -166,6 +167,21 @@ def make_plan(spec: AnalysisSpec, registry: Any) -> Plan:
     object.__setattr__(plan, "_dataset", dataset)  # same dataset entry and location: keep it
     _check_stages(plan)  # the dataset's own checks ran above, before it listed its subjects
     return plan
+
+
+def _check_via_encoder(entries: tuple[StageEntry, ...], registry: Any) -> None:
+    """Refuse an aligner whose ``via_encoder`` names no installed encoder (before any work)."""
+    for entry in entries:
+        name = entry.params.get("via_encoder")
+        if not isinstance(name, str):
+            continue
+        try:
+            registry.get("encoder", name)
+        except ConformError as exc:
+            raise SpecError(
+                f"Stage 'aligner' ({entry.label}): via_encoder = {name!r}: {exc} Fix it in the "
+                f"spec, or with --set aligner[{entry.label}].via_encoder=\"ridge\"."
+            ) from None
 
 
 def _placeholders(value: Any) -> list[str]:

@@ -52,6 +52,11 @@ class AnalysisResult:
     rank_zero : dict of str to list of str
         Denoiser label -> the subjects on which it predicts each unit's mean whatever the
         stimulus (rank 0).
+    aligner_context : dict of str to dict of str to SubjectContext
+        With ``context_sizes`` and aligners: aligner label -> held-out subject -> the draws
+        of its alignment data budget (the images it could be added from, the sizes
+        skipped; see :func:`~conform_core.analysis.align.score_aligner`). Aligner rows and
+        per-unit scores then carry ``n_context`` too.
     """
 
     rows: list[dict[str, Any]]
@@ -61,6 +66,7 @@ class AnalysisResult:
     context: dict[str, SubjectContext] = field(default_factory=dict)
     bootstrap: dict[tuple[str, ...], Any] = field(default_factory=dict)
     rank_zero: dict[str, list[str]] = field(default_factory=dict)
+    aligner_context: dict[str, dict[str, SubjectContext]] = field(default_factory=dict)
 
     @property
     def failures(self) -> list[dict[str, Any]]:
@@ -215,5 +221,11 @@ def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
             bootstrap.update(cell.bootstrap)
             if cell.rank_zero:
                 rank_zero.setdefault(cell.denoiser, []).append(cell.subject)
+    aligner_context: dict[str, dict[str, SubjectContext]] = {}
+    for aligned in outcomes.aligned:  # the same images under every denoiser: keep the first
+        if isinstance(aligned, AlignerScore) and aligned.context is not None:
+            aligner_context.setdefault(aligned.aligner, {}).setdefault(aligned.subject,
+                                                                      aligned.context)
     return AnalysisResult(rows=rows, unit_scores=unit_scores, timings=timings, units=units,
-                          context=context, bootstrap=bootstrap, rank_zero=rank_zero)
+                          context=context, bootstrap=bootstrap, rank_zero=rank_zero,
+                          aligner_context=aligner_context)

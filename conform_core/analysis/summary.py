@@ -6,7 +6,10 @@ report.md alike:
 - **Denoised responses**: denoisers ranked by ``heldout_trial_nmse`` (the truth-free error
   of their held-out output; ``denoise_truth_nmse`` beside it on simulated data);
 - **Encoding models**: denoiser → encoder ranked by the held-out encoding score;
-- **Aligners**: between-subject prediction (leave one subject out), in a table of its own.
+- **Aligners**: between-subject prediction (leave one subject out), in a table of its own;
+  with ``[evaluation] context_sizes``, also the **alignment data budget**: each aligner's
+  score as the held-out subject is added from N of its images, beside the within-subject
+  encoders fitted on the same N.
 
 Each value is the median over subjects of each subject's median over units (ROI "all"),
 with a 95 % percentile bootstrap interval over test stimuli and the range over subjects;
@@ -26,7 +29,7 @@ from .runner import AnalysisResult
 from .uncertainty import N_RESAMPLES, RANK_ZERO, difference_interval, summary_interval
 
 __all__ = ["SummaryTable", "summary_tables", "denoising_summary", "encoding_summary",
-           "aligner_summary", "ENCODING_METRICS", "NMSE_REFERENCE"]
+           "aligner_summary", "budget_summary", "ENCODING_METRICS", "NMSE_REFERENCE"]
 
 ENCODING_METRICS = ("nc_r2", "r2", "pearson_r")
 """The encoding score the encoding table is ranked by: the first of these computed."""
@@ -195,20 +198,70 @@ def aligner_summary(result: AnalysisResult) -> SummaryTable | None:
     present = [m for m in ("pearson_r", "r2", "nc_r2") if any((*c, m) in values for c in cells)]
     header = ["denoiser", "aligner", *present, "over held-out subjects"]
     spread_metric = next((m for m in ENCODING_METRICS if m in present), present[0])
+    cells.sort(key=lambda c: (not np.isfinite(_median(values.get((*c, spread_metric), {}))),
+                              -_median(values.get((*c, spread_metric), {})), c))
     body = [[c[0], c[1], *[_fmt(_median(values.get((*c, m), {}))) for m in present],
              _spread(values.get((*c, spread_metric), {}))] for c in cells]
-    notes = ["Between-subject prediction, leave one subject out: each held-out subject's test "
-             "responses predicted from the other subjects' test responses through the aligner "
-             "(not an encoding model; no features). Range over held-out subjects of "
-             f"{spread_metric}; no bootstrap interval."]
+    notes = ["Between-subject prediction, leave one subject out: the aligner's template is "
+             "fitted on the other subjects' training responses only, the held-out subject is "
+             "added from its own training responses only, and its test responses are predicted "
+             "from the other subjects' test responses mapped through the shared space (not an "
+             "encoding model of the held-out subject). Ranked by the median over held-out "
+             f"subjects of {spread_metric}, with its range; no bootstrap interval."]
     return SummaryTable("Aligners",
-                        "How well do the other subjects predict a held-out subject?",
+                        "How well do the other subjects predict a held-out subject "
+                        "(between-subject prediction)?",
+                        header, body, notes)
+
+
+def _mean_sem(values: list[float]) -> str:
+    from .context import mean_and_sem
+
+    mean, sem = mean_and_sem(values)
+    if not np.isfinite(mean):
+        return ""
+    return f"{mean:.3f}" if not np.isfinite(sem) else f"{mean:.3f} ± {sem:.3f}"
+
+
+def budget_summary(result: AnalysisResult) -> SummaryTable | None:
+    """Return the alignment data budget table: each aligner and encoder's score per N and all.
+
+    None without aligner rows that carry ``n_context`` (no ``context_sizes``, or no aligner).
+    """
+    from .align import budget_curves, budget_metric, budget_skipped_note
+
+    metric = budget_metric(result.rows)
+    if metric is None:
+        return None
+    curves = budget_curves(result.rows, result.context, result.aligner_context, metric)
+    sizes = sorted({n for c in curves for n in c.by_size})
+    header = ["denoiser", "method", *[f"N={n}" for n in sizes], "all (mean N)"]
+    body = []
+    for c in curves:
+        used = f" (N={np.mean(c.n_used):.0f})" if c.n_used else ""
+        what = f"aligner {c.method}" if c.kind == "aligner" else f"encoder {c.method} (within)"
+        body.append([c.denoiser, what, *[_mean_sem(c.by_size.get(n, [])) for n in sizes],
+                     _mean_sem(c.full) + used])
+    notes = [f"Held-out {metric}, mean over subjects ± s.e.m. An aligner's N: the held-out "
+             "subject is added to the template (fitted without it) from N of its training "
+             "images, then predicted from the other subjects; a paired aligner draws them from "
+             "the images it shares with the other subjects, one with via_encoder from all its "
+             "own. An encoder's N: fitted on N of the subject's own training images "
+             "(within-subject). Where an aligner's curve lies above the encoder's, alignment "
+             "pays off at that N."]
+    skipped = budget_skipped_note(result.aligner_context)
+    if skipped is not None:
+        notes.append(skipped)
+    return SummaryTable("Alignment data budget",
+                        f"How many images of a new person does alignment need? Held-out {metric} "
+                        "by number of that person's images N.",
                         header, body, notes)
 
 
 def summary_tables(result: AnalysisResult) -> list[SummaryTable]:
     """Return the summary's tables that apply, in the order they are printed."""
-    tables = [denoising_summary(result), encoding_summary(result), aligner_summary(result)]
+    tables = [denoising_summary(result), encoding_summary(result), aligner_summary(result),
+              budget_summary(result)]
     return [t for t in tables if t is not None]
 
 

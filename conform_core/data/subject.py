@@ -32,12 +32,21 @@ class GroundTruth:
         0-based index of each unit's true HRF in the library used to simulate it.
     noise_ceiling : ndarray of shape (n_units,), or None
         True noise ceiling (percent of variance explainable) of a single trial.
+    shared_space : ConditionData or None
+        The subject's true responses in the space shared by every subject (latent
+        dimensions x stimuli), on exactly the stimuli of ``signal``, in the same order:
+        what a perfect cross-subject aligner recovers (up to an invertible linear map).
+    unit_positions : ndarray of shape (n_units, 2), or None
+        Where on a common 2-D sheet each unit samples the shared tuning (for a simulated
+        subject with misregistration: its grid position plus its displacement).
     """
 
     signal: ConditionData
     trial_amplitudes: NDArray[np.floating] | None = None
     hrf_index: NDArray[np.int64] | None = None
     noise_ceiling: NDArray[np.floating] | None = None
+    shared_space: ConditionData | None = None
+    unit_positions: NDArray[np.floating] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.signal, ConditionData):
@@ -63,6 +72,28 @@ class GroundTruth:
             if nc.shape != (n,):
                 raise ShapeError(f"GroundTruth.noise_ceiling must be ({n},); got {describe(nc)}.")
             object.__setattr__(self, "noise_ceiling", read_only(nc))
+        if self.shared_space is not None:
+            shared = self.shared_space
+            if not isinstance(shared, ConditionData):
+                raise ShapeError(
+                    f"GroundTruth.shared_space must be a ConditionData or None; got "
+                    f"{describe(shared)}."
+                )
+            if not np.array_equal(shared.stimulus_ids, self.signal.stimulus_ids):
+                raise ShapeError(
+                    f"GroundTruth.shared_space must hold the stimuli of GroundTruth.signal "
+                    f"({self.signal.n_conditions}), in the same order; got "
+                    f"{shared.n_conditions} stimuli that differ. Pass "
+                    "shared_space.select(signal.stimulus_ids)."
+                )
+        if self.unit_positions is not None:
+            pos = np.asarray(self.unit_positions, dtype=np.float64)
+            if pos.shape != (n, 2) or not np.isfinite(pos).all():
+                raise ShapeError(
+                    f"GroundTruth.unit_positions must be a finite ({n}, 2) array (one 2-D "
+                    f"position per unit of signal); got {describe(pos)}."
+                )
+            object.__setattr__(self, "unit_positions", read_only(pos))
 
 
 @dataclass(frozen=True, eq=False)

@@ -31,9 +31,17 @@ from sklearn.base import clone
 
 from ..components import KIND_BASES, Component
 from ..constraints import describe_constraints, invalid_value_for
-from ..data import ConditionData, StimulusSet, Subject, TimeSeriesData, TrialData
+from ..data import StimulusSet, Subject, TimeSeriesData, TrialData
 from ..exceptions import ConformError, NotFittedError, ParameterError, UnknownComponentError
 from . import fakes
+from ._aligner_checks import (
+    check_aligner_add_subject_keeps_others,
+    check_aligner_bad_input,
+    check_aligner_common_params,
+    check_aligner_piecewise,
+    check_aligner_round_trip,
+    check_aligner_via_encoder,
+)
 from .instances import ContractInstance
 
 __all__ = ["check_component", "checks_for", "parametrize_with_checks"]
@@ -301,25 +309,9 @@ def check_encoder_shapes(component: Component) -> None:
 
 
 # ---------------------------------------------------------------- aligners
-def check_aligner_round_trip(component: Component) -> None:
-    """``transform``, ``inverse_transform`` keep shapes and ids; ``add_subject`` maps a new one."""
-    subjects = fakes.make_subject_conditions(n_subjects=4)
-    est = clone(component)
-    assert est.fit(subjects[:3]) is est, "fit must return self"
-    shared = est.transform(subjects[0])
-    back = est.inverse_transform(shared, subjects[1].subject)
-    assert back.n_units == subjects[1].n_units and back.n_conditions == subjects[0].n_conditions, (
-        f"inverse_transform into {subjects[1].subject!r} ({subjects[1].n_units} units) gave "
-        f"{back.n_units} units x {back.n_conditions} conditions")
-    np.testing.assert_array_equal(back.stimulus_ids, subjects[0].stimulus_ids)
-    est.add_subject(subjects[3])
-    assert est.transform(subjects[3]).n_units == shared.n_units
-    try:
-        est.transform(ConditionData(subjects[0].data, subjects[0].stimulus_ids, "sub-unknown"))
-    except UnknownComponentError:
-        pass
-    else:
-        raise AssertionError("transform of an unknown subject did not raise UnknownComponentError")
+# in ._aligner_checks (imported above): check_aligner_common_params, check_aligner_round_trip,
+# check_aligner_add_subject_keeps_others, check_aligner_piecewise, check_aligner_via_encoder,
+# check_aligner_bad_input
 
 
 # ---------------------------------------------------------------- features
@@ -455,7 +447,9 @@ _BY_KIND: dict[str, list[Check]] = {
     "denoiser": [*_FITTED, check_denoiser_transform_output, check_denoiser_condition_equivariance,
                  check_dtype_preserved, check_missing_trials],
     "encoder": [*_FITTED, check_encoder_shapes, check_dtype_preserved],
-    "aligner": [*_FITTED, check_aligner_round_trip],
+    "aligner": [*_FITTED, check_aligner_common_params, check_aligner_round_trip,
+                check_aligner_add_subject_keeps_others, check_aligner_piecewise,
+                check_aligner_via_encoder, check_aligner_bad_input],
     "features": [check_fit_returns_self, check_fit_does_not_change_params, check_fit_idempotent,
                  check_features_shape_and_order, check_features_check_stimuli],
     "dataset": [check_dataset_subjects, check_dataset_metadata],

@@ -2,7 +2,6 @@
 
 - denoisers: ``trial-average`` (the reference), ``pca`` (rank by cross-validation)
 - encoder: ``ridge`` (per-unit regularisation by efficient cross-validation)
-- aligner: ``procrustes`` (orthogonal maps onto a shared template)
 - features: ``precomputed`` (the embeddings stored with the stimuli)
 """
 
@@ -14,7 +13,6 @@ from conform_core.hookspecs import hookimpl
 
 from .pca import PCADenoiser
 from .precomputed import PrecomputedFeatures
-from .procrustes import ProcrustesAligner
 from .ridge import RidgeEncoder
 from .trial_average import TrialAverageDenoiser
 
@@ -24,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = [
     "PCADenoiser",
     "PrecomputedFeatures",
-    "ProcrustesAligner",
     "RidgeEncoder",
     "TrialAverageDenoiser",
     "conform_register",
@@ -37,5 +34,4 @@ def conform_register(registry: ComponentRegistry) -> None:
     registry.add("denoiser", "trial-average", TrialAverageDenoiser)
     registry.add("denoiser", "pca", PCADenoiser)
     registry.add("encoder", "ridge", RidgeEncoder)
-    registry.add("aligner", "procrustes", ProcrustesAligner)
     registry.add("features", "precomputed", PrecomputedFeatures)

@@ -111,6 +111,13 @@ _CONTRACT_STUDY: dict[str, Any] = {"n_subjects": 2, "n_units": 12, "n_stimuli": 
                                    "n_repeats": 2, "n_features": 8}
 
 
+#: The same, facing what alignment must: unit counts that differ, a smooth misregistered
+#: tuning and partial stimulus overlap.
+_CONTRACT_ALIGNMENT_STUDY: dict[str, Any] = {
+    **{k: v for k, v in _CONTRACT_STUDY.items() if k != "n_shared"}, "unit_dropout": 0.3,
+    "tuning_length_scale": 2.0, "misregistration": 1.0, "stimulus_overlap": 0.5}
+
+
 def _contract_folder(folder: Path) -> SimulatedFolderDataset:
     return SimulatedFolderDataset(location=str(write_study(folder / "study", _CONTRACT_STUDY)))
 
@@ -126,5 +133,6 @@ def conform_contract_instances(instances: ContractInstances) -> None:
     ``location`` is what ``synthetic`` keeps for older specs.
     """
     instances.add(SyntheticDataset, params=_CONTRACT_STUDY, id="small")
+    instances.add(SyntheticDataset, params=_CONTRACT_ALIGNMENT_STUDY, id="alignment")
     instances.add(SyntheticDataset, _contract_location, id="small-location")
     instances.add(SimulatedFolderDataset, _contract_folder, id="small")

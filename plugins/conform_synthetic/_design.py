@@ -29,21 +29,46 @@ class StudySplit:
         Positions of the stimuli every subject sees (sorted).
     is_test : ndarray of bool, shape (n_stimuli,)
         Held-out stimuli: shared ones first, then (if more are needed) others.
+    own : tuple of ndarray of int, or None
+        With ``stimulus_overlap``: the positions of each subject's own stimuli (sorted,
+        disjoint between subjects); None otherwise (each subject draws its own).
     """
 
     shared: NDArray[np.intp]
     is_test: NDArray[np.bool_]
+    own: tuple[NDArray[np.intp], ...] | None = None
 
 
 def split_study(params: SimulationParams, rng: np.random.Generator) -> StudySplit:
-    """Choose the shared stimuli and the test stimuli of the study."""
+    """Choose the shared stimuli and the test stimuli of the study.
+
+    With ``stimulus_overlap`` the one permutation of the stimuli is cut into blocks: the
+    shared held-out ones, the shared training ones, then for each subject its own held-out
+    and its own training ones (the rest, if any, is seen by nobody).
+    """
     order = rng.permutation(params.n_stimuli)
+    if params.stimulus_overlap is not None:
+        return _overlap_split(params, order)
     shared = np.sort(order[:params.n_shared])
     n_test = params.n_test
     test_pos = order[:n_test]  # the shared block comes first in `order`
     is_test = np.zeros(params.n_stimuli, bool)
     is_test[test_pos] = True
     return StudySplit(shared=shared, is_test=is_test)
+
+
+def _overlap_split(params: SimulationParams, order: NDArray[np.intp]) -> StudySplit:
+    a = params.overlap_allocation
+    bounds = np.cumsum([0, a.shared_test, a.shared_train]
+                       + [a.own_test, a.own_train] * params.n_subjects)
+    blocks = [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+    is_test = np.zeros(params.n_stimuli, bool)
+    for block in blocks[0::2]:  # shared held-out, then each subject's own held-out
+        is_test[block] = True
+    shared = np.sort(np.concatenate(blocks[:2])).astype(np.intp)
+    own = tuple(np.sort(np.concatenate(blocks[2 + 2 * i:4 + 2 * i])).astype(np.intp)
+                for i in range(params.n_subjects))
+    return StudySplit(shared=shared, is_test=is_test, own=own)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,10 +103,15 @@ class SubjectDesign:
         return int(self.trial_stimulus.shape[0])
 
 
-def _subject_stimuli(params: SimulationParams, split: StudySplit,
-                     rng: np.random.Generator) -> NDArray[np.intp]:
+def _subject_stimuli(params: SimulationParams, split: StudySplit, rng: np.random.Generator,
+                     index: int | None) -> NDArray[np.intp]:
+    if split.own is not None and index is not None:
+        return np.sort(np.concatenate([split.shared, split.own[index]])).astype(np.intp)
     others = np.setdiff1d(np.arange(params.n_stimuli), split.shared)
-    n_own = others.size if params.stimuli_per_subject is None else params.stimuli_per_subject
+    if split.own is not None:  # a fresh subject: as many own stimuli as a study subject
+        n_own = int(split.own[0].size) if split.own else 0
+    else:
+        n_own = others.size if params.stimuli_per_subject is None else params.stimuli_per_subject
     own = rng.choice(others, size=n_own, replace=False) if n_own < others.size else others
     return np.sort(np.concatenate([split.shared, own])).astype(np.intp)
 
@@ -98,10 +128,14 @@ def _drop_trials(stim: NDArray[np.intp], fraction: float,
     return keep
 
 
-def design_subject(params: SimulationParams, split: StudySplit,
-                   rng: np.random.Generator) -> SubjectDesign:
-    """Allocate one subject's stimuli, order its trials and lay them into runs."""
-    stimuli = _subject_stimuli(params, split, rng)
+def design_subject(params: SimulationParams, split: StudySplit, rng: np.random.Generator,
+                   index: int | None = None) -> SubjectDesign:
+    """Allocate one subject's stimuli, order its trials and lay them into runs.
+
+    ``index`` is the subject's 0-based position in the study (None for a fresh subject of
+    the population, which draws its own stimuli from those no study subject shares).
+    """
+    stimuli = _subject_stimuli(params, split, rng, index)
     planned = rng.permutation(np.repeat(np.arange(stimuli.size), params.n_repeats))
     n_planned = planned.size
     n_runs = (math.ceil(n_planned / params.trials_per_run) if params.n_runs is None

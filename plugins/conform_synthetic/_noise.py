@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.ndimage import gaussian_filter
 
-__all__ = ["grid_shape", "NoiseModel"]
+__all__ = ["grid_positions", "grid_shape", "NoiseModel"]
 
 _CHUNK = 512  # trials smoothed at a time (bounds memory for large studies)
 
@@ -31,6 +31,16 @@ def grid_shape(n_units: int) -> tuple[int, int]:
         if n_units % rows == 0:
             best = rows
     return best, n_units // best
+
+
+def grid_positions(n_units: int) -> NDArray[np.float64]:
+    """Return the (row, column) position of each unit on the grid of :func:`grid_shape`.
+
+    Shape (n_units, 2), float64, in grid steps; unit ``u`` is at ``divmod(u, cols)``.
+    """
+    cols = grid_shape(n_units)[1]
+    rows, columns = np.divmod(np.arange(n_units), cols)
+    return np.column_stack([rows, columns]).astype(np.float64)
 
 
 class NoiseModel:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from conform_core.constraints import Boolean, Interval, check_constraints
 from conform_core.exceptions import ParameterError
 
-__all__ = ["SimulationParams"]
+__all__ = ["OverlapAllocation", "SimulationParams"]
 
 _OWNER = "simulate_study"
 
@@ -36,6 +36,8 @@ _FLOAT_RANGE: dict[str, tuple[float, float | None, bool]] = {
     "stimdur": (0.0, None, True), "iti": (0.0, None, True),
     "null_fraction": (0.0, 0.9, False), "drift": (0.0, None, False),
     "timeseries_noise": (0.0, None, False),
+    "unit_dropout": (0.0, 0.9, False), "tuning_length_scale": (0.0, None, False),
+    "misregistration": (0.0, None, False),
 }
 
 
@@ -53,13 +55,15 @@ class SimulationParams:
     ``conform simulate`` are derived from these fields. ``SimulationParams(**kwargs)``
     raises :class:`~conform_core.exceptions.ParameterError` for a value out of range or
     sizes that do not fit together. ``random_state=None`` draws a fresh seed and
-    ``n_shared=None`` becomes a third of ``n_stimuli`` (rounded), so a record always holds
-    ints there and reproduces its study exactly.
+    ``n_shared=None`` becomes a third of ``n_stimuli`` (rounded; it stays None when
+    ``stimulus_overlap`` decides the allocation instead), so a record reproduces its study
+    exactly.
     """
 
     n_subjects: int = _setting(3, "Number of subjects.")
     n_units: int = _setting(
-        100, "Units (voxels) per subject, laid on a 2-D grid; every subject has the same units.")
+        100, "Units (voxels) of the unit sheet, a 2-D grid; every subject has all of them "
+             "unless unit_dropout is set.")
     n_stimuli: int = _setting(120, "Stimuli in the study.")
     n_features: int = _setting(
         64, "Length of each stimulus feature vector (a stand-in for a CLIP embedding).")
@@ -90,6 +94,28 @@ class SimulationParams:
              "subject's mixing departs from the shared one).")
     nonlinearity: float = _setting(
         0.2, "Rectified share of the latent tuning (0: linear in the features).")
+    unit_dropout: float = _setting(
+        0.0, "Each subject misses a random share, drawn uniformly in [0, unit_dropout], of "
+             "the units of the sheet, so unit counts differ; the units it keeps have the "
+             "sheet's ids and indices, so ids match across subjects (0: every subject has "
+             "every unit).")
+    tuning_length_scale: float = _setting(
+        0.0, "Correlation length, in grid steps, of the shared tuning over the unit sheet: "
+             "a smooth random field (Gaussian kernel), so neighbouring units are tuned alike "
+             "(0: each unit's shared tuning is drawn independently).")
+    misregistration: float = _setting(
+        0.0, "Sd, in grid steps, of each subject's smooth displacement of the unit sheet: its "
+             "unit at grid position p takes the shared tuning at p + d(p), so units with the "
+             "same id differ across subjects (d varies over a quarter of the sheet's longer "
+             "side, at least tuning_length_scale). Needs tuning_length_scale > 0 (0: none).")
+    stimulus_overlap: float | None = _setting(
+        None, "Share, in [0, 1], of each subject's stimuli (train and test alike) that every "
+              "subject sees; the others are its own, seen by no other subject. Each subject "
+              "sees the largest number m of stimuli for which the shared ones plus every "
+              "subject's own fit in n_stimuli (about n_stimuli / (overlap + n_subjects (1 - "
+              "overlap))); round(test_fraction m) of them are held out, of which the same "
+              "share is shared. 0: no stimulus shared at all (the unpaired case); 1: all. "
+              "Unset: n_shared and stimuli_per_subject decide (not combinable with it).")
     timeseries: bool = _setting(
         False, "Also simulate fMRI runs (events convolved with per-unit library HRFs, drift, "
                "AR(1) noise); on disk, BIDS-style NIfTI runs and events.tsv files (for "
@@ -116,6 +142,7 @@ class SimulationParams:
         "n_shared": [Interval(int, 0, None), None],
         "stimuli_per_subject": [Interval(int, 0, None), None],
         "n_runs": [Interval(int, 1, None), None],
+        "stimulus_overlap": [Interval(float, 0.0, 1.0), None],
         "random_state": [Interval(int, 0, None), None],
         **{name: [Interval(float, low, high, closed="right" if low_open else "both")]
            for name, (low, high, low_open) in _FLOAT_RANGE.items()},
@@ -127,6 +154,8 @@ class SimulationParams:
                     "stimuli.",
         "n_runs": "Leave it unset (None) to derive it from $trials_per_run.",
         "random_state": "Pass a seed of 0 or more, or None to draw one.",
+        "stimulus_overlap": "Pass a share in [0, 1], or leave it unset (None) to use $n_shared "
+                            "and $stimuli_per_subject.",
     }
 
     def __post_init__(self) -> None:
@@ -135,7 +164,8 @@ class SimulationParams:
 
             entropy = int(np.random.SeedSequence().entropy)  # type: ignore[arg-type]  # an int when unseeded
             object.__setattr__(self, "random_state", entropy % (2**31))
-        if self.n_shared is None and Interval(int, 1, None).is_satisfied_by(self.n_stimuli):
+        if (self.n_shared is None and self.stimulus_overlap is None
+                and Interval(int, 1, None).is_satisfied_by(self.n_stimuli)):
             object.__setattr__(self, "n_shared", int(round(self.n_stimuli / 3)))
         self.check()
 
@@ -161,6 +191,42 @@ class SimulationParams:
         """
         check_constraints(self._parameter_constraints, self.as_dict(), owner=_OWNER,
                           fixes=self._parameter_fixes)
+        self._check_alignment()
+        if self.stimulus_overlap is None:
+            self._check_shared()
+        self._check_noise_and_runs()
+
+    def _check_alignment(self) -> None:
+        """Check the settings that cross-subject alignment faces."""
+        if self.misregistration > 0 and self.tuning_length_scale == 0:
+            raise ParameterError(
+                f"$misregistration={self.misregistration} displaces each subject's units over "
+                "a smooth shared tuning, but $tuning_length_scale=0 makes the tuning of "
+                "neighbouring units independent, so there is nothing smooth to displace.",
+                param="misregistration", value=self.misregistration, owner=_OWNER,
+                fix="Set $tuning_length_scale > 0 (e.g. 2 grid steps) as well, or "
+                    "$misregistration=0.")
+        if self.stimulus_overlap is not None:
+            given = [name for name in ("n_shared", "stimuli_per_subject")
+                     if getattr(self, name) is not None]
+            if given:
+                raise ParameterError(
+                    f"$stimulus_overlap={self.stimulus_overlap} decides which stimuli the "
+                    f"subjects share, and so does {' and '.join('$' + g for g in given)}.",
+                    param="stimulus_overlap", value=self.stimulus_overlap, owner=_OWNER,
+                    fix=f"Leave {' and '.join('$' + g for g in given)} unset (None) with "
+                        "$stimulus_overlap, or unset $stimulus_overlap.")
+            if self.n_stimuli_per_subject < 2:
+                raise ParameterError(
+                    f"With $stimulus_overlap={self.stimulus_overlap}, {self.n_subjects} "
+                    f"subjects and $n_stimuli={self.n_stimuli}, each subject would see "
+                    f"{self.n_stimuli_per_subject} stimulus(es); at least 2 are needed to "
+                    "define a response variance.", param="n_stimuli", value=self.n_stimuli,
+                    owner=_OWNER,
+                    fix="Raise $n_stimuli, raise $stimulus_overlap or lower $n_subjects.")
+
+    def _check_shared(self) -> None:
+        """Check ``n_shared`` and ``stimuli_per_subject``."""
         assert self.n_shared is not None  # resolved in __post_init__ once n_stimuli is valid
         most = self.n_stimuli - self.n_shared
         if self.n_shared > self.n_stimuli:
@@ -175,6 +241,15 @@ class SimulationParams:
                 fix=f"It counts the stimuli drawn per subject beyond the {self.n_shared} shared "
                     f"ones, so it can be at most $n_stimuli - $n_shared = {most}; leave it unset "
                     "(None) to give every subject all of them.")
+        if self.n_stimuli_per_subject < 2:
+            raise ParameterError(
+                f"Each subject would see {self.n_stimuli_per_subject} stimulus(es) "
+                f"($n_shared={self.n_shared}, $stimuli_per_subject={self.stimuli_per_subject}); "
+                "at least 2 are needed to define a response variance.", param="n_shared",
+                value=self.n_shared, owner=_OWNER, fix="Raise $n_shared or $stimuli_per_subject.")
+
+    def _check_noise_and_runs(self) -> None:
+        """Check the noise and time-series settings together."""
         if self.lowrank_fraction + self.spatial_fraction > 1.0 + 1e-12:
             raise ParameterError(
                 f"$lowrank_fraction + $spatial_fraction must be at most 1 (the rest of the noise "
@@ -187,12 +262,6 @@ class SimulationParams:
                 f"$lowrank_fraction={self.lowrank_fraction}.", param="lowrank_fraction",
                 value=self.lowrank_fraction, owner=_OWNER,
                 fix="Set $lowrank_fraction=0 or $noise_rank >= 1.")
-        if self.n_stimuli_per_subject < 2:
-            raise ParameterError(
-                f"Each subject would see {self.n_stimuli_per_subject} stimulus(es) "
-                f"($n_shared={self.n_shared}, $stimuli_per_subject={self.stimuli_per_subject}); "
-                "at least 2 are needed to define a response variance.", param="n_shared",
-                value=self.n_shared, owner=_OWNER, fix="Raise $n_shared or $stimuli_per_subject.")
         if self.timeseries and self.iti < self.stimdur:
             raise ParameterError(
                 param="iti", value=self.iti, owner=_OWNER,
@@ -202,6 +271,8 @@ class SimulationParams:
     @property
     def n_stimuli_per_subject(self) -> int:
         """Number of stimuli each subject sees (shared plus own)."""
+        if self.stimulus_overlap is not None:
+            return self.overlap_allocation.per_subject
         assert self.n_shared is not None
         own = (self.n_stimuli - self.n_shared if self.stimuli_per_subject is None
                else self.stimuli_per_subject)
@@ -210,7 +281,29 @@ class SimulationParams:
     @property
     def n_test(self) -> int:
         """Number of held-out stimuli in the study (shared stimuli are held out first)."""
-        return int(math.floor(self.test_fraction * self.n_stimuli + 0.5))
+        if self.stimulus_overlap is not None:
+            a = self.overlap_allocation
+            return a.shared_test + self.n_subjects * a.own_test
+        return _round(self.test_fraction * self.n_stimuli)
+
+    @property
+    def overlap_allocation(self) -> OverlapAllocation:
+        """How many stimuli of each kind a subject sees when ``stimulus_overlap`` is set.
+
+        Each subject sees ``m`` stimuli, the largest number for which the shared ones and
+        every subject's own ones fit in ``n_stimuli``: ``t = round(test_fraction m)`` held
+        out, ``round(overlap t)`` of them shared, and ``round(overlap (m - t))`` of the
+        ``m - t`` training stimuli shared.
+
+        Raises
+        ------
+        ValueError
+            If ``stimulus_overlap`` is None.
+        """
+        if self.stimulus_overlap is None:
+            raise ValueError("overlap_allocation needs stimulus_overlap to be set.")
+        return _overlap_allocation(self.n_stimuli, self.n_subjects, self.stimulus_overlap,
+                                   self.test_fraction)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the parameters as a plain JSON-ready dict."""
@@ -264,6 +357,47 @@ class SimulationParams:
             lines.extend(textwrap.wrap(cls.help(name), width=88, initial_indent=indent + "    ",
                                        subsequent_indent=indent + "    "))
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class OverlapAllocation:
+    """Stimulus counts of one subject under ``stimulus_overlap``.
+
+    Attributes
+    ----------
+    shared_train, shared_test : int
+        Training and held-out stimuli every subject sees.
+    own_train, own_test : int
+        Training and held-out stimuli of each subject that no other subject sees.
+    """
+
+    shared_train: int
+    shared_test: int
+    own_train: int
+    own_test: int
+
+    @property
+    def per_subject(self) -> int:
+        """Stimuli each subject sees."""
+        return self.shared_train + self.shared_test + self.own_train + self.own_test
+
+
+def _round(x: float) -> int:
+    """Round half up (``round`` rounds half to even)."""
+    return int(math.floor(x + 0.5))
+
+
+def _overlap_allocation(n_stimuli: int, n_subjects: int, overlap: float,
+                        test_fraction: float) -> OverlapAllocation:
+    """Largest per-subject allocation of ``stimulus_overlap`` that fits in ``n_stimuli``."""
+    guess = n_stimuli / max(overlap + n_subjects * (1.0 - overlap), 1e-12)
+    for m in range(min(n_stimuli, int(math.ceil(guess)) + 2), 0, -1):
+        test = _round(test_fraction * m)
+        shared_test, shared_train = _round(overlap * test), _round(overlap * (m - test))
+        own_test, own_train = test - shared_test, m - test - shared_train
+        if shared_test + shared_train + n_subjects * (own_test + own_train) <= n_stimuli:
+            return OverlapAllocation(shared_train, shared_test, own_train, own_test)
+    return OverlapAllocation(0, 0, 0, 0)
 
 
 def _field(cls: type, name: str) -> Field[Any]:

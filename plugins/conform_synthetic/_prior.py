@@ -34,6 +34,7 @@ from ._study import (
     fresh_subject_rng,
     plan_study,
     subject_name,
+    subject_noise_model,
     subject_rng,
 )
 
@@ -211,7 +212,7 @@ def linear_tuning(study: StudyPlan | SimulatedStudy | SimulationParams,
     """
     plan = _as_plan(study, "linear_tuning")
     index = _subject_index(plan, subject, "linear_tuning")
-    draws = draw_subject(plan, subject_rng(plan.params, index))
+    draws = draw_subject(plan, subject_rng(plan.params, index), index)
     return _tuning(plan, draws, _latent_map(plan), subject_name(index, plan.params.n_subjects))
 
 
@@ -259,17 +260,13 @@ def noise_covariance(study: StudyPlan | SimulatedStudy | SimulationParams,
     >>> bool(np.allclose(cov, np.diag(np.diag(cov))))   # independent noise: diagonal
     True
     """
-    from ._noise import NoiseModel
-
     plan = _as_plan(study, "noise_covariance", linear=False)
     index = _subject_index(plan, subject, "noise_covariance")
     params = plan.params
     rng = subject_rng(params, index)
-    draws = draw_subject(plan, rng)
-    model = NoiseModel(params.n_units, draws.noise_sd, params.noise_rank,
-                       params.noise_length_scale, params.lowrank_fraction,
-                       params.spatial_fraction, rng)
-    return model.covariance()
+    draws = draw_subject(plan, rng, index)
+    cov = subject_noise_model(params, draws, rng).covariance()
+    return cov if draws.units.size == params.n_units else cov[np.ix_(draws.units, draws.units)]
 
 
 def population_prior(study: StudyPlan | SimulatedStudy | SimulationParams, n_subjects: int = 16,
@@ -329,7 +326,7 @@ def population_prior(study: StudyPlan | SimulatedStudy | SimulationParams, n_sub
     mean = theta.mean(axis=0)
     centred = theta - mean
     cov = centred.T @ centred / theta.shape[0]
-    return TuningPrior(mean=mean, covariance=cov, noise_variance=float(np.mean(noise)),
+    return TuningPrior(mean=mean, covariance=cov, noise_variance=float(np.mean(np.concatenate(noise))),
                        n_samples=int(theta.shape[0]))
 
 

@@ -229,11 +229,17 @@ def read_study_subject(location: str | Path, name: str, *, info: dict[str, Any] 
         trials = TrialData(betas=a["betas"], stimulus_ids=a["stimulus_ids"], sessions=a["sessions"],
                            runs=a["runs"], subject=name, units=units)
         amplitudes = a.get("truth_trial_amplitudes", trials.betas)
+        shared_space = None
+        if "truth_shared_space" in a and "truth_shared_space_ids" in a:  # older studies lack it
+            shared_space = ConditionData(
+                a["truth_shared_space"], a["truth_stimulus_ids"], subject=name,
+                units=Units(ids=a["truth_shared_space_ids"], space="synthetic-latent"))
         truth = GroundTruth(
             signal=ConditionData(a["truth_signal"], a["truth_stimulus_ids"], subject=name,
                                  units=units),
             trial_amplitudes=amplitudes, hrf_index=a.get("truth_hrf_index"),
-            noise_ceiling=a["truth_noise_ceiling"])
+            noise_ceiling=a["truth_noise_ceiling"], shared_space=shared_space,
+            unit_positions=a.get("truth_unit_positions"))
         timeseries = None
         if (folder / f"{name}_runs.tsv").exists():
             timeseries = _read_timeseries(folder, name, float(info["params"]["tr"]), units)

@@ -14,17 +14,29 @@ from conform_core.data import ConditionData, GroundTruth, StimulusSet, Subject, 
 from conform_core.metrics import noise_ceiling
 
 from ._design import StudySplit, SubjectDesign, design_subject, split_study, stimulus_ids
-from ._noise import NoiseModel
+from ._noise import NoiseModel, grid_positions
 from ._params import SimulationParams
-from ._signal import StudyTuning, make_tuning, subject_mixing, subject_signal, unit_scales
+from ._signal import (
+    StudyTuning,
+    displacement,
+    make_tuning,
+    present_units,
+    subject_mixing,
+    subject_signal,
+    unit_scales,
+)
 
 __all__ = ["SimulatedStudy", "StudyPlan", "SubjectDraws", "draw_subject", "simulate_study",
-           "plan_study", "simulate_subject", "subject_name"]
+           "plan_study", "simulate_subject", "subject_name", "subject_noise_model"]
 
 #: Spawn keys of the random streams under ``random_state``: the study's draws, subject i's
-#: ``(_SUBJECT_KEY, i)``, and ``(_PRIOR_KEY, seed, i)`` for the fresh subjects that
-#: ``population_prior`` draws (never one of the study's subjects).
-_STUDY_KEY, _SUBJECT_KEY, _PRIOR_KEY = 0, 1, 2
+#: ``(_SUBJECT_KEY, i)``, ``(_PRIOR_KEY, seed, i)`` for the fresh subjects that
+#: ``population_prior`` draws (never one of the study's subjects), and ``(_FIELD_KEY,)``
+#: for the smooth tuning field (``tuning_length_scale > 0``). A subject's unit dropout and
+#: displacement come from the two children its own stream spawns (``Generator.spawn``),
+#: which leaves that stream's draws unchanged: with these settings at their defaults a
+#: study is the same, draw for draw, as before they existed.
+_STUDY_KEY, _SUBJECT_KEY, _PRIOR_KEY, _FIELD_KEY = 0, 1, 2, 3
 
 
 def subject_name(index: int, n_subjects: int) -> str:
@@ -77,7 +89,7 @@ class StudyPlan:
 def plan_study(params: SimulationParams) -> StudyPlan:
     """Draw the study-level part of a simulation (cheap; no unit responses)."""
     rng = _rng(params, _STUDY_KEY)
-    tuning = make_tuning(params, rng)
+    tuning = make_tuning(params, rng, field_rng=_rng(params, _FIELD_KEY))
     split = split_study(params, rng)
     ids = stimulus_ids(params.n_stimuli)
     stimuli = StimulusSet(ids=ids, sources=np.array([f"synthetic://{i}" for i in ids]),
@@ -93,10 +105,16 @@ class SubjectDraws:
     ----------
     design : SubjectDesign
         Its stimuli and trials.
-    noise_sd, signal_sd, offset : ndarray of shape (n_units,), float32
-        Single-trial noise sd, signal sd over its stimuli, and response offset of each unit.
-    mixing : ndarray of shape (n_latent, n_units), float32
+    noise_sd, signal_sd, offset : ndarray of shape (n_units_s,), float32
+        Single-trial noise sd, signal sd over its stimuli, and response offset of each of
+        its units.
+    mixing : ndarray of shape (n_latent, n_units_s), float32
         Its mixing ``M_s``.
+    units : ndarray of int, shape (n_units_s,)
+        Sheet index of each of its units (sorted; every unit without ``unit_dropout``).
+    positions : ndarray of shape (n_units_s, 2), float64
+        Where each of its units reads the shared tuning: its grid position (row, column)
+        plus its displacement (``misregistration``).
     """
 
     design: SubjectDesign
@@ -104,19 +122,52 @@ class SubjectDraws:
     signal_sd: NDArray[np.float32]
     offset: NDArray[np.float32]
     mixing: NDArray[np.float32]
+    units: NDArray[np.intp]
+    positions: NDArray[np.float64]
 
 
-def draw_subject(plan: StudyPlan, rng: np.random.Generator) -> SubjectDraws:
+def draw_subject(plan: StudyPlan, rng: np.random.Generator,
+                 index: int | None = None) -> SubjectDraws:
     """Draw a subject's design, unit scales and mixing from ``rng``, in the simulator's order.
 
-    :func:`simulate_subject` goes on to draw the noise from the same ``rng``.
+    :func:`simulate_subject` goes on to draw the noise from the same ``rng``. ``index`` is
+    the subject's position in the study (None for a fresh subject of the population). The
+    units it misses and its displacement come from two streams ``rng`` spawns, so the draws
+    from ``rng`` itself do not depend on them. Everything is drawn over the whole sheet, then
+    restricted to the units the subject has.
     """
     params = plan.params
-    design = design_subject(params, plan.split, rng)
+    design = design_subject(params, plan.split, rng, index)
     noise_sd, signal_sd, offset = unit_scales(params, rng)
-    mixing = subject_mixing(plan.tuning, params, rng)
+    units_rng, shift_rng = rng.spawn(2)
+    positions = grid_positions(params.n_units)
+    shared = None
+    if params.misregistration > 0:
+        assert plan.tuning.field is not None  # SimulationParams requires tuning_length_scale > 0
+        positions = positions + displacement(params, positions, shift_rng)
+        shared = plan.tuning.field.mixing(positions)
+    mixing = subject_mixing(plan.tuning, params, rng, shared)
+    units = present_units(params, units_rng)
+    if units.size < params.n_units:
+        noise_sd, signal_sd, offset = noise_sd[units], signal_sd[units], offset[units]
+        mixing, positions = mixing[:, units], positions[units]
     return SubjectDraws(design=design, noise_sd=noise_sd, signal_sd=signal_sd, offset=offset,
-                        mixing=mixing)
+                        mixing=mixing, units=units, positions=positions)
+
+
+def subject_noise_model(params: SimulationParams, draws: SubjectDraws,
+                        rng: np.random.Generator) -> NoiseModel:
+    """Return the noise model of a subject, over the whole sheet (draws loadings from ``rng``).
+
+    Noise is drawn on the whole sheet (so its spatial structure is the sheet's), then
+    restricted to ``draws.units``; a unit the subject misses gets noise sd 1, unused.
+    """
+    noise_sd = draws.noise_sd
+    if draws.units.size < params.n_units:
+        noise_sd = np.ones(params.n_units, np.float32)
+        noise_sd[draws.units] = draws.noise_sd
+    return NoiseModel(params.n_units, noise_sd, params.noise_rank, params.noise_length_scale,
+                      params.lowrank_fraction, params.spatial_fraction, rng)
 
 
 def subject_rng(params: SimulationParams, index: int) -> np.random.Generator:
@@ -134,16 +185,16 @@ def simulate_subject(plan: StudyPlan, index: int) -> Subject:
     params = plan.params
     rng = subject_rng(params, index)
     name = subject_name(index, params.n_subjects)
-    draws = draw_subject(plan, rng)
+    draws = draw_subject(plan, rng, index)
     design, noise_sd, signal_sd = draws.design, draws.noise_sd, draws.signal_sd
     signal = subject_signal(plan.tuning, design.stimuli, draws.mixing, signal_sd, draws.offset)
-    noise = NoiseModel(params.n_units, noise_sd, params.noise_rank, params.noise_length_scale,
-                       params.lowrank_fraction, params.spatial_fraction, rng)
+    noise = subject_noise_model(params, draws, rng).draw(design.n_trials)
+    dropped = draws.units.size < params.n_units
     amplitudes = signal[design.trial_stimulus]
-    amplitudes += noise.draw(design.n_trials)
+    amplitudes += noise[:, draws.units] if dropped else noise
 
-    units = Units(ids=Units.default(params.n_units).ids, space="synthetic",
-                  indices=np.arange(params.n_units))
+    units = Units(ids=Units.default(params.n_units).ids[draws.units], space="synthetic",
+                  indices=draws.units)
     ids = plan.stimuli.ids[design.stimuli]
     trial_ids = ids[design.trial_stimulus]
     trials = TrialData(betas=amplitudes, stimulus_ids=trial_ids, sessions=design.trial_session,
@@ -152,7 +203,7 @@ def simulate_subject(plan: StudyPlan, index: int) -> Subject:
     if params.timeseries:
         from ._timeseries import build_timeseries, draw_hrf_index
 
-        hrf_index = draw_hrf_index(params.n_units, rng)
+        hrf_index = draw_hrf_index(params.n_units, rng)[draws.units]
         timeseries = build_timeseries(params, design, amplitudes, trial_ids, hrf_index, units,
                                       name, rng)
     truth = GroundTruth(
@@ -160,11 +211,21 @@ def simulate_subject(plan: StudyPlan, index: int) -> Subject:
         trial_amplitudes=trials.betas,
         hrf_index=hrf_index,
         noise_ceiling=noise_ceiling(signal_sd.astype(np.float64) / noise_sd, 1),
+        shared_space=ConditionData(plan.tuning.latent[design.stimuli].T, ids, subject=name,
+                                   units=latent_units(params.n_latent)),
+        unit_positions=draws.positions,
     )
     is_test = plan.split.is_test[design.stimuli]
     return Subject(name=name, stimuli=plan.stimuli.select(ids), trials=trials,
                    timeseries=timeseries, train_ids=ids[~is_test], test_ids=ids[is_test],
                    truth=truth)
+
+
+def latent_units(n_latent: int) -> Units:
+    """Units of the shared space: ``z00``, ``z01``, ... in space ``"synthetic-latent"``."""
+    width = max(2, len(str(n_latent - 1)))
+    return Units(ids=np.array([f"z{i:0{width}d}" for i in range(n_latent)]),
+                 space="synthetic-latent")
 
 
 @dataclass(frozen=True, eq=False)

@@ -57,9 +57,15 @@ def _write_stimuli(folder: Path, stimuli: StimulusSet, latent: np.ndarray,
     save_npy(folder / "stimuli_latent.npy", latent)
 
 
-def _nifti_bytes(run: np.ndarray, grid: tuple[int, int], tr: float) -> bytes:
+def _nifti_bytes(run: np.ndarray, grid: tuple[int, int], tr: float,
+                 indices: np.ndarray | None = None) -> bytes:
+    """Encode a run (units x volumes) as a NIfTI of the whole sheet; voxels of no unit stay 0."""
     import nibabel as nib
 
+    if indices is not None and indices.size < grid[0] * grid[1]:
+        sheet = np.zeros((grid[0] * grid[1], run.shape[1]), np.float32)
+        sheet[indices] = run
+        run = sheet
     volume = run.reshape(grid[0], grid[1], 1, run.shape[1])
     affine = np.diag([VOXEL_SIZE_MM, VOXEL_SIZE_MM, VOXEL_SIZE_MM, 1.0])
     image = nib.Nifti1Image(volume.astype(np.float32), affine)
@@ -74,7 +80,7 @@ def _write_timeseries(folder: Path, name: str, ts: TimeSeriesData, grid: tuple[i
     for r, (run, events) in enumerate(zip(ts.runs, ts.events, strict=True)):
         stem = f"{name}_task-{TASK}_run-{r + 1:02d}"
         with atomic_write(func / f"{stem}_bold.nii.gz", "wb") as handle:
-            handle.write(_nifti_bytes(np.asarray(run), grid, ts.tr))
+            handle.write(_nifti_bytes(np.asarray(run), grid, ts.tr, ts.units.indices))
         write_json(func / f"{stem}_bold.json", {"RepetitionTime": ts.tr, "TaskName": TASK,
                                                 "Units": "arbitrary (baseline about 100)"})
         _write_tsv(func / f"{stem}_events.tsv", ["onset", "duration", "trial_type", "stimulus_id"],
@@ -105,13 +111,19 @@ def _write_subject(root: Path, subject: Subject, grid: tuple[int, int]) -> dict[
     }
     if truth.hrf_index is not None:
         arrays["truth_hrf_index"] = np.asarray(truth.hrf_index)
+    if truth.shared_space is not None:
+        arrays["truth_shared_space"] = np.asarray(truth.shared_space.data)
+        arrays["truth_shared_space_ids"] = truth.shared_space.units.ids.astype(str)
+    if truth.unit_positions is not None:
+        arrays["truth_unit_positions"] = np.asarray(truth.unit_positions)
     amplitudes = truth.trial_amplitudes
     if amplitudes is not None and not np.array_equal(amplitudes, trials.betas, equal_nan=True):
         arrays["truth_trial_amplitudes"] = np.asarray(truth.trial_amplitudes)
     _save_npz(folder / f"{name}_trials.npz", arrays)
     if subject.timeseries is not None:
         _write_timeseries(folder, name, subject.timeseries, grid)
-    return {"name": name, "n_trials": trials.n_trials, "n_stimuli": subject.stimuli.n_stimuli,
+    return {"name": name, "n_trials": trials.n_trials, "n_units": trials.n_units,
+            "n_stimuli": subject.stimuli.n_stimuli,
             "n_train": int(subject.train_ids.size), "n_test": int(subject.test_ids.size),
             "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs}
 

@@ -137,7 +137,8 @@ class SimulatedFolderDataset(Dataset):
     def describe(self) -> dict[str, Any]:
         """Summarise the study; only ``study.json`` is read."""
         info = self._folder().info
-        rows = [{"subject": s["name"], "n_trials": s["n_trials"], "n_units": info["n_units"],
+        rows = [{"subject": s["name"], "n_trials": s["n_trials"],
+                 "n_units": s.get("n_units", info["n_units"]),
                  "n_stimuli": s["n_stimuli"], "n_runs": s["n_runs"], "n_train": s["n_train"],
                  "n_test": s["n_test"], "has_truth": True} for s in info["subjects"]]
         return {"dataset": type(self).__name__, "location": str(self.location),

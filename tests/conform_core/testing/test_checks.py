@@ -24,6 +24,7 @@ from conform_core.data import (
     StimulusSet,
     Subject,
     TrialData,
+    Units,
 )
 from conform_core.exceptions import ConformError, ParameterError
 from conform_core.testing import (
@@ -96,24 +97,33 @@ class GoodAligner(Aligner):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Dimension of the shared space.
+    n_components, labels, via_encoder, encoder_params, probe, n_jobs, random_state
+        The common parameters of :class:`Aligner`.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        "n_components": [Interval(int, 1, None)]}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = dict(Aligner._common_constraints)
+    _parameter_fixes: ClassVar[dict[str, str]] = dict(Aligner._common_fixes)
 
-    def __init__(self, n_components: int = 2) -> None:
+    def __init__(self, n_components: int | str | None = "auto", labels: Any = None,
+                 via_encoder: str | None = None, encoder_params: dict[str, Any] | None = None,
+                 probe: int | str = 500, n_jobs: int = 1, random_state: int = 0) -> None:
         self.n_components = n_components
+        self.labels = labels
+        self.via_encoder = via_encoder
+        self.encoder_params = encoder_params
+        self.probe = probe
+        self.n_jobs = n_jobs
+        self.random_state = random_state
 
-    def _fit(self, subjects: list[ConditionData]) -> GoodAligner:
+    def _fit(self, subjects: list[ConditionData], n_components: int | None) -> GoodAligner:
         first = np.asarray(subjects[0].data)
         _, s, vt = np.linalg.svd(first - first.mean(axis=1, keepdims=True), full_matrices=False)
-        k = self.n_components
+        k = n_components
         self.template_ = ConditionData(vt[:k] * s[:k, None], subjects[0].stimulus_ids,
                                        subject="shared")
         self.maps_: dict[str, np.ndarray] = {}
         self.subjects_: list[str] = []
+        self.n_components_ = k
         for subject in subjects:
             self._add_subject(subject)
         return self
@@ -130,7 +140,9 @@ class GoodAligner(Aligner):
 
     def _transform(self, data: ConditionData) -> ConditionData:
         shared = (np.asarray(data.data).T @ self.maps_[data.subject]).T
-        return ConditionData(shared, data.stimulus_ids, subject="shared")
+        ids = np.array([f"c{i:04d}" for i in range(shared.shape[0])])
+        return ConditionData(shared, data.stimulus_ids, subject="shared",
+                             units=Units(ids=ids, space="shared"))
 
     def _inverse_transform(self, shared: ConditionData, subject: str) -> ConditionData:
         back = (np.asarray(shared.data).T @ np.linalg.pinv(self.maps_[subject])).T
@@ -505,6 +517,71 @@ class AlignerForgetsUnits(GoodAligner):
         return ConditionData(shared.data, shared.stimulus_ids, subject=subject)
 
 
+class AlignerRefitsOthers(GoodAligner):
+    """add_subject rescales every subject's map (refits the others).
+
+    Parameters
+    ----------
+    n_components : as GoodAligner
+    """
+
+    def _add_subject(self, data: ConditionData) -> GoodAligner:
+        super()._add_subject(data)
+        if len(self.maps_) > 3:
+            self.maps_ = {k: 1.01 * v for k, v in self.maps_.items()}
+        return self
+
+
+class AlignerOverridesTransform(GoodAligner):
+    """transform bypasses the base class (so piecewise alignment breaks).
+
+    Parameters
+    ----------
+    n_components : as GoodAligner
+    """
+
+    def transform(self, data: ConditionData) -> ConditionData:
+        return self._transform(data)
+
+
+class AlignerDropsStimuli(GoodAligner):
+    """fit does not pass the stimuli on (so via_encoder cannot work).
+
+    Parameters
+    ----------
+    n_components : as GoodAligner
+    """
+
+    def fit(self, subjects: Any, stimuli: StimulusSet | None = None) -> GoodAligner:
+        super().fit(subjects)
+        return self
+
+
+class AlignerWithoutCommonParams(GoodAligner):
+    """Takes only n_components.
+
+    Parameters
+    ----------
+    n_components : as GoodAligner
+    """
+
+    def __init__(self, n_components: int | str | None = "auto") -> None:
+        self.n_components = n_components
+
+
+class AlignerSkipsValidation(GoodAligner):
+    """fit calls the hook directly, skipping the base's validation.
+
+    Parameters
+    ----------
+    n_components : as GoodAligner
+    """
+
+    def fit(self, subjects: Any, stimuli: StimulusSet | None = None) -> GoodAligner:
+        self._fit(list(subjects), 2)
+        return self
+
+
 class FeaturesInIdOrder(GoodFeatures):
     """Returns rows sorted by stimulus id, not in the order asked for.
 
@@ -617,8 +694,18 @@ BROKEN = [
     pytest.param(EncoderAlways2D(), kit.check_encoder_shapes,
                  r"fitted on a 1-D y, predict gave shape \(7, 1\)", id="encoder-1d-y"),
     pytest.param(AlignerForgetsUnits(), kit.check_aligner_round_trip,
-                 "gave 2 units",
+                 r"\(10 units\) gave \d+ units",
                  id="aligner-inverse-units"),
+    pytest.param(AlignerRefitsOthers(), kit.check_aligner_add_subject_keeps_others,
+                 "add_subject changed the maps of fitted subjects", id="aligner-refits-others"),
+    pytest.param(AlignerOverridesTransform(), kit.check_aligner_piecewise,
+                 "piecewise alignment with labels='roi' failed", id="aligner-piecewise"),
+    pytest.param(AlignerDropsStimuli(), kit.check_aligner_via_encoder, "needs stimuli",
+                 id="aligner-via-encoder"),
+    pytest.param(AlignerWithoutCommonParams(), kit.check_aligner_common_params,
+                 "lacks the common aligner parameters", id="aligner-common-params"),
+    pytest.param(AlignerSkipsValidation(), kit.check_aligner_bad_input,
+                 "accepted one subject", id="aligner-skips-validation"),
     pytest.param(FeaturesInIdOrder(), kit.check_features_shape_and_order, "Not equal",
                  id="features-order"),
     pytest.param(FeaturesAnswerCheckStimuli(), kit.check_features_check_stimuli,

@@ -7,7 +7,6 @@ import pytest
 from conform_baselines import (
     PCADenoiser,
     PrecomputedFeatures,
-    ProcrustesAligner,
     RidgeEncoder,
     TrialAverageDenoiser,
 )
@@ -23,10 +22,6 @@ BAD = [
     (PCADenoiser, "n_components", True),
     (PCADenoiser, "max_components", 0),
     (PCADenoiser, "max_components", "all"),
-    (ProcrustesAligner, "n_components", 0),
-    (ProcrustesAligner, "n_components", "3"),
-    (ProcrustesAligner, "n_iter", -1),
-    (ProcrustesAligner, "n_iter", 1.5),
     (RidgeEncoder, "alphas", []),
     (RidgeEncoder, "alphas", [1.0, -1.0]),
     (RidgeEncoder, "alphas", "big"),
@@ -65,7 +60,7 @@ def test_bad_value_error_is_structured(cls, name, value):
     assert error.value is value or error.value == value
 
 
-@pytest.mark.parametrize("cls", [PCADenoiser, ProcrustesAligner, RidgeEncoder,
+@pytest.mark.parametrize("cls", [PCADenoiser, RidgeEncoder,
                                  PrecomputedFeatures])
 def test_parameters_are_declared_not_hand_checked(cls):
     """Each parameter is declared, and check_params is the base class's (the engine)."""
@@ -75,7 +70,7 @@ def test_parameters_are_declared_not_hand_checked(cls):
     assert cls.check_params is Component.check_params
 
 
-@pytest.mark.parametrize("cls", [PCADenoiser, ProcrustesAligner, RidgeEncoder,
+@pytest.mark.parametrize("cls", [PCADenoiser, RidgeEncoder,
                                  PrecomputedFeatures, TrialAverageDenoiser])
 def test_defaults_pass(cls):
     assert cls().check_params() is None

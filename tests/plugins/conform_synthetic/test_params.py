@@ -20,7 +20,7 @@ def test_every_setting_has_a_help_text_a_type_and_a_constraint() -> None:
     types = SimulationParams.types()
     for name in SimulationParams.names():
         assert SimulationParams.help(name).endswith("."), name
-        assert types[name] in (int, float, bool, int | None), name
+        assert types[name] in (int, float, bool, int | None, float | None), name
         assert name in SimulationParams._parameter_constraints, name
 
 
