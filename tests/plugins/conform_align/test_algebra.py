@@ -70,7 +70,7 @@ def _planted(n_cond=200, k=3, units=(30, 40, 50), noise=(0.1, 0.3, 0.5), seed=0)
 
 def test_srm_em_log_likelihood_increases_and_recovers_the_planted_space():
     shared, blocks, maps, noise = _planted()
-    estimate, ws, _, rho2, log_likelihood = probabilistic_srm(blocks, 3, n_iter=20)
+    estimate, ws, _, rho2, _, _, log_likelihood = probabilistic_srm(blocks, 3, n_iter=20)
     # EM never decreases the likelihood; 1e-8 relative absorbs float64 rounding
     steps = np.diff(log_likelihood)
     assert (steps >= -1e-8 * abs(log_likelihood[-1])).all() and steps.sum() > 0
@@ -87,7 +87,7 @@ def test_deterministic_srm_is_generalised_procrustes():
     from conform_align import ProcrustesAligner
 
     subjects = make_subject_conditions(n_subjects=3, n_units=10, n_conditions=20)
-    srm = SRMAligner(n_components=3, probabilistic=False, n_iter=3).fit(subjects)
+    srm = SRMAligner(n_components=3, probabilistic=False, gain=False, n_iter=3).fit(subjects)
     procrustes = ProcrustesAligner(n_components=3, n_iter=3).fit(subjects)
     # one solver: identical maps, bit for bit
     for name in srm.subjects_:
