@@ -18,6 +18,7 @@ from conform_core import ConditionData, Units
 
 Array = NDArray[np.float64]
 Map = TypeVar("Map")
+Block = TypeVar("Block")
 
 
 def as_float64(data: ConditionData) -> Array:
@@ -77,17 +78,19 @@ def initial_template(blocks: Sequence[Array], n_components: int) -> Array:
 
 
 def refine_template(
-    blocks: Sequence[Array],
+    blocks: Sequence[Block],
     template: Array,
-    fit_map: Callable[[Array, Array], Map],
-    apply_map: Callable[[Array, Map], Array],
+    fit_map: Callable[[Block, Array], Map],
+    apply_map: Callable[[Block, Map], Array],
     n_iter: int,
 ) -> tuple[Array, list[Map]]:
     """Hyperalignment-style template iteration.
 
     ``n_iter`` times: map every subject onto the template (``fit_map(x, template)``), and
     replace the template by the mean of the mapped subjects (``apply_map(x, map)``). Then
-    map every subject onto the final template.
+    map every subject onto the final template. A block is usually a subject's centred
+    responses; it may be any object the two callables understand (the ridge aligner passes
+    each subject's factorised solver, so that its SVD is made once per fit).
 
     Returns
     -------

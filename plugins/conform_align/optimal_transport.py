@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -42,11 +41,21 @@ def _logsumexp(a: Array, axis: int) -> Array:
     return np.asarray(np.log(np.exp(a - top).sum(axis=axis)) + np.squeeze(top, axis=axis))
 
 
-def sinkhorn(cost: Array, reg: float, *, n_iter: int = 1000, tol: float = 1e-7) -> Array:
-    """Entropic optimal transport plan with uniform marginals (log-domain Sinkhorn).
+#: Largest spread of ``cost / reg`` for which the kernel ``exp(-cost / reg)`` is used directly
+#: (scaling-domain Sinkhorn): its entries stay above exp(-100) ~ 4e-44, so the scalings and
+#: their products stay far from float64's under- and overflow (1e-308, 1e308). Wider spreads
+#: (sharp plans) iterate in the log domain.
+_SCALING_SPREAD = 100.0
 
-    Uses POT's ``ot.sinkhorn(..., method="sinkhorn_log")`` when POT is importable, and the
-    same iterations in numpy otherwise.
+
+def sinkhorn(cost: Array, reg: float, *, n_iter: int = 1000, tol: float = 1e-7) -> Array:
+    """Entropic optimal transport plan with uniform marginals (Sinkhorn-Knopp, float64).
+
+    Iterates on the kernel ``exp(-cost / reg)`` (scaling domain: two matrix-vector products
+    per iteration) when its spread allows, ``(max - min) / reg <= 100``, and on log-sum-exps
+    (log domain) otherwise, or if a scaling leaves float64's range. Both check the row
+    marginals at every iteration (from the sums the next update needs anyway) and stop at the
+    same error, so they agree to ``tol``.
 
     Parameters
     ----------
@@ -61,25 +70,32 @@ def sinkhorn(cost: Array, reg: float, *, n_iter: int = 1000, tol: float = 1e-7) 
     Returns
     -------
     ndarray of shape (n, m)
-        Plan with row sums 1/n and column sums 1/m (to ``tol``).
+        Plan with row sums 1/n (to ``tol``) and column sums 1/m (to rounding: the last update
+        is the columns').
     """
     n, m = cost.shape
-    a, b = np.full(n, 1.0 / n), np.full(m, 1.0 / m)
-    if importlib.util.find_spec("ot") is not None:
-        import ot
-
-        return np.asarray(ot.sinkhorn(a, b, cost, reg, method="sinkhorn_log",
-                                      numItermax=n_iter, stopThr=tol), dtype=np.float64)
-    log_a, log_b = np.log(a), np.log(b)
+    a, b = 1.0 / n, 1.0 / m
+    low = float(cost.min())
+    if (float(cost.max()) - low) / reg <= _SCALING_SPREAD:
+        kernel = np.exp((low - cost) / reg)  # entries in [exp(-100), 1]
+        kv = kernel.sum(axis=1)  # kernel @ v for v = 1
+        for _ in range(n_iter):
+            u = a / kv
+            v = b / (kernel.T @ u)
+            kv = kernel @ v
+            if np.abs(u * kv - a).sum() < tol:  # row marginals, from the next update's sums
+                break
+        if np.all(np.isfinite(u)) and np.all(np.isfinite(v)):
+            return np.asarray(u[:, None] * kernel * v[None, :])
     kernel = -cost / reg
     f, g = np.zeros(n), np.zeros(m)
-    for i in range(n_iter):
-        f = log_a - _logsumexp(kernel + g[None, :], axis=1)
-        g = log_b - _logsumexp(kernel + f[:, None], axis=0)
-        if i % 10 == 9:
-            rows = np.exp(_logsumexp(kernel + f[:, None] + g[None, :], axis=1))
-            if np.abs(rows - a).sum() < tol:
-                break
+    row = _logsumexp(kernel, axis=1)
+    for _ in range(n_iter):
+        f = np.log(a) - row
+        g = np.log(b) - _logsumexp(kernel + f[:, None], axis=0)
+        row = _logsumexp(kernel + g[None, :], axis=1)
+        if np.abs(np.exp(f + row) - a).sum() < tol:
+            break
     return np.exp(kernel + f[:, None] + g[None, :])
 
 
@@ -89,7 +105,7 @@ class OptimalTransportAligner(LinearAligner):
     Each subject's units are transported onto the ``n_components`` components of a shared
     template, with the cost of a unit and a component the squared distance between their
     standardised response profiles over the shared stimuli (``2 - 2 r``). The entropic plan
-    (log-domain Sinkhorn, or POT when installed) with uniform marginals is turned into a
+    (float64 Sinkhorn, see :func:`sinkhorn`) with uniform marginals is turned into a
     barycentric map: a component is the plan-weighted mean of the subject's units, and
     ``inverse_transform`` gives each unit the plan-weighted mean of the components (the
     transposed plan) times a gain per unit fitted by least squares on the shared stimuli

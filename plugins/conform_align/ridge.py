@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.linear_model import RidgeCV
 
 from conform_core import ConditionData
 from conform_core.constraints import Interval, SequenceOf
+from conform_core.linalg import LeaveOneOutRidge
 
 from ._algebra import Array, initial_template, refine_template
 from ._linear import LinearAligner, Maps, common_constraints, common_fixes
@@ -20,15 +20,27 @@ __all__ = ["RidgeAligner"]
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-3, 3, 13))
 
 
-def _ridge(x: Array, y: Array, alphas: Array, *, per_target: bool) -> tuple[Array, Array]:
-    """Ridge from x to y (both centred), alpha by GCV; return (coef n_x x n_y, chosen alphas)."""
-    scale = float(np.sum(x**2)) / max(1, min(x.shape))
-    if scale <= 0:
-        return np.zeros((x.shape[1], y.shape[1])), np.full(1, np.nan)
-    model = RidgeCV(alphas=alphas * scale, fit_intercept=False, alpha_per_target=per_target)
-    model.fit(x, y)
-    coef = np.asarray(model.coef_, dtype=np.float64).reshape(y.shape[1], x.shape[1])
-    return coef.T, np.atleast_1d(model.alpha_) / scale
+class _Ridge:
+    """Ridge maps from one centred predictor matrix ``x``, alpha by leave-one-out (GCV).
+
+    The thin SVD of ``x`` is made once (:class:`~conform_core.linalg.LeaveOneOutRidge`), so a
+    subject's block serves every template iteration and its final map, and the template
+    serves every subject's map back. The grid is relative to the mean non-zero eigenvalue of
+    ``xᵀx`` (approximated by ``||x||² / min(x.shape)``).
+    """
+
+    def __init__(self, x: Array, alphas: Array) -> None:
+        self.x = x
+        self.scale = float(np.sum(x**2)) / max(1, min(x.shape))
+        self.solver = LeaveOneOutRidge(x, alphas * self.scale) if self.scale > 0 else None
+
+    def fit(self, y: Array, *, per_target: bool) -> tuple[Array, Array]:
+        """Return (coef n_x x n_y, the chosen relative alphas: one, or one per target)."""
+        if self.solver is None:
+            return np.zeros((self.x.shape[1], y.shape[1])), np.full(1, np.nan)
+        coef, index, _ = self.solver.fit(y, per_target=per_target)
+        alphas = self.solver.alphas[index] / self.scale
+        return np.asarray(coef, dtype=np.float64), alphas if per_target else alphas[:1]
 
 
 class RidgeAligner(LinearAligner):
@@ -36,13 +48,17 @@ class RidgeAligner(LinearAligner):
 
     Each subject's centred responses on the shared stimuli are mapped onto the template by a
     ridge regression (units -> k components), and back by another (k components -> each
-    unit). The penalties are chosen by efficient leave-one-out cross-validation (GCV,
-    scikit-learn's ``RidgeCV``) in a logarithmic grid: one alpha per subject for the map in,
-    one per unit for the map back. The template starts as the leading principal components
-    of the subjects' concatenated responses and is replaced ``n_iter`` times by the mean of
-    the subjects' predictions of it (hyperalignment style). Unlike orthogonal maps, ridge maps
-    need no more units than components and may mix and rescale them, which suits subjects
-    with different numbers of units.
+    unit). The penalties are chosen by efficient leave-one-out cross-validation (GCV, the
+    closed form of scikit-learn's ``RidgeCV``: :class:`conform_core.linalg.LeaveOneOutRidge`,
+    one SVD per subject and one of the template per fit) in a logarithmic grid: one alpha per
+    subject for the map in, one per unit for the map back. The template starts as the leading
+    principal components of the subjects' concatenated responses and is replaced ``n_iter``
+    times by the mean of the subjects' predictions of it (hyperalignment style); the maps in
+    are fitted to that template, and ``template_`` is then the mean of the mapped subjects,
+    which the maps back are fitted on: they learn from the kind of input a prediction gives
+    them (a mean of mapped subjects, which the ridge maps in shrink). Unlike orthogonal maps,
+    ridge maps need no more units than components and may mix and rescale them, which suits
+    subjects with different numbers of units.
 
     Parameters
     ----------
@@ -102,14 +118,28 @@ class RidgeAligner(LinearAligner):
 
     def _fit_maps(self, blocks: list[Array], n_components: int) -> tuple[Array, list[Maps]]:
         grid = self._grid()
-        template, _ = refine_template(
-            blocks, initial_template(blocks, n_components),
-            lambda x, t: _ridge(x, t, grid, per_target=False)[0],
-            lambda x, coef: x @ coef, int(self.n_iter))
-        return template, [self._map_subject(x, template) for x in blocks]
+        solvers = [_Ridge(x, grid) for x in blocks]  # one SVD per subject for the whole fit
+        template, encoders = refine_template(
+            solvers, initial_template(blocks, n_components),
+            lambda ridge, t: ridge.fit(t, per_target=False),
+            lambda ridge, fitted: ridge.x @ fitted[0], int(self.n_iter))
+        # The maps back learn from what the maps in produce: the mean of the mapped subjects
+        # (one more template update, as fmralign's template loop ends). At prediction time a
+        # decoder receives such a mean of ridge predictions, which a ridge shrinks; fitted on
+        # the template the maps in were fitted to, it would see inputs of another scale.
+        template = np.mean([ridge.x @ fitted[0] for ridge, fitted in zip(solvers, encoders)],
+                           axis=0)
+        back = _Ridge(template, grid)  # one SVD of the template for every subject's map back
+        return template, [self._maps(ridge, back, encoder)
+                          for ridge, encoder in zip(solvers, encoders)]
 
     def _map_subject(self, x: Array, template: Array) -> Maps:
         grid = self._grid()
-        encoder, alpha = _ridge(x, template, grid, per_target=False)
-        decoder, decoder_alphas = _ridge(template, x, grid, per_target=True)
-        return encoder, decoder, {"alpha_": float(alpha[0]), "decoder_alphas_": decoder_alphas}
+        ridge = _Ridge(x, grid)
+        return self._maps(ridge, _Ridge(template, grid), ridge.fit(template, per_target=False))
+
+    @staticmethod
+    def _maps(ridge: _Ridge, back: _Ridge, encoder: tuple[Array, Array]) -> Maps:
+        decoder, decoder_alphas = back.fit(ridge.x, per_target=True)
+        return encoder[0], decoder, {"alpha_": float(encoder[1][0]),
+                                     "decoder_alphas_": decoder_alphas}

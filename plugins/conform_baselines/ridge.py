@@ -50,6 +50,7 @@ from sklearn.utils import check_random_state
 from conform_core.components import Encoder
 from conform_core.constraints import Boolean, Constraint, InstanceOf, Interval, Options
 from conform_core.exceptions import ParameterError, ShapeError
+from conform_core.linalg import LeaveOneOutRidge, inverse_spectrum
 
 __all__ = ["RidgeEncoder", "DEFAULT_ALPHAS"]
 
@@ -341,11 +342,6 @@ def _sq(A: Array, axis: int) -> NDArray[np.float64]:
     return np.einsum(sub, A, A, dtype=np.float64)
 
 
-def _inverse_spectrum(eig: NDArray[np.float64], alphas: NDArray[np.float64]) -> Array:
-    """``1 / (eig + alpha)`` of shape (n_alphas, n_eig), eigenvalues clipped at 0."""
-    return 1.0 / (np.clip(eig, 0.0, None)[None, :] + alphas[:, None])
-
-
 class _Plan(ABC):
     """Factorisations shared by all batches of units; ``sse`` and ``refit`` per batch."""
 
@@ -398,11 +394,11 @@ class _PrimalKFold(_KFold):
             self.fold.append(dict(
                 test=test, X=self.X[test], n_f=n_f, n_tr=n_tr, m=m.astype(dt),
                 sx_f=sx_f.astype(dt),
-                V=V.astype(dt), D=_inverse_spectrum(s, alphas).astype(dt),
+                V=V.astype(dt), D=inverse_spectrum(s, alphas).astype(dt),
                 R=np.asfortranarray(np.triu(R) if square else R, dtype=dt), square=square,
             ))
         s, V = np.linalg.eigh(xtx)
-        self.V, self.D = V.astype(dt), _inverse_spectrum(s, alphas).astype(dt)
+        self.V, self.D = V.astype(dt), inverse_spectrum(s, alphas).astype(dt)
         self.trmm = scipy.linalg.blas.get_blas_funcs("trmm", dtype=dt)
 
     def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
@@ -487,10 +483,10 @@ class _DualKFold(_KFold):
             self.fold.append(dict(
                 test=test, train=train, V=V.astype(dt), m=m,
                 P=(Kc[np.ix_(test, train)] @ V).astype(dt),
-                D=_inverse_spectrum(lam, alphas).astype(dt),
+                D=inverse_spectrum(lam, alphas).astype(dt),
             ))
         lam, U = np.linalg.eigh(K)
-        self.U, self.D = U.astype(dt), _inverse_spectrum(lam, alphas).astype(dt)
+        self.U, self.D = U.astype(dt), inverse_spectrum(lam, alphas).astype(dt)
 
     def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
         out = np.zeros((len(self.alphas), Yb.shape[1]))
@@ -531,33 +527,18 @@ class _DualKFold(_KFold):
 
 
 class _LeaveOneOut(_Plan):
-    """Closed-form leave-one-out from one thin SVD (scikit-learn's RidgeCV/GCV)."""
+    """Closed-form leave-one-out from one thin SVD (scikit-learn's RidgeCV/GCV).
+
+    A thin adapter: the algebra is :class:`conform_core.linalg.LeaveOneOutRidge`.
+    """
 
     def __init__(self, Xc: NDArray[np.float64], alphas: NDArray[np.float64],
                  intercept: bool, dt: np.dtype) -> None:
-        n = Xc.shape[0]
-        self.folds, self.alphas, self.dt = [np.arange(n)], alphas, dt
-        U, s, Vt = scipy.linalg.svd(Xc, full_matrices=False, check_finite=False)
-        eig = s**2
-        shrink = eig[None, :] * _inverse_spectrum(eig, alphas)  # (n_alphas, r)
-        h = (U**2) @ shrink.T + (1.0 / n if intercept else 0.0)  # hat diagonal (n, n_alphas)
-        # h == 1 only for a stimulus the model fits exactly whatever its response (scikit-learn
-        # divides by zero there too); keep the error finite so that it never wins.
-        self.w = (1.0 / np.maximum(1.0 - h, np.finfo(np.float64).eps)).astype(dt)
-        self.U, self.shrink = U.astype(dt), shrink.astype(dt)
-        self.coef_scale = (s[None, :] * _inverse_spectrum(eig, alphas)).astype(dt)
-        self.V = Vt.T.astype(dt)
+        self.folds, self.alphas, self.dt = [np.arange(Xc.shape[0])], alphas, dt
+        self.ridge = LeaveOneOutRidge(Xc, alphas, intercept=intercept, dtype=dt)
 
     def sse(self, Yb: Array) -> tuple[NDArray[np.float64], Any]:
-        Q = self.U.T @ Yb
-        out = np.empty((len(self.alphas), Yb.shape[1]))
-        for a in range(len(self.alphas)):
-            E = self.U @ (Q * self.shrink[a][:, None])
-            np.subtract(Yb, E, out=E)
-            E *= self.w[:, a : a + 1]
-            out[a] = _sq(E, 0)
-        return out, Q
+        return self.ridge.sse(Yb)
 
     def refit(self, Yb: Array, index: NDArray[np.intp], cache: Any) -> Array:
-        Q = cache if cache is not None else self.U.T @ Yb
-        return self.V @ (Q * self.coef_scale[index].T)
+        return self.ridge.coef(Yb, index, projection=cache)
