@@ -15,7 +15,10 @@ from the other subjects' responses and scored against its raw test averages):
 Part 2 (where fmralign is importable): the same held-out-subject prediction by fmralign's
 GroupAlignment (template, piecewise by parcel) and by ours, on one simulated study whose
 subjects all have the same units (fmralign aligns voxel to voxel), with time and peak
-traced memory (tracemalloc, which counts numpy's buffers) of fit + add + predict.
+traced memory (tracemalloc, which counts numpy's buffers) of fit + add + predict. Ours runs
+twice: with its default ``n_components="auto"`` (each parcel's dimension chosen by
+cross-validation) and with the largest dimension (``conform-largest-k``), which, like
+fmralign's fixed settings, chooses nothing.
 
     python benchmarks/alignment.py --quick --seed 0   # minutes; part 2 at 8 x 1,000 x 300, 20 parcels
     python benchmarks/alignment.py                    # part 2 at 8 x 5,000 x 1,000, 100 parcels
@@ -191,9 +194,17 @@ def measured(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float, float]:
     return out, seconds, peak
 
 
-def ours(method: str, data: dict[str, Any], held_out: str) -> np.ndarray:
-    """Fit on the others, add the held-out subject, predict its test responses (units x test)."""
+def ours(method: str, data: dict[str, Any], held_out: str,
+         n_components: int | str | None = "auto") -> np.ndarray:
+    """Fit on the others, add the held-out subject, predict its test responses (units x test).
+
+    ``n_components="auto"`` (the default of every aligner) chooses each parcel's dimension by
+    cross-validation; None takes the largest (what a voxel-to-voxel map keeps), for a
+    like-for-like time against fmralign's fixed settings.
+    """
     params: dict[str, Any] = {"labels": data["labels"]}
+    if method != "identity":
+        params["n_components"] = n_components
     if method == "srm":
         params["probabilistic"] = False  # fmralign's SRM is the deterministic one
     aligner = get_component("aligner", method)(**params)
@@ -239,9 +250,15 @@ def compare_fmralign(quick: bool, seed: int) -> list[dict[str, Any]]:
     data = comparison_data(quick, seed)
     held_out = sorted(data["train"])[0]
     rows = []
+    runs: dict[str, Callable[..., np.ndarray]] = {
+        "conform": ours,
+        "conform-largest-k": lambda m, d, h: ours(m, d, h, n_components=None),
+        "fmralign": theirs}
     for method in FMRALIGN_METHODS:
         row: dict[str, Any] = {"method": method}
-        for who, fn in (("conform", ours), ("fmralign", theirs)):
+        for who, fn in runs.items():
+            if who == "conform-largest-k" and method == "identity":
+                continue  # identity has no dimension to choose
             try:
                 pred, seconds, peak = measured(lambda fn=fn, m=method: fn(m, data, held_out))
                 row[who] = {**held_out_scores(pred, data, held_out), "seconds": seconds,
@@ -256,14 +273,16 @@ def compare_fmralign(quick: bool, seed: int) -> list[dict[str, Any]]:
 def format_comparison_row(row: dict[str, Any]) -> str:
     """One printed line of the side-by-side table."""
     parts = [f"{row['method']:<18}"]
-    for who in ("conform", "fmralign"):
-        r = row.get(who, {})
+    for who in ("conform", "conform-largest-k", "fmralign"):
+        if who not in row:
+            continue
+        r = row[who]
         if "error" in r:
             parts.append(f"{who}: FAILED ({r['error']})")
         else:
-            parts.append(f"{who}: nc_r2 {r['nc_r2']:6.3f}  r2 {r['r2']:6.3f}  "
-                         f"{r['seconds']:7.2f} s  {r['peak_mib']:8.1f} MiB")
-    return "  ".join(parts)
+            parts.append(f"{who}: nc_r2 {r['nc_r2']:6.3f} r2 {r['r2']:6.3f} "
+                         f"{r['seconds']:6.2f} s {r['peak_mib']:6.1f} MiB")
+    return " | ".join(parts)
 
 
 # ----------------------------------------------------------------------------- main
