@@ -191,7 +191,8 @@ def test_misregistration_displaces_units_by_its_sd() -> None:
     # a smooth field of correlation length 5 on a 20 x 20 sheet has few independent values
     # per subject: its sample sd over 6 subjects lands within a third of 1.5 (measured
     # 1.4-1.7 for seeds 0-3)
-    assert 1.0 < float(np.sqrt(np.mean(shift**2))) < 2.0
+    rms = float(np.sqrt(np.mean(shift**2)))
+    assert abs(rms - 1.5) < 0.5, f"displacement sd {rms:.2f}, asked for 1.5"
     unshifted = simulate_study(n_subjects=2, n_units=400, n_stimuli=30,
                                tuning_length_scale=2.0, random_state=0)
     for subject in unshifted.subjects:
