@@ -17,7 +17,6 @@ alignment needs, beside the within-subject encoders fitted on the same N.
 from __future__ import annotations
 
 import copy
-import inspect
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -113,14 +112,6 @@ def _unit_order(predicted: ConditionData, target: ConditionData) -> NDArray[np.i
     return np.array([lookup[u] for u in wanted.tolist()], dtype=np.intp)
 
 
-def _accepts_stimuli(method: Any) -> bool:
-    """Whether an aligner method takes ``stimuli`` (the features of the subjects' images)."""
-    try:
-        return "stimuli" in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False
-
-
 def _stimulus_set(ids: NDArray[np.str_], x: NDArray[np.floating]) -> StimulusSet:
     return StimulusSet(ids=np.asarray(ids).astype(str), embeddings=np.asarray(x))
 
@@ -153,11 +144,7 @@ class _Scorer:
         self.target = p.test.mean()
         aligner = plan.build("aligner", entry)
         self.via_encoder = bool(getattr(aligner, "via_encoder", None))
-        self.pass_stimuli = _accepts_stimuli(aligner.fit)
-        if self.pass_stimuli:
-            aligner.fit([denoised[s] for s in others], stimuli=_training_stimuli(prepared, others))
-        else:
-            aligner.fit([denoised[s] for s in others])
+        aligner.fit([denoised[s] for s in others], stimuli=_training_stimuli(prepared, others))
         self.template = aligner  # never holds the held-out subject: copied before each add
         shared = self.train.stimulus_ids
         for s in others:
@@ -171,10 +158,7 @@ class _Scorer:
         data, stimuli = self.train, self.train_stimuli
         if ids is not None:
             data, stimuli = data.select(ids), stimuli.select(ids)
-        if self.pass_stimuli and _accepts_stimuli(aligner.add_subject):
-            aligner.add_subject(data, stimuli=stimuli)
-        else:
-            aligner.add_subject(data)
+        aligner.add_subject(data, stimuli=stimuli)
         return aligner
 
     def _other_responses(self, aligner: Any, s: str) -> ConditionData | None:
@@ -256,8 +240,8 @@ def score_aligner(plan: Plan, aligner_index: int, denoiser_label: str,
     """Leave-one-subject-out score of one aligner on the output of one denoiser.
 
     The aligner is fitted on the other subjects' denoised training responses (with their
-    training images' features as a :class:`~conform_core.data.StimulusSet`, for aligners
-    whose ``fit`` takes ``stimuli``); the held-out subject is added (``add_subject``) from
+    training images' features as a :class:`~conform_core.data.StimulusSet`, which aligners
+    with ``via_encoder`` read); the held-out subject is added (``add_subject``) from
     its own denoised training responses only. Its held-out test responses are then
     predicted by mapping the other subjects' raw test averages into the shared space,
     averaging them per stimulus, and mapping the average back into its units; an aligner

@@ -4,8 +4,7 @@ Private to :mod:`conform_core.components.aligner`. Each subject's encoder (``via
 with ``encoder_params``) is fitted on the embeddings of its own stimuli; every encoder
 predicts the same ``probe`` stimuli, and those predictions are the paired input of the
 aligner, so no stimulus needs to be shared. The aligner keeps the encoders
-(``_encoder_models``, shown as ``encoders_``), the probe's ids (``probe_ids_``) and its
-embeddings (``_probe_embeddings``).
+(``encoders_``), the probe's ids (``probe_ids_``) and its embeddings (``_probe_embeddings``).
 """
 
 from __future__ import annotations
@@ -39,9 +38,7 @@ def encode_subjects(aligner: Aligner, subjects: list[ConditionData],
     aligner._probe_embeddings = embeddings
     fitted = Parallel(n_jobs=aligner._param("n_jobs"), prefer="threads")(
         delayed(fit_encoder)(aligner, s, stimuli, "fit") for s in subjects)
-    aligner._encoder_models = {s.subject: e for s, e in zip(subjects, fitted)}
-    aligner.encoders_ = dict(aligner._encoder_models)
-    aligner._encoders_view = aligner.encoders_  # the base's, unless a subclass reuses the name
+    aligner.encoders_ = {s.subject: e for s, e in zip(subjects, fitted)}
     return [predict_probe(aligner, s, e) for s, e in zip(subjects, fitted)]
 
 
@@ -49,16 +46,14 @@ def encode_new(aligner: Aligner, data: ConditionData,
                stimuli: StimulusSet | None) -> ConditionData:
     """Fit a new subject's encoder on its own stimuli; return its probe prediction."""
     encoder = fit_encoder(aligner, data, stimuli, "add_subject")
-    aligner._encoder_models[data.subject] = encoder
-    if getattr(aligner, "encoders_", None) is getattr(aligner, "_encoders_view", False):
-        aligner.encoders_[data.subject] = encoder
+    aligner.encoders_[data.subject] = encoder
     return predict_probe(aligner, data, encoder)
 
 
 def predict_with_encoder(aligner: Aligner, subject: str,
                          stimuli: StimulusSet) -> ConditionData:
     """Predict a known subject's responses to ``stimuli`` with its encoder."""
-    models = getattr(aligner, "_encoder_models", {})
+    models = aligner.encoders_
     if subject not in models:
         raise ParameterError(
             f"{type(aligner).__name__} was fitted on shared stimuli, so it has no encoder to "

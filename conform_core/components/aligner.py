@@ -193,7 +193,6 @@ class Aligner(Component):
         self.parcels_: dict[str, Aligner] = {}
         self.encoders_: dict[str, Encoder] = {}
         self.probe_ids_: NDArray[np.str_] | None = None
-        self._encoder_models: dict[str, Encoder] = {}
         if self._param("via_encoder") is not None:
             paired = encode_subjects(self, subjects, stimuli)
         else:
