@@ -403,7 +403,9 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
     compared stage's entries are labelled by plugin name unless the spec gives a
     ``label``); values are read as TOML: numbers, booleans, quoted strings, lists;
     anything else is a string. ``analysis.seed=3``, ``dataset.location=DIR``,
-    ``dataset.subjects=[...]`` and ``evaluation.KEY=VALUE`` set those tables.
+    ``dataset.subjects=[...]`` and ``evaluation.KEY=VALUE`` set those tables. A relative
+    ``dataset.location`` is resolved against the current folder (where the command was
+    typed), whereas one written in the spec file is resolved against the spec's folder.
     """
     out = spec.copy()
     for item in overrides:
@@ -440,7 +442,11 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
                 out.lock.pop("inputs", None)
             continue
         if head == "dataset" and param in ("location", "subjects", "rois"):
-            out.dataset[param] = parse_value(text)
+            value = parse_value(text)
+            if param == "location" and isinstance(value, str) and value:
+                # typed on the command line: relative to where the command runs, not the spec
+                value = str(Path(value).expanduser().resolve())
+            out.dataset[param] = value
             out.lock.pop("inputs", None)
             continue
         if not out.stages.get(head):

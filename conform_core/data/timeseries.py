@@ -82,6 +82,12 @@ class TimeSeriesData:
         Whose data these are.
     units : Units or None
         Unit metadata; default ids when None.
+    confounds : sequence of ndarray of shape (n_timepoints_r, n_confounds), or None
+        Nuisance time courses per run (e.g. fMRIPrep's motion parameters), the same columns
+        in every run; a GLM stage fits them as extra regressors. None (the default) or
+        zero columns: none.
+    confound_names : sequence of str, or None
+        Name of each confound column (default ``c0``, ``c1``, ...).
     """
 
     runs: Sequence[NDArray[np.floating]]
@@ -90,6 +96,8 @@ class TimeSeriesData:
     sessions: NDArray[np.int64] = None  # type: ignore[assignment]  # None -> zeros
     subject: str = ""
     units: Units = None  # type: ignore[assignment]  # None -> default units
+    confounds: Sequence[NDArray[np.floating]] | None = None
+    confound_names: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if (
@@ -152,6 +160,53 @@ class TimeSeriesData:
         object.__setattr__(self, "sessions", read_only(sessions))
         object.__setattr__(self, "subject", str(self.subject))
         object.__setattr__(self, "units", resolve_units(self.units, n_units, "TimeSeriesData"))
+        self._set_confounds(runs)
+
+    def _set_confounds(self, runs: tuple[NDArray[np.floating], ...]) -> None:
+        """Validate ``confounds`` against the runs and store them read-only (None if empty)."""
+        if self.confounds is None:
+            if self.confound_names:
+                raise ShapeError(
+                    "TimeSeriesData.confound_names was given without confounds. Pass the "
+                    "confound time courses too, or leave both None."
+                )
+            object.__setattr__(self, "confound_names", None)
+            return
+        if isinstance(self.confounds, np.ndarray) or not isinstance(self.confounds, Sequence):
+            raise ShapeError(
+                f"TimeSeriesData.confounds must be a list with one (time x confounds) array per "
+                f"run; got {describe(self.confounds)}."
+            )
+        if len(self.confounds) != len(runs):
+            raise ShapeError(
+                f"TimeSeriesData.confounds has {len(self.confounds)} entries but there are "
+                f"{len(runs)} runs. Pass one (time x confounds) array per run, in run order."
+            )
+        arrays = []
+        for i, (c, r) in enumerate(zip(self.confounds, runs)):
+            arr = check_float_array(c, ndim=2, name=f"TimeSeriesData.confounds[{i}]",
+                                    axes="(time, confounds)")
+            if arr.shape[0] != r.shape[1]:
+                raise ShapeError(
+                    f"TimeSeriesData.confounds[{i}] has {arr.shape[0]} time points but run {i} "
+                    f"has {r.shape[1]}. Give one confound row per volume."
+                )
+            if arr.shape[1] != np.shape(self.confounds[0])[1]:
+                raise ShapeError(
+                    f"TimeSeriesData.confounds[{i}] has {arr.shape[1]} columns but run 0 has "
+                    f"{np.shape(self.confounds[0])[1]}. Use the same confounds in every run."
+                )
+            arrays.append(read_only(arr.astype(np.float64)))
+        k = arrays[0].shape[1]
+        names = (tuple(f"c{j}" for j in range(k)) if self.confound_names is None
+                 else tuple(str(n) for n in self.confound_names))
+        if len(names) != k:
+            raise ShapeError(
+                f"TimeSeriesData.confound_names has {len(names)} names for {k} confound "
+                "columns. Name every column once."
+            )
+        object.__setattr__(self, "confounds", tuple(arrays) if k else None)
+        object.__setattr__(self, "confound_names", names if k else None)
 
     @property
     def n_runs(self) -> int:
@@ -167,6 +222,11 @@ class TimeSeriesData:
     def n_events(self) -> int:
         """Total number of events over all runs."""
         return sum(ev.n_events for ev in self.events)
+
+    @property
+    def n_confounds(self) -> int:
+        """Number of confound columns per run (0 without confounds)."""
+        return 0 if self.confounds is None else int(self.confounds[0].shape[1])
 
     def stimulus_ids(self) -> NDArray[np.str_]:
         """Stimulus id of every event, runs in order and events in time order within a run."""

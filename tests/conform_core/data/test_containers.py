@@ -61,6 +61,31 @@ def test_timeseries_validation_names_the_run():
         TimeSeriesData([np.full((1, 3), np.nan)], [_events([0], ["a"])], tr=1.0)
 
 
+def test_timeseries_confounds_are_checked_per_run():
+    run = np.zeros((3, 10))
+    events = [_events([0], ["a"]), _events([2], ["a"])]
+    conf = [np.arange(20.0).reshape(10, 2), np.ones((10, 2))]
+    ts = TimeSeriesData([run, run], events, tr=2.0, confounds=conf,
+                        confound_names=["trans_x", "rot_z"])
+    assert ts.n_confounds == 2 and ts.confound_names == ("trans_x", "rot_z")
+    assert ts.confounds is not None and not ts.confounds[0].flags.writeable
+    assert TimeSeriesData([run, run], events, tr=2.0).n_confounds == 0
+    assert TimeSeriesData([run], events[:1], tr=2.0, confounds=[np.zeros((10, 0))]).confounds is None
+    assert TimeSeriesData([run], events[:1], tr=2.0, confounds=[np.ones((10, 1))]).confound_names == ("c0",)
+    with pytest.raises(ShapeError, match="2 entries but there are 1 runs"):
+        TimeSeriesData([run], events[:1], tr=2.0, confounds=conf)
+    with pytest.raises(ShapeError, match="confounds\\[1\\] has 9 time points but run 1 has 10"):
+        TimeSeriesData([run, run], events, tr=2.0, confounds=[conf[0], np.ones((9, 2))])
+    with pytest.raises(ShapeError, match="confounds\\[1\\] has 3 columns but run 0 has 2"):
+        TimeSeriesData([run, run], events, tr=2.0, confounds=[conf[0], np.ones((10, 3))])
+    with pytest.raises(ShapeError, match="NaN"):
+        TimeSeriesData([run], events[:1], tr=2.0, confounds=[np.full((10, 1), np.nan)])
+    with pytest.raises(ShapeError, match="1 names for 2 confound"):
+        TimeSeriesData([run], events[:1], tr=2.0, confounds=conf[:1], confound_names=["x"])
+    with pytest.raises(ShapeError, match="without confounds"):
+        TimeSeriesData([run], events[:1], tr=2.0, confound_names=["x"])
+
+
 def test_events_reject_bad_durations():
     with pytest.raises(ShapeError, match="duration must be > 0"):
         Events([0.0], [0.0], ["a"])
