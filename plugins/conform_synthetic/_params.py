@@ -35,7 +35,7 @@ _FLOAT_RANGE: dict[str, tuple[float, float | None, bool]] = {
     "nonlinearity": (0.0, 1.0, False), "tr": (0.0, 10.0, True),
     "stimdur": (0.0, None, True), "iti": (0.0, None, True),
     "null_fraction": (0.0, 0.9, False), "drift": (0.0, None, False),
-    "timeseries_noise": (0.0, None, False),
+    "timeseries_noise": (0.0, None, False), "motion": (0.0, None, False),
     "unit_dropout": (0.0, 0.9, False), "tuning_length_scale": (0.0, None, False),
     "misregistration": (0.0, None, False),
 }
@@ -134,6 +134,11 @@ class SimulationParams:
         1.0, "Sd of each drift term, in percent signal change (time series).")
     timeseries_noise: float = _setting(
         0.5, "Sd of the time-series noise, in percent signal change.")
+    motion: float = _setting(
+        0.0, "Head motion (time series): six smooth random-walk motion parameters per run "
+             "(trans_x, trans_y, trans_z in mm, rot_x, rot_y, rot_z in radians) enter each "
+             "unit's time series with random loadings of sd motion percent signal change per "
+             "z-scored parameter, and are the runs' confounds (0: no motion, no confounds).")
     random_state: int | None = _setting(
         0, "Seed: the same seed gives the same study.")
 
@@ -262,6 +267,11 @@ class SimulationParams:
                 f"$lowrank_fraction={self.lowrank_fraction}.", param="lowrank_fraction",
                 value=self.lowrank_fraction, owner=_OWNER,
                 fix="Set $lowrank_fraction=0 or $noise_rank >= 1.")
+        if self.motion > 0 and not self.timeseries:
+            raise ParameterError(
+                f"$motion={self.motion} moves the head during the fMRI runs, but no runs are "
+                "simulated ($timeseries is off).", param="motion", value=self.motion,
+                owner=_OWNER, fix="Pass $timeseries as well, or leave $motion at 0.")
         if self.timeseries and self.iti < self.stimdur:
             raise ParameterError(
                 param="iti", value=self.iti, owner=_OWNER,

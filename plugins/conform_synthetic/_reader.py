@@ -28,7 +28,7 @@ from conform_core.data import (
 from conform_core.exceptions import ConformError, DataFileError
 
 from ._study import SimulatedStudy
-from ._writer import FORMAT_NAME, FORMAT_VERSION
+from ._writer import CONFOUNDS_SUFFIX, FORMAT_NAME, FORMAT_VERSION
 
 __all__ = ["read_study_info", "read_stimuli", "read_study_subject", "read_study"]
 
@@ -69,6 +69,13 @@ def read_study_info(location: str | Path) -> dict[str, Any]:
             f"{str(path)!r} is not a conform synthetic study (format {got!r}, expected "
             f"{FORMAT_NAME!r}). Point the synthetic dataset at a folder written by "
             "`conform simulate`."
+        )
+    if info.get("layout", "conform") != "conform":
+        raise DataFileError(
+            f"{str(root)!r} holds a study written with `conform simulate --layout "
+            f"{info.get('layout')}` (a BIDS tree with fMRIPrep-style derivatives), which the "
+            f"synthetic-folder dataset does not read. Read it with the bids dataset "
+            f"(`conform data info bids {root}`), or write the study again without --layout."
         )
     if info.get("format_version") != FORMAT_VERSION:
         raise DataFileError(
@@ -177,11 +184,32 @@ def _read_bold(path: Path, unit_indices: np.ndarray | None) -> np.ndarray:
     return flat[unit_indices]
 
 
+def _read_confounds(path: Path) -> tuple[list[str], np.ndarray]:
+    """Read a run's confounds table (``n/a`` is not allowed: the simulator writes none)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            table = list(csv.reader(handle, delimiter="\t"))
+        values = np.array([[float(v) for v in row] for row in table[1:]], dtype=np.float64)
+    except (OSError, UnicodeDecodeError, csv.Error, ValueError, IndexError) as exc:
+        raise DataFileError(f"Cannot read the confounds table {str(path)!r} ({exc}). "
+                            f"{_FIX}") from None
+    if not table or values.shape != (len(table) - 1, len(table[0])):
+        raise DataFileError(f"{str(path)!r} must be a tab-separated table of numbers with one "
+                            f"named column per confound. {_FIX}")
+    return table[0], values
+
+
 def _read_timeseries(folder: Path, name: str, tr: float, units: Units) -> TimeSeriesData:
     rows = _read_tsv(folder / f"{name}_runs.tsv", ["run", "session", "bold", "events", "n_volumes"])
     runs, events, sessions = [], [], []
+    confounds: list[np.ndarray] = []
+    names: list[str] | None = None
     for row in rows:
         runs.append(_read_bold(folder / row["bold"], units.indices))
+        table = folder / row["bold"].replace("bold.nii.gz", CONFOUNDS_SUFFIX)
+        if table.is_file():
+            names, values = _read_confounds(table)
+            confounds.append(values)
         path = folder / row["events"]
         ev = _read_tsv(path, ["onset", "duration", "trial_type", "stimulus_id"])
         try:
@@ -191,9 +219,14 @@ def _read_timeseries(folder: Path, name: str, tr: float, units: Units) -> TimeSe
             sessions.append(int(row["session"]))
         except (ValueError, ConformError) as exc:
             raise DataFileError(f"{str(path)!r} has bad values ({exc}). {_FIX}") from None
+    if confounds and len(confounds) != len(runs):
+        raise DataFileError(
+            f"Only {len(confounds)} of the {len(runs)} runs of {name} in {str(folder)!r} have a "
+            f"confounds table (*_{CONFOUNDS_SUFFIX}); every run must have one, or none. {_FIX}")
     try:
         return TimeSeriesData(runs=runs, events=events, tr=tr, sessions=np.array(sessions),
-                              subject=name, units=units)
+                              subject=name, units=units, confounds=confounds or None,
+                              confound_names=names if confounds else None)
     except ConformError as exc:
         raise DataFileError(
             f"The runs of {name} in {str(folder)!r} do not fit together: {exc} {_FIX}"

@@ -27,16 +27,19 @@ from ._signal import (
 )
 
 __all__ = ["SimulatedStudy", "StudyPlan", "SubjectDraws", "draw_subject", "simulate_study",
-           "plan_study", "simulate_subject", "subject_name", "subject_noise_model"]
+           "plan_study", "simulate_subject", "subject_motion_rng", "subject_name",
+           "subject_noise_model"]
 
 #: Spawn keys of the random streams under ``random_state``: the study's draws, subject i's
 #: ``(_SUBJECT_KEY, i)``, ``(_PRIOR_KEY, seed, i)`` for the fresh subjects that
-#: ``population_prior`` draws (never one of the study's subjects), and ``(_FIELD_KEY,)``
-#: for the smooth tuning field (``tuning_length_scale > 0``). A subject's unit dropout and
-#: displacement come from the two children its own stream spawns (``Generator.spawn``),
-#: which leaves that stream's draws unchanged: with these settings at their defaults a
-#: study is the same, draw for draw, as before they existed.
-_STUDY_KEY, _SUBJECT_KEY, _PRIOR_KEY, _FIELD_KEY = 0, 1, 2, 3
+#: ``population_prior`` draws (never one of the study's subjects), ``(_FIELD_KEY,)``
+#: for the smooth tuning field (``tuning_length_scale > 0``) and ``(_MOTION_KEY, i)`` for
+#: subject i's head motion (in its runs only with ``motion > 0``; the fMRIPrep layout writes
+#: it as confounds in any case). A subject's unit dropout and displacement come from the two
+#: children its own stream spawns (``Generator.spawn``), which leaves that stream's draws
+#: unchanged: with these settings at their defaults a study is the same, draw for draw, as
+#: before they existed.
+_STUDY_KEY, _SUBJECT_KEY, _PRIOR_KEY, _FIELD_KEY, _MOTION_KEY = 0, 1, 2, 3, 4
 
 
 def subject_name(index: int, n_subjects: int) -> str:
@@ -175,6 +178,11 @@ def subject_rng(params: SimulationParams, index: int) -> np.random.Generator:
     return _rng(params, _SUBJECT_KEY, index)
 
 
+def subject_motion_rng(params: SimulationParams, index: int) -> np.random.Generator:
+    """Return the head-motion stream of subject ``index`` (0-based): no other draw uses it."""
+    return _rng(params, _MOTION_KEY, index)
+
+
 def fresh_subject_rng(params: SimulationParams, seed: int, index: int) -> np.random.Generator:
     """Return the stream of fresh subject ``index`` of draw ``seed``: never a study subject's."""
     return _rng(params, _PRIOR_KEY, seed, index)
@@ -205,7 +213,7 @@ def simulate_subject(plan: StudyPlan, index: int) -> Subject:
 
         hrf_index = draw_hrf_index(params.n_units, rng)[draws.units]
         timeseries = build_timeseries(params, design, amplitudes, trial_ids, hrf_index, units,
-                                      name, rng)
+                                      name, rng, motion_rng=subject_motion_rng(params, index))
     truth = GroundTruth(
         signal=ConditionData(signal.T, ids, subject=name, units=units),
         trial_amplitudes=trials.betas,

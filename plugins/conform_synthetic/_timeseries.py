@@ -8,7 +8,9 @@ Each run is built in percent signal change (PSC) and then put on a scanner-like 
 (peak 1, so an amplitude is the height of the response in PSC, GLMsingle's convention)
 started at the event's onset. ``drift`` is a random polynomial of degree 2 in time
 (sd ``drift`` PSC per term); ``noise`` is AR(1) with coefficient 0.3 and sd
-``timeseries_noise`` PSC.
+``timeseries_noise`` PSC. With ``motion > 0`` the head moves: six motion parameters per run,
+from a stream of their own, enter ``psc`` through random loadings and become the runs'
+``confounds`` (:mod:`._motion`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from conform_core.data import Events, TimeSeriesData, Units
 from conform_core.hrf import hrf_library
 
 from ._design import SubjectDesign
+from ._motion import MOTION_NAMES, draw_loadings, draw_motion, motion_psc
 from ._params import SimulationParams
 
 __all__ = ["draw_hrf_index", "build_timeseries"]
@@ -52,7 +55,8 @@ def _run_response(amplitudes: NDArray[np.float32], onsets: NDArray[np.int64], n_
 def build_timeseries(params: SimulationParams, design: SubjectDesign,
                      amplitudes: NDArray[np.float32], stimulus_ids: NDArray[np.str_],
                      hrf_index: NDArray[np.int64], units: Units, subject: str,
-                     rng: np.random.Generator) -> TimeSeriesData:
+                     rng: np.random.Generator, *,
+                     motion_rng: np.random.Generator | None = None) -> TimeSeriesData:
     """Build the runs of one subject.
 
     Parameters
@@ -67,15 +71,26 @@ def build_timeseries(params: SimulationParams, design: SubjectDesign,
     units : Units
     subject : str
     rng : numpy.random.Generator
+    motion_rng : numpy.random.Generator or None
+        The subject's motion stream; needed when ``params.motion > 0`` (unused otherwise).
 
     Returns
     -------
     TimeSeriesData
-        One run per design run, float32, with its events (null slots are not events).
+        One run per design run, float32, with its events (null slots are not events), and
+        with ``motion > 0`` the motion parameters as ``confounds``.
     """
     library = hrf_library(params.stimdur, params.tr)
     n_units = amplitudes.shape[1]
     baseline = (100.0 * np.exp(rng.normal(0.0, 0.2, size=n_units))).astype(np.float32)
+    motion: list[NDArray[np.float64]] | None = None
+    if params.motion > 0:
+        if motion_rng is None:
+            raise ValueError("build_timeseries needs motion_rng when params.motion > 0.")
+        motion = draw_motion(motion_rng, design.run_volumes)
+        loadings = draw_loadings(motion_rng, params.n_units, params.motion)
+        if units.indices is not None:
+            loadings = loadings[units.indices]
     runs: list[NDArray[np.float32]] = []
     events: list[Events] = []
     for r, n_volumes in enumerate(design.run_volumes.tolist()):
@@ -89,9 +104,12 @@ def build_timeseries(params: SimulationParams, design: SubjectDesign,
         white = rng.standard_normal((n_units, n_volumes), dtype=np.float32)
         ar = lfilter([np.sqrt(1 - AR_COEFFICIENT**2)], [1.0, -AR_COEFFICIENT], white, axis=1)
         psc += np.float32(params.timeseries_noise) * ar.astype(np.float32)
+        if motion is not None:
+            psc += motion_psc(motion[r], loadings)
         runs.append((baseline[:, None] * (1 + psc / 100)).astype(np.float32))
         events.append(Events(onset=design.onsets_volume[trials] * params.tr,
                              duration=np.full(trials.size, params.stimdur),
                              stimulus_ids=stimulus_ids[trials]))
     return TimeSeriesData(runs=runs, events=events, tr=params.tr, sessions=design.run_sessions,
-                          subject=subject, units=units)
+                          subject=subject, units=units, confounds=motion,
+                          confound_names=None if motion is None else MOTION_NAMES)

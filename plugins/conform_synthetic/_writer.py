@@ -29,6 +29,8 @@ FORMAT_NAME = "conform-synthetic-study"
 FORMAT_VERSION = 1
 TASK = "conform"
 VOXEL_SIZE_MM = 2.0
+#: What replaces ``bold.nii.gz`` in the name of a run's confounds table (fMRIPrep's name).
+CONFOUNDS_SUFFIX = "desc-confounds_timeseries.tsv"
 
 
 def _write_tsv(path: Path, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
@@ -86,12 +88,15 @@ def _write_timeseries(folder: Path, name: str, ts: TimeSeriesData, grid: tuple[i
         _write_tsv(func / f"{stem}_events.tsv", ["onset", "duration", "trial_type", "stimulus_id"],
                    ([repr(float(o)), repr(float(d)), "image", s] for o, d, s in
                     zip(events.onset, events.duration, events.stimulus_ids.tolist(), strict=True)))
+        if ts.confounds is not None and ts.confound_names is not None:
+            _write_tsv(func / f"{stem}_{CONFOUNDS_SUFFIX}", list(ts.confound_names),
+                       ([repr(float(v)) for v in row] for row in ts.confounds[r]))
         rows.append([r + 1, int(ts.sessions[r]), f"func/{stem}_bold.nii.gz",
                      f"func/{stem}_events.tsv", run.shape[1]])
     _write_tsv(folder / f"{name}_runs.tsv", ["run", "session", "bold", "events", "n_volumes"], rows)
 
 
-def _write_subject(root: Path, subject: Subject, grid: tuple[int, int]) -> dict[str, Any]:
+def _write_subject(root: Path, subject: Subject, grid: tuple[int, int]) -> None:
     name = subject.name
     folder = root / name
     trials, truth = subject.trials, subject.truth
@@ -122,14 +127,20 @@ def _write_subject(root: Path, subject: Subject, grid: tuple[int, int]) -> dict[
     _save_npz(folder / f"{name}_trials.npz", arrays)
     if subject.timeseries is not None:
         _write_timeseries(folder, name, subject.timeseries, grid)
-    return {"name": name, "n_trials": trials.n_trials, "n_units": trials.n_units,
+
+
+def _summary(subject: Subject) -> dict[str, Any]:
+    """Return the subject's entry in ``study.json``."""
+    trials = subject.trials
+    assert trials is not None
+    return {"name": subject.name, "n_trials": trials.n_trials, "n_units": trials.n_units,
             "n_stimuli": subject.stimuli.n_stimuli,
             "n_train": int(subject.train_ids.size), "n_test": int(subject.test_ids.size),
             "n_runs": None if subject.timeseries is None else subject.timeseries.n_runs}
 
 
 def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict[str, Any], *,
-                progress: bool = False) -> Path:
+                progress: bool = False, layout: str = "conform") -> Path:
     """Write a simulated study to the folder ``out`` (which must not exist).
 
     Parameters
@@ -142,6 +153,11 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
     progress : bool, default=False
         Report progress over subjects (:func:`conform_core.progress.progress`: a bar on a
         terminal, one line per subject on stderr otherwise).
+    layout : {"conform", "fmriprep"}, default="conform"
+        ``"conform"``: the folder format the ``synthetic-folder`` dataset reads;
+        ``"fmriprep"``: a BIDS raw tree with fMRIPrep-style derivatives (preprocessed volumes,
+        fsaverage5 surfaces, confounds) and the ground truth, for the ``bids`` dataset (needs
+        time series). Both are described in ``docs/formats.md``.
 
     Returns
     -------
@@ -153,9 +169,12 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
     DataFileError
         If ``out`` already exists.
     ParameterError
-        If the parameters are invalid.
+        If the parameters are invalid, or ``layout`` is unknown or cannot be written for
+        them (``"fmriprep"`` without time series, or a sheet larger than fsaverage5).
     """
     from conform_core import __version__ as conform_version
+
+    from . import _fmriprep
 
     if isinstance(study, SimulatedStudy):
         params = SimulationParams.from_kwargs(**study.params)
@@ -166,28 +185,39 @@ def write_study(out: str | Path, study: SimulatedStudy | SimulationParams | dict
     else:
         params = (study if isinstance(study, SimulationParams)
                   else SimulationParams.from_kwargs(**study))
+        _fmriprep.check_layout(layout, params)
         plan = plan_study(params)
         names = plan.subject_names
         stimuli, latent = plan.stimuli, plan.tuning.latent
         shared_ids, test_ids = plan.shared_ids, plan.test_ids
         subjects = (simulate_subject(plan, i) for i in range(params.n_subjects))
+    _fmriprep.check_layout(layout, params)
     grid = grid_shape(params.n_units)
     with atomic_directory(out) as tmp:
-        _write_stimuli(tmp, stimuli, latent, shared_ids, test_ids)
-        write_json(tmp / "dataset_description.json", {
-            "Name": "conform synthetic study", "BIDSVersion": "1.8.0", "DatasetType": "raw",
-            "GeneratedBy": [{"Name": "conform simulate", "Version": conform_version}]})
+        if layout == "fmriprep":
+            _fmriprep.write_top(tmp, params, names, stimuli, test_ids, conform_version)
+        else:
+            _write_stimuli(tmp, stimuli, latent, shared_ids, test_ids)
+            write_json(tmp / "dataset_description.json", {
+                "Name": "conform synthetic study", "BIDSVersion": "1.8.0", "DatasetType": "raw",
+                "GeneratedBy": [{"Name": "conform simulate", "Version": conform_version}]})
         summaries = []
         with report_progress("Writing subjects", total=len(names), quiet=not progress,
                              transient=False) as tick:
             for subject in subjects:
-                summaries.append(_write_subject(tmp, subject, grid))
+                if layout == "fmriprep":
+                    _fmriprep.write_subject(tmp, subject, names.index(subject.name), params,
+                                            grid)
+                else:
+                    _write_subject(tmp, subject, grid)
+                summaries.append(_summary(subject))
                 tick(subject.name)
         write_json(tmp / "study.json", {
             "format": FORMAT_NAME, "format_version": FORMAT_VERSION,
             "conform_version": conform_version, "params": params.as_dict(),
             "subjects": summaries, "n_units": params.n_units, "grid_shape": list(grid),
             "timeseries": params.timeseries, "task": TASK,
-            "shared_ids": shared_ids.tolist(), "test_ids": test_ids.tolist()})
+            "shared_ids": shared_ids.tolist(), "test_ids": test_ids.tolist(),
+            **({"layout": layout} if layout != "conform" else {})})
     return Path(out)
 

@@ -26,7 +26,7 @@ __all__ = ["FLAGS", "simulate"]
 FLAGS = flag_table(SimulationParams.names(), drop_prefix="n_")
 
 
-def _simulate(out: Path, quiet: bool = False, **settings: Any) -> None:
+def _simulate(out: Path, layout: str = "conform", quiet: bool = False, **settings: Any) -> None:
     """Simulate a multi-subject study with known ground truth and write it to OUT.
 
     Writes (the format is described in docs/formats.md):
@@ -42,6 +42,11 @@ def _simulate(out: Path, quiet: bool = False, **settings: Any) -> None:
     An existing OUT is never overwritten.
     The options are the simulator's settings, with the defaults of simulate_study.
     Read it back with the `synthetic-folder` dataset: `conform data info synthetic-folder OUT`.
+
+    With --layout fmriprep (needs --timeseries), OUT is instead a BIDS raw tree with
+    fMRIPrep-style derivatives (preprocessed volumes and brain masks, fsaverage5 surfaces,
+    confounds), the stimuli as images with their embeddings, and derivatives/ground-truth:
+    read it with the `bids` dataset: `conform data info bids OUT`.
     """
     from ._writer import write_study
 
@@ -51,13 +56,14 @@ def _simulate(out: Path, quiet: bool = False, **settings: Any) -> None:
             "first; conform simulate never overwrites a folder."
         )
     params = SimulationParams(**settings)  # its errors are printed with the flags of FLAGS
-    write_study(out, params, progress=not quiet and params.n_subjects > 1)
-    typer.echo(f"Wrote a synthetic study of {params.n_subjects} subject(s) to {out}"
-               f"{' (with NIfTI runs)' if params.timeseries else ''}.")
+    write_study(out, params, progress=not quiet and params.n_subjects > 1, layout=layout)
+    what = (" (BIDS with fMRIPrep-style derivatives)" if layout == "fmriprep"
+            else " (with NIfTI runs)" if params.timeseries else "")
+    typer.echo(f"Wrote a synthetic study of {params.n_subjects} subject(s) to {out}{what}.")
 
 
 def _command_parameters() -> list[inspect.Parameter]:
-    """OUT, one option per SimulationParams field (default and help from the field), --quiet."""
+    """OUT, one option per SimulationParams field (default and help from it), --layout, --quiet."""
     keyword = inspect.Parameter.KEYWORD_ONLY
     out = inspect.Parameter("out", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Annotated[
         Path, typer.Argument(help="Folder to create (must not exist yet).")])
@@ -65,9 +71,13 @@ def _command_parameters() -> list[inspect.Parameter]:
         parameter.replace(annotation=Annotated[parameter.annotation, typer.Option(
             FLAGS[parameter.name], help=SimulationParams.help(parameter.name))])
         for parameter in SimulationParams.signature_parameters()]
+    layout = inspect.Parameter("layout", keyword, default="conform", annotation=Annotated[
+        str, typer.Option("--layout", help="conform: the folder format of synthetic-folder; "
+                          "fmriprep: a BIDS tree with fMRIPrep-style derivatives, for the bids "
+                          "dataset (needs --timeseries).")])
     quiet = inspect.Parameter("quiet", keyword, default=False, annotation=Annotated[
         bool, typer.Option("--quiet", help="No progress bar.")])
-    return [out, *settings, quiet]
+    return [out, *settings, layout, quiet]
 
 
 _simulate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -76,4 +86,4 @@ _simulate.__annotations__ = {p.name: p.annotation
                              for p in _simulate.__signature__.parameters.values()}  # type: ignore[attr-defined]
 
 #: The ``conform simulate`` command (added to the root app by ``conform_register_commands``).
-simulate = parameter_flags(FLAGS)(_simulate)
+simulate = parameter_flags({**FLAGS, "layout": "--layout"})(_simulate)

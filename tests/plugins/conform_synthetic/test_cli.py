@@ -105,9 +105,11 @@ def test_the_core_does_not_register_simulate() -> None:
 
 
 def test_every_setting_is_an_option_with_its_flag_default_and_help() -> None:
-    """The options are derived from SimulationParams: one per field, nothing else but --quiet."""
+    """The options are derived from SimulationParams: one per field, then --layout (how the
+    study is written, not a setting of the simulator) and --quiet."""
     options = _simulate_options()
-    assert list(options) == ["out", *SimulationParams.names(), "quiet"]
+    assert list(options) == ["out", *SimulationParams.names(), "layout", "quiet"]
+    assert options["layout"].opts == ["--layout"] and options["layout"].default == "conform"
     assert set(FLAGS) == set(SimulationParams.names())
     for name, default in SimulationParams.defaults().items():
         assert options[name].opts == [FLAGS[name]], name
@@ -118,7 +120,7 @@ def test_every_setting_is_an_option_with_its_flag_default_and_help() -> None:
 def test_help_lists_every_option() -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    for flag in (*FLAGS.values(), "--quiet"):
+    for flag in (*FLAGS.values(), "--layout", "--quiet"):
         assert flag in result.output, flag
 
 
