@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
+from ._timing import events_design
 from .api import GLM_single
 from .component import GLMsingleDenoiser
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
     from conform_core import ComponentRegistry
 
-__all__ = ["GLM_single", "GLMsingleDenoiser", "conform_register", "conform_register_commands"]
+__all__ = ["GLM_single", "GLMsingleDenoiser", "conform_register", "conform_register_commands",
+           "events_design"]
 
 
 @hookimpl

@@ -25,7 +25,7 @@ from ._glm import (
     single_threaded,
 )
 from ._nuisance import RunNuisance, noise_pool_pcs
-from ._pipeline import Context, _psc, assemble, group_bhat
+from ._pipeline import Context, ExtraBetas, _psc, assemble, group_bhat
 
 __all__ = ["crossvalidate_pcs", "fit_types_cd", "glmdenoise_regressors", "noise_pool"]
 
@@ -188,6 +188,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
     rrbad = np.zeros((n, ctx.opts.fracs.size), np.float32) if fixed_ix is None else None
     forced = ctx.force.get("FRACvalue")
     extras = _use_extras(ctx, pcnum)
+    extra = ExtraBetas(ctx, extras)
     name = "type C (GLMdenoise)" if model == "C" else "type D (GLMdenoise + ridge)"
     with ctx.stage(name, len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
@@ -229,6 +230,8 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                 r2[sl.start + idx] = r2_percent(rss.sum(axis=1), sub.ssq.sum(axis=1))
                 r2run[sl.start + idx] = r2_percent(rss, sub.ssq)
                 final = assemble(per_run, lay)
+                if extra.active:
+                    extra.add(sl.start + idx, sub, [b.xhat for b in blocks], per_run)
                 fracvalue[sl.start + idx] = fracs[choice]
                 if auto:
                     scale, offset = _autoscale(final, ref)
@@ -238,6 +241,8 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
             tick()
     out: dict[str, Any] = {"betasmd": _psc(betas, ctx.meanvol).astype(np.float32), "R2": r2,
                            "R2run": r2run}
+    if any(e is not None for e in ctx.extras):
+        out["extrabetas"] = extra.result(bool(ctx.opts["wantpercentbold"]))
     if model == "D":
         out["FRACvalue"] = fracvalue
         out["scaleoffset"] = scaleoffset if auto else np.array([])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -16,6 +17,9 @@ from numpy.typing import NDArray
 from conform_core.exceptions import ConformWarning, ParameterError, ShapeError
 
 __all__ = ["TrialLayout", "build_layout", "check_design", "convolve_runs", "window_index"]
+
+if TYPE_CHECKING:
+    from ._timing import EventTables, FineHRFs
 
 
 def _describe(value: object) -> str:
@@ -131,6 +135,10 @@ class TrialLayout:
         Run of each trial.
     validcolumns : list of ndarray
         Per run, the indices of its trials.
+    onset_s, duration_s : list of ndarray or None
+        Event-table designs only: per run, each trial's onset and duration in seconds
+        (``onsets`` then holds the nearest volume, used by the FIR diagnostic and
+        ``designSINGLE``). None for onset matrices.
     """
 
     onsets: list[NDArray[np.int64]]
@@ -141,6 +149,13 @@ class TrialLayout:
     n_times: list[int]
     tr: float
     endbuffers: list[float] = field(default_factory=list)
+    onset_s: list[NDArray[np.float64]] | None = None
+    duration_s: list[NDArray[np.float64]] | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether the layout comes from event tables (onsets in seconds, own durations)."""
+        return self.onset_s is not None
 
     @property
     def n_runs(self) -> int:
@@ -179,8 +194,17 @@ class TrialLayout:
         return out
 
 
-def build_layout(design: list[NDArray[np.float64]], tr: float) -> TrialLayout:
-    """Expand validated onset matrices into the single-trial layout (glmsingle.md 4.2)."""
+def build_layout(design: list[NDArray[np.float64]] | EventTables, tr: float,
+                 n_times: list[int] | None = None) -> TrialLayout:
+    """Expand validated onset matrices (or event tables) into the single-trial layout.
+
+    glmsingle.md 4.2. Event tables (:class:`~._timing.EventTables`, already sorted by onset)
+    need ``n_times``; their trials keep their onsets and durations in seconds.
+    """
+    if not isinstance(design, list):
+        if n_times is None:
+            raise TypeError("build_layout needs n_times with event tables")
+        return _build_timed_layout(design, tr, n_times)
     onsets, conds, runs, cols = [], [], [], []
     start = 0
     endbuffers = []
@@ -204,15 +228,41 @@ def build_layout(design: list[NDArray[np.float64]], tr: float) -> TrialLayout:
         tr=float(tr),
         endbuffers=endbuffers,
     )
+    _warn_endbuffers(endbuffers)
+    return layout
+
+
+def _build_timed_layout(ev: EventTables, tr: float, n_times: list[int]) -> TrialLayout:
+    cols, start = [], 0
+    for ons in ev.onsets:
+        cols.append(np.arange(start, start + ons.size, dtype=np.int64))
+        start += ons.size
+    layout = TrialLayout(
+        onsets=[np.minimum(np.round(o / tr).astype(np.int64), n - 1)
+                for o, n in zip(ev.onsets, n_times)],
+        stimorder=np.concatenate(ev.conds).astype(np.int64),
+        trial_run=np.concatenate([np.full(o.size, r, np.int64) for r, o in enumerate(ev.onsets)]),
+        validcolumns=cols,
+        n_conditions=int(ev.conditions.size),
+        n_times=[int(n) for n in n_times],
+        tr=float(tr),
+        endbuffers=[float((n - 1) * tr - o[-1]) for o, n in zip(ev.onsets, n_times)],
+        onset_s=[np.asarray(o, np.float64) for o in ev.onsets],
+        duration_s=[np.asarray(d, np.float64) for d in ev.durations],
+    )
+    _warn_endbuffers(layout.endbuffers)
+    return layout
+
+
+def _warn_endbuffers(endbuffers: list[float]) -> None:
     if min(endbuffers) < 8:
         warnings.warn(
             "Some trials start less than 8 s before the end of their run (end buffers "
             f"{[round(b, 2) for b in endbuffers]} s); their responses are cut off and their "
             "betas are poorly estimated. Consider omitting those trials from the design.",
             ConformWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-    return layout
 
 
 def window_index(onsets: NDArray[np.int64], n_time: int, length: int) -> NDArray[np.int64]:
@@ -225,7 +275,7 @@ def window_index(onsets: NDArray[np.int64], n_time: int, length: int) -> NDArray
 
 
 def convolve_runs(
-    layout: TrialLayout, hrfs: NDArray[np.floating]
+    layout: TrialLayout, hrfs: NDArray[np.floating], fine: FineHRFs | None = None
 ) -> list[NDArray[np.float64]]:
     """Convolve each run's single-trial design with every HRF.
 
@@ -235,12 +285,23 @@ def convolve_runs(
         Single-trial layout.
     hrfs : ndarray of shape (length, n_hrfs)
         HRFs sampled at the TR, first sample at onset.
+    fine : FineHRFs or None
+        For event-table layouts: the same HRFs as impulse responses on the fine grid
+        (``hrfs`` is then ignored); see :mod:`._timing`.
 
     Returns
     -------
     list of ndarray of shape (n_hrfs, T_r, n_r)
         Per run, the convolved trial regressors (causal, truncated at the end of the run).
     """
+    if layout.timed:
+        from ._timing import timed_regressors
+
+        if fine is None:
+            raise TypeError("convolve_runs needs the fine-grid HRFs for an event-table layout")
+        assert layout.onset_s is not None and layout.duration_s is not None
+        return [timed_regressors(o, d, n, fine)
+                for o, d, n in zip(layout.onset_s, layout.duration_s, layout.n_times)]
     hrfs = np.asarray(hrfs, np.float64)
     length = hrfs.shape[0]
     out = []

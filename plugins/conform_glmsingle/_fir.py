@@ -11,6 +11,9 @@ units whose run-averaged FIR R² exceeds its ``firpct`` percentile, and their me
 therefore uses run 0's polynomial degree and run 0's extra regressors for every run (when run
 0's extra regressors have another length than run ``r``, run ``r``'s own are used: the
 official package crashes there); ``"fixed"`` uses each run's own.
+
+With event tables (onsets in seconds, :mod:`._timing`) the FIR model puts each trial at the
+volume nearest its onset (a diagnostic: the estimates use the exact onsets).
 """
 
 from __future__ import annotations

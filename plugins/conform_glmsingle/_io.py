@@ -1,4 +1,4 @@
-"""Files: official-format outputs, NIfTI/GIFTI/CIFTI runs, BIDS events.tsv to designs."""
+"""Files: official-format outputs, NIfTI/GIFTI/CIFTI runs, BIDS events.tsv tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from numpy.typing import NDArray
 from conform_core.exceptions import DataFileError, ParameterError
 from conform_core.io import atomic_write
 
-__all__ = ["ID_COLUMNS", "events_to_design", "load_run", "read_events", "write_outputs"]
+__all__ = ["FORMATS", "ID_COLUMNS", "group_hemispheres", "load_output",
+           "load_run", "load_runs", "read_events", "run_header", "save_output", "write_outputs"]
+
+#: Output formats: plain .npy per key in a folder per file (no pickle, any size), HDF5, and
+#: the official single pickled ``.npy`` dict per file.
+FORMATS = ("npy", "hdf5", "npy-pickle")
 
 #: Columns tried, in order, for the stimulus id of an event.
 ID_COLUMNS = ("stimulus_id", "trial_type", "stim_file")
@@ -37,16 +42,159 @@ def _save_hdf5(path: Path, obj: dict[str, Any]) -> None:
                 f.create_dataset(key, data=np.asarray(val))
 
 
+def _plain(value: Any) -> NDArray[Any] | None:
+    """``value`` as an array numpy saves without pickle, or None when it needs a container."""
+    if isinstance(value, (dict, list, tuple)) and not (
+            isinstance(value, (list, tuple)) and value and all(np.isscalar(v) for v in value)):
+        return None
+    arr = np.asarray(value)
+    return None if arr.dtype == object else arr
+
+
+def _save_npy_folder(folder: Path, obj: dict[str, Any]) -> None:
+    """Write a dict as a folder: one plain ``.npy`` per array, a sub-folder per list or dict.
+
+    ``index.json`` lists every key with its kind (``array``, ``list``, ``dict``, ``none``,
+    ``bool``), so :func:`load_output` rebuilds the dict exactly; nothing is pickled.
+    """
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    index: dict[str, str] = {}
+    for key, val in obj.items():
+        name = str(key)
+        if val is None:
+            index[name] = "none"
+            continue
+        if isinstance(val, (bool, np.bool_)) and not isinstance(val, np.ndarray):
+            index[name] = "bool"
+            val = np.asarray(val)
+        arr = _plain(val)
+        if arr is not None:
+            index.setdefault(name, "array")
+            with atomic_write(folder / f"{name}.npy", "wb") as handle:
+                np.save(handle, arr, allow_pickle=False)  # type: ignore[arg-type]
+        elif isinstance(val, dict):
+            index[name] = "dict"
+            _save_npy_folder(folder / name, val)
+        else:
+            index[name] = "list"
+            _save_npy_folder(folder / name, {str(i): v for i, v in enumerate(val)})
+    with atomic_write(folder / "index.json", "w") as handle:
+        handle.write(json.dumps(index, indent=1) + "\n")
+
+
+def _load_npy_folder(folder: Path) -> dict[str, Any]:
+    import json
+
+    index = json.loads((folder / "index.json").read_text(encoding="utf-8"))
+    out: dict[str, Any] = {}
+    for name, kind in index.items():
+        if kind == "none":
+            out[name] = None
+        elif kind == "dict":
+            out[name] = _load_npy_folder(folder / name)
+        elif kind == "list":
+            sub = _load_npy_folder(folder / name)
+            out[name] = [sub[str(i)] for i in range(len(sub))]
+        else:
+            arr = np.load(folder / f"{name}.npy", allow_pickle=False)
+            out[name] = bool(arr) if kind == "bool" else arr
+    return out
+
+
+def _hdf5_put(group: Any, key: str, val: Any) -> None:
+    if val is None:
+        group.attrs[f"none:{key}"] = 1
+        return
+    arr = _plain(val)
+    if arr is not None:
+        group.create_dataset(key, data=arr if arr.dtype.kind != "U" else arr.astype("S"))
+        if arr.dtype.kind == "U":
+            group[key].attrs["unicode"] = 1
+        return
+    sub = group.create_group(key)
+    sub.attrs["kind"] = "dict" if isinstance(val, dict) else "list"
+    items = val.items() if isinstance(val, dict) else enumerate(val)
+    for k, v in items:
+        _hdf5_put(sub, str(k), v)
+
+
+def _save_hdf5_tree(path: Path, obj: dict[str, Any]) -> None:
+    """Write a dict to HDF5: datasets for arrays, groups for lists and dicts (no pickle)."""
+    import h5py
+
+    with atomic_write(path, "wb") as handle, h5py.File(handle, "w") as f:
+        for key, val in obj.items():
+            _hdf5_put(f, str(key), val)
+
+
+def _hdf5_get(group: Any) -> dict[str, Any]:
+    import h5py
+
+    out: dict[str, Any] = {k[5:]: None for k in group.attrs if str(k).startswith("none:")}
+    for key, item in group.items():
+        if isinstance(item, h5py.Group):
+            sub = _hdf5_get(item)
+            out[key] = ([sub[str(i)] for i in range(len(sub))]
+                        if item.attrs.get("kind") == "list" else sub)
+        else:
+            val = item[()]
+            out[key] = np.asarray(val).astype(str) if item.attrs.get("unicode") else val
+    return out
+
+
+def save_output(folder: Path, stem: str, obj: dict[str, Any], fmt: str) -> Path:
+    """Save one output dict as ``stem/`` (npy), ``stem.hdf5`` or ``stem.npy`` (npy-pickle).
+
+    Returns the path written (a folder for ``npy``).
+    """
+    if fmt == "npy":
+        path = folder / stem
+        _save_npy_folder(path, obj)
+    elif fmt == "hdf5":
+        path = folder / f"{stem}.hdf5"
+        _save_hdf5_tree(path, obj)
+    elif fmt == "npy-pickle":
+        path = folder / f"{stem}.npy"
+        _save_pickled(path, obj)
+    else:
+        raise ParameterError(f"Output format must be one of {', '.join(FORMATS)}; got {fmt!r}.")
+    return path
+
+
+def load_output(path: str | Path) -> dict[str, Any]:
+    """Load an output written in any format: a folder (npy), ``.hdf5`` or a pickled ``.npy``.
+
+    Pickled files are the official format; load them only from a source you trust.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return _load_npy_folder(p)
+    if p.suffix == ".hdf5":
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return _hdf5_get(f)
+    return dict(np.load(p, allow_pickle=True).item())
+
+
 def write_outputs(outputdir: Path, files: dict[str, dict[str, Any]], designinfo: dict[str, Any],
-                  *, hdf5: bool) -> list[Path]:
+                  *, hdf5: bool, fmt: str | None = None) -> list[Path]:
     """Write the official output files into ``outputdir`` (created; nothing is deleted).
 
-    Each file is written to a temporary name and renamed into place. ``.npy`` files hold a
-    pickled dict (load with ``numpy.load(path, allow_pickle=True).item()``), as the official
-    package writes them.
+    Each file is written to a temporary name and renamed into place. With ``fmt=None`` (the
+    official layout) ``.npy`` files hold a pickled dict (load with ``numpy.load(path,
+    allow_pickle=True).item()``) and ``hdf5`` writes the types as ``.hdf5``; ``fmt`` in
+    :data:`FORMATS` writes every file (DESIGNINFO too) in that format (:func:`save_output`).
     """
     outputdir.mkdir(parents=True, exist_ok=True)
     written = []
+    if fmt is not None:
+        written.append(save_output(outputdir, "DESIGNINFO", designinfo, fmt))
+        for stem, content in files.items():
+            written.append(save_output(outputdir, stem, content, fmt))
+        return written
     path = outputdir / "DESIGNINFO.npy"
     _save_pickled(path, designinfo)
     written.append(path)
@@ -93,11 +241,24 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
         if not arrays:
             raise DataFileError(f"GIFTI file {str(p)!r} holds no data arrays.")
         data = np.stack(arrays, axis=1) if arrays[0].ndim == 1 else arrays[0]
-        return data, {"kind": "gifti", "shape": (data.shape[0],)}
+        structure = img.meta.get("AnatomicalStructurePrimary", "") if img.meta else ""
+        if not structure:
+            structure = _hemi_structure(p)
+        return data, {"kind": "gifti", "shape": (data.shape[0],), "structure": structure,
+                      "hemispheres": [(structure, int(data.shape[0]))]}
     if name.endswith(".dtseries.nii") or arr.ndim == 2:
-        # CIFTI: time x grayordinates
-        data = arr.T if arr.shape[0] < arr.shape[1] else arr
-        return np.ascontiguousarray(data), {"kind": "cifti", "shape": (data.shape[0],)}
+        # CIFTI: time x grayordinates (a bare 2-D NIfTI: the longer axis is the units)
+        is_cifti = isinstance(img, nib.cifti2.Cifti2Image)
+        data = arr.T if is_cifti or arr.shape[0] < arr.shape[1] else arr
+        meta: dict[str, Any] = {"kind": "cifti", "shape": (data.shape[0],)}
+        if isinstance(img, nib.cifti2.Cifti2Image):
+            try:
+                meta["brain_models"] = img.header.get_axis(1)
+                step = getattr(img.header.get_axis(0), "step", None)
+                meta["tr"] = float(step) if step else None
+            except Exception:  # noqa: BLE001 - a CIFTI without a usable header: no export
+                pass
+        return np.ascontiguousarray(data), meta
     if arr.ndim != 4:
         raise DataFileError(
             f"{str(p)!r} must be a 4-D NIfTI (x, y, z, time); got shape {arr.shape}."
@@ -107,9 +268,101 @@ def load_run(path: str | Path) -> tuple[NDArray[np.float32], dict[str, Any]]:
         "kind": "nifti",
         "shape": arr.shape[:3],
         "affine": img.affine,
+        "header": img.header,
         "tr": float(zooms[3]) if len(zooms) > 3 else None,
     }
     return arr.reshape(-1, arr.shape[3]), meta
+
+
+def _hemi_structure(path: Path) -> str:
+    """GIFTI structure from a BIDS ``hemi-L``/``hemi-R`` entity in the name ('' if none)."""
+    import re
+
+    from ._export import structure_of
+
+    found = re.search(r"(?:^|_)hemi-([LR])(?:_|\.)", path.name)
+    return structure_of(found.group(1)) if found else ""
+
+
+def group_hemispheres(paths: list[Path]) -> list[list[Path]]:
+    """Pair per-hemisphere GIFTI runs (BIDS ``hemi-L``/``hemi-R``) into one run each.
+
+    A file without a ``hemi-`` entity is a run of its own. Pairs keep the order of their
+    first file; the left hemisphere comes first within a pair.
+
+    Raises
+    ------
+    DataFileError
+        If a hemisphere file has no partner of the other hemisphere.
+    """
+    import re
+
+    groups: dict[str, list[Path]] = {}
+    for p in paths:
+        key = re.sub(r"(^|_)hemi-[LR](?=_|\.)", r"\1hemi-X", p.name)
+        groups.setdefault(str(p.parent / key) if key != p.name else str(p), []).append(p)
+    out = []
+    for key, members in groups.items():
+        if len(members) == 1 and "hemi-X" in Path(key).name:
+            raise DataFileError(
+                f"{str(members[0])!r} is one hemisphere of a run but its other hemisphere "
+                "(hemi-L/hemi-R, same name otherwise) was not given. Pass both files of "
+                "each run, or neither.")
+        out.append(sorted(members, key=lambda q: "hemi-R" in q.name))
+    return out
+
+
+def load_runs(paths: list[Path]) -> tuple[NDArray[np.float32], dict[str, Any]]:
+    """Load one run given as one file or as its two hemisphere files (units concatenated)."""
+    loaded = [load_run(p) for p in paths]
+    if len(loaded) == 1:
+        return loaded[0]
+    if any(m["kind"] != "gifti" for _, m in loaded) or len({d.shape[1] for d, _ in loaded}) > 1:
+        raise DataFileError(
+            f"Hemisphere files {[str(p) for p in paths]} must be GIFTI time series of the same "
+            "length. Check that they belong to the same run.")
+    data = np.concatenate([d for d, _ in loaded], axis=0)
+    hemis = [(m["structure"], int(d.shape[0])) for d, m in loaded]
+    return data, {"kind": "gifti", "shape": (data.shape[0],), "hemispheres": hemis}
+
+
+def run_header(paths: list[Path]) -> dict[str, Any]:
+    """Return what a run holds without reading its data: ``n_units``, ``n_times``, ``tr``, ``kind``.
+
+    NIfTI and CIFTI headers are read alone; GIFTI files are read whole (they have no
+    separate header).
+    """
+    import nibabel as nib
+
+    n_units, n_times, tr, kind = 0, None, None, ""
+    for p in paths:
+        if not Path(p).is_file():
+            raise DataFileError(f"Run file {str(p)!r} does not exist. Pass NIfTI (.nii/.nii.gz), "
+                                "GIFTI (.func.gii) or CIFTI (.dtseries.nii) time series.")
+        try:
+            img = nib.load(str(p))
+        except Exception as exc:  # noqa: BLE001 - nibabel raises many types
+            raise _read_error(Path(p), exc) from None
+        if isinstance(img, nib.gifti.GiftiImage):
+            data, meta = load_run(p)
+            n_units, n_times, kind = n_units + data.shape[0], data.shape[1], "gifti"
+            continue
+        shape = img.shape
+        if isinstance(img, nib.cifti2.Cifti2Image) or len(shape) == 2:
+            cifti = isinstance(img, nib.cifti2.Cifti2Image)
+            t, u = (shape[0], shape[1]) if cifti or shape[0] < shape[1] else (shape[1], shape[0])
+            n_units, n_times, kind = n_units + u, t, "cifti"
+            step = getattr(img.header.get_axis(0), "step", None) if isinstance(
+                img, nib.cifti2.Cifti2Image) else None
+            tr = float(step) if step else None
+        elif len(shape) == 4:
+            n_units, n_times, kind = n_units + int(np.prod(shape[:3])), shape[3], "nifti"
+            zooms = img.header.get_zooms()
+            tr = float(zooms[3]) if len(zooms) > 3 else None
+        else:
+            raise DataFileError(f"{str(p)!r} must be a 4-D NIfTI (x, y, z, time); got shape "
+                                f"{shape}.")
+    return {"n_units": n_units, "n_times": int(n_times or 0), "tr": tr, "kind": kind}
 
 
 def _read_error(path: Path, exc: Exception) -> DataFileError:
@@ -167,52 +420,3 @@ def read_events(
         raise DataFileError(f"{str(p)!r}: onset and duration must be numbers ({exc}).") from None
     return onset, duration, table[cols[0]].to_numpy().astype(str)
 
-
-def events_to_design(
-    onsets: list[NDArray[np.float64]],
-    ids: list[NDArray[np.str_]],
-    n_times: list[int],
-    tr: float,
-    *,
-    tolerance: float = 0.01,
-) -> tuple[list[NDArray[np.float64]], NDArray[np.str_]]:
-    """Turn per-run onsets (s) and stimulus ids into GLMsingle's 0/1 onset matrices.
-
-    Conditions are the sorted unique stimulus ids over all runs.
-
-    Raises
-    ------
-    ParameterError
-        If an onset is not on the TR grid (within ``tolerance`` TR), falls outside its run or
-        shares its TR with another onset.
-    """
-    conditions = np.unique(np.concatenate([np.asarray(i, str) for i in ids]))
-    col = {c: j for j, c in enumerate(conditions)}
-    design = []
-    for r, (ons, sid, n_t) in enumerate(zip(onsets, ids, n_times)):
-        pos = np.asarray(ons, np.float64) / tr
-        idx = np.round(pos).astype(np.int64)
-        off = np.abs(pos - idx) > tolerance
-        if off.any():
-            bad = float(np.asarray(ons)[off][0])
-            raise ParameterError(
-                f"Run {r}: onset {bad:g} s is not a multiple of the TR ({tr:g} s). GLMsingle needs "
-                "onsets on the TR grid: resample the data to a finer TR (e.g. 1 s or 0.5 s) first."
-            )
-        if (idx < 0).any() or (idx >= n_t).any():
-            bad = float(np.asarray(ons)[(idx < 0) | (idx >= n_t)][0])
-            raise ParameterError(
-                f"Run {r}: onset {bad:g} s lies outside the run ({n_t} volumes of "
-                f"{tr:g} s). Check the TR and the events file of run {r}."
-            )
-        u, counts = np.unique(idx, return_counts=True)
-        if (counts > 1).any():
-            t = int(u[counts > 1][0])
-            raise ParameterError(
-                f"Run {r}: two events start on volume {t} ({t * tr:g} s). GLMsingle "
-                "allows one onset per TR: resample to a finer TR or drop one event."
-            )
-        m = np.zeros((n_t, conditions.size))
-        m[idx, [col[s] for s in np.asarray(sid, str)]] = 1.0
-        design.append(m)
-    return design, conditions

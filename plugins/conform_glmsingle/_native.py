@@ -19,6 +19,7 @@ from ._denoise import (
 from ._nuisance import RunNuisance
 from ._options import Options
 from ._pipeline import Context, fit_type_a, fit_type_b, make_context, thresholds
+from ._timing import EventTables
 
 __all__ = ["check_requested", "fit_native"]
 
@@ -40,16 +41,18 @@ def check_requested(opts: Options) -> list[bool]:
 
 def fit_native(
     runs: list[NDArray[np.float32]],
-    design: list[NDArray[np.float64]],
+    design: list[NDArray[np.float64]] | EventTables,
     tr: float,
     opts: Options,
     force: dict[str, Any] | None = None,
+    stimdur: float | None = None,
 ) -> tuple[dict[str, Any], Context]:
     """Fit types A-D; return ``({'typea': ..., ...}, context)`` with unit-first flat arrays.
 
-    ``force`` fixes discrete choices to given values (``HRFindex``, ``noisepool``,
-    ``pcregressors``, ``pcnum``, ``FRACvalue``): used by the stage-wise parity tests and by
-    the component's ``transform``.
+    ``design`` is a list of validated onset matrices or an :class:`~._timing.EventTables`
+    (then ``stimdur`` is required). ``force`` fixes discrete choices to given values
+    (``HRFindex``, ``noisepool``, ``pcregressors``, ``pcnum``, ``FRACvalue``): used by the
+    stage-wise parity tests and by the component's ``transform``.
     """
     want = check_requested(opts)
     from threadpoolctl import threadpool_limits
@@ -57,18 +60,19 @@ def fit_native(
     # the products here have one dimension of ~n_r (trials per run): one BLAS thread is faster
     # than two, and far faster when other processes compete for the cores
     with threadpool_limits(limits=opts["blas_threads"], user_api="blas"):
-        return _fit(runs, design, tr, opts, force, want)
+        return _fit(runs, design, tr, opts, force, want, stimdur)
 
 
 def _fit(
     runs: list[NDArray[np.float32]],
-    design: list[NDArray[np.float64]],
+    design: list[NDArray[np.float64]] | EventTables,
     tr: float,
     opts: Options,
     force: dict[str, Any] | None,
     want: list[bool],
+    stimdur: float | None,
 ) -> tuple[dict[str, Any], Context]:
-    ctx = make_context(runs, design, tr, opts, force)
+    ctx = make_context(runs, design, tr, opts, force, stimdur=stimdur)
     out: dict[str, Any] = {}
     a = fit_type_a(ctx)
     out["typea"] = a

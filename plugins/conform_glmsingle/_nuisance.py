@@ -16,6 +16,8 @@ from numpy.typing import NDArray
 __all__ = [
     "RunNuisance",
     "default_maxpolydeg",
+    "extra_coefficients",
+    "extra_projector",
     "noise_pool_pcs",
     "orthonormalize_against",
     "polynomial_basis",
@@ -178,3 +180,52 @@ def noise_pool_pcs(
     sd = u.std(axis=0, ddof=1)
     sd[sd == 0] = 1.0
     return (u / sd).astype(np.float32)
+
+
+def extra_projector(poly: NDArray[np.float64], extra: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Return the map from a residual time series to the extra regressors' coefficients.
+
+    Parameters
+    ----------
+    poly : ndarray of shape (T, D + 1)
+        Polynomial drift basis of the run.
+    extra : ndarray of shape (T, k)
+        The extra regressors as given (not orthogonalised).
+
+    Returns
+    -------
+    ndarray of shape (k, T)
+        The rows of ``pinv([poly, extra])`` that belong to ``extra``. Applied to the data
+        minus the trial part of a fit, they give the extra regressors' coefficients in that
+        model: its GLMdenoise PCs enter after the extra regressors, orthogonalised against
+        them (:class:`RunNuisance`), so they leave these coefficients unchanged (Frisch-Waugh-
+        Lovell; minimum-norm coefficients when extra regressors are collinear).
+    """
+    ex = np.asarray(extra, np.float64)
+    full = np.concatenate([poly, ex], axis=1)
+    scale = np.linalg.norm(full, axis=0)
+    scale[scale == 0] = 1.0
+    pinv = np.linalg.pinv(full / scale) / scale[:, None]
+    return pinv[poly.shape[1]: poly.shape[1] + ex.shape[1]]
+
+
+def extra_coefficients(d: NDArray[np.float64], xhat: NDArray[np.float64],
+                       beta: NDArray[np.float64], proj: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Extra-regressor coefficients per unit: ``(d - beta xhat') proj'``.
+
+    Parameters
+    ----------
+    d : ndarray of shape (n_units, T)
+        Polynomial-projected data.
+    xhat : ndarray of shape (T, n_r)
+        Polynomial-projected trial regressors of the model.
+    beta : ndarray of shape (n_units, n_r)
+        Trial betas of the model (OLS or ridge; the nuisance part is unpenalised).
+    proj : ndarray of shape (k, T)
+        From :func:`extra_projector`.
+
+    Returns
+    -------
+    ndarray of shape (n_units, k)
+    """
+    return d @ proj.T - beta @ (proj @ xhat).T

@@ -39,7 +39,7 @@ from ._options import Options
 __all__ = ["fit_official", "official_available", "official_version"]
 
 #: Our options, unknown to the official package (it raises ValueError on unknown keys).
-_OURS = ("engine", "verbose", "quirks", "random_state", "blas_threads")
+_OURS = ("engine", "verbose", "quirks", "random_state", "blas_threads", "outputformat")
 
 #: Where the official package comes from (it is not a conform dependency, nor on PyPI's extras).
 _OFFICIAL_URL = "git+https://github.com/cvnlab/GLMsingle"

@@ -66,6 +66,7 @@ DEFAULTS: dict[str, Any] = {
     "quirks": "official",
     "random_state": 0,
     "blas_threads": 1,
+    "outputformat": None,
 }
 
 #: Accepted for compatibility, never used by GLM_single (glmsingle.md section 3).
@@ -163,6 +164,7 @@ OPTION_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": [Interval(int, 0, 2**32 - 1),
                      InstanceOf(np.random.RandomState, "a numpy RandomState"), None],
     "blas_threads": [Interval(int, 1, None), None],
+    "outputformat": [OneOf(("npy", "hdf5", "npy-pickle")), None],
     **{name: [AnyValue("any value (accepted for compatibility, never used)")] for name in IGNORED},
 }
 
@@ -181,6 +183,8 @@ OPTION_FIXES: dict[str, str] = {
     "fracs": "Use None for numpy.linspace(1, 0.05, 20).",
     "quirks": "'official' reproduces the official package's numbers.",
     "blas_threads": "Use None to leave BLAS as it is.",
+    "outputformat": ("None writes the official files (pickled .npy, or .hdf5 with wanthdf5=1); "
+                     "'npy' a folder of plain .npy per file (no pickle, any size)."),
 }
 
 

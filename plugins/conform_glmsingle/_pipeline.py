@@ -29,11 +29,13 @@ from ._glm import (
     run_blocks,
     single_threaded,
 )
-from ._nuisance import RunNuisance
+from ._nuisance import RunNuisance, extra_coefficients, extra_projector
 from ._options import Options
+from ._timing import EventTables, FineHRFs, fine_impulse_responses
 
 __all__ = [
     "Context",
+    "ExtraBetas",
     "assemble",
     "fit_type_a",
     "fit_type_b",
@@ -58,6 +60,9 @@ class Context:
     force: dict[str, Any]
     meanvol: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     conv_lib: list[NDArray[np.float64]] = field(default_factory=list)
+    #: event-table designs: the library and the assumed HRF on the fine grid (else None)
+    fine_lib: FineHRFs | None = None
+    fine_assumed: FineHRFs | None = None
     thresholds: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -92,10 +97,23 @@ def _empty(x: Any) -> bool:
     return x is None or x is False or np.size(x) == 0 or not np.any(np.asarray(x))
 
 
-def make_context(runs: list[NDArray[np.float32]], design: list[NDArray[np.float64]], tr: float,
-                 opts: Options, force: dict[str, Any] | None = None) -> Context:
-    """Build the trial layout, nuisance bases and chunks; validate what depends on the design."""
-    layout = build_layout(design, tr)
+def make_context(runs: list[NDArray[np.float32]],
+                 design: list[NDArray[np.float64]] | EventTables, tr: float,
+                 opts: Options, force: dict[str, Any] | None = None,
+                 stimdur: float | None = None) -> Context:
+    """Build the trial layout, nuisance bases and chunks; validate what depends on the design.
+
+    ``design`` is a list of validated onset matrices, or event tables (then ``stimdur``, the
+    duration the HRFs are scaled for, is required; see :mod:`._timing`).
+    """
+    layout = build_layout(design, tr, [int(y.shape[1]) for y in runs])
+    fine_lib = fine_assumed = None
+    if layout.timed:
+        if stimdur is None:
+            raise TypeError("make_context needs stimdur with event tables")
+        lib01, assumed01 = fine_impulse_responses(opts.raw)
+        fine_lib = FineHRFs.build(lib01, stimdur, tr)
+        fine_assumed = FineHRFs.build(assumed01, stimdur, tr)
     n_runs = len(runs)
     folds = check_xvalscheme(opts["xvalscheme"], n_runs)
     need_xval = bool((opts["wantglmdenoise"] and opts["pcstop"] > 0)
@@ -144,7 +162,68 @@ def make_context(runs: list[NDArray[np.float32]], design: list[NDArray[np.float6
         extras_ab=any(e is not None for e in extras_ab),
         chunks=chunks,
         force=dict(force or {}),
+        fine_lib=fine_lib,
+        fine_assumed=fine_assumed,
     )
+
+
+class ExtraBetas:
+    """Coefficients of the extra regressors in one type's final model, per run (units x k).
+
+    Runs without extra regressors get ``(n_units, 0)``; runs whose model left them out (the
+    official quirks) stay NaN. The trial part of the fit is removed from the data and the
+    rest regressed on polynomials and extra regressors (the model's PCs are orthogonal to
+    both, so they do not change these coefficients; see :func:`._nuisance.extra_projector`).
+    """
+
+    def __init__(self, ctx: Context, in_model: bool) -> None:
+        self.ctx = ctx
+        self.projs: list[NDArray[np.float64] | None] = []
+        self.values: list[NDArray[np.float64]] = []
+        for r, e in enumerate(ctx.extras):
+            k = 0 if e is None else e.shape[1]
+            self.values.append(np.full((ctx.n_units, k), 0.0 if in_model else np.nan))
+            if e is None or not in_model:
+                self.projs.append(None)
+                continue
+            self.projs.append(extra_projector(ctx.nz_ab[r].poly, e))
+
+    @property
+    def active(self) -> bool:
+        return any(p is not None for p in self.projs)
+
+    def add(self, rows: NDArray[np.int64] | slice, cd: ChunkData,
+            xhat: list[NDArray[np.float64]], beta: list[NDArray[np.float64]]) -> None:
+        """Fill ``rows`` from a chunk's projected data, per run trial regressors and betas."""
+        for r, proj in enumerate(self.projs):
+            if proj is not None:
+                self.values[r][rows] = extra_coefficients(cd.d[r], xhat[r], beta[r], proj)
+
+    def result(self, psc: bool, run_means: bool = False) -> list[NDArray[np.float32]]:
+        """Per run float32 arrays, in percent signal change per regressor unit if ``psc``."""
+        out = []
+        for r, v in enumerate(self.values):
+            if psc:
+                mean = (np.asarray(self.ctx.runs[r], np.float64).mean(axis=1) if run_means
+                        else self.ctx.meanvol)
+                v = _psc(v, mean)
+            out.append(v.astype(np.float32))
+        return out
+
+
+def _r2_without_extras(ctx: Context) -> bool:
+    """Whether types A and B compute R² on data with the extra regressors removed.
+
+    The official R² keeps the extra regressors' variance in the data and leaves their fit out
+    of the prediction, so strong confounds add noise to the HRF choice and the ON-OFF R²
+    (noise pool, thresholds). ``quirks="fixed"`` removes them from both.
+    """
+    return ctx.extras_ab and not ctx.official
+
+
+def _ssq_without_extras(cd: ChunkData) -> NDArray[np.float64]:
+    """Per unit and run, the sum of squares of the data after polynomials and extras."""
+    return cd.ssq - np.stack([np.einsum("ij,ij->i", e, e) for e in cd.de], axis=1)
 
 
 def nan_argmax(values: NDArray[np.floating], axis: int = -1) -> NDArray[np.int64]:
@@ -170,10 +249,14 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
     lay = ctx.layout
     hrf = ctx.opts.hrftoassume
     xs = []
+    timed = convolve_runs(lay, hrf[:, None], ctx.fine_assumed) if lay.timed else None
     for r in range(ctx.n_runs):
-        onoff = np.zeros(lay.n_times[r])
-        onoff[lay.onsets[r]] = 1.0
-        x = np.convolve(onoff, hrf)[: lay.n_times[r]]
+        if timed is not None:
+            x = timed[r][0].sum(axis=1)
+        else:
+            onoff = np.zeros(lay.n_times[r])
+            onoff[lay.onsets[r]] = 1.0
+            x = np.convolve(onoff, hrf)[: lay.n_times[r]]
         nz = ctx.nz_ab[r]
         xhat = x - nz.poly @ (nz.poly.T @ x)
         xs.append((xhat, nz.extra.T @ xhat))
@@ -182,6 +265,7 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
     total_t = sum(lay.n_times)
     beta = np.zeros(n)
     r2 = np.zeros(n)
+    extra = ExtraBetas(ctx, ctx.extras_ab)
     with ctx.stage("type A (ON-OFF)", len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             meanvol[sl] = sum(np.asarray(y[sl], np.float64).sum(axis=1) for y in ctx.runs) / total_t
@@ -190,21 +274,35 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
             g = sum(float(xh @ xh - ea @ ea) for xh, ea in xs)
             b = sum(bh[r] - cd.de[r] @ xs[r][1] for r in range(ctx.n_runs))
             bt = b / g if g > 0 else np.zeros_like(b)
-            rss = sum(
-                cd.ssq[:, r] - 2 * bt * bh[r] + bt**2 * float(xs[r][0] @ xs[r][0])
-                for r in range(ctx.n_runs)
-            )
+            if _r2_without_extras(ctx):
+                ssq = _ssq_without_extras(cd)
+                rss = sum(
+                    ssq[:, r] - 2 * bt * (bh[r] - cd.de[r] @ xs[r][1])
+                    + bt**2 * float(xs[r][0] @ xs[r][0] - xs[r][1] @ xs[r][1])
+                    for r in range(ctx.n_runs)
+                )
+            else:
+                ssq = cd.ssq
+                rss = sum(
+                    cd.ssq[:, r] - 2 * bt * bh[r] + bt**2 * float(xs[r][0] @ xs[r][0])
+                    for r in range(ctx.n_runs)
+                )
             beta[sl] = bt
-            r2[sl] = r2_percent(rss, cd.ssq.sum(axis=1))
+            r2[sl] = r2_percent(rss, ssq.sum(axis=1))
+            if extra.active:
+                extra.add(sl, cd, [xh[:, None] for xh, _ in xs], [bt[:, None]] * ctx.n_runs)
             tick()
     ctx.meanvol = meanvol.astype(np.float32)
     if ctx.opts["wantpercentbold"]:
         beta = _psc(beta, ctx.meanvol)
-    return {
+    out: dict[str, Any] = {
         "onoffR2": r2.astype(np.float32),
         "meanvol": ctx.meanvol,
         "betasmd": beta.astype(np.float32)[:, None],
     }
+    if any(e is not None for e in ctx.extras):
+        out["extrabetas"] = extra.result(bool(ctx.opts["wantpercentbold"]))
+    return out
 
 
 def _psc(betas: NDArray[np.floating], meanvol: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -247,7 +345,7 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     """Single-trial fits with every library HRF; each unit keeps its best (glmsingle.md 5.3)."""
     lay, lib = ctx.layout, ctx.opts.hrflibrary
     n, n_h, n_r = ctx.n_units, lib.shape[1], ctx.n_runs
-    ctx.conv_lib = convolve_runs(lay, lib)
+    ctx.conv_lib = convolve_runs(lay, lib, ctx.fine_lib)
     conv_all = [
         np.ascontiguousarray(c.transpose(1, 0, 2).reshape(c.shape[1], -1)) for c in ctx.conv_lib
     ]
@@ -258,10 +356,13 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     fit_r2run = np.zeros((n, n_r, n_h), np.float32)
     betas = np.zeros((n, lay.n_trials), np.float32) if want_betas else None
     forced = ctx.force.get("HRFindex")
+    extra = ExtraBetas(ctx, ctx.extras_ab) if want_betas else None
     with ctx.stage("type B (HRF library)", 2 * len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
             rss = np.zeros((cd.n_units, n_r, n_h))
+            clean = _r2_without_extras(ctx)
+            ssq = _ssq_without_extras(cd) if clean else cd.ssq
             for r in range(n_r):
                 bh = bhat_all_hrfs(cd, r, conv_all[r], n_h)
                 for h in range(n_h):
@@ -269,12 +370,15 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                     if ctx.extras_ab:
                         b = blk.cross(bh[:, h], cd.de[r], cd.dpc[r], True, 0)
                         beta = b @ invs[h][r]
-                        rss[:, r, h] = cd.ssq[:, r] + rss_terms(beta, bh[:, h], blk.ghat)
+                        if clean:  # residual of the extras-cleaned data: G_e beta = b
+                            rss[:, r, h] = ssq[:, r] - np.einsum("ij,ij->i", beta, b)
+                        else:
+                            rss[:, r, h] = cd.ssq[:, r] + rss_terms(beta, bh[:, h], blk.ghat)
                     else:  # G beta = b, so beta'G beta - 2 beta.b = -beta.b
                         beta = bh[:, h] @ invs[h][r]
                         rss[:, r, h] = cd.ssq[:, r] - np.einsum("ij,ij->i", beta, bh[:, h])
-            fit_r2[sl] = r2_percent(rss.sum(axis=1), cd.ssq.sum(axis=1)[:, None])
-            fit_r2run[sl] = r2_percent(rss, cd.ssq[:, :, None])
+            fit_r2[sl] = r2_percent(rss.sum(axis=1), ssq.sum(axis=1)[:, None])
+            fit_r2run[sl] = r2_percent(rss, ssq[:, :, None])
             tick()
             if want_betas:
                 hidx = nan_argmax(fit_r2[sl]) if forced is None else np.asarray(forced)[sl]
@@ -291,6 +395,12 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                             for r in range(n_r)
                         ]
                     betas[sl.start + idx] = assemble(per_run, lay)  # type: ignore[index]
+                    if extra is not None and extra.active:
+                        if ctx.opts["wantlss"]:  # LSS: the coefficients of the all-trials model
+                            per_run = [blocks[h][r].cross(bh1[r], sub.de[r], sub.dpc[r],
+                                                          ctx.extras_ab, 0) @ invs[h][r]
+                                       for r in range(n_r)]
+                        extra.add(sl.start + idx, sub, [b.xhat for b in blocks[h]], per_run)
             tick()
     hidx_all = nan_argmax(fit_r2) if forced is None else np.asarray(forced, np.int64)
     r2 = fit_r2[np.arange(n), hidx_all]
@@ -310,6 +420,10 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
         elif ctx.opts["wantpercentbold"]:
             betas = _psc(betas, ctx.meanvol).astype(np.float32)
         out["betasmd"] = np.asarray(betas, np.float32)
+        if extra is not None and any(e is not None for e in ctx.extras):
+            out["extrabetas"] = extra.result(
+                bool(ctx.opts["wantpercentbold"]),
+                run_means=bool(ctx.opts["wantlss"] and ctx.official))
     return out
 
 

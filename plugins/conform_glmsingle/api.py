@@ -17,7 +17,11 @@ Differences from the official package (glmsingle.md section 10), all deliberate:
   (``RUNWISEFIR.npy``) is computed only when ``outputdir`` is given;
 * ``params["quirks"] = "fixed"`` includes extra regressors consistently (official: dropped
   from the K = 0 model and a pcnum = 0 fit); the default ``"official"`` reproduces the
-  official numbers.
+  official numbers;
+* ``design`` may also be one event table per run (``onset`` and ``duration`` in seconds,
+  ``condition``): onsets anywhere, per-trial durations, regressors built on a fine grid
+  (:mod:`._timing`);
+* with ``extra_regressors`` every returned type has ``extrabetas``: their coefficients.
 """
 
 from __future__ import annotations
@@ -32,8 +36,9 @@ from numpy.typing import NDArray
 from conform_core.constraints import InstanceOf, validate_params
 from conform_core.exceptions import ParameterError, ShapeError
 
-from ._design import check_design
+from ._design import TrialLayout, check_design
 from ._options import check_options, resolve_options
+from ._timing import EventTables, check_tables, is_table_design
 
 __all__ = ["GLM_single", "check_timing", "prepare_data"]
 
@@ -113,6 +118,8 @@ def check_timing(stimdur: Any, tr: Any, n_times: list[int]) -> tuple[float, floa
 
 def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) -> dict[str, Any]:
     sp = spatial if volume else (spatial[0], 1, 1)
+    # extrabetas: units first for 2-D data (V x k), X x Y x Z x k for volumes
+    sp_extra = spatial if volume else (spatial[0],)
     per_unit = {
         "onoffR2",
         "meanvol",
@@ -134,8 +141,20 @@ def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) 
     for key, val in res.items():
         if key in per_unit and isinstance(val, np.ndarray) and val.ndim >= 1 and val.size:
             out[key] = val.reshape(sp + val.shape[1:])
+        elif key == "extrabetas":
+            out[key] = [b.reshape(sp_extra + b.shape[1:]) for b in val]
         else:
             out[key] = val
+    return out
+
+
+def _onset_matrices(layout: TrialLayout) -> list[NDArray[np.float64]]:
+    """0/1 matrices of an event-table design with onsets rounded to the nearest volume."""
+    out = []
+    for ons, cols, n_t in zip(layout.onsets, layout.validcolumns, layout.n_times):
+        m = np.zeros((n_t, layout.n_conditions))
+        m[ons, layout.stimorder[cols]] = 1.0
+        out.append(m)
     return out
 
 
@@ -150,7 +169,7 @@ def _write_runwisefir(
 ) -> Path:
     """Compute the run-wise FIR diagnostic and save ``RUNWISEFIR.npy`` (official shapes)."""
     from ._fir import runwise_fir
-    from ._io import _save_pickled
+    from ._io import save_output
 
     fir = runwise_fir(
         runs,
@@ -172,9 +191,7 @@ def _write_runwisefir(
         "firavg": fir["firavg"],
         "firgrandavg": fir["firgrandavg"],
     }
-    path = outputdir / "RUNWISEFIR.npy"
-    _save_pickled(path, out)
-    return path
+    return save_output(outputdir, "RUNWISEFIR", out, opts["outputformat"] or "npy-pickle")
 
 
 class GLM_single:
@@ -222,7 +239,7 @@ class GLM_single:
         self,
         design: Any,
         data: Any,
-        stimdur: float,
+        stimdur: float | None,
         tr: float,
         outputdir: str | Path | None = None,
         figuredir: str | Path | None = None,
@@ -233,12 +250,18 @@ class GLM_single:
 
         Parameters
         ----------
-        design : ndarray or list of ndarray of shape (T_r, n_conditions)
-            0/1 onset matrices, one per run (scipy.sparse accepted).
+        design : ndarray or list of ndarray of shape (T_r, n_conditions), or event tables
+            0/1 onset matrices, one per run (scipy.sparse accepted); or one event table per
+            run (pandas DataFrame or dict of arrays) with ``onset`` and ``duration`` in
+            seconds and ``condition`` (conditions = the sorted unique labels): onsets
+            anywhere, each trial its own duration (see ``docs/glmsingle.md``, "Timing").
+            Trials are ordered by onset within each run (stable), runs in order.
         data : ndarray or list of ndarray of shape (n_units, T_r) or (X, Y, Z, T_r)
             Time series, one array per run.
-        stimdur : float
-            Duration of neural activity per trial, in seconds.
+        stimdur : float or None
+            Duration of neural activity per trial, in seconds. With event tables, the
+            duration the HRFs are scaled for (a trial that long on the TR grid gets the
+            matrix design's regressor); None takes the median duration.
         tr : float
             Sampling interval of data and design, in seconds.
         outputdir : path-like or None, default=None
@@ -252,6 +275,11 @@ class GLM_single:
         dict
             The types requested in ``wantmemoryoutputs``, each a dict with the official keys
             and shapes (``V x 1 x 1 x ...`` for 2-D input, ``X x Y x Z x ...`` for volumes).
+            With ``extra_regressors`` (native engine) each type also has ``extrabetas``:
+            per run, the extra regressors' coefficients in that type's final model
+            (``V x k`` for 2-D input, ``X x Y x Z x k`` for volumes; percent signal change
+            per regressor unit when ``wantpercentbold``, else data units; NaN where the
+            model left them out).
 
         Raises
         ------
@@ -262,9 +290,25 @@ class GLM_single:
         """
         runs, spatial, volume = prepare_data(data)
         n_times = [r.shape[1] for r in runs]
-        design_runs = check_design(design, len(runs), n_times)
-        sd, t = check_timing(stimdur, tr, n_times)
+        tables = None
+        if is_table_design(design):
+            _, t = check_timing(0.0 if stimdur is None else stimdur, tr, n_times)
+            tables = check_tables(design, len(runs), n_times, t)
+            if stimdur is None:
+                stimdur = tables.median_duration()
+            sd, t = check_timing(stimdur, tr, n_times)
+            grid = tables.on_grid_matrices(sd, t, n_times)
+            design_runs: Any = tables if grid is None else check_design(grid, len(runs), n_times)
+        else:
+            design_runs = check_design(design, len(runs), n_times)
+            sd, t = check_timing(stimdur, tr, n_times)
+        timed = isinstance(design_runs, EventTables)
         opts = resolve_options(self.params, stimdur=sd, tr=t, n_times=n_times)
+        if timed and opts["engine"] == "official":
+            raise ParameterError(
+                "engine='official' needs onsets on the TR grid with every duration equal to "
+                "stimdur; these event tables are not. Use the native engine (the default)."
+            )
         if opts["engine"] == "official":
             from ._official import fit_official
 
@@ -280,7 +324,7 @@ class GLM_single:
             return res
         from ._native import fit_native
 
-        flat, ctx = fit_native(runs, design_runs, t, opts, force=_force)
+        flat, ctx = fit_native(runs, design_runs, t, opts, force=_force, stimdur=sd)
         self.written_: list[Path] = []
         self.timings_ = dict(ctx.timings)
         self.thresholds_ = dict(ctx.thresholds)
@@ -289,7 +333,7 @@ class GLM_single:
             from ._io import write_outputs
 
             info = {
-                "design": design_runs,
+                "design": _onset_matrices(ctx.layout) if timed else design_runs,
                 "stimdur": sd,
                 "tr": t,
                 "params": dict(self.params),
@@ -300,12 +344,16 @@ class GLM_single:
                 "condinruns": ctx.layout.condinruns,
                 "endbuffers": ctx.layout.endbuffers,
             }
+            if timed:
+                info["onsets_s"] = ctx.layout.onset_s
+                info["durations_s"] = ctx.layout.duration_s
             files = {
                 f: shaped[k]
                 for f, k, w in zip(_FILES, _KEYS, opts["wantfileoutputs"])
                 if w and k in shaped
             }
-            self.written_ = write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]))
+            self.written_ = write_outputs(Path(outputdir), files, info, hdf5=bool(opts["wanthdf5"]),
+                                          fmt=opts["outputformat"])
             self.written_.append(
                 _write_runwisefir(Path(outputdir), runs, ctx, t, opts, spatial, volume)
             )

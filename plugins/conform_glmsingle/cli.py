@@ -1,4 +1,12 @@
-"""``conform glmsingle``: single-trial betas from NIfTI/GIFTI/CIFTI runs and BIDS events."""
+"""``conform glmsingle``: single-trial betas from NIfTI/GIFTI/CIFTI runs and BIDS events.
+
+Two ways in: run files with one ``events.tsv`` each (``RUNS... --events EVENTS...``), or one
+subject (and session) of a dataset plugin (``--dataset bids --location DIR --subject S
+[--session N]``). Before any fit the command prints the design check (which types the
+design supports) and the predicted peak memory (``--mem`` chooses the chunking); ``--check``
+stops there. Outputs are written atomically with ``provenance.json`` last; re-running the same
+command on a complete folder skips it.
+"""
 
 from __future__ import annotations
 
@@ -8,197 +16,257 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from conform_core.exceptions import ConformError, DataFileError, ParameterError
-from conform_core.io import atomic_directory
+from conform_core.exceptions import DataFileError, ParameterError
 
-__all__ = ["check_out_folder", "glmsingle_command", "register", "run_glmsingle_files", "summarize_fit"]
+from ._jobs import (
+    _complete,
+    _Job,
+    _kept,
+    _run_job,
+    _Settings,
+    check_out_folder,
+    summarize_fit,
+)
 
-_TYPES = {"A": 0, "B": 1, "C": 2, "D": 3}
+__all__ = ["check_out_folder", "glmsingle_command", "register", "run_glmsingle_dataset",
+           "run_glmsingle_files", "summarize_fit"]
+
+
+
+
+
 
 
 def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
                         stimdur: float | None, types: str = "D", sessions: list[int] | None = None,
                         id_column: str | None = None, options: dict[str, Any] | None = None,
-                        verbose: bool = True, overwrite: bool = False) -> list[Path]:
-    """Fit GLMsingle on run files and write the official outputs, a trial table and betas.
+                        verbose: bool = True, overwrite: bool = False, fmt: str = "npy",
+                        mem: str | None = None, nthreads: int | None = None) -> list[Path]:
+    """Fit GLMsingle on run files and write the outputs, trial and condition tables and maps.
 
-    ``out`` must be new or empty unless ``overwrite``; the outputs are built in a temporary
-    folder beside it that replaces ``out`` as a whole once complete. Returns the paths written.
-    Raises a ConformError (before writing anything) for bad input.
+    ``out`` must be new or empty unless ``overwrite`` (or hold a complete fit of the same
+    inputs and options, which is then kept); the outputs are built in a temporary folder
+    beside it that replaces ``out`` as a whole once complete. Returns the top-level paths
+    written (folders for ``fmt="npy"``). Raises a ConformError (before writing anything) for
+    bad input, an unsupported requested type or a ``mem`` budget that cannot fit.
     """
-    return _fit_files(runs, events, out, tr=tr, stimdur=stimdur, types=types, sessions=sessions,
-                      id_column=id_column, options=options, verbose=verbose,
-                      overwrite=overwrite)[0]
+    settings = _Settings(types=types, stimdur=stimdur, options=options, fmt=fmt, mem=mem,
+                         nthreads=nthreads, verbose=verbose, overwrite=overwrite)
+    return _fit_files(runs, events, out, tr=tr, sessions=sessions, id_column=id_column,
+                      settings=settings)[0]
+
+
+def _file_identity(path: Path) -> dict[str, Any]:
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _fit_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
-               stimdur: float | None, types: str, sessions: list[int] | None,
-               id_column: str | None, options: dict[str, Any] | None, verbose: bool,
-               overwrite: bool) -> tuple[list[Path], dict[str, dict[str, Any]]]:
-    """:func:`run_glmsingle_files`, also returning the fit's results (for the summary)."""
-    from ._io import events_to_design, load_run, read_events
+               sessions: list[int] | None, id_column: str | None,
+               settings: _Settings) -> tuple[list[Path], dict[str, dict[str, Any]], int]:
+    """:func:`run_glmsingle_files`, also returning the results and the exit status."""
+    from ._io import group_hemispheres, load_runs, read_events, run_header
 
-    target = check_out_folder(out, overwrite=overwrite)  # before any work
-    if len(runs) != len(events):
-        raise ParameterError(f"Got {len(runs)} run file(s) but {len(events)} events file(s). Pass "
-                             "one --events file per run, in the same order as the runs.")
-    kept = sorted({t.upper() for t in types})
-    if not kept or any(t not in _TYPES for t in kept):
-        raise ParameterError(f"--types must be letters from ABCD (e.g. D or BD); got {types!r}.")
-    loaded = [load_run(p) for p in runs]
-    data = [d for d, _ in loaded]
-    meta = loaded[0][1]
+    if not settings.check and _complete(out, None) is None:
+        check_out_folder(out, overwrite=settings.overwrite)  # before any work
+    groups = group_hemispheres(list(runs))
+    if len(groups) != len(events):
+        raise ParameterError(f"Got {len(groups)} run file(s) but {len(events)} events file(s). Pass "
+                             "one --events file per run, in the same order as the runs (a run "
+                             "given as hemi-L and hemi-R GIFTI files counts once).")
+    _kept(settings.types)
+    heads = [run_header(g) for g in groups]
+    if len({h["n_units"] for h in heads}) > 1:
+        raise DataFileError(f"The runs have different numbers of units "
+                            f"({sorted({h['n_units'] for h in heads})}); every run must cover "
+                            "the same voxels/vertices. Check that all runs are in the same space.")
     if tr is None:
-        tr = meta.get("tr")
+        tr = heads[0]["tr"]
         if not tr:
             raise ParameterError("The run files do not record the TR. Pass --tr SECONDS.")
     ev = [read_events(p, id_column) for p in events]
-    design, conditions = events_to_design([e[0] for e in ev], [e[2] for e in ev],
-                                          [d.shape[1] for d in data], float(tr))
-    if stimdur is None:
-        stimdur = float(np.median(np.concatenate([e[1] for e in ev])))
-    flags = [int(t in kept) for t in "ABCD"]
-    params: dict[str, Any] = dict(options or {})
-    params.update(wantfileoutputs=flags, wantmemoryoutputs=flags, verbose=verbose)
-    if "C" not in kept and "D" not in kept:
-        params.update(wantglmdenoise=0, wantfracridge=0)
-    elif "D" not in kept:
-        params["wantfracridge"] = 0
     if sessions:
-        if len(sessions) != len(runs):
-            raise ParameterError(f"--session needs one value per run ({len(runs)}); got {len(sessions)}.")
-        params["sessionindicator"] = [s - min(sessions) + 1 for s in sessions]
-    try:
-        with atomic_directory(target, overwrite=target.exists()) as tmp:
-            results, written = _fit_into(tmp, params, design, data, conditions, meta, kept,
-                                         float(stimdur), float(tr))
-    except ConformError:
-        raise
-    except OSError as exc:  # full disk, no permission: name the folder, not a traceback
-        raise DataFileError(f"Cannot write the outputs to {str(out)!r} ({exc}). Check the free "
-                            "space and permissions there, or choose another --out folder.") from None
-    return [target / p.relative_to(tmp) for p in written], results
+        if len(sessions) != len(groups):
+            raise ParameterError(f"--session needs one value per run ({len(groups)}); got "
+                                 f"{len(sessions)}.")
+
+    def load() -> tuple[list[Any], dict[str, Any]]:
+        loaded = [load_runs(g) for g in groups]
+        return [d for d, _ in loaded], loaded[0][1]
+
+    identity = {"runs": [[_file_identity(Path(p)) for p in g] for g in groups],
+                "events": [_file_identity(Path(p)) for p in events], "tr": float(tr),
+                "sessions": list(sessions) if sessions else None, "id_column": id_column}
+    job = _Job(load=load, n_units=int(heads[0]["n_units"]), n_times=[h["n_times"] for h in heads],
+               tr=float(tr), onsets=[e[0] for e in ev], durations=[e[1] for e in ev],
+               ids=[e[2] for e in ev], sessions=list(sessions) if sessions else None,
+               identity=identity)
+    return _run_job(job, out, settings)
 
 
-def _fit_into(folder: Path, params: dict[str, Any], design: list[Any], data: list[Any],
-              conditions: Any, meta: dict[str, Any], kept: list[str], stimdur: float,
-              tr: float) -> tuple[dict[str, dict[str, Any]], list[Path]]:
-    """Fit and write every output into ``folder``; return (results, paths written)."""
-    import gzip
-
-    from conform_core.io import atomic_write, write_text
-
-    from .api import GLM_single
-
-    glm = GLM_single(params)
-    results = glm.fit(design, data, stimdur, tr, outputdir=folder)
-    written = [Path(p) for p in glm.written_]
-    rows = ["trial\trun\tonset\tstimulus_id"]
-    trial = 0
-    for r, m in enumerate(design):
-        for t in np.flatnonzero(m.any(axis=1)):
-            rows.append(f"{trial}\t{r}\t{t * tr:g}\t{conditions[int(np.argmax(m[t]))]}")
-            trial += 1
-    written.append(write_text(folder / "trials.tsv", "\n".join(rows) + "\n"))
-    best = max(kept, key=lambda t: _TYPES[t])
-    key = "type" + best.lower()
-    if meta["kind"] == "nifti" and key in results and best != "A":
-        import nibabel as nib
-
-        betas = np.asarray(results[key]["betasmd"], np.float32)
-        img = nib.Nifti1Image(betas.reshape(*meta["shape"], -1), meta["affine"])
-        path = folder / f"betas_type{best}.nii.gz"
-        with atomic_write(path, "wb") as handle:
-            handle.write(gzip.compress(img.to_bytes(), compresslevel=6))
-        written.append(path)
-    return results, written
 
 
-def check_out_folder(out: Path, *, overwrite: bool) -> Path:
-    """Check that ``--out`` may be written; return it resolved (symbolic links followed).
-
-    Raises
-    ------
-    DataFileError
-        If ``out`` is a file, a non-empty folder without ``overwrite``, or holds the current
-        folder (which cannot be replaced).
-    """
-    if out.exists() and not out.is_dir():
-        raise DataFileError(f"--out {str(out)!r} is a file, not a folder. Pass a folder name, "
-                            "e.g. --out glmsingle_out.")
-    target = out.resolve()
-    if not target.is_dir():
-        return target
-    try:
-        filled = any(target.iterdir())
-    except OSError as exc:
-        raise DataFileError(f"Cannot list the --out folder {str(out)!r} ({exc}). Check its "
-                            "permissions, or choose another --out folder.") from None
-    if filled and not overwrite:
-        raise DataFileError(
-            f"Output folder {str(out)!r} is not empty. Pass --overwrite to replace it as a whole "
-            "(its current content is deleted once the new outputs are complete), or choose "
-            "another --out folder.")
-    cwd = Path.cwd().resolve()
-    if target == cwd or target in cwd.parents:
-        raise DataFileError(f"--out {str(out)!r} holds the current folder, which cannot be "
-                            "replaced. Choose another --out folder, e.g. --out glmsingle_out.")
-    return target
 
 
-def summarize_fit(results: dict[str, dict[str, Any]]) -> list[str]:
-    """Plain-text lines on what the fit chose: HRF per unit, noise PC count, ridge fractions.
+
+
+
+
+
+
+
+
+
+
+
+
+def run_glmsingle_dataset(dataset: str, out: Path, *, subject: str, session: str | None = None,
+                          location: str | None = None, params: list[str] | None = None,
+                          settings: _Settings | None = None, registry: Any = None
+                          ) -> tuple[list[Path], dict[str, dict[str, Any]], int, Path]:
+    """Fit one subject (and session) of a dataset plugin into ``out/sub-S[/ses-N]``.
 
     Parameters
     ----------
-    results : dict
-        What :meth:`GLM_single.fit` returned (``{"typeb": ..., "typed": ...}``).
+    dataset : str
+        Dataset plugin name (e.g. ``bids``, ``synthetic-folder``).
+    out : Path
+        Parent output folder; the fit goes to ``out/<subject>[/ses-<session>]``.
+    subject : str
+        Subject name, with or without the ``sub-`` prefix.
+    session : str or None
+        Session label; passed to the dataset as ``sessions=[session]`` (the dataset must
+        have a ``sessions`` parameter).
+    location : str or None
+        The dataset's ``location``.
+    params : list of str or None
+        ``KEY=VALUE`` dataset parameters (values read as TOML).
+    settings : _Settings or None
+        Fit options (types, format, memory, threads, check, overwrite, echo).
+    registry : ComponentRegistry or None
+        Where to find the dataset (default: the installed plugins).
 
     Returns
     -------
-    list of str
-        Empty when only type A was kept (it chooses nothing).
+    (paths written, results, exit status, the subject's output folder)
+
+    Raises
+    ------
+    ParameterError
+        For an unknown parameter, a dataset without sessions given ``--session``, or a
+        subject without time series.
     """
-    fitted = [results[k] for k in ("typed", "typec", "typeb") if k in results]
-    if not fitted or "HRFindex" not in fitted[0]:
-        return []
-    lines = []
-    hrf = np.asarray(fitted[0]["HRFindex"]).ravel().astype(np.int64)
-    values, counts = np.unique(hrf, return_counts=True)
-    top = int(np.argmax(counts))
-    lines.append(f"HRF index per unit (0-based, {hrf.size} units): median {np.median(hrf):g}, "
-                 f"most common {values[top]} ({counts[top]} units), range {hrf.min()}-{hrf.max()}")
-    denoised = [r for r in fitted if "pcnum" in r]
-    if denoised:
-        if "noisepool" in denoised[0] and denoised[0]["noisepool"] is None:
-            lines.append("Noise PCs (GLMdenoise): none, GLMdenoise was off")
-        else:
-            lines.append(f"Noise PCs (GLMdenoise): {int(np.asarray(denoised[0]['pcnum']).ravel()[0])}")
-    if "typed" in results and "FRACvalue" in results["typed"]:
-        frac = np.asarray(results["typed"]["FRACvalue"], np.float64).ravel()
-        frac = frac[np.isfinite(frac)]
-        if frac.size:
-            lines.append(f"Ridge fraction per unit ({frac.size} units): median {np.median(frac):.2f}, "
-                         f"range {frac.min():.2f}-{frac.max():.2f}")
-    return lines
+    from conform_core.plugins import default_registry
+    from conform_core.spec import parse_value
+    from conform_core.validation import suggest
+
+    settings = settings or _Settings()
+    cls = (registry or default_registry()).get("dataset", dataset)
+    accepted = list(cls.param_names())
+    kwargs: dict[str, Any] = {}
+    for item in params or []:
+        key, sep, text = item.partition("=")
+        if not sep or key.strip() not in accepted:
+            raise ParameterError(f"--param takes KEY=VALUE with KEY one of "
+                                 f"{', '.join(accepted)}; got {item!r}.{suggest(key.strip(), accepted)}")
+        kwargs[key.strip()] = parse_value(text.strip())
+    if location is not None:
+        if "location" not in accepted:
+            raise ParameterError(f"Dataset {dataset!r} has no 'location' parameter; drop "
+                                 "--location (its parameters: " + ", ".join(accepted) + ").")
+        kwargs["location"] = str(location)
+    if session is not None:
+        if "sessions" not in accepted:
+            raise ParameterError(
+                f"--session {session}: dataset {dataset!r} has no 'sessions' parameter, so it "
+                f"cannot load one session alone. Drop --session to fit all of {subject}'s runs "
+                f"together, or use a dataset that has sessions (its parameters: "
+                + ", ".join(accepted) + ").")
+        kwargs["sessions"] = [session]
+    ds = cls(**kwargs)
+    names = ds.subjects()
+    name = subject if subject in names or f"sub-{subject}" not in names else f"sub-{subject}"
+    target = out / name
+    if session is not None:
+        target = target / (session if str(session).startswith("ses-") else f"ses-{session}")
+    ts_box: dict[str, Any] = {}
+
+    def timeseries() -> Any:
+        if "ts" not in ts_box:
+            ts = ds.load_subject(name).timeseries
+            if ts is None:
+                raise ParameterError(f"Subject {name} of dataset {dataset!r} has no time series "
+                                     "(only trials): GLMsingle needs fMRI runs and events.")
+            ts_box["ts"] = ts
+        return ts_box["ts"]
+
+    ts = timeseries()
+    space = getattr(ds, "output_space", None)
+
+    def load() -> tuple[list[Any], dict[str, Any]]:
+        runs = [np.asarray(r, np.float32) for r in ts.runs]
+        meta = dict(space(name) or {}) if callable(space) else {}
+        if meta and ts.units.indices is not None:  # the units are some voxels of that space
+            meta["indices"] = np.asarray(ts.units.indices)
+        return runs, meta
+
+    sessions = None
+    if ts.sessions is not None and np.unique(ts.sessions).size > 1:
+        sessions = [int(x) for x in np.asarray(ts.sessions)]
+    identity = {"dataset": dataset, "params": {k: str(v) for k, v in sorted(kwargs.items())},
+                "subject": name, "session": session,
+                "data_params": {k: str(v) for k, v in sorted(ds.data_params().items())}}
+    job = _Job(load=load, n_units=int(ts.n_units), n_times=[int(r.shape[1]) for r in ts.runs],
+               tr=float(ts.tr), onsets=[e.onset for e in ts.events],
+               durations=[e.duration for e in ts.events],
+               ids=[e.stimulus_ids for e in ts.events], sessions=sessions, identity=identity,
+               extra_regressors=(list(ts.confounds) if getattr(ts, "confounds", None)
+                                 else None))
+    written, results, code = _run_job(job, target, settings)
+    return written, results, code, target
 
 
 def glmsingle_command(
-    runs: Annotated[list[Path], typer.Argument(
-        help="Run files: 4-D NIfTI, GIFTI or CIFTI time series, in run order.")],
-    events: Annotated[list[Path], typer.Option(
-        "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or trial_type).")],
-    out: Annotated[Path, typer.Option("--out", help="Output folder: new or empty (see --overwrite).")],
+    runs: Annotated[list[Path] | None, typer.Argument(
+        help="Run files: 4-D NIfTI, GIFTI (hemi-L and hemi-R files of a run are paired) or "
+             "CIFTI time series, in run order. Not with --dataset.")] = None,
+    events: Annotated[list[Path] | None, typer.Option(
+        "--events", help="One BIDS events.tsv per run (onset, duration, stimulus_id or "
+                         "trial_type).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder: new or empty (see --overwrite); with --dataset the fit "
+                      "goes to OUT/sub-S[/ses-N].")] = None,
     tr: Annotated[float | None, typer.Option(
         "--tr", help="TR in seconds (default: from the NIfTI header).")] = None,
     stimdur: Annotated[float | None, typer.Option(
         "--stimdur", help="Trial duration in seconds (default: median event duration).")] = None,
     types: Annotated[str, typer.Option(
         "--types", help="GLMsingle types to compute and save, letters from ABCD.")] = "D",
-    session: Annotated[list[int] | None, typer.Option(
-        "--session", help="Session of each run (repeat once per run).")] = None,
+    session: Annotated[list[str] | None, typer.Option(
+        "--session", help="With run files: the session of each run (repeat once per run). "
+                          "With --dataset: the one session to fit.")] = None,
     id_column: Annotated[str | None, typer.Option(
         "--id-column", help="Events column holding the stimulus id.")] = None,
+    dataset: Annotated[str | None, typer.Option(
+        "--dataset", help="Dataset plugin to read a subject from (e.g. bids).")] = None,
+    location: Annotated[str | None, typer.Option(
+        "--location", help="The dataset's folder.")] = None,
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", "-p", help="A dataset parameter, KEY=VALUE (values read as TOML). "
+                              "Repeatable.")] = None,
+    subject: Annotated[str | None, typer.Option(
+        "--subject", help="With --dataset: the subject to fit (with or without sub-).")] = None,
+    fmt: Annotated[str, typer.Option(
+        "--format", help="Output files: npy (a folder of plain .npy per file, no pickle, any "
+                         "size), hdf5, or npy-pickle (the official pickled .npy).")] = "npy",
+    mem: Annotated[str | None, typer.Option(
+        "--mem", help="Memory budget, e.g. 8GB: chooses the chunking, refuses before any work "
+                      "when it cannot fit.")] = None,
+    nthreads: Annotated[int | None, typer.Option(
+        "--nthreads", help="BLAS threads (default 1; recorded in provenance.json).")] = None,
+    check: Annotated[bool, typer.Option(
+        "--check", help="Print the design check and memory estimate, fit nothing; exit 0 when "
+                        "the requested types are supported, 2 otherwise.")] = False,
     progress: Annotated[bool, typer.Option(
         "--progress/--no-progress", help="Show a progress bar per stage.")] = True,
     overwrite: Annotated[bool, typer.Option(
@@ -208,17 +276,55 @@ def glmsingle_command(
 ) -> None:
     """Estimate single-trial betas with GLMsingle.
 
-    Writes OUT: the official files (DESIGNINFO.npy, TYPEA_ONOFF.npy ...
-    TYPED_FITHRF_GLMDENOISE_RR.npy for the kept types), trials.tsv (trial order of the betas)
-    and, for NIfTI input, betas_typeX.nii.gz; then prints what the fit chose (HRF per unit,
-    noise PCs, ridge fractions). OUT must be new or empty; --overwrite replaces it as a whole
-    once the new outputs are complete (no stale file of an earlier run stays beside them).
+    Prints the design check (which types the design supports, and why not) and the predicted
+    peak memory, then writes OUT: the official files (DESIGNINFO, TYPEB_FITHRF ...
+    TYPED_FITHRF_GLMDENOISE_RR, RUNWISEFIR) in --format, trials.tsv (trial order of the
+    betas), conditions.tsv and CONDITIONS_TYPEX (betas averaged per condition, t-like maps),
+    maps in the input's space (betas_typeX, condition_mean_typeX, condition_t_typeX as NIfTI,
+    GIFTI per hemisphere or CIFTI) and provenance.json (last); then prints what the fit chose.
+    OUT must be new or empty; --overwrite replaces it as a whole once the new outputs are
+    complete. Re-running the same command on a complete OUT skips it.
     """
-    runs, events = _split_events(list(runs), list(events))
-    written, results = _fit_files(runs, events, out, tr=tr, stimdur=stimdur, types=types,
-                                  sessions=session, id_column=id_column, options=None,
-                                  verbose=progress and not quiet, overwrite=overwrite)
-    typer.echo(f"Wrote {len(written)} file(s) to {out}")
+    settings = _Settings(types=types, stimdur=stimdur, fmt=fmt, mem=mem, nthreads=nthreads,
+                         check=check, verbose=progress and not quiet, overwrite=overwrite,
+                         echo=typer.echo)
+    if out is None and not check:
+        raise ParameterError("Pass --out FOLDER for the outputs (or --check to only check the "
+                             "design).")
+    if dataset is not None:
+        if runs or events:
+            raise ParameterError("Pass either run files with --events, or --dataset with "
+                                 "--subject, not both.")
+        if subject is None:
+            raise ParameterError("--dataset needs --subject S (one subject per command; loop or "
+                                 "use an array job for several, see docs/cluster.md).")
+        if session is not None and len(session) > 1:
+            raise ParameterError(f"With --dataset, --session takes one session; got {session}.")
+        written, results, code, target = run_glmsingle_dataset(
+            dataset, out or Path("."), subject=subject, session=session[0] if session else None,
+            location=location, params=param, settings=settings)
+        out = target
+    else:
+        if subject is not None or location is not None or param:
+            raise ParameterError("--subject, --location and --param need --dataset.")
+        if not runs or not events:
+            raise ParameterError("Pass run files and one --events file per run, or --dataset "
+                                 "... --subject S.")
+        file_runs, file_events = _split_events(list(runs), list(events))
+        sessions = None
+        if session:
+            try:
+                sessions = [int(s) for s in session]
+            except ValueError:
+                raise ParameterError(f"With run files, --session takes one whole number per "
+                                     f"run; got {session}.") from None
+        written, results, code = _fit_files(file_runs, file_events, out or Path("."), tr=tr,
+                                            sessions=sessions, id_column=id_column,
+                                            settings=settings)
+    if check:
+        raise typer.Exit(code)
+    if written:
+        typer.echo(f"Wrote {len(written)} file(s) to {out}")
     for line in summarize_fit(results):
         typer.echo(line)
 

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from conform_core.components.denoiser import Denoiser
 from conform_core.constraints import Boolean, InstanceOf, Interval, Options, PathLike
 from conform_core.data import TimeSeriesData, TrialData
+from conform_core.exceptions import ParameterError
 
 from ._options import OPTION_CONSTRAINTS, OPTION_FIXES, Fractions, check_options, check_pcstop
 
@@ -36,15 +37,19 @@ class GLMsingleDenoiser(Denoiser):
     """GLMsingle single-trial estimation as a conform denoiser.
 
     ``fit`` runs GLMsingle on the runs of a :class:`TimeSeriesData` (events give the trial
-    onsets; each distinct stimulus id is a condition, so repeats drive the cross-validation)
-    and keeps the chosen HRF per unit, the number of PCs and the ridge fraction per unit.
+    onsets and durations in seconds, anywhere in the run; each distinct stimulus id is a
+    condition, so repeats drive the cross-validation; the data's ``confounds`` are fitted as
+    extra regressors) and keeps the chosen HRF per unit, the number of PCs and the ridge
+    fraction per unit.
     ``transform`` returns the betas of the fitted data, or, for other runs of the same units,
     refits them with those choices fixed.
 
     Parameters
     ----------
     stimdur : float or None, default=None
-        Duration of neural activity per trial in seconds; None uses the median event duration.
+        Duration the HRFs are scaled for, in seconds (each trial keeps its own event duration;
+        events on the TR grid all lasting ``stimdur`` give the classic GLMsingle design);
+        None uses the median event duration.
     model : {"D", "C", "B"}, default="D"
         Which GLMsingle type's betas to return.
     wantlibrary, wantglmdenoise, wantfracridge : {0, 1}, default=1
@@ -80,6 +85,9 @@ class GLMsingleDenoiser(Denoiser):
         Ridge fraction per unit (type D).
     conditions_ : ndarray of shape (n_conditions,)
         Stimulus ids in design-column order.
+    nuisance_betas_ : list of ndarray of shape (n_units, n_confounds), or None
+        Per run, the coefficients of the data's confounds in the returned model (percent
+        signal change per confound unit); None when the data have no confounds.
 
     References
     ----------
@@ -138,8 +146,8 @@ class GLMsingleDenoiser(Denoiser):
         """Check ``pcstop`` against ``n_pcs``, and ``options`` as GLM_single would.
 
         The named parameters are declared in ``_parameter_constraints``; ``options`` must
-        hold known GLMsingle option names with valid values. The timing checks (onsets on
-        the TR grid, runs long enough) need the runs and stay in ``fit``.
+        hold known GLMsingle option names with valid values. The timing checks (onsets inside
+        their runs, runs long enough) need the runs and stay in ``fit``.
         """
         check_pcstop(self.pcstop, self.n_pcs, owner=self)
         check_options(self._params())
@@ -161,20 +169,22 @@ class GLMsingleDenoiser(Denoiser):
             params["hrflibrary"] = str(self.hrf_library)
         return params
 
-    def _design(self, data: TimeSeriesData) -> tuple[list[NDArray[np.float64]], NDArray[np.str_], float]:
-        from ._io import events_to_design
+    def _design(self, data: TimeSeriesData) -> tuple[Any, NDArray[np.str_], float]:
+        """Event tables of the data (onsets and durations in seconds), conditions, stimdur."""
+        from ._timing import events_design
 
         if self.stimdur is None:
             stimdur = float(np.median(np.concatenate([ev.duration for ev in data.events])))
         else:
             stimdur = float(self.stimdur)
-        design, conditions = events_to_design(
+        tables, conditions = events_design(
             [ev.onset for ev in data.events],
+            [ev.duration for ev in data.events],
             [ev.stimulus_ids for ev in data.events],
             [r.shape[1] for r in data.runs],
             data.tr,
         )
-        return design, conditions, stimdur
+        return tables, conditions, stimdur
 
     def _run(
         self, data: TimeSeriesData, force: dict[str, Any] | None
@@ -182,20 +192,37 @@ class GLMsingleDenoiser(Denoiser):
         from ._design import check_design
         from ._native import fit_native
         from ._options import resolve_options
+        from ._timing import check_tables
         from .api import check_timing, prepare_data
 
         runs, _, _ = prepare_data(list(data.runs))
         n_times = [r.shape[1] for r in runs]
-        design, conditions, stimdur = self._design(data)
-        design = check_design(design, len(runs), n_times)
+        tables, conditions, stimdur = self._design(data)
         sd, tr = check_timing(stimdur, data.tr, n_times)
+        events = check_tables(tables, len(runs), n_times, tr)
+        grid = events.on_grid_matrices(sd, tr, n_times)
+        design: Any = events if grid is None else check_design(grid, len(runs), n_times)
         params = self._params()
+        if data.confounds is not None:
+            if params.get("extra_regressors") not in (None, False):
+                raise ParameterError(
+                    "The data carry confounds and options also set extra_regressors. The "
+                    "denoiser fits TimeSeriesData.confounds as extra regressors: drop "
+                    "extra_regressors from options (or the confounds from the data)."
+                )
+            params["extra_regressors"] = [np.asarray(c, np.float64) for c in data.confounds]
         _, session_codes = np.unique(np.asarray(data.sessions), return_inverse=True)
         params["sessionindicator"] = (session_codes + 1).tolist()
         opts = resolve_options(params, stimdur=sd, tr=tr, n_times=n_times)
         if opts["engine"] == "official" and force is None:
             from ._design import build_layout
             from ._official import fit_official
+
+            if grid is None:
+                raise ParameterError(
+                    "engine='official' needs event onsets on the TR grid, all lasting stimdur; "
+                    "these events are not. Use the native engine (the default)."
+                )
 
             res, _ = fit_official(
                 params, opts, design, runs, (runs[0].shape[0],), False, sd, tr, None
@@ -204,7 +231,7 @@ class GLMsingleDenoiser(Denoiser):
                 build_layout(design, tr),
                 conditions,
             )
-        results, ctx = fit_native(runs, design, tr, opts, force=force)
+        results, ctx = fit_native(runs, design, tr, opts, force=force, stimdur=sd)
         return results[_TYPE_KEY[self.model]], (ctx.layout, conditions)
 
     def _fit(self, data: TimeSeriesData) -> GLMsingleDenoiser:
@@ -215,6 +242,7 @@ class GLMsingleDenoiser(Denoiser):
         self.pcnum_ = int(res.get("pcnum", 0))
         self.frac_value_ = res.get("FRACvalue")
         self.noisepool_ = res.get("noisepool")
+        self.nuisance_betas_ = res.get("extrabetas")
         self._fitted_on = weakref.ref(data)
         self.trial_data_ = self._to_trials(res, layout, conditions, data)
         return self

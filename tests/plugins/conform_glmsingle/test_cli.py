@@ -57,12 +57,15 @@ def test_non_empty_out_is_refused_and_overwrite_replaces_it_whole(study, tmp_pat
     assert code == 0, text
     names = sorted(p.name for p in out.iterdir())
     assert "stale_sub-02_marker.txt" not in names
-    assert {"DESIGNINFO.npy", "TYPED_FITHRF_GLMDENOISE_RR.npy", "trials.tsv",
-            "betas_typeD.nii.gz"} <= set(names)
+    assert {"DESIGNINFO", "TYPED_FITHRF_GLMDENOISE_RR", "trials.tsv", "conditions.tsv",
+            "CONDITIONS_TYPED", "betas_typeD.nii.gz", "condition_mean_typeD.nii.gz",
+            "condition_t_typeD.nii.gz", "provenance.json"} <= set(names)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["glm_out"]  # no temporary folder left
     assert f"Wrote {len(names)} file(s) to {out}" in text
     assert "HRF index per unit (0-based, 30 units): median" in text
     assert "Noise PCs (GLMdenoise):" in text and "Ridge fraction per unit (30 units)" in text
+    assert "Design: 24 conditions, 72 trials in 2 run(s)" in text  # the design check, first
+    assert text.index("Design:") < text.index("Predicted peak memory:") < text.index("Wrote")
     assert_modes(out, files=0o644, folders=0o755)  # readable by lab colleagues
 
 

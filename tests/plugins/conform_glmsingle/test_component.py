@@ -58,15 +58,15 @@ def test_transform_refuses_other_units(study):
         den.transform(fewer)
 
 
-def test_onsets_off_the_tr_grid_are_refused(study):
+def test_onsets_off_the_tr_grid_are_fitted(study):
+    """Off-grid onsets use the fine-grid design (test_timing.py); the trial order is kept."""
     ts = _timeseries(study)
     ev = ts.events[1]
     shifted = Events(onset=ev.onset + 0.4, duration=ev.duration, stimulus_ids=ev.stimulus_ids)
-    bad = TimeSeriesData(runs=ts.runs, events=(ts.events[0], shifted, *ts.events[2:]), tr=ts.tr)
-    with pytest.raises(
-        ParameterError, match=r"Run 1: onset 6.4 s is not a multiple of the TR.*resample"
-    ):
-        GLMsingleDenoiser().fit(bad)
+    off = TimeSeriesData(runs=ts.runs, events=(ts.events[0], shifted, *ts.events[2:]), tr=ts.tr)
+    out = GLMsingleDenoiser(n_pcs=3, fracs=[1.0, 0.5, 0.2]).fit_transform(off)
+    assert out.betas.shape == (80, 30) and np.all(np.isfinite(out.betas))
+    np.testing.assert_array_equal(out.stimulus_ids, off.stimulus_ids())
 
 
 def test_bad_model_name(study):
@@ -132,6 +132,8 @@ def test_cli_writes_official_files_and_betas(study, tmp_path):
         "--no-progress",
         "--types",
         "BD",
+        "--format",
+        "npy-pickle",  # the official single-file layout (the default is a folder of .npy)
     ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -139,7 +141,8 @@ def test_cli_writes_official_files_and_betas(study, tmp_path):
     assert (out / "TYPEB_FITHRF.npy").is_file()
     assert nib.load(out / "betas_typeD.nii.gz").shape == (5, 6, 1, 80)
     lines = (out / "trials.tsv").read_text().splitlines()
-    assert len(lines) == 81 and lines[0] == "trial\trun\tonset\tstimulus_id"
+    assert len(lines) == 81
+    assert lines[0] == "trial\trun\tsession\tonset\tduration\tstimulus_id\tcondition_index"
 
 
 def test_cli_mismatched_events_names_the_fix(study, tmp_path):
