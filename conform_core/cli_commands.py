@@ -123,6 +123,12 @@ def data_info(
         console = Console(width=160)
     extra = {k: v for k, v in summary.items() if k != "subjects"}
     for key, value in extra.items():
+        if isinstance(value, list):  # e.g. what a dataset found but cannot use: one per line
+            console.print(Text(f"{key}", style="bold") + Text(f": {'none' if not value else ''}"),
+                          highlight=False)
+            for item in value:
+                console.print(Text(f"  - {item}"), highlight=False)
+            continue
         console.print(Text(f"{key}", style="bold") + Text(f": {value}"), highlight=False)
     rows = summary.get("subjects", [])
     if rows:
@@ -142,8 +148,9 @@ def add_core_commands(app: typer.Typer) -> None:
 
 
 def fit(
-    spec: Annotated[Path, typer.Argument(
-        help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it.")],
+    spec: Annotated[list[Path], typer.Argument(
+        help="Analysis spec (TOML), or a results folder's spec.lock.toml to re-run it; with "
+             "--merge, the results folders to merge.", show_default=False)],
     sets: Annotated[list[str] | None, typer.Option(
         "--set", help="Swap or tune a stage: STAGE=PLUGIN, STAGE=P1,P2 (compare), STAGE.PARAM=VALUE "
                       "(every entry of the stage), STAGE[LABEL].PARAM=VALUE (one entry of a compared "
@@ -157,7 +164,17 @@ def fit(
     scheduler: Annotated[str | None, typer.Option(
         "--scheduler", help="Join an existing Dask scheduler at this address (e.g. tcp://host:8786).")] = None,
     threads: Annotated[int, typer.Option(
-        "--threads", min=1, help="BLAS threads per task. Results reproduce bit for bit at equal settings.")] = 1,
+        "--threads", "--nthreads", min=1,
+        help="BLAS threads per task (recorded in provenance.json). Results reproduce bit for bit "
+             "at equal settings.")] = 1,
+    subjects: Annotated[list[str] | None, typer.Option(
+        "--subject", help="Run only this subject (repeatable): one task of a cluster job array. "
+                          "The folder also holds parts/ for --merge. Refused with aligners, which "
+                          "need every subject at once.")] = None,
+    merge: Annotated[bool, typer.Option(
+        "--merge", help="Merge the results folders given as arguments (written with --subject, "
+                        "every subject once) into --out: the folder a single run writes, with a "
+                        "byte-identical results.csv.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing results folder.")] = False,
     check: Annotated[bool, typer.Option(
         "--check", help="Only check the spec (plugins, every cell's parameters, paths, ROIs, features, "
@@ -175,7 +192,13 @@ def fit(
     value), OUT/report.md with figures, OUT/spec.lock.toml (re-run it, or swap one stage with
     --set), OUT/provenance.json, OUT/timings.csv and OUT/unit_scores.parquet.
 
-    Everything that can be checked is checked before any work starts. Exit codes: 0 every
+    On a cluster, `--subject S` runs one subject per job (not with aligners) and
+    `conform fit --merge DIR DIR ... --out OUT` combines the folders into the one a single
+    run writes (see docs/cluster.md).
+
+    Everything that can be checked is checked before any work starts. Re-running the same
+    command on a folder it completed (same spec, subjects and inputs; no failed cell) skips
+    it and exits 0. Exit codes: 0 every
     cell succeeded; 2 the spec or data cannot run (nothing written); 3 the analysis ran but
     some cells failed (results written, failures listed; --allow-failures makes this 0),
     or every subject failed (nothing written, an existing results folder kept);
@@ -183,29 +206,89 @@ def fit(
     """
     from rich.console import Console
 
-    from .analysis import prepare_analysis
+    from .analysis import AlreadyComplete, prepare_analysis
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
+    if merge:
+        _check_merge_options(sets, subjects, workers, scheduler, out)
+        assert out is not None
+        _run_merge(console, spec, out, overwrite, check, allow_failures)
+        return
+    if len(spec) != 1:
+        raise typer.BadParameter(
+            f"takes one spec; got {len(spec)} ({', '.join(map(str, spec[:3]))}). To combine "
+            "results folders, pass --merge: conform fit --merge DIR DIR ... --out OUT.",
+            param_hint="SPEC")
+    spec_path = spec[0]
     if check:
-        job = prepare_analysis(spec, overrides=sets or [], out=out, overwrite=overwrite)
+        try:
+            job = prepare_analysis(spec_path, overrides=sets or [], out=out, overwrite=overwrite,
+                                   subjects=subjects)
+        except AlreadyComplete as done:
+            typer.echo(f"{spec_path}: OK. {done} (a run would skip it.)")
+            return
         plan = job.plan
         grid = " x ".join(f"{len(plan.stages.get(st, ()))} {st}(s)" for st in ("denoiser", "aligner", "encoder")
                           if plan.stages.get(st))
         if plan.context_sizes:
             grid += (f"; few-shot fits on N = {', '.join(map(str, plan.context_sizes))} training "
                      f"stimuli ({plan.context_draws} draw(s) each)")
-        typer.echo(f"{spec}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
+        typer.echo(f"{spec_path}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
                    f"input file(s) fingerprinted; results would go to {job.out}. Nothing was run.")
         return
-    _run_fit(console, spec, sets or [], out, workers, scheduler, threads, overwrite, allow_failures,
-             quiet)
+    try:
+        _run_fit(console, spec_path, sets or [], out, workers, scheduler, threads, overwrite,
+                 allow_failures, quiet, subjects=subjects)
+    except AlreadyComplete as done:
+        console.print(Text(f"Skipped: {done}"))
+
+
+def _check_merge_options(sets: list[str] | None, subjects: list[str] | None, workers: int,
+                         scheduler: str | None, out: Path | None) -> None:
+    """Refuse options that mean nothing to ``--merge``, and a missing ``--out``."""
+    given = [name for name, used in (("--set", sets), ("--subject", subjects),
+                                     ("--workers", workers != 1), ("--scheduler", scheduler))
+             if used]
+    if given:
+        raise typer.BadParameter(
+            f"{given[0]} does not apply to --merge, which only combines finished results "
+            "folders. Drop it, or run the parts with it first.", param_hint="--merge")
+    if out is None:
+        raise typer.BadParameter(
+            "--merge needs --out, the merged results folder: conform fit --merge DIR DIR ... "
+            "--out OUT.", param_hint="--out")
+
+
+def _run_merge(console: Any, folders: list[Path], out: Path, overwrite: bool, check: bool,
+               allow_failures: bool) -> None:
+    from .analysis import AlreadyComplete
+    from .analysis.merge import merge_results
+
+    try:
+        path, result = merge_results(folders, out, overwrite=overwrite, check_only=check)
+    except AlreadyComplete as done:
+        console.print(Text(f"Skipped: {done}"))
+        return
+    subjects = sorted({r["subject"] for r in result.rows})
+    if check:
+        typer.echo(f"OK: {len(folders)} folder(s) of one analysis, {len(subjects)} subject(s), "
+                   f"each once; the merge would go to {path}. Nothing was written.")
+        return
+    _print_summary(console, result)
+    _print_failures(console, result.failures)
+    console.print(Text(f"Merged {len(folders)} folder(s) ({len(subjects)} subjects) into {path} "
+                       f"(report: {path / 'report.md'})"))
+    if result.failures and not allow_failures:
+        console.print(Text(f"{len(result.failures)} failed cell(s) in the parts (listed above and "
+                           f"in {path / 'results.csv'}).", style="red"))
+        raise typer.Exit(3)
 
 
 def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, workers: int,
              scheduler: str | None, threads: int, overwrite: bool, allow_failures: bool,
-             quiet: bool = False) -> None:
+             quiet: bool = False, subjects: list[str] | None = None) -> None:
     from .analysis import count_cells, fit_analysis
     from .analysis.runner import count_tasks
     from .exceptions import AnalysisFailedError
@@ -222,7 +305,7 @@ def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, worker
         try:
             path, result = fit_analysis(spec, overrides=sets, out=out, workers=workers,
                                         scheduler=scheduler, threads=threads, overwrite=overwrite,
-                                        progress=tick, on_plan=on_plan)
+                                        progress=tick, on_plan=on_plan, subjects=subjects)
         except AnalysisFailedError as exc:
             tick.stop()
             _print_failures(console, getattr(exc.result, "failures", []))

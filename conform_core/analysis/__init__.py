@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ from ..exceptions import AnalysisFailedError, SpecError
 from ..io import to_builtin
 from ..spec import AnalysisSpec, apply_overrides, check_spec, load_spec
 from .lock import input_checksums, lock_text, path_inputs
+from .parts import AlreadyComplete, has_parts, write_parts
 from .plan import Plan, make_plan
 from .report import provenance, summary_table, write_results
 from .runner import AnalysisResult, Progress, run_plan
@@ -28,6 +29,7 @@ __all__ = [
     "run_plan",
     "Plan",
     "AnalysisResult",
+    "AlreadyComplete",
     "split_stimuli",
     "summary_table",
 ]
@@ -51,6 +53,7 @@ def prepare_analysis(
     overrides: list[str] | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
+    subjects: Sequence[str] | None = None,
 ) -> PreparedAnalysis:
     """Load, override and check a spec: everything ``conform fit`` does before any work.
 
@@ -59,8 +62,15 @@ def prepare_analysis(
     ROIs, features, aligner subject count), refuses an existing results folder without
     ``overwrite`` and a locked spec whose inputs changed. ``conform fit --check`` stops here.
 
+    ``subjects`` (``conform fit --subject``) runs only those of the analysis' subjects; a
+    spec with aligners is refused then (an aligner needs every subject at once). An existing
+    results folder that already holds exactly this run (:class:`AlreadyComplete`) is
+    reported as such, after the plan is made; any other existing folder is refused at once.
+
     Raises
     ------
+    AlreadyComplete
+        The results folder is complete for this very run (same lock, no failed cell).
     SpecError
         For anything that would make the analysis fail or mislead.
     """
@@ -79,7 +89,18 @@ def prepare_analysis(
         )
     )
     out_path = Path(out) if out is not None else Path("results") / name
-    if out_path.exists() and not overwrite:
+    selected = list(dict.fromkeys(subjects or ()))
+    if selected and spec.stages.get("aligner"):
+        labels = ", ".join(e.label for e in spec.stages["aligner"])
+        raise SpecError(
+            f"--subject runs some subjects only, but this spec has an aligner stage ({labels}), "
+            "which is scored leaving one subject out and fitted on all the others, so it needs "
+            "every subject in one run. Run the whole analysis at once (spread it over a Dask "
+            "cluster with --workers N or --scheduler ADDRESS), or drop the aligner from the "
+            "spec to split the run by subject."
+        )
+    existing = out_path.exists() and not overwrite
+    if existing and not _is_complete(out_path):
         raise SpecError(
             f"Results folder {str(out_path)!r} already exists. Pass --out NEW_FOLDER, or "
             "--overwrite to replace it."
@@ -89,9 +110,81 @@ def prepare_analysis(
     checksums = input_checksums(spec.location(), inputs=path_inputs(spec.stages))
     _check_lock_inputs(spec, checksums)  # before the dataset reads anything it may have changed
     plan = make_plan(spec, registry)
-    return PreparedAnalysis(
-        name=name, out=out_path, plan=plan, registry=registry, checksums=checksums
+    subjects_all = plan.subjects
+    if selected:
+        plan = _select_subjects(plan, selected)
+    job = PreparedAnalysis(
+        name=name, out=out_path, plan=plan, registry=registry, checksums=checksums,
+        subjects_all=subjects_all, selected=bool(selected),
     )
+    if existing:
+        _check_existing(job)
+    return job
+
+
+def _select_subjects(plan: Plan, selected: list[str]) -> Plan:
+    """``plan`` restricted to the ``selected`` subjects (kept in the plan's order)."""
+    unknown = [s for s in selected if s not in plan.subjects]
+    if unknown:
+        from ..validation import suggest
+
+        raise SpecError(
+            f"--subject {unknown[0]!r} is not a subject of this analysis."
+            f"{suggest(unknown[0], list(plan.subjects))} Its subjects: "
+            f"{', '.join(plan.subjects[:20])}{' ...' if len(plan.subjects) > 20 else ''}."
+        )
+    chosen = replace(plan, subjects=tuple(s for s in plan.subjects if s in selected))
+    object.__setattr__(chosen, "_dataset", plan.dataset())  # same dataset: keep it
+    return chosen
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` is a results folder ``conform fit`` finished.
+
+    Results folders are published whole (built under a temporary name, then renamed), so
+    one that has its lock and results.csv has everything.
+    """
+    return (folder / "spec.lock.toml").is_file() and (folder / "results.csv").is_file()
+
+
+def _dataset_params(plan: Plan) -> dict[str, Any]:
+    """Return the dataset parameters that describe the data read (for lock and provenance)."""
+    return {k: to_builtin(v) for k, v in plan.dataset().data_params().items() if k != "location"}
+
+
+def _lock(job: PreparedAnalysis) -> str:
+    return lock_text(job.plan, job.registry, name=job.name, checksums=job.checksums,
+                     dataset_params=_dataset_params(job.plan))
+
+
+def _check_existing(job: PreparedAnalysis) -> None:
+    """Raise :class:`AlreadyComplete` when ``job.out`` holds this very run, else refuse it."""
+    import csv
+
+    from .merge import lock_differences
+
+    written = (job.out / "spec.lock.toml").read_text(encoding="utf-8")
+    differences = lock_differences(written, _lock(job))
+    if differences:
+        raise SpecError(
+            f"Results folder {str(job.out)!r} already exists and holds another analysis (its "
+            f"spec.lock.toml differs from this run's in {', '.join(differences[:5])}). Pass "
+            "--out NEW_FOLDER, or --overwrite to replace it."
+        )
+    with open(job.out / "results.csv", newline="", encoding="utf-8") as handle:
+        failed = sum(row.get("status") != "ok" for row in csv.DictReader(handle))
+    if failed:
+        raise SpecError(
+            f"Results folder {str(job.out)!r} holds this analysis, but {failed} of its rows are "
+            "failed cells. Pass --overwrite to run it again (or --out NEW_FOLDER)."
+        )
+    if job.selected and not has_parts(job.out):
+        raise SpecError(
+            f"Results folder {str(job.out)!r} holds these subjects but no parts/ for "
+            "`conform fit --merge` (it was not written with --subject). Pass --overwrite to "
+            "run it again with --subject, or --out NEW_FOLDER."
+        )
+    raise AlreadyComplete(job.out)
 
 
 def fit_analysis(
@@ -105,6 +198,7 @@ def fit_analysis(
     overwrite: bool = False,
     progress: Progress | None = None,
     on_plan: Callable[[Plan], None] | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> tuple[Path, AnalysisResult]:
     """Run an analysis spec end to end and write its results folder.
 
@@ -125,6 +219,11 @@ def fit_analysis(
     on_plan : callable, optional
         Called with the checked :class:`Plan` before any work starts (e.g. to size a
         progress bar with :func:`~conform_core.analysis.runner.count_tasks`).
+    subjects : sequence of str, optional
+        Run only these of the analysis' subjects (``conform fit --subject``). The results
+        folder then also holds ``parts/`` (:mod:`~conform_core.analysis.parts`), which
+        :func:`~conform_core.analysis.merge.merge_results` combines into the folder of a
+        single run of every subject. Refused for a spec with aligners.
 
     Returns
     -------
@@ -135,6 +234,9 @@ def fit_analysis(
 
     Raises
     ------
+    AlreadyComplete
+        Before any work, when ``out`` already holds this very run (``conform fit`` then
+        says so and exits 0); pass ``overwrite`` to run it again.
     SpecError
         Before any work, for a spec that cannot run (see :func:`prepare_analysis`).
     AnalysisFailedError
@@ -142,7 +244,8 @@ def fit_analysis(
         left as it was, even with ``overwrite``.
     """
     started = time.time()
-    job = prepare_analysis(spec, overrides=overrides, out=out, overwrite=overwrite)
+    job = prepare_analysis(spec, overrides=overrides, out=out, overwrite=overwrite,
+                           subjects=subjects)
     plan = job.plan
     if on_plan is not None:
         on_plan(plan)
@@ -157,18 +260,17 @@ def fit_analysis(
             + (result.failures[0]["status"] if result.failures else "none recorded"),
             result=result,
         )
-    dataset_params = {
-        k: to_builtin(v) for k, v in plan.dataset().data_params().items() if k != "location"
-    }
-    lock = lock_text(
-        plan, job.registry, name=job.name, checksums=job.checksums, dataset_params=dataset_params
-    )
+    dataset_params = _dataset_params(plan)
+    lock = _lock(job)
     prov = provenance(plan.seed, started, time.time(), list(sys.argv))
     prov.update(
         {
             "workers": workers,
             "scheduler": scheduler,
             "blas_threads_per_task": threads,
+            "nthreads": threads,
+            "subjects": list(plan.subjects),
+            "subject_selection": job.selected,
             "overrides": list(overrides or []),
             "dataset_location": plan.location,
             "dataset_params": dataset_params,
@@ -183,19 +285,29 @@ def fit_analysis(
         prov=prov,
         metric_order=_metric_order(plan),
         overwrite=overwrite,
+        extra=None if not job.selected else lambda folder: write_parts(
+            folder, result, name=job.name, subjects=plan.subjects, subjects_all=job.subjects_all,
+            denoisers=[e.label for e in plan.stages["denoiser"]],
+            metric_order=_metric_order(plan)),
     )
     return job.out, result
 
 
 @dataclass(frozen=True)
 class PreparedAnalysis:
-    """A checked analysis, ready to run: its name, results folder, plan and input fingerprints."""
+    """A checked analysis, ready to run: its name, results folder, plan and input fingerprints.
+
+    ``subjects_all`` are every subject of the analysis; ``selected`` says whether ``plan``
+    runs only some of them (``conform fit --subject``).
+    """
 
     name: str
     out: Path
     plan: Plan
     registry: Any
     checksums: dict[str, str]
+    subjects_all: tuple[str, ...] = ()
+    selected: bool = False
 
 
 def succeeded_subjects(result: AnalysisResult) -> list[str]:

@@ -7,6 +7,7 @@ import io
 import math
 import platform
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -449,8 +450,13 @@ def write_results(
     prov: dict[str, Any],
     metric_order: tuple[str, ...],
     overwrite: bool = False,
+    extra: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Write the results folder atomically (built under a temporary name, then renamed)."""
+    """Write the results folder atomically (built under a temporary name, then renamed).
+
+    ``extra``, when given, is called with the temporary folder before it is published, to
+    add files of its own (the ``parts/`` of a ``conform fit --subject`` run).
+    """
     with atomic_directory(out, overwrite=overwrite) as tmp:
         write_text(tmp / "results.csv", results_csv(result.rows))
         write_text(tmp / "spec.lock.toml", lock)
@@ -462,4 +468,6 @@ def write_results(
         unit_scores_frame(result).to_parquet(tmp / "unit_scores.parquet", index=False)
         figures = write_figures(result, tmp)
         write_text(tmp / "report.md", _markdown(result, name, figures, metric_order))
+        if extra is not None:
+            extra(tmp)
     return out

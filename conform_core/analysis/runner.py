@@ -19,7 +19,7 @@ from .plan import Plan
 from .scores import COLUMNS, Failed, UnitTable
 from .subject import CellResult, Prepared, prepare_subject, run_denoiser_cell
 
-__all__ = ["AnalysisResult", "run_plan", "count_tasks", "connect_scheduler", "Progress"]
+__all__ = ["AnalysisResult", "run_plan", "count_tasks", "connect_scheduler", "Progress", "row_order"]
 
 
 @dataclass
@@ -193,6 +193,16 @@ def count_tasks(plan: Plan) -> int:
     return len(plan.subjects) * (1 + n_den + n_den * n_align)
 
 
+def row_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """Sort key of the rows of results.csv: subject, ROI "all" first, then by name.
+
+    The sort is stable, so rows with equal keys (few-shot rows of one cell, by
+    ``n_context``) keep the order their task produced them in.
+    """
+    return (row["subject"], row["roi"] != "all", row["roi"], row["denoiser"], row["aligner"],
+            row["encoder"], row["metric"])
+
+
 def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
     """Rows, per-unit scores and timings of every task result, in a stable order."""
     ordered: list[Prepared | CellResult | AlignerScore | Failed] = [
@@ -208,8 +218,7 @@ def _collect(plan: Plan, outcomes: _Outcomes) -> AnalysisResult:
         timings += outcome.timings
     columns = (*COLUMNS, CONTEXT_COLUMN) if plan.context_sizes else COLUMNS
     rows = [{k: r.get(k, "") for k in columns} for r in rows]
-    rows.sort(key=lambda r: (r["subject"], r["roi"] != "all", r["roi"], r["denoiser"], r["aligner"],
-                             r["encoder"], r["metric"]))
+    rows.sort(key=row_order)
     units = {s: p.unit_table() for s, p in outcomes.preps.items() if isinstance(p, Prepared)}
     context = {s: p.context for s, p in outcomes.preps.items()
                if isinstance(p, Prepared) and p.context is not None}
