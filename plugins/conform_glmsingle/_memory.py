@@ -112,9 +112,10 @@ def chunk_for_budget(budget_bytes: int, n_units: int, n_times: Sequence[int],
     if block < 1:
         need = fixed + max(per_unit, pool) + baseline
         raise ParameterError(
-            f"--mem {format_bytes(budget_bytes)} is too small: the data and outputs alone need "
-            f"{format_bytes(fixed + baseline)} ({n_units} units x {int(sum(n_times))} time "
-            f"points, {int(sum(n_trials))} trials, {max(n_types, 1)} type(s) kept), at least "
+            f"--mem {format_bytes(budget_bytes)} is too small: the data, the design and the "
+            f"outputs alone need {format_bytes(fixed)} ({n_units} units x {int(sum(n_times))} "
+            f"time points, {int(sum(n_trials))} trials, {max(n_types, 1)} type(s) kept), plus "
+            f"{format_bytes(baseline)} for Python and its libraries: at least "
             f"{format_bytes(need)} in all (blocks of one unit). Raise --mem to "
             f"{format_bytes(need)} or more, keep fewer --types, or split the units (e.g. one "
             "hemisphere or a mask) into separate runs of the command.")
