@@ -194,11 +194,13 @@ def check_design_support(trial_labels: Sequence[Sequence[Any]], *,
     else:
         types["C"] = TypeSupport("C", False, f"the noise PC count is chosen by cross-validation, "
                                  f"but {why_not}. Fix: present conditions in several runs, or fix "
-                                 "the PC count (pcstop=-K)")
+                                 "the PC count (option pcstop=-K; -o pcstop=-3 on the "
+                                 "command line)")
     if ridge_cv and why_not is not None:
         types["D"] = TypeSupport("D", False, f"the ridge fraction is chosen by cross-validation, "
                                  f"but {why_not}. Fix: present conditions in several runs, or use "
-                                 "a single fraction (fracs=[f])")
+                                 "a single fraction (option fracs=[f]; -o 'fracs=[0.5]' "
+                                 "on the command line)")
     elif not types["C"].supported:
         types["D"] = TypeSupport("D", False, "builds on type C, which cannot be estimated")
     elif not opts["wantfracridge"]:

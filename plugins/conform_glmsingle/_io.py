@@ -407,9 +407,11 @@ def read_events(
     cols = [id_column] if id_column else [c for c in ID_COLUMNS if c in table.columns][:1]
     missing = [c for c in ["onset", "duration", *cols] if c not in table.columns]
     if missing or not cols:
+        wanted = repr(id_column) + " (--id-column)" if id_column else " or ".join(ID_COLUMNS)
         raise DataFileError(
-            f"{str(p)!r} needs columns onset, duration and a stimulus id column "
-            f"({' or '.join(ID_COLUMNS)}); has {list(table.columns)}."
+            f"{str(p)!r} needs columns onset, duration and the stimulus id column {wanted}; "
+            f"has {list(table.columns)}. Name the column that identifies each stimulus with "
+            "--id-column."
         )
     keep = ~table[cols[0]].isin(["", "n/a", "null"])
     table = table[keep]

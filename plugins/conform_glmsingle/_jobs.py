@@ -22,11 +22,8 @@ from conform_core.io import atomic_directory
 
 __all__ = ["EXIT_UNSUPPORTED", "check_out_folder", "summarize_fit"]
 
-_TYPES = {"A": 0, "B": 1, "C": 2, "D": 3}
 
 
-_STEMS = {"A": "TYPEA_ONOFF", "B": "TYPEB_FITHRF", "C": "TYPEC_FITHRF_GLMDENOISE",
-          "D": "TYPED_FITHRF_GLMDENOISE_RR"}
 
 
 #: Exit status of ``--check`` when a requested type is unsupported (and of a refused fit).
@@ -68,7 +65,7 @@ class _Settings:
 
 def _kept(types: str) -> list[str]:
     kept = sorted({t.upper() for t in types})
-    if not kept or any(t not in _TYPES for t in kept):
+    if not kept or any(t not in "ABCD" for t in kept):
         raise ParameterError(f"--types must be letters from ABCD (e.g. D or BD); got {types!r}.")
     return kept
 
@@ -86,6 +83,9 @@ def _params(kept: list[str], settings: _Settings, job: _Job) -> dict[str, Any]:
         params["sessionindicator"] = [s - min(job.sessions) + 1 for s in job.sessions]
     if job.extra_regressors is not None:
         params["extra_regressors"] = job.extra_regressors
+        # the official quirks drop the extra regressors from a 0-PC model, so a confound-
+        # driven fit would lose them in types C and D (docs/glmsingle.md); keep them in all
+        params.setdefault("quirks", "fixed")
     if settings.nthreads is not None:
         if settings.nthreads < 1:
             raise ParameterError(f"--nthreads must be >= 1; got {settings.nthreads}.")
@@ -93,13 +93,33 @@ def _params(kept: list[str], settings: _Settings, job: _Job) -> dict[str, Any]:
     return params
 
 
-def _key(job: _Job, kept: list[str], settings: _Settings, stimdur: float) -> str:
-    """Return the hash of what identifies a fit: inputs and every option that changes it."""
+def _key(identity: dict[str, Any], kept: list[str], settings: _Settings) -> str:
+    """Return the hash of what identifies a fit: inputs and every option that changes it.
+
+    ``identity`` fingerprints the inputs, so a ``stimdur`` of None (the median event
+    duration) is fixed by them; the key can be computed before any run is read.
+    """
+    from importlib import metadata
+
+    try:
+        version = metadata.version("conform-fmri")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
     opts = {k: v for k, v in (settings.options or {}).items()
             if k not in ("chunklen", "blas_threads", "verbose")}
-    text = json.dumps({"identity": job.identity, "types": kept, "stimdur": stimdur,
-                       "format": settings.fmt, "options": opts}, sort_keys=True, default=repr)
+    text = json.dumps({"identity": identity, "types": kept, "stimdur": settings.stimdur,
+                       "format": settings.fmt, "options": opts, "conform": version},
+                      sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def skip_if_complete(out: Path, key: str, settings: _Settings) -> bool:
+    """Say so and return True when ``out`` already holds the fit ``key`` (not with --overwrite)."""
+    if settings.check or settings.overwrite or _complete(out, key) is None:
+        return False
+    settings.echo(f"{out} already holds this fit (provenance.json: same inputs and options); "
+                  "skipping. Pass --overwrite to fit again.")
+    return True
 
 
 def _complete(out: Path, key: str | None) -> dict[str, Any] | None:
@@ -125,6 +145,7 @@ def _run_job(job: _Job, out: Path, settings: _Settings
     from ._design_check import check_design_support
     from ._memory import (
         BASELINE_BYTES,
+        MAX_BLOCK,
         chunk_for_budget,
         format_bytes,
         parse_bytes,
@@ -135,23 +156,35 @@ def _run_job(job: _Job, out: Path, settings: _Settings
     kept = _kept(settings.types)
     if settings.fmt not in ("npy", "hdf5", "npy-pickle"):
         raise ParameterError(f"--format must be npy, hdf5 or npy-pickle; got {settings.fmt!r}.")
+    budget = None if settings.mem is None else parse_bytes(settings.mem)  # before any report
+    params = _params(kept, settings, job)
+    key = _key(job.identity, kept, settings)
+    if skip_if_complete(out, key, settings):
+        return [], {}, 0
+    if not settings.check:
+        check_out_folder(out, overwrite=settings.overwrite)
     tables, conditions = events_design(job.onsets, job.durations, job.ids, job.n_times, job.tr)
     stimdur = settings.stimdur
     if stimdur is None:
         stimdur = float(np.median(np.concatenate([t["duration"] for t in tables])))
-    params = _params(kept, settings, job)
-    key = _key(job, kept, settings, float(stimdur))
-    if not settings.check:
-        done = _complete(out, key)
-        if done is not None:
-            echo(f"{out} already holds this fit (provenance.json: same inputs and options); "
-                 "skipping. Pass --overwrite to fit again.")
-            return [], {}, 0
-        check_out_folder(out, overwrite=settings.overwrite)
     report = check_design_support([t["condition"] for t in tables], sessions=job.sessions,
                                   requested="".join(kept), params=params)
     for line in report.render().splitlines():
         echo(line)
+    n_trials = [len(t["onset"]) for t in tables]
+    hrf_len = int(hrf_library(float(stimdur), job.tr).shape[0])
+    n_hrfs = 20 if int(params.get("wantlibrary", 1)) else 1
+    denoise = bool("C" in kept or "D" in kept)
+    sizes = dict(n_types=len(kept), n_hrfs=n_hrfs, hrf_length=hrf_len, denoise=denoise)
+    if budget is not None:
+        params["chunklen"] = chunk_for_budget(budget, job.n_units, job.n_times, n_trials, **sizes)
+    chunk = int(params.get("chunklen", 50000))
+    peak = predict_peak_bytes(job.n_units, job.n_times, n_trials, chunklen=chunk, **sizes)
+    block = min(chunk, MAX_BLOCK, job.n_units)
+    echo(f"Predicted peak memory: {format_bytes(peak + BASELINE_BYTES)} "
+         f"({format_bytes(peak)} arrays + {format_bytes(BASELINE_BYTES)} interpreter; "
+         f"{job.n_units} units in blocks of {block})"
+         + (f", within --mem {format_bytes(budget)}" if budget is not None else ""))
     if settings.check:
         return [], {}, 0 if report.ok else EXIT_UNSUPPORTED
     if not report.ok:
@@ -161,24 +194,10 @@ def _run_job(job: _Job, out: Path, settings: _Settings
             + f". Keep only supported types (e.g. --types "
             f"{''.join(t for t in kept if report.types[t].supported) or 'B'}), or change the "
             "design; nothing was written.")
-    n_trials = [len(t["onset"]) for t in tables]
-    hrf_len = int(hrf_library(float(stimdur), job.tr).shape[0])
-    n_hrfs = 20 if int(params.get("wantlibrary", 1)) else 1
-    denoise = bool("C" in kept or "D" in kept)
-    sizes = dict(n_types=len(kept), n_hrfs=n_hrfs, hrf_length=hrf_len, denoise=denoise)
-    if settings.mem is not None:
-        budget = parse_bytes(settings.mem)
-        params["chunklen"] = chunk_for_budget(budget, job.n_units, job.n_times, n_trials, **sizes)
-    chunk = int(params.get("chunklen", 50000))
-    peak = predict_peak_bytes(job.n_units, job.n_times, n_trials, chunklen=chunk, **sizes)
-    block = min(chunk, 4096, job.n_units)
-    echo(f"Predicted peak memory: {format_bytes(peak + BASELINE_BYTES)} "
-         f"({format_bytes(peak)} arrays + {format_bytes(BASELINE_BYTES)} interpreter; "
-         f"{job.n_units} units in blocks of {block})"
-         + (f", within --mem {format_bytes(parse_bytes(settings.mem))}" if settings.mem else ""))
     data, meta = job.load()
     info = {"key": key, "command": "conform glmsingle", "inputs": job.identity,
             "types": kept, "stimdur": float(stimdur), "tr": job.tr, "format": settings.fmt,
+            "quirks": params.get("quirks", "official"),
             "nthreads": params.get("blas_threads", 1), "chunklen": chunk,
             "predicted_peak_bytes": int(peak + BASELINE_BYTES), "design": report.to_dict()}
     try:
@@ -223,7 +242,7 @@ def _fit_into(folder: Path, params: dict[str, Any], tables: list[dict[str, Any]]
             rows.append(f"{trial}\t{r}\t{sess[r]}\t{on:g}\t{du:g}\t{c}\t{index[trial]}")
             trial += 1
     written.append(write_text(folder / "trials.tsv", "\n".join(rows) + "\n"))
-    best = max(kept, key=lambda t: _TYPES[t])
+    best = max(kept, key="ABCD".index)
     key = "type" + best.lower()
     if best != "A" and key in results:
         betas = np.asarray(results[key]["betasmd"], np.float32)

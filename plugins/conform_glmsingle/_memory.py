@@ -23,11 +23,12 @@ from collections.abc import Sequence
 
 from conform_core.exceptions import ParameterError
 
+from ._pipeline import MAX_BLOCK
+
 __all__ = ["BASELINE_BYTES", "MAX_BLOCK", "chunk_for_budget", "format_bytes", "parse_bytes",
            "predict_peak_bytes"]
 
 #: Units per block the fit never exceeds, whatever ``chunklen`` (keeps blocks in cache).
-MAX_BLOCK = 4096
 #: Resident memory of the interpreter with numpy, scipy and nibabel loaded, before any data
 #: (measured 0.2-0.25 GB on Linux; rounded up).
 BASELINE_BYTES = 256 * 1024**2

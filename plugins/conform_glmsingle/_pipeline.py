@@ -44,6 +44,9 @@ __all__ = [
     "nan_argmax",
 ]
 
+#: Largest block of units processed at once, whatever ``chunklen`` (results do not depend on it).
+MAX_BLOCK = 4096
+
 
 @dataclass
 class Context:
@@ -148,8 +151,8 @@ def make_context(runs: list[NDArray[np.float32]],
     nz_ab = [
         RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)
     ]
-    # chunklen bounds memory; blocks of at most 4096 units also keep the working set in cache
-    chunk = min(int(opts["chunklen"]), 4096)
+    # chunklen bounds memory; blocks of at most MAX_BLOCK units also keep the working set in cache
+    chunk = min(int(opts["chunklen"]), MAX_BLOCK)
     n_units = runs[0].shape[0]
     chunks = [slice(s, min(s + chunk, n_units)) for s in range(0, n_units, chunk)]
     return Context(

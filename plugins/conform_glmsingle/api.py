@@ -38,6 +38,7 @@ from conform_core.exceptions import ParameterError, ShapeError
 
 from ._design import TrialLayout, check_design
 from ._options import check_options, resolve_options
+from ._pipeline import MAX_BLOCK
 from ._timing import EventTables, check_tables, is_table_design
 
 __all__ = ["GLM_single", "check_timing", "prepare_data"]
@@ -181,7 +182,7 @@ def _write_runwisefir(
         firpct=float(opts["firpct"]),
         wantpercentbold=bool(opts["wantpercentbold"]),
         quirks=opts["quirks"],
-        block=max(1, min(int(opts["chunklen"]), 4096)),
+        block=max(1, min(int(opts["chunklen"]), MAX_BLOCK)),
     )
     sp = spatial if volume else (spatial[0], 1, 1)
     n_runs, n_lags = fir["firavg"].shape

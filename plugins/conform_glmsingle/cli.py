@@ -10,6 +10,7 @@ command on a complete folder skips it.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,19 +23,16 @@ from ._jobs import (
     _complete,
     _Job,
     _kept,
+    _key,
     _run_job,
     _Settings,
     check_out_folder,
+    skip_if_complete,
     summarize_fit,
 )
 
 __all__ = ["check_out_folder", "glmsingle_command", "register", "run_glmsingle_dataset",
            "run_glmsingle_files", "summarize_fit"]
-
-
-
-
-
 
 
 def run_glmsingle_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
@@ -61,6 +59,31 @@ def _file_identity(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def _fingerprint_files(kwargs: dict[str, Any], label: str) -> str:
+    """Hash the size and modification time of every file a dataset subject may read.
+
+    Walks the dataset's location and every other path parameter, leaving out the folders of
+    other subjects (``sub-X`` with another label) and conform's own outputs (e.g. this
+    command's, under ``derivatives/``), so that a re-run notices an edited events file or
+    sidecar without hashing gigabytes of images, and without reading a run.
+    """
+    from conform_core.analysis.lock import walk_inputs
+
+    digest = hashlib.sha256()
+    roots = sorted({Path(str(v)).expanduser().resolve() for v in kwargs.values()
+                    if isinstance(v, (str, Path)) and str(v) and Path(str(v)).expanduser().exists()})
+    own = f"sub-{label}"
+    for root in roots:
+        for path in walk_inputs(root, skip=lambda d: d.startswith("sub-") and d != own):
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            rel = path.name if root.is_file() else path.relative_to(root).as_posix()
+            digest.update(f"{root}/{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 def _fit_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | None,
                sessions: list[int] | None, id_column: str | None,
                settings: _Settings) -> tuple[list[Path], dict[str, dict[str, Any]], int]:
@@ -80,10 +103,20 @@ def _fit_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | N
         raise DataFileError(f"The runs have different numbers of units "
                             f"({sorted({h['n_units'] for h in heads})}); every run must cover "
                             "the same voxels/vertices. Check that all runs are in the same space.")
+    header_trs = [h["tr"] for h in heads]
     if tr is None:
         tr = heads[0]["tr"]
         if not tr:
             raise ParameterError("The run files do not record the TR. Pass --tr SECONDS.")
+        for g, t in zip(groups, header_trs):
+            if not t or abs(float(t) - float(tr)) > 1e-3:  # headers store the TR as float32
+                raise DataFileError(
+                    f"The run files disagree on the TR: {g[0]!s} records {t} s but "
+                    f"{groups[0][0]!s} records {tr} s. Runs of one fit must share a TR; check "
+                    "the files (or pass --tr SECONDS if a header is wrong).")
+    elif any(t and abs(float(t) - float(tr)) > 1e-3 for t in header_trs):
+        settings.echo(f"note: --tr {tr:g} s differs from the TR in the run headers "
+                      f"({sorted({float(t) for t in header_trs if t})} s); using --tr.")
     ev = [read_events(p, id_column) for p in events]
     if sessions:
         if len(sessions) != len(groups):
@@ -102,22 +135,6 @@ def _fit_files(runs: list[Path], events: list[Path], out: Path, *, tr: float | N
                ids=[e[2] for e in ev], sessions=list(sessions) if sessions else None,
                identity=identity)
     return _run_job(job, out, settings)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def run_glmsingle_dataset(dataset: str, out: Path, *, subject: str, session: str | None = None,
@@ -174,7 +191,7 @@ def run_glmsingle_dataset(dataset: str, out: Path, *, subject: str, session: str
         if "location" not in accepted:
             raise ParameterError(f"Dataset {dataset!r} has no 'location' parameter; drop "
                                  "--location (its parameters: " + ", ".join(accepted) + ").")
-        kwargs["location"] = str(location)
+        kwargs["location"] = str(Path(location).expanduser().resolve())
     if session is not None:
         if "sessions" not in accepted:
             raise ParameterError(
@@ -189,18 +206,17 @@ def run_glmsingle_dataset(dataset: str, out: Path, *, subject: str, session: str
     target = out / name
     if session is not None:
         target = target / (session if str(session).startswith("ses-") else f"ses-{session}")
-    ts_box: dict[str, Any] = {}
-
-    def timeseries() -> Any:
-        if "ts" not in ts_box:
-            ts = ds.load_subject(name).timeseries
-            if ts is None:
-                raise ParameterError(f"Subject {name} of dataset {dataset!r} has no time series "
-                                     "(only trials): GLMsingle needs fMRI runs and events.")
-            ts_box["ts"] = ts
-        return ts_box["ts"]
-
-    ts = timeseries()
+    label = name[len("sub-"):] if name.startswith("sub-") else name
+    identity = {"dataset": dataset, "params": {k: str(v) for k, v in sorted(kwargs.items())},
+                "subject": name, "session": session,
+                "data_params": {k: str(v) for k, v in sorted(ds.data_params().items())},
+                "files": _fingerprint_files(kwargs, label)}
+    if skip_if_complete(target, _key(identity, _kept(settings.types), settings), settings):
+        return [], {}, 0, target  # before reading any run
+    ts = ds.load_subject(name).timeseries
+    if ts is None:
+        raise ParameterError(f"Subject {name} of dataset {dataset!r} has no time series "
+                             "(only trials): GLMsingle needs fMRI runs and events.")
     space = getattr(ds, "output_space", None)
 
     def load() -> tuple[list[Any], dict[str, Any]]:
@@ -213,15 +229,11 @@ def run_glmsingle_dataset(dataset: str, out: Path, *, subject: str, session: str
     sessions = None
     if ts.sessions is not None and np.unique(ts.sessions).size > 1:
         sessions = [int(x) for x in np.asarray(ts.sessions)]
-    identity = {"dataset": dataset, "params": {k: str(v) for k, v in sorted(kwargs.items())},
-                "subject": name, "session": session,
-                "data_params": {k: str(v) for k, v in sorted(ds.data_params().items())}}
     job = _Job(load=load, n_units=int(ts.n_units), n_times=[int(r.shape[1]) for r in ts.runs],
                tr=float(ts.tr), onsets=[e.onset for e in ts.events],
                durations=[e.duration for e in ts.events],
                ids=[e.stimulus_ids for e in ts.events], sessions=sessions, identity=identity,
-               extra_regressors=(list(ts.confounds) if getattr(ts, "confounds", None)
-                                 else None))
+               extra_regressors=list(ts.confounds) if ts.confounds is not None else None)
     written, results, code = _run_job(job, target, settings)
     return written, results, code, target
 
@@ -264,6 +276,10 @@ def glmsingle_command(
                       "when it cannot fit.")] = None,
     nthreads: Annotated[int | None, typer.Option(
         "--nthreads", help="BLAS threads (default 1; recorded in provenance.json).")] = None,
+    option: Annotated[list[str] | None, typer.Option(
+        "--option", "-o", help="A GLMsingle option, KEY=VALUE (values read as TOML), e.g. "
+                               "-o pcstop=-3 or -o 'fracs=[0.5]'. Repeatable; see "
+                               "docs/glmsingle.md for the options.")] = None,
     check: Annotated[bool, typer.Option(
         "--check", help="Print the design check and memory estimate, fit nothing; exit 0 when "
                         "the requested types are supported, 2 otherwise.")] = False,
@@ -285,9 +301,12 @@ def glmsingle_command(
     OUT must be new or empty; --overwrite replaces it as a whole once the new outputs are
     complete. Re-running the same command on a complete OUT skips it.
     """
-    settings = _Settings(types=types, stimdur=stimdur, fmt=fmt, mem=mem, nthreads=nthreads,
-                         check=check, verbose=progress and not quiet, overwrite=overwrite,
-                         echo=typer.echo)
+    if stimdur is not None and not stimdur >= 0:
+        raise ParameterError(f"--stimdur must be a duration >= 0 s; got {stimdur!r}. Pass the "
+                             "stimulus duration, or leave it out for the median event duration.")
+    settings = _Settings(types=types, stimdur=stimdur, options=_glm_options(option or []),
+                         fmt=fmt, mem=mem, nthreads=nthreads, check=check,
+                         verbose=progress and not quiet, overwrite=overwrite, echo=typer.echo)
     if out is None and not check:
         raise ParameterError("Pass --out FOLDER for the outputs (or --check to only check the "
                              "design).")
@@ -327,6 +346,24 @@ def glmsingle_command(
         typer.echo(f"Wrote {len(written)} file(s) to {out}")
     for line in summarize_fit(results):
         typer.echo(line)
+
+
+def _glm_options(items: list[str]) -> dict[str, Any] | None:
+    """Parse ``--option KEY=VALUE`` items and check them as ``GLM_single`` does."""
+    from conform_core.spec import parse_value
+
+    from ._options import check_options
+
+    if not items:
+        return None
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--option takes KEY=VALUE (e.g. -o pcstop=-3); got {item!r}.")
+        options[key.strip()] = parse_value(text.strip())
+    check_options(options)
+    return options
 
 
 def _split_events(runs: list[Path], events: list[Path]) -> tuple[list[Path], list[Path]]:

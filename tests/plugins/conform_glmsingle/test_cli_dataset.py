@@ -47,8 +47,11 @@ def _conform(args: list[str], cwd: Path) -> tuple[int, str]:
 def test_check_prints_the_design_and_exits_by_support(study, tmp_path):
     code, text = _conform([*_files(study), "--check", "--types", "BD"], tmp_path)
     assert code == 0, text
-    assert "type D: yes (requested)" in text and "Predicted peak memory" not in text
+    assert "type D: yes (requested)" in text and "Predicted peak memory" in text
     assert list(tmp_path.iterdir()) == []  # nothing written
+    # --check also checks the --mem budget
+    code, text = _conform([*_files(study), "--check", "--mem", "1MB"], tmp_path)
+    assert code == 2 and "--mem 1.00 MB is too small" in text
     # a single run cannot cross-validate: D unsupported -> exit 2, B alone fine
     one = [_files(study)[0], "--events", _files(study)[3]]
     code, text = _conform([*one, "--check", "--types", "D"], tmp_path)
@@ -85,6 +88,26 @@ def test_fit_writes_conditions_and_skips_a_rerun(study, tmp_path):
     # other options: the folder is not this fit's -> refused without --overwrite
     code, text = _conform([*args[:-4], "--out", str(out), "--types", "BD"], tmp_path)
     assert code == 2 and "is not empty" in text
+    # --overwrite fits again, even over a complete fit of the same inputs and options
+    code, text = _conform([*args, "--overwrite"], tmp_path)
+    assert code == 0 and "skipping" not in text, text
+    assert (out / "provenance.json").stat().st_mtime_ns != stamp
+
+
+def test_run_files_that_disagree_on_the_tr_are_refused(study, tmp_path):
+    import nibabel as nib
+
+    files = _files(study)
+    copy = tmp_path / "run2_bold.nii.gz"
+    image = nib.load(files[1])
+    image.header.set_zooms(image.header.get_zooms()[:3] + (2.0,))
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj), image.affine, image.header), copy)
+    args = [files[0], str(copy), *files[2:], "--out", str(tmp_path / "glm")]
+    code, text = _conform(args, tmp_path)
+    assert code == 2 and "disagree on the TR" in text and "records 2.0 s" in text, text
+    assert not (tmp_path / "glm").exists()
+    code, text = _conform([*args, "--tr", "1", "--check"], tmp_path)  # --tr decides, and says so
+    assert code == 0 and "differs from the TR in the run headers" in text, text
 
 
 def test_mem_chooses_the_chunk_or_refuses_before_work(study, tmp_path):
@@ -111,6 +134,27 @@ def test_dataset_mode_with_the_synthetic_folder(study, tmp_path):
     assert code == 0 and "already holds this fit" in text
     code, text = _conform([*args, "--session", "1"], tmp_path)
     assert code == 2 and "has no 'sessions' parameter" in text
+
+
+def test_dataset_mode_refits_when_an_input_file_changes(study, tmp_path):
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    out = tmp_path / "glm"
+    args = ["--dataset", "synthetic-folder", "--location", "study", "--subject", "01",
+            "--out", str(out), "--types", "B"]
+    assert _conform(args, tmp_path)[0] == 0
+    # the same folder named another way is the same input: skipped
+    code, text = _conform([*args[:3], str(copy), *args[4:]], tmp_path)
+    assert code == 0 and "already holds this fit" in text, text
+    events = sorted((copy / "sub-01" / "func").glob("*_events.tsv"))[0]
+    events.write_text(events.read_text())  # rewritten: another modification time
+    os.utime(events, ns=(events.stat().st_atime_ns, events.stat().st_mtime_ns + 10**9))
+    code, text = _conform(args, tmp_path)
+    assert code == 2 and "is not empty" in text  # not this fit any more: refused, not skipped
+    code, text = _conform([*args, "--overwrite"], tmp_path)
+    assert code == 0 and "skipping" not in text, text
 
 
 class SessionFolder(SimulatedFolderDataset):
@@ -150,3 +194,32 @@ def test_dataset_mode_loads_one_session_of_a_dataset_with_sessions(study, tmp_pa
                               location=str(study), registry=registry,
                               settings=_Settings(types="D", verbose=False))
     assert not (tmp_path / "glm2").exists()
+
+
+def test_dataset_confounds_stay_in_every_model(tmp_path):
+    """The dataset's confounds are extra regressors of types C and D too (quirks "fixed"):
+    the official quirks would drop them from a 0-PC model, leaving type D without them."""
+    root = tmp_path / "moving"
+    write_study(root, simulate_study(n_subjects=1, n_units=30, n_stimuli=24, timeseries=True,
+                                     motion=1.0, random_state=0))
+    out = tmp_path / "glm"
+    code, text = _conform(["--dataset", "synthetic-folder", "--location", str(root), "--subject",
+                           "01", "--out", str(out), "--types", "BD"], tmp_path)
+    assert code == 0, text
+    assert json.loads((out / "sub-01" / "provenance.json").read_text())["quirks"] == "fixed"
+    for stem in ("TYPEB_FITHRF", "TYPED_FITHRF_GLMDENOISE_RR"):
+        extra = load_output(out / "sub-01" / stem)["extrabetas"]
+        assert len(extra) == 2 and all(np.isfinite(e).all() and e.shape[-1] == 6 for e in extra)
+
+
+def test_dataset_mode_output_inside_the_study_is_skipped_on_rerun(study, tmp_path):
+    """BIDS keeps derivatives under the study: the fit's own outputs are not its inputs."""
+    import shutil
+
+    copy = tmp_path / "study"
+    shutil.copytree(study, copy)
+    args = ["--dataset", "synthetic-folder", "--location", str(copy), "--subject", "01",
+            "--out", str(copy / "derivatives" / "glmsingle"), "--types", "B"]
+    assert _conform(args, tmp_path)[0] == 0
+    code, text = _conform(args, tmp_path)
+    assert code == 0 and "already holds this fit" in text, text
