@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +31,36 @@ def _fingerprint(path: Path, full_hash_below: int, budget: list[int]) -> str:
     return f"size-mtime:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _walk(root: Path) -> list[Path]:
-    """Every file under ``root`` (itself, if a file), in a stable order."""
+def _is_conform_output(folder: Path, names: set[str]) -> bool:
+    """Whether ``folder`` (holding files ``names``) is written by conform, not read by it.
+
+    A results folder of ``conform fit`` (its ``spec.lock.toml``), a ``conform glmsingle``
+    output (``provenance.json`` beside ``trials.tsv``), or one being built (the hidden
+    ``.NAME.*.tmp`` of :func:`~conform_core.io.atomic_directory`). BIDS keeps results under
+    the study (``derivatives/conform/``): fingerprinting them would change the lock of every
+    job of an array as the others finish.
+    """
+    if folder.name.startswith(".") and folder.name.endswith(".tmp"):
+        return True
+    return "spec.lock.toml" in names or {"provenance.json", "trials.tsv"} <= names
+
+
+def walk_inputs(root: Path, *, skip: Callable[[str], bool] | None = None) -> list[Path]:
+    """Every input file under ``root`` (itself, if a file), in a stable order.
+
+    Folders of conform's own outputs (:func:`_is_conform_output`) are left out, and so are
+    folders whose name ``skip`` returns True for (e.g. other subjects' ``sub-X``).
+    """
     if root.is_file():
         return [root]
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        found += [Path(dirpath) / name for name in sorted(filenames)]
+        here = Path(dirpath)
+        if here != root and _is_conform_output(here, set(filenames)):
+            dirnames[:] = []
+            continue
+        dirnames[:] = sorted(d for d in dirnames if skip is None or not skip(d))
+        found += [here / name for name in sorted(filenames)]
     return found
 
 
@@ -78,7 +100,7 @@ def input_checksums(location: str | None, *, inputs: dict[str, str] | None = Non
         if path.exists() and not any(_inside(path, r) for _, r in roots):
             roots.append((f"{name}:", path))
     for prefix, root in roots:
-        for path in _walk(root):
+        for path in walk_inputs(root):
             rel = path.name if root.is_file() else path.relative_to(root).as_posix()
             out[prefix + rel] = _fingerprint(path, full_hash_below, budget)
     return out

@@ -22,7 +22,7 @@ import tomli_w
 
 from ..exceptions import SpecError
 from .parts import AlreadyComplete, PartInfo, read_parts
-from .report import provenance, write_results
+from .report import provenance, results_csv, write_results
 from .runner import AnalysisResult, row_order
 
 if sys.version_info >= (3, 11):
@@ -211,17 +211,13 @@ def merge_results(
     _check_subjects(parts, locks)
     out = Path(out)
     lock = _merged_lock(locks[0], parts[0].subjects_all)
-    if out.exists() and not overwrite:
-        written = out / "spec.lock.toml"
-        if (
-            written.is_file() and (out / "results.csv").is_file()
-            and written.read_text(encoding="utf-8") == lock
-            and all(r["status"] == "ok" for p in parts for r in p.result.rows)
-        ):
-            raise AlreadyComplete(out)
-        raise SpecError(f"Results folder {str(out)!r} already exists. Pass --out NEW_FOLDER, "
-                        "or --overwrite to replace it.")
     result = merge_parts(parts)
+    if out.exists() and not overwrite:
+        if _holds(out, lock, results_csv(result.rows)) and not result.failures:
+            raise AlreadyComplete(out)
+        raise SpecError(f"Results folder {str(out)!r} already exists and holds another merge "
+                        "(or the parts changed since). Pass --out NEW_FOLDER, or --overwrite to "
+                        "replace it.")
     if check_only:
         return out, result
     prov = provenance(_seed(lock), started, time.time(), list(sys.argv))
@@ -233,6 +229,15 @@ def merge_results(
     write_results(out, result, name=parts[0].name, lock=lock, prov=prov,
                   metric_order=parts[0].metric_order, overwrite=overwrite)
     return out, result
+
+
+def _holds(out: Path, lock: str, rows_csv: str) -> bool:
+    """Whether ``out`` holds this very merge: the same lock and the same results.csv."""
+    try:
+        return ((out / "spec.lock.toml").read_text(encoding="utf-8") == lock
+                and (out / "results.csv").read_bytes() == rows_csv.encode("utf-8"))
+    except OSError:
+        return False
 
 
 def _seed(lock: str) -> int:

@@ -66,3 +66,26 @@ def test_large_inputs_are_fingerprinted_by_size_and_time(tmp_path):
     prints = input_checksums(str(tmp_path), full_hash_below=10)
     assert len(prints["small.txt"]) == 64
     assert prints["big.bin"].startswith("size-mtime:100:")
+
+
+def test_conform_outputs_inside_the_dataset_are_not_inputs(tmp_path):
+    """BIDS keeps results under the study (derivatives/conform/): they are written, not read,
+    so results folders, GLMsingle outputs and folders being built are left out."""
+    data = tmp_path / "study"
+    (data / "sub-01" / "func").mkdir(parents=True)
+    (data / "sub-01" / "func" / "events.tsv").write_text("onset\n0\n")
+    before = input_checksums(str(data))
+    results = data / "derivatives" / "conform" / "sub-01"
+    (results / "parts").mkdir(parents=True)
+    (results / "spec.lock.toml").write_text("x")
+    (results / "parts" / "arrays.npz").write_bytes(b"x")
+    glm = data / "derivatives" / "glmsingle" / "sub-01"
+    glm.mkdir(parents=True)
+    (glm / "provenance.json").write_text("{}")
+    (glm / "trials.tsv").write_text("trial\n")
+    building = data / "derivatives" / "conform" / ".sub-02.abc123.tmp"
+    building.mkdir()
+    (building / "results.csv").write_text("x")
+    assert input_checksums(str(data)) == before
+    (data / "derivatives" / "notes.txt").write_text("an input like any other")
+    assert set(input_checksums(str(data))) == {*before, "derivatives/notes.txt"}

@@ -116,6 +116,18 @@ def test_merged_folder_equals_a_single_run_byte_for_byte(runs):
         merge_results([runs / "p1", runs / "p23"], runs / "merged")
 
 
+def test_a_stale_merged_folder_is_not_skipped(runs, tmp_path):
+    """A merged folder whose results.csv is not what the parts give now (a part re-run
+    since) is refused, not skipped."""
+    stale = tmp_path / "merged"
+    merge_results([runs / "p23", runs / "p1"], stale)
+    csv_path = stale / "results.csv"
+    lines = csv_path.read_bytes().splitlines(keepends=True)
+    csv_path.write_bytes(b"".join(lines[:-1]))  # as if a row had changed since
+    with pytest.raises(SpecError, match="holds another merge"):
+        merge_results([runs / "p23", runs / "p1"], stale)
+
+
 def test_rerunning_a_complete_part_skips_and_another_selection_is_refused(runs):
     spec = runs / "spec.toml"
     with pytest.raises(AlreadyComplete, match="already complete.*--overwrite"):
