@@ -35,7 +35,22 @@ def _grouped(findings: list[Any], limit: int = 3) -> list[str]:
 
 
 def describe_dataset(ds: BIDSDataset) -> dict[str, Any]:
-    """Summarise ``ds`` (see the module docstring)."""
+    """Summarise ``ds`` (see the module docstring).
+
+    Without the derivatives folder (a raw-only BIDS folder, such as ds001 alone), the raw
+    BOLD is described, and the output says so.
+    """
+    deriv = ds._derivatives_path()
+    if deriv is not None and not deriv.is_dir() and ds._root().is_dir():
+        raw_ds = type(ds)(**{**ds.get_params(deep=False), "derivatives": "none"})
+        info = describe_dataset(raw_ds)
+        info["derivatives"] = (
+            f"{str(deriv)!r} not found: the raw BOLD is described instead. Read it with "
+            "--param derivatives=none (derivatives = \"none\" in a spec), or pass "
+            "--param derivatives=DIR, the fMRIPrep output folder.")
+        return info
+    from .dataset import _labels
+
     index = ds._index(strict=False)
     out: dict[str, Any] = {
         "dataset": type(ds).__name__,
@@ -90,6 +105,28 @@ def describe_dataset(ds: BIDSDataset) -> dict[str, Any]:
             "confounds": "yes" if all(r.confounds for r in runs) and runs else "no",
             "ok": "no" if subject_problems else "yes",
         })
+    problems.extend(index.problems)
+    for sub in _labels(ds.participants, "sub-") or []:
+        if not index.runs.get(sub):
+            why = ("no such subject in the study" if sub not in index.found_subjects else
+                   "none of its runs can be used here (see 'cannot use')")
+            problems.append(f"participants: sub-{sub} has no usable run of task "
+                            f"{index.task!r}: {why}. Subjects found: "
+                            f"{', '.join(index.found_subjects) or 'none'}.")
+    if not index.problems:
+        used = {r.session for runs in index.runs.values() for r in runs}
+        for ses in _labels(ds.sessions, "ses-") or []:
+            if ses not in used:
+                problems.append(f"sessions: ses-{ses} has no usable run of task {index.task!r}"
+                                f" (of the chosen participants). Sessions found: "
+                                f"{', '.join(index.found_sessions) or 'none'}.")
+    starts = sorted({r.start_time for runs in index.runs.values() for r in runs
+                     if r.start_time})
+    if index.derivatives is not None:
+        out["slice timing"] = (
+            f"StartTime {', '.join(f'{t:g}' for t in starts)} s in the BOLD sidecars: onsets "
+            "are moved by -StartTime (volume k is sampled at StartTime + k * TR)" if starts
+            else "no StartTime in the BOLD sidecars: volume k is taken at k * TR")
     out["subjects"] = rows
     out["stimuli"] = ("none" if catalog is None or catalog.table is None else
                       f"{catalog.table.ids.size} in stimuli/stimuli.tsv"

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from conform_core.exceptions import DataFileError
 
-__all__ = ["DENSITY_VERTICES", "load_image", "read_mask", "read_surface", "read_cifti",
+__all__ = ["DENSITY_VERTICES", "load_image", "mask_grid", "open_volume", "read_mask", "read_surface", "read_cifti",
            "cifti_brain_models", "read_volume", "grid_of"]
 
 #: Vertices per hemisphere of each template (and density).
@@ -95,13 +95,18 @@ def read_mask(path: str) -> tuple[NDArray[np.bool_], Grid]:
     return data > 0, grid_of(image)
 
 
-def read_volume(path: str, voxels: NDArray[np.int64], grid: Grid, mask_path: str
-                ) -> NDArray[np.float32]:
-    """Read a 4-D BOLD NIfTI and return the time series of ``voxels`` (flat C-order indices).
+def mask_grid(path: str) -> Grid:
+    """Return the grid of a mask NIfTI from its header (3-D, or 4-D with one volume)."""
+    image = load_image(path)
+    shape = tuple(int(n) for n in image.shape)
+    if not (len(shape) == 3 or (len(shape) == 4 and shape[3] == 1)):
+        raise DataFileError(f"Mask {path!r} must be a 3-D NIfTI; got shape {shape}. "
+                            "Pass the *_desc-brain_mask.nii.gz of the run.")
+    return grid_of(image)
 
-    The BOLD grid must be the mask's (``grid``); checked from the header before the data
-    are read.
-    """
+
+def open_volume(path: str, grid: Grid, mask_path: str) -> Any:
+    """Open a 4-D BOLD NIfTI (header only) and check it is on the mask's ``grid``."""
     image = load_image(path)
     if len(image.shape) != 4:
         raise DataFileError(f"BOLD file {path!r} must be a 4-D NIfTI (x, y, z, time); got shape "
@@ -112,6 +117,17 @@ def read_volume(path: str, voxels: NDArray[np.int64], grid: Grid, mask_path: str
             f"The brain mask {mask_path!r} ({grid.text()}) does not match the BOLD grid of "
             f"{path!r} ({bold.text()}). Use the mask fMRIPrep wrote for this run and space "
             "(same space and res- entities), or resample it to the BOLD grid.")
+    return image
+
+
+def read_volume(path: str, voxels: NDArray[np.int64], grid: Grid, mask_path: str
+                ) -> NDArray[np.float32]:
+    """Read a 4-D BOLD NIfTI and return the time series of ``voxels`` (flat C-order indices).
+
+    The BOLD grid must be the mask's (``grid``); checked from the header before the data
+    are read.
+    """
+    image = open_volume(path, grid, mask_path)
     data = _array(image, path)
     return np.ascontiguousarray(data.reshape(-1, data.shape[3])[voxels])
 

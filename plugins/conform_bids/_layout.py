@@ -76,7 +76,9 @@ class RunFiles:
     confounds: str | None = None
     tr: float | None = None
     tr_source: str = ""
+    start_time: float | None = None
     problems: list[str] = field(default_factory=list)
+    no_derivative: str | None = None
 
     @property
     def label(self) -> str:
@@ -106,6 +108,17 @@ class StudyIndex:
     spaces: list[str]
     runs: dict[str, list[RunFiles]]
     findings: list[Finding]
+    #: Every func ``*_events.tsv`` of the chosen task, any subject or session (study-wide
+    #: choices: the stimulus column, stimulus ids from file names).
+    task_events: list[str] = field(default_factory=list)
+    #: Per kept subject, every BOLD run of the chosen task in any session, in BIDS order:
+    #: (run key, events file or None); the ground truth numbers trials over all of them.
+    all_runs: dict[str, list[tuple[RunKey, str | None]]] = field(default_factory=dict)
+    #: Subject and session labels of the chosen task's BOLD files (before any selection).
+    found_subjects: list[str] = field(default_factory=list)
+    found_sessions: list[str] = field(default_factory=list)
+    #: Problems of the selection itself (e.g. sessions= on a study without sessions).
+    problems: list[str] = field(default_factory=list)
 
     def subjects(self) -> list[str]:
         """Subject labels (without ``sub-``) with at least one usable run, sorted."""
@@ -149,8 +162,8 @@ def _open_layout(root: Path, derivatives: Path | None) -> Any:
             raise DataFileError(
                 f"The {what} {str(folder)!r} has no dataset_description.json. Every BIDS "
                 "dataset (and derivatives folder) starts with one; check the path"
-                + (", or pass derivatives=None to read the raw BOLD." if folder == derivatives
-                   else ".")
+                + (", or read the raw BOLD with derivatives = \"none\" (--param "
+                   "derivatives=none)." if folder == derivatives else ".")
             )
     try:
         with warnings.catch_warnings():
@@ -162,13 +175,14 @@ def _open_layout(root: Path, derivatives: Path | None) -> Any:
         raise DataFileError(
             f"pybids cannot index {where!r}: {exc}. A derivatives folder's "
             "dataset_description.json needs \"DatasetType\": \"derivative\" and "
-            "\"GeneratedBy\": [{\"Name\": ...}]; fix it, or pass derivatives=None."
+            "\"GeneratedBy\": [{\"Name\": ...}]; fix it, or read the raw BOLD with "
+            "derivatives = \"none\" (--param derivatives=none)."
         ) from None
 
 
-def _tr_of(layout: Any, path: str) -> float | None:
+def _tr_of(layout: Any, path: str, name: str = "RepetitionTime") -> float | None:
     try:
-        value = layout.get_metadata(path).get("RepetitionTime")
+        value = layout.get_metadata(path).get(name)
     except Exception:  # noqa: BLE001 (pybids: no metadata for an unindexed file)
         return None
     try:
@@ -214,6 +228,19 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
     runs: dict[str, list[RunFiles]] = {}
     keep_subject = set(subjects) if subjects is not None else None
     keep_session = set(sessions) if sessions is not None else None
+    task_bold = [_entities(f) for f in [*raw_bold, *deriv_bold]]
+    task_bold = [e for e in task_bold if e.get("task") == chosen and e.get("subject")]
+    found_subjects = sorted({str(e["subject"]) for e in task_bold})
+    found_sessions = sorted({str(e["session"]) for e in task_bold if e.get("session")})
+    processed = {str(_entities(f).get("subject")) for f in deriv_bold
+                 if _entities(f).get("task") == chosen}  # subjects the derivatives hold BOLD of
+    problems: list[str] = []
+    no_sessions = keep_session is not None and chosen is not None and not found_sessions
+    if no_sessions:
+        problems.append(
+            f"sessions={sorted(keep_session or [])} selects nothing: this study has no sessions "
+            "(no ses- level in its file names). Leave sessions unset.")
+    left_out: dict[RunKey, tuple[dict[str, Any], str]] = {}  # runs sessions= leaves out
 
     def selected(entities: dict[str, Any], path: str) -> bool:
         sub = str(entities.get("subject", ""))
@@ -226,8 +253,10 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
             return False
         ses = str(entities.get("session") or "")
         if keep_session is not None and ses not in keep_session:
-            findings.append(Finding(sub, path, f"session {ses!r} not in sessions="
-                                    f"{sorted(keep_session)}"))
+            left_out.setdefault(_key(entities), (entities, path))
+            if not no_sessions:  # said once, in ``problems``
+                findings.append(Finding(sub, path, f"session {ses!r} not in sessions="
+                                        f"{sorted(keep_session)}"))
             return False
         return True
 
@@ -245,7 +274,7 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
     # derivative runs may exist without a raw file (a derivatives-only copy)
     if derivatives is not None:
         _attach_derivatives(layout, deriv_bold, by_key, findings, selected, space_name, extra,
-                            cifti, spaces)
+                            cifti, spaces, processed)
     else:
         for rec in by_key.values():
             assert rec.raw_bold is not None
@@ -265,6 +294,18 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
             rec.events = _events_by_key(events, rec.key)
             if rec.events is not None:
                 matched.add(str(Path(rec.events)))
+        if rec.no_derivative is not None:
+            if rec.events is None:  # nothing to misalign: not a run of this analysis
+                findings.append(Finding(rec.subject, str(rec.raw_bold), rec.no_derivative))
+                continue
+            rec.problems.append(
+                f"{rec.label} has a raw BOLD run with events ({Path(str(rec.raw_bold)).name}) "
+                f"but {rec.no_derivative} in {str(derivatives)!r}: its trials would be left "
+                f"out of sub-{rec.subject}. Choose a space every run has (space=...), "
+                f"preprocess this run, or leave sub-{rec.subject} out with participants= (the "
+                "other subjects' labels).")
+            runs.setdefault(rec.subject, []).append(rec)
+            continue
         if rec.events is None:
             rec.problems.append(
                 f"{rec.label} has a BOLD run ({Path(rec.main_file).name}) but no events.tsv. "
@@ -276,6 +317,8 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
         if tr is None and rec.raw_bold is not None:
             tr, rec.tr_source = _tr_of(layout, rec.raw_bold), rec.raw_bold
         rec.tr = tr
+        if derivatives is not None and tr_path is not None:
+            rec.start_time = _tr_of(layout, tr_path, "StartTime")
         if tr is None or tr <= 0:
             rec.problems.append(
                 f"No RepetitionTime for {rec.label}: none in the JSON sidecars of "
@@ -294,8 +337,8 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
         runs.setdefault(rec.subject, []).append(rec)
     for f in events:
         ent = _entities(f)
-        if str(Path(f.path)) in matched or _key(ent) in raw_keys:
-            continue  # used, or its BOLD run is reported already
+        if str(Path(f.path)) in matched or _key(ent) in raw_keys or _key(ent) in left_out:
+            continue  # used, or its BOLD run is reported already (or left out by sessions=)
         sub = str(ent.get("subject", ""))
         if keep_subject is not None and sub not in keep_subject:
             continue
@@ -313,8 +356,27 @@ def index_study(root: Path, derivatives: Path | None, *, task: str | None, space
     if subjects is not None:
         for sub in subjects:
             runs.setdefault(sub, [])
+    all_runs: dict[str, list[tuple[RunKey, str | None]]] = {}
+    every = [(rec.subject, rec.session, rec.run, rec.key, rec.events) for rec in by_key.values()]
+    for key, (ent, path) in left_out.items():
+        if key in by_key:
+            continue
+        ev = _events_by_key(events, key)
+        if ev is None and ent.get("space") is None:
+            near = layout.get_nearest(path, suffix="events", extension=".tsv", strict=True,
+                                      full_search=False)
+            ev = None if near is None else str(near)
+        every.append((str(ent["subject"]), str(ent.get("session") or ""),
+                      None if ent.get("run") is None else int(ent["run"]), key, ev))
+    for sub, _ses, _run, key, ev in sorted(every, key=lambda t: (t[0], t[1], -1 if t[2] is None
+                                                                 else t[2], repr(t[3]))):
+        all_runs.setdefault(sub, []).append((key, ev))
+    task_events = sorted(str(f.path) for f in events if _entities(f).get("task") == chosen
+                         and _entities(f).get("datatype") in (None, "func"))
     return StudyIndex(root=root, derivatives=derivatives, tasks=tasks, task=chosen,
-                      spaces=spaces, runs=runs, findings=findings)
+                      spaces=spaces, runs=runs, findings=findings, task_events=task_events,
+                      all_runs=all_runs, found_subjects=found_subjects,
+                      found_sessions=found_sessions, problems=problems)
 
 
 def _expected_events(rec: RunFiles) -> str:
@@ -346,8 +408,14 @@ def _derivative_match(layout: Any, key: RunKey, **filters: Any) -> str | None:
 
 def _attach_derivatives(layout: Any, deriv_bold: list[Any], by_key: dict[RunKey, RunFiles],
                         findings: list[Finding], selected: Any, space: str,
-                        extra: dict[str, str], cifti: bool, spaces: list[str]) -> None:
-    """Fill each run's ``data`` from the derivatives in ``space``; note what cannot be used."""
+                        extra: dict[str, str], cifti: bool, spaces: list[str],
+                        processed: set[str]) -> None:
+    """Fill each run's ``data`` from the derivatives in ``space``; note what cannot be used.
+
+    A raw run without a file in ``space`` is left out when its subject has no preprocessed
+    BOLD at all (``processed``: fMRIPrep was not run on it); otherwise it is marked
+    (``no_derivative``) and becomes a problem of its subject when it has events.
+    """
     surface = space in SURFACE_SPACES
     wanted: dict[RunKey, dict[str, list[str]]] = {}
     for f in deriv_bold:
@@ -394,6 +462,9 @@ def _attach_derivatives(layout: Any, deriv_bold: list[Any], by_key: dict[RunKey,
         if not files:
             where = (f"spaces here: {', '.join(spaces)}" if spaces
                      else "the derivatives hold no BOLD for it")
+            if rec.raw_bold is not None and rec.subject in processed:
+                rec.no_derivative = f"no preprocessed BOLD in space {space!r} ({where})"
+                continue
             findings.append(Finding(rec.subject, rec.raw_bold or rec.label,
                                     f"no preprocessed BOLD in space {space!r} ({where})"))
             del by_key[key]

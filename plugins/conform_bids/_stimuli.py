@@ -2,13 +2,16 @@
 
 With the ``stim_file`` column, each event names a file under ``stimuli/``; its id is the
 ``stimulus_id`` of that file in ``stimuli/stimuli.tsv`` when the table exists, else the file
-name without extension. Every file an event names must exist (image features read them).
+name without extension, or its path relative to ``stimuli/`` without extension where two
+files of the study share a name (``faces/001.png`` and ``houses/001.png``: ``faces/001`` and
+``houses/001``; decided over every events file of the task, so that ids do not depend on the
+runs read). Every file an event names must exist (image features read them).
 With any other column, the values are the ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,9 @@ class StimulusCatalog:
     folder: Path
     table: StimulusTable | None
     embeddings: NDArray[np.float32] | None
+    #: stim_file value -> id for files the table does not name (``_tables.stem_ids`` over
+    #: the whole study); a value not in it falls back to its file name without extension.
+    stems: dict[str, str] = field(default_factory=dict)
 
     def ids_of(self, events: RawEvents) -> NDArray[np.str_]:
         """Stimulus id of every event of ``events``; DataFileError for a file not there."""
@@ -54,7 +60,7 @@ class StimulusCatalog:
                     f"Events file {events.path!r} names the stimulus file {value!r}, which "
                     f"{self.table.path!r} does not list. Add a row for it (stimulus_id, "
                     "stim_file).")
-            out.append(Path(value).stem)
+            out.append(self.stems.get(value, Path(value).stem))
         return np.array(out, dtype=str)
 
     def source_of(self, events: RawEvents, ids: NDArray[np.str_]) -> dict[str, str]:

@@ -17,8 +17,8 @@ from numpy.typing import NDArray
 from conform_core.exceptions import DataFileError
 from conform_core.validation import suggest
 
-__all__ = ["MOTION6", "RawEvents", "StimulusTable", "read_confounds", "read_events",
-           "read_stimulus_table", "read_tsv"]
+__all__ = ["MOTION6", "RawEvents", "StimulusTable", "choose_stimulus_column", "read_confounds",
+           "read_events", "read_stimulus_table", "read_tsv", "stem_ids"]
 
 #: fMRIPrep's six rigid-body motion parameters (the ``confounds=["motion6"]`` shorthand).
 MOTION6 = ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z")
@@ -64,6 +64,24 @@ def stimulus_column_of(table: pd.DataFrame, column: str) -> str | None:
     return None
 
 
+def choose_stimulus_column(paths: list[str], column: str) -> str:
+    """Decide the stimulus column once for a study.
+
+    ``auto`` is ``stim_file`` when any events file of ``paths`` names a file there, else
+    ``trial_type``; any other value is kept. Unreadable files are skipped here (loading their run reports them).
+    """
+    if column != "auto":
+        return column
+    for path in paths:
+        try:
+            table = read_tsv(path, "events")
+        except DataFileError:
+            continue
+        if "stim_file" in table.columns and not _missing(table["stim_file"]).all():
+            return "stim_file"
+    return "trial_type"
+
+
 def read_events(path: str, column: str) -> RawEvents:
     """Read ``*_events.tsv``: onset, duration and the stimulus ``column`` (rows n/a there dropped).
 
@@ -79,11 +97,14 @@ def read_events(path: str, column: str) -> RawEvents:
     if need or chosen is None:
         lacking = need + ([column if column != "auto" else "stim_file or trial_type"]
                           if chosen is None else [])
+        study = (f" The stimulus column is chosen once for the study ({column!r}): every "
+                 "run's events need it (n/a in rows that are not trials); or choose another "
+                 "with stimulus_column=." if chosen is None and not need else "")
         raise DataFileError(
             f"Events file {path!r} lacks the column(s) {lacking}; it has "
             f"{list(table.columns)}.{suggest(str(lacking[-1]), list(table.columns))} Events need "
             "onset and duration, and stimulus_column= must name the column that identifies "
-            "each stimulus.")
+            f"each stimulus.{study}")
     keep = ~_missing(table[chosen])
     rows = table[keep]
     try:
@@ -190,7 +211,8 @@ def read_stimulus_table(path: str) -> StimulusTable:
 def stem_ids(files: list[str]) -> dict[str, str]:
     """Return the stimulus id of each file: its name without extension.
 
-    Where two files share a name, their relative paths without extension.
+    Where two files share a name, their relative paths without extension (given the files
+    of the whole study, the ids do not depend on which runs are read).
     """
     def strip(name: str) -> str:
         return str(Path(name).with_suffix("")) if Path(name).suffix else name

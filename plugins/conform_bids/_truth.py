@@ -30,7 +30,8 @@ def truth_file(folder: Path, subject: str) -> Path:
 
 
 def read_truth(path: Path, name: str, units: Units, kind: str,
-               trial_rows: NDArray[np.int64] | None) -> GroundTruth | None:
+               trial_rows: NDArray[np.int64] | None, n_trials: int | None = None
+               ) -> GroundTruth | None:
     """Read ``path`` and return the truth of the ``units`` it covers (None if it covers none).
 
     Parameters
@@ -44,6 +45,9 @@ def read_truth(path: Path, name: str, units: Units, kind: str,
         "volume") or ``surface_index`` ("surface").
     trial_rows : ndarray of int or None
         Rows of ``trial_amplitudes`` for the loaded runs' events (None: leave them out).
+    n_trials : int or None
+        Trials of every run of the subject; amplitudes are left out when the file holds
+        another count (it does not describe these events).
     """
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -70,7 +74,8 @@ def read_truth(path: Path, name: str, units: Units, kind: str,
         amplitudes = None
         if "trial_amplitudes" in a and trial_rows is not None:
             amp = np.asarray(a["trial_amplitudes"])
-            if trial_rows.size == 0 or trial_rows.max() < amp.shape[0]:
+            if (n_trials is None or amp.shape[0] == n_trials) and (
+                    trial_rows.size == 0 or trial_rows.max() < amp.shape[0]):
                 amplitudes = amp[trial_rows][:, rows]
         shared = None
         if "shared_space" in a and "shared_space_ids" in a:

@@ -26,7 +26,15 @@ from . import _images as img
 from ._layout import SURFACE_SPACES, RunFiles, StudyIndex, index_study, parse_space
 from ._rois import resolve_roi_path, roi_kind, roi_names, surface_roi, volume_roi
 from ._stimuli import StimulusCatalog, load_catalog
-from ._tables import MOTION6, RawEvents, read_confounds, read_events
+from ._tables import (
+    MOTION6,
+    RawEvents,
+    choose_stimulus_column,
+    read_confounds,
+    read_events,
+    read_tsv,
+    stem_ids,
+)
 from ._truth import read_truth, truth_file
 
 __all__ = ["BIDSDataset"]
@@ -41,6 +49,8 @@ class _State:
     events: dict[str, RawEvents] = field(default_factory=dict)
     catalog: StimulusCatalog | None = None
     stimuli: StimulusSet | None = None
+    column: str | None = None
+    checked: set[str] = field(default_factory=set)
 
 
 def _labels(value: Any, prefix: str) -> list[str] | None:
@@ -65,8 +75,9 @@ class BIDSDataset(Dataset):
         The BIDS raw root (``dataset_description.json``, ``sub-*/``, ``stimuli/``).
     derivatives : str or None, default="derivatives/fmriprep"
         The derivatives folder with the preprocessed BOLD (relative to ``location``, or
-        absolute). None (or ``"none"``, e.g. on the command line) reads the raw BOLD
-        (units: voxels whose first run varies).
+        absolute). ``"none"`` (``--param derivatives=none`` on the command line,
+        ``derivatives = "none"`` in a spec; None in Python) reads the raw BOLD (units: voxels
+        whose first run varies).
     task : str or None, default=None
         The task (without ``task-``). None: the only task with BOLD runs.
     space : str, default="MNI152NLin2009cAsym"
@@ -132,7 +143,8 @@ class BIDSDataset(Dataset):
     }
     _parameter_fixes: ClassVar[dict[str, str]] = {
         "location": "Pass the BIDS root (the folder with dataset_description.json).",
-        "derivatives": "Pass the fMRIPrep output folder, or None to read the raw BOLD.",
+        "derivatives": "Pass the fMRIPrep output folder, or derivatives=\"none\" (--param "
+                       "derivatives=none) to read the raw BOLD.",
         "participants": "Use e.g. $participants=['01', '02'].",
         "sessions": "Use e.g. $sessions=['01'].",
         "confounds": "Use e.g. $confounds=['motion6', 'framewise_displacement'].",
@@ -209,8 +221,9 @@ class BIDSDataset(Dataset):
         if deriv is not None and not deriv.is_dir():
             raise DataFileError(
                 f"The derivatives folder {str(deriv)!r} does not exist. Pass derivatives= the "
-                "fMRIPrep output folder (relative to location, or absolute), or "
-                "derivatives=None to read the raw BOLD.")
+                "fMRIPrep output folder (relative to location, or absolute), or read the raw "
+                "BOLD with derivatives = \"none\" (on the command line: --param "
+                "derivatives=none).")
         index = index_study(root, deriv, task=self.task, space=str(self.space),
                             cifti=bool(self.cifti), subjects=_labels(self.participants, "sub-"),
                             sessions=_labels(self.sessions, "ses-"),
@@ -234,6 +247,12 @@ class BIDSDataset(Dataset):
             raise ParameterError(param="task", value=self.task, owner=self,
                                  allowed=f"a task found here ({', '.join(index.tasks)})",
                                  fix=suggest(str(self.task), index.tasks).strip())
+        space = self._space()[0]
+        if self._derivatives_path() is not None and index.spaces and space not in index.spaces:
+            raise ParameterError(
+                param="space", value=self.space, owner=self,
+                allowed=f"a space of the derivatives ({', '.join(index.spaces)})",
+                fix=suggest(space, index.spaces).strip())
         if not index.subjects():
             if self.participants is not None:
                 raise ParameterError(
@@ -247,12 +266,6 @@ class BIDSDataset(Dataset):
                     allowed="session labels with usable runs",
                     fix="No run is in those sessions (a study without ses- folders has none: "
                         "leave sessions unset); `conform data info bids DIR` lists them.")
-            space = self._space()[0]
-            if self.derivatives is not None and index.spaces and space not in index.spaces:
-                raise ParameterError(
-                    param="space", value=self.space, owner=self,
-                    allowed=f"a space of the derivatives ({', '.join(index.spaces)})",
-                    fix=suggest(space, index.spaces).strip())
             raise DataFileError(
                 f"No usable BOLD run of task {index.task!r} in {str(self._root())!r}"
                 f"{' (derivatives ' + repr(str(index.derivatives)) + ')' if index.derivatives else ''}"
@@ -266,14 +279,37 @@ class BIDSDataset(Dataset):
     def _raw_events(self, path: str) -> RawEvents:
         state = self._state()
         if path not in state.events:
-            state.events[path] = read_events(path, str(self.stimulus_column))
+            state.events[path] = read_events(path, self._stimulus_column())
         return state.events[path]
+
+    def _stimulus_column(self) -> str:
+        """Return the study's stimulus column (``auto`` decided over every events file)."""
+        state = self._state()
+        if state.column is None:
+            state.column = choose_stimulus_column(state.index.task_events,
+                                                  str(self.stimulus_column))
+        return state.column
 
     def _catalog(self) -> StimulusCatalog:
         state = self._state()
         if state.catalog is None:
             emb = self.embeddings
-            state.catalog = load_catalog(self._root(), None if emb is None else str(emb))
+            catalog = load_catalog(self._root(), None if emb is None else str(emb))
+            if self._stimulus_column() == "stim_file":
+                # ids from file names, over the whole study (stable whatever runs are read)
+                listed = set() if catalog.table is None or catalog.table.files is None \
+                    else set(catalog.table.files.tolist())
+                values: set[str] = set()
+                for path in state.index.task_events:
+                    try:
+                        table = read_tsv(path, "events")
+                    except DataFileError:
+                        continue  # reported when its run is read
+                    if "stim_file" in table.columns:
+                        values.update(v.strip() for v in table["stim_file"].astype(str))
+                values -= {"", "n/a", "nan", "NaN"} | listed
+                catalog.stems = stem_ids(sorted(values))
+            state.catalog = catalog
         return state.catalog
 
     def _truth_folder(self) -> Path | None:
@@ -311,11 +347,61 @@ class BIDSDataset(Dataset):
                 "sessions=/task=.")
         return problems
 
+    def _check_files(self, label: str) -> None:
+        """Check ``sub-<label>``'s confound values and image headers (no image data read).
+
+        The chosen confound columns are read (``confounds_na`` applied) and must have one row
+        per volume; volumes: every brain mask on one grid and each BOLD run 4-D on its mask's
+        grid; raw BOLD: 4-D, on the first run's grid; CIFTI: volumes from the header. GIFTI
+        files hold their data inline (no separate header): surfaces are checked on load.
+        """
+        state = self._state()
+        if label in state.checked:
+            return
+        runs = self._runs(label)
+        columns = self._confound_columns()
+        rows: list[int | None] = [None] * len(runs)
+        if columns:
+            for i, r in enumerate(runs):
+                assert r.confounds is not None  # a problem of the index otherwise
+                rows[i] = read_confounds(r.confounds, columns, str(self.confounds_na),
+                                         None).shape[0]
+        kind = self._kind()
+        volumes: list[int | None] = [None] * len(runs)
+        if kind == "volume":
+            grids = [img.mask_grid(r.data["mask"]) for r in runs]  # masks first, as on load
+            for r, g in zip(runs, grids):
+                if not g.same_as(grids[0]):
+                    raise DataFileError(
+                        f"The brain mask {r.data['mask']!r} ({g.text()}) is on another grid than "
+                        f"{runs[0].data['mask']!r} ({grids[0].text()}). All runs of a subject "
+                        "must be in one space and resolution (choose space='S:res-X').")
+            for i, (r, g) in enumerate(zip(runs, grids)):
+                volumes[i] = int(img.open_volume(r.data["bold"], g, r.data["mask"]).shape[3])
+        elif kind == "raw":
+            first = img.load_image(runs[0].data["bold"])
+            grid = img.grid_of(first)
+            for i, r in enumerate(runs):
+                image = img.open_volume(r.data["bold"], grid, runs[0].data["bold"])
+                volumes[i] = int(image.shape[3])
+        elif kind == "cifti":
+            for i, r in enumerate(runs):
+                shape = img.load_image(r.data["cifti"], "CIFTI").shape
+                volumes[i] = int(shape[0]) if len(shape) == 2 else None
+        for r, n_rows, n_vol in zip(runs, rows, volumes):
+            if n_rows is not None and n_vol is not None and n_rows != n_vol:
+                raise DataFileError(
+                    f"Confounds file {r.confounds!r} has {n_rows} rows but its BOLD run "
+                    f"{r.main_file!r} has {n_vol} volumes. Use the confounds fMRIPrep wrote "
+                    "for this run.")
+        state.checked.add(label)
+
     def _check_params_extra(self) -> None:
-        """Check the layout before any work, reading no image.
+        """Check the layout, confounds and image headers before any work (no image data).
 
         Location, derivatives, task, space, participants, and every selected run's events,
-        stimulus files, TR and mask (from file names, sidecars and events only).
+        stimulus files, TR and mask (from file names, sidecars and events), then its
+        confound values and image headers (:meth:`_check_files`).
 
         Raises
         ------
@@ -347,6 +433,8 @@ class BIDSDataset(Dataset):
                 more = (f" ({len(problems) - 1} more problem(s): `conform data info bids "
                         f"{self._root()}` lists them.)" if len(problems) > 1 else "")
                 raise DataFileError(problems[0] + more)
+        for label in index.subjects():
+            self._check_files(label)
         if self.roi is not None:
             self.roi_labels()
 
@@ -414,8 +502,15 @@ class BIDSDataset(Dataset):
         ids = [catalog.ids_of(raw) for raw in raws]
         events = []
         for r, raw, run_ids in zip(runs, raws, ids):
+            onset = raw.onset
+            if r.start_time:
+                # Slice-timing corrected (fMRIPrep's StartTime: when the reference slice of
+                # volume 0 was acquired): volume k samples time StartTime + k * TR, so onsets
+                # move by -StartTime relative to the volumes (nilearn's slice_time_ref). Events
+                # can start no earlier than volume 0: the few before StartTime are put at 0.
+                onset = np.maximum(onset - float(r.start_time), 0.0)
             try:
-                events.append(Events(onset=raw.onset, duration=raw.duration,
+                events.append(Events(onset=onset, duration=raw.duration,
                                      stimulus_ids=run_ids))
             except ConformError as exc:
                 raise DataFileError(f"Events file {r.events!r}: {exc}") from None
@@ -621,10 +716,34 @@ class BIDSDataset(Dataset):
         path = truth_file(folder, label)
         if not path.is_file():
             return None
-        rows = None
-        if self.sessions is None:  # amplitudes are stored for every run of the subject
-            rows = np.arange(sum(ev.n_events for ev in events), dtype=np.int64)
-        return read_truth(path, name, units, kind, rows)
+        rows, total = self._truth_rows(label, runs)
+        return read_truth(path, name, units, kind, rows, n_trials=total)
+
+    def _truth_rows(self, label: str, runs: list[RunFiles]
+                    ) -> tuple[NDArray[np.int64] | None, int | None]:
+        """Rows of the truth's ``trial_amplitudes`` for the loaded runs' events, and their count.
+
+        The truth numbers the trials of every run of the subject (any session), runs in BIDS
+        order and events by onset: each loaded run's rows start after the trials of the runs
+        before it, whether or not those are loaded (``sessions=``). (None, None) when a run's
+        events cannot be read.
+        """
+        start, offsets = 0, {}
+        try:
+            for key, path in self._index().all_runs.get(label, []):
+                raw = None if path is None else self._raw_events(path)
+                offsets[key] = (start, raw)
+                start += 0 if raw is None else raw.onset.size
+        except ConformError:
+            return None, None
+        rows = []
+        for r in runs:
+            first, raw = offsets.get(r.key, (0, None))
+            if raw is None:
+                return None, None
+            rank = np.argsort(np.argsort(raw.onset, kind="stable"), kind="stable")
+            rows.append(first + rank)
+        return (np.concatenate(rows).astype(np.int64) if rows else np.zeros(0, np.int64)), start
 
     # ------------------------------------------------------------------ summary
     def describe(self) -> dict[str, Any]:

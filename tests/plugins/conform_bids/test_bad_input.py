@@ -1,9 +1,9 @@
 """Bad input: each a DataFileError naming the file and the fix, raised before any output.
 
-Layout problems (a run without events, a stimulus file missing, a TR missing or inconsistent)
+Layout problems (a run without events, a stimulus file missing, a TR missing or inconsistent),
+confound values and what image headers tell (mask and BOLD grids, volumes per confounds row)
 fail ``check_params()`` (what ``conform fit`` runs before any work) and ``load_subject``;
-image problems (mask grid, surface hemisphere or density, truncated NIfTI) and confound
-values fail ``load_subject``.
+image data problems (surface hemisphere or density, truncated NIfTI) fail ``load_subject``.
 """
 
 from __future__ import annotations
@@ -93,19 +93,16 @@ def test_a_tr_inconsistent_across_runs(fresh_toy: Path) -> None:
 def test_a_mask_not_on_the_bold_grid(fresh_toy: Path) -> None:
     for mask in (fresh_toy / "derivatives" / "fmriprep" / "sub-01").rglob("*brain_mask.nii.gz"):
         nib.save(nib.Nifti1Image(np.ones((3, 4, 2), np.uint8), np.eye(4)), str(mask))
-    ds = BIDSDataset(location=str(fresh_toy))
-    ds.check_params()  # masks are images: checked on load
-    with pytest.raises(DataFileError, match=r"The brain mask .*brain_mask.nii.gz' \(shape \(3, 4, "
-                                            r"2\).* does not match the BOLD grid of .*preproc_bold"
-                                            r".nii.gz' \(shape \(3, 4, 1\).*Use the mask fMRIPrep"):
-        ds.load_subject("sub-01")
+    # headers only: found by check_params, before any output
+    _fails_check_and_load(fresh_toy, r"The brain mask .*brain_mask.nii.gz' \(shape \(3, 4, "
+                                     r"2\).* does not match the BOLD grid of .*preproc_bold"
+                                     r".nii.gz' \(shape \(3, 4, 1\).*Use the mask fMRIPrep")
 
 
 def test_masks_of_one_subject_on_different_grids(fresh_toy: Path) -> None:
     mask = _func(fresh_toy, deriv=True) / f"{RUN1}_{SPACE}_desc-brain_mask.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((3, 4, 1), np.uint8), 2 * np.eye(4)), str(mask))
-    with pytest.raises(DataFileError, match="is on another grid than"):
-        BIDSDataset(location=str(fresh_toy)).load_subject("sub-01")
+    _fails_check_and_load(fresh_toy, "is on another grid than")
 
 
 def test_a_surface_of_the_wrong_hemisphere(fresh_toy: Path) -> None:
@@ -131,12 +128,10 @@ def test_a_surface_of_the_wrong_density(fresh_toy: Path) -> None:
 
 
 def test_confounds_with_nan_rows(toy_study: Path) -> None:
-    ds = BIDSDataset(location=str(toy_study), confounds=["motion6", "framewise_displacement"])
-    ds.check_params()  # values are read on load
-    with pytest.raises(DataFileError, match=r"desc-confounds_timeseries.tsv' has n/a values in "
-                                            r"\['framewise_displacement'\] \(rows \[0\].*"
-                                            "confounds_na='zero'"):
-        ds.load_subject("sub-01")
+    _fails_check_and_load(toy_study, r"desc-confounds_timeseries.tsv' has n/a values in "
+                                     r"\['framewise_displacement'\] \(rows \[0\].*"
+                                     "confounds_na='zero'",
+                          confounds=["motion6", "framewise_displacement"])
     filled = BIDSDataset(location=str(toy_study), confounds=["motion6", "framewise_displacement"],
                          confounds_na="zero").load_subject("sub-01").timeseries
     assert filled.confound_names == ("trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z",
@@ -182,5 +177,77 @@ def test_several_tasks_need_a_choice(fresh_toy: Path) -> None:
 
 
 def test_a_missing_derivatives_folder(toy_study: Path) -> None:
-    with pytest.raises(DataFileError, match="derivatives=None to read the raw BOLD"):
+    with pytest.raises(DataFileError, match=r'derivatives = "none" \(on the command line: '
+                                            r"--param derivatives=none\)"):
         BIDSDataset(location=str(toy_study), derivatives="derivatives/nope").check_params()
+
+
+def _remove_derivative(root: Path, run: str) -> None:
+    for path in _func(root, deriv=True).glob(f"{run}_{SPACE}_*"):
+        path.unlink()
+
+
+def test_a_raw_run_with_events_but_no_derivative_is_a_problem(fresh_toy: Path) -> None:
+    # loading the other 3 runs alone would drop this run's trials (and misalign the truth)
+    run2 = "sub-01_ses-01_task-conform_run-02"
+    _remove_derivative(fresh_toy, run2)
+    _fails_check_and_load(fresh_toy, r"sub-01 ses-01 task-conform run-2 has a raw BOLD run with "
+                                     rf"events \({run2}_bold.nii.gz\) but no preprocessed BOLD in "
+                                     r"space 'MNI152NLin2009cAsym' .*Choose a space every run has "
+                                     r".*leave sub-01 out with participants=")
+    ds = BIDSDataset(location=str(fresh_toy), participants=["02"])
+    ds.check_params()
+    assert ds.subjects() == ["sub-02"]
+
+
+def test_confounds_with_another_row_count_than_volumes(fresh_toy: Path) -> None:
+    path = _func(fresh_toy, deriv=True) / f"{RUN1}_desc-confounds_timeseries.tsv"
+    path.write_text("\n".join(path.read_text().splitlines()[:-1]) + "\n")  # 15 rows, 16 volumes
+    _fails_check_and_load(fresh_toy, r"has 15 rows but its BOLD run .*has 16 volumes",
+                          confounds=["motion6"])
+
+
+def test_the_stimulus_column_is_chosen_once_for_the_study(fresh_toy: Path) -> None:
+    path = _func(fresh_toy) / f"{RUN1}_events.tsv"
+    lines = path.read_text().splitlines()
+    # a run whose stim_file is all n/a: no trials there (its trial_type is not a stimulus)
+    path.write_text("\n".join([lines[0]] + [line.rsplit("\t", 1)[0] + "\tn/a"
+                                            for line in lines[1:]]) + "\n")
+    ds = BIDSDataset(location=str(fresh_toy))
+    assert "image" not in ds.stimulus_set().ids.tolist()
+    events = ds.load_subject("sub-01").timeseries.events
+    assert [e.n_events for e in events] == [0, 6, 6, 6]
+    # a run whose events lack stim_file altogether is refused, naming the column
+    path.write_text("\n".join(line.rsplit("\t", 1)[0] for line in lines) + "\n")
+    _fails_check_and_load(fresh_toy, r"lacks the column\(s\) \['stim_file'\].*chosen once for "
+                                     r"the study \('stim_file'\)")
+
+
+def test_stimulus_ids_from_file_names_that_clash(fresh_toy: Path) -> None:
+    stimuli = fresh_toy / "stimuli"
+    (stimuli / "stimuli.tsv").unlink()
+    (stimuli / "stimuli_embeddings.npy").unlink()
+    for folder in ("faces", "houses"):
+        (stimuli / folder).mkdir()
+        (stimuli / folder / "001.png").write_bytes(b"png")
+    run1 = fresh_toy / "sub-01" / "ses-01" / "func" / f"{RUN1}_events.tsv"
+    run1.write_text(run1.read_text().replace("images/stim-0000.png", "faces/001.png"))
+    other = (fresh_toy / "sub-02" / "ses-01" / "func" /
+             "sub-02_ses-01_task-conform_run-01_events.tsv")
+    other.write_text(other.read_text().replace("images/stim-0000.png", "houses/001.png"))
+    ids = BIDSDataset(location=str(fresh_toy)).stimulus_set().ids.tolist()
+    assert {"faces/001", "houses/001", "stim-0001"} <= set(ids) and "001" not in ids
+    # the ids are the study's: the same when sub-01 is read alone
+    alone = BIDSDataset(location=str(fresh_toy), participants=["01"]).load_subject("sub-01")
+    assert "faces/001" in alone.timeseries.stimulus_ids().tolist()
+
+
+def test_onsets_move_by_the_slice_timing_start_time(fresh_toy: Path) -> None:
+    for path in _func(fresh_toy, deriv=True).glob("*_desc-preproc_bold.json"):
+        _rewrite_json(path, StartTime=0.5, SliceTimingCorrected=True)
+    ds = BIDSDataset(location=str(fresh_toy))
+    events = ds.load_subject("sub-01").timeseries.events
+    # the toy's onsets are 1, 3, ... s; ses-01 volumes are sampled 0.5 s after their start
+    np.testing.assert_array_equal(events[0].onset, 0.5 + 2.0 * np.arange(6))
+    np.testing.assert_array_equal(events[2].onset, 1.0 + 2.0 * np.arange(6))
+    assert ds.describe()["slice timing"].startswith("StartTime 0.5 s")

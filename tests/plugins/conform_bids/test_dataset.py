@@ -48,8 +48,11 @@ def test_sessions_and_participants_restrict_the_runs(toy_study: Path) -> None:
     assert ds.subjects() == ["sub-02"]
     subject = ds.load_subject("sub-02")
     assert subject.timeseries.n_runs == 2 and subject.timeseries.sessions.tolist() == [0, 0]
-    # trial amplitudes are stored for every run: left out when sessions are chosen
-    assert subject.truth is not None and subject.truth.trial_amplitudes is None
+    # trial amplitudes are stored for every run (4 runs of 6 trials): ses-02's are rows 12-23
+    truth = np.load(toy_study / "derivatives" / "ground-truth" / "sub-02" /
+                    "sub-02_desc-truth.npz")
+    np.testing.assert_array_equal(subject.truth.trial_amplitudes,
+                                  truth["trial_amplitudes"][12:24])
 
 
 def test_ground_truth_is_aligned_to_the_units(toy_study: Path) -> None:
@@ -133,11 +136,22 @@ def test_nothing_is_read_until_a_subject_is_loaded_and_runs_one_at_a_time(
 
     monkeypatch.setattr(nib, "load", spy)
     ds = BIDSDataset(location=str(toy_study))
-    ds.check_params()
     ds.subjects()
     ds.stimulus_set()
     ds.describe()
     assert opened == []
+    # check_params reads headers (masks and BOLD runs: grids, volume counts), never the data
+    import conform_bids._images as images
+
+    def no_data(*args: object) -> None:
+        raise AssertionError("check_params read image data")
+
+    with monkeypatch.context() as m:
+        m.setattr(images, "_array", no_data)
+        ds.check_params()
+    assert len(opened) == 16 and set(opened) == {p.name for p in toy_study.rglob(
+        "*_space-MNI152NLin2009cAsym_desc-*.nii.gz")}
+    opened.clear()
     ds.load_subject("sub-01")
     # the 4 brain masks first (small), then each BOLD run once
     assert [n.split("_space")[0] for n in opened[:4]] == [n.split("_space")[0]

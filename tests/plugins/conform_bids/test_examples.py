@@ -34,7 +34,7 @@ def test_ds001_with_fmriprep_derivatives_is_indexed(examples: Path, no_images: N
     ds = _ds001(examples)
     # sub-11 has raw runs but no derivatives in this subset: not a usable subject
     assert ds.subjects() == ["sub-10", "sub-16"]
-    ds.check_params()  # events, TR and masks are all there
+    assert ds._problems("10") == [] and ds._problems("16") == []  # events, TR, masks there
     runs = ds._runs("10")
     assert [r.run for r in runs] == [1, 2, 3]  # raw run-01 matched with fMRIPrep's run-1
     assert {r.tr for r in runs} == {2.0}
@@ -91,6 +91,14 @@ def test_ds001_loading_reports_the_empty_image(examples: Path, space: str, what:
         _ds001(examples, space=space).load_subject("sub-10")
 
 
+def test_check_params_reads_the_image_headers(examples: Path) -> None:
+    # the subset's images are 0-byte placeholders: found before any output, not while fitting
+    with pytest.raises(DataFileError, match=r"brain_mask\.nii\.gz': it is empty"):
+        _ds001(examples).check_params()
+    with pytest.raises(DataFileError, match=r"_bold\.nii\.gz': it is empty"):
+        BIDSDataset(location=str(examples / "ds000117"), derivatives=None).check_params()
+
+
 def test_ds001_empty_confounds_fail_before_any_image(examples: Path) -> None:
     with pytest.raises(DataFileError, match="confounds file .*run-1_desc-confounds_timeseries"
                                             r"\.tsv' is empty"):
@@ -100,7 +108,7 @@ def test_ds001_empty_confounds_fail_before_any_image(examples: Path) -> None:
 def test_ds000117_raw_sessions_and_stim_files(examples: Path, no_images: None) -> None:
     ds = BIDSDataset(location=str(examples / "ds000117"), derivatives=None)
     assert ds.subjects() == ["sub-01"]
-    ds.check_params()  # every stim_file named by the events exists under stimuli/
+    assert ds._problems("01") == []  # every stim_file named by the events exists
     runs = ds._runs("01")
     assert len(runs) == 9 and {r.session for r in runs} == {"mri"}
     assert {r.tr for r in runs} == {2.0}
@@ -130,3 +138,32 @@ def test_ds000117_raw_loading_reports_the_empty_image(examples: Path) -> None:
     ds = BIDSDataset(location=str(examples / "ds000117"), derivatives=None)
     with pytest.raises(DataFileError, match=r"run-01_bold\.nii\.gz': it is empty"):
         ds.load_subject("01")
+
+
+def test_info_on_a_raw_only_folder_describes_the_raw_bold(examples: Path,
+                                                          no_images: None) -> None:
+    info = BIDSDataset(location=str(examples / "ds001")).describe()  # no derivatives/fmriprep
+    assert "not found: the raw BOLD is described instead" in info["derivatives"]
+    assert "--param derivatives=none" in info["derivatives"]
+    assert [r["subject"] for r in info["subjects"]] == ["sub-10", "sub-11", "sub-16"]
+
+
+def test_info_lists_requested_participants_and_sessions_without_runs(
+        examples: Path, no_images: None) -> None:
+    info = _ds001(examples, participants=["10", "04"]).describe()
+    assert [r["subject"] for r in info["subjects"]] == ["sub-10"]
+    assert any(p.startswith("participants: sub-04 has no usable run") and
+               "no such subject" in p for p in info["problems"])
+    info = BIDSDataset(location=str(examples / "ds000117"), derivatives=None,
+                       sessions=["mri", "7t"]).describe()
+    assert any(p.startswith("sessions: ses-7t has no usable run") for p in info["problems"])
+
+
+def test_sessions_on_a_study_without_sessions_is_said_once(examples: Path,
+                                                           no_images: None) -> None:
+    info = _ds001(examples, derivatives=None, sessions=["01"]).describe()
+    assert [p for p in info["problems"] if "no sessions" in p] == [
+        "sessions=['01'] selects nothing: this study has no sessions (no ses- level in its "
+        "file names). Leave sessions unset."]
+    unusable = "\n".join(info["cannot use"])
+    assert "session ''" not in unusable and "events without a BOLD run" not in unusable
