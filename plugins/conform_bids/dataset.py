@@ -24,6 +24,7 @@ from conform_core.validation import check_existing_path, suggest
 
 from . import _images as img
 from ._layout import SURFACE_SPACES, RunFiles, StudyIndex, index_study, parse_space
+from ._reading import read_unit_runs, space_of
 from ._rois import resolve_roi_path, roi_kind, roi_names, surface_roi, volume_roi
 from ._stimuli import StimulusCatalog, load_catalog
 from ._tables import (
@@ -541,93 +542,12 @@ class BIDSDataset(Dataset):
 
     def _read_runs(self, label: str, runs: list[RunFiles]
                    ) -> tuple[list[NDArray[np.float32]], Units]:
-        """Read every run, one at a time, reduced to the units; then drop non-finite units."""
+        """Read every run, one at a time, reduced to the units (:func:`read_unit_runs`)."""
         kind = self._kind()
         space, extra = self._space()
-        density = extra.get("den")
-        data: list[NDArray[np.float32]] = []
-        if kind == "volume":
-            grid: img.Grid | None = None
-            keep3d: NDArray[np.bool_] | None = None
-            for r in runs:  # masks first (small): the units are in every run's mask
-                mask, g = img.read_mask(r.data["mask"])
-                if grid is None or keep3d is None:
-                    grid, keep3d = g, mask
-                elif not g.same_as(grid):
-                    raise DataFileError(
-                        f"The brain mask {r.data['mask']!r} ({g.text()}) is on another grid than "
-                        f"{runs[0].data['mask']!r} ({grid.text()}). All runs of a subject must be "
-                        "in one space and resolution (choose space='S:res-X').")
-                else:
-                    keep3d = keep3d & mask
-            assert grid is not None and keep3d is not None
-            indices = np.flatnonzero(keep3d.reshape(-1)).astype(np.int64)
-            for r in runs:
-                data.append(img.read_volume(r.data["bold"], indices, grid, r.data["mask"]))
-        elif kind == "raw":
-            indices = np.zeros(0, np.int64)
-            grid = None
-            for i, r in enumerate(runs):
-                image = img.load_image(r.data["bold"])
-                g = img.grid_of(image)
-                if i == 0:
-                    grid = g
-                    full = img._array(image, r.data["bold"])
-                    if full.ndim != 4:
-                        raise DataFileError(f"BOLD file {r.data['bold']!r} must be 4-D; got "
-                                            f"shape {full.shape}.")
-                    flat = full.reshape(-1, full.shape[3])
-                    indices = np.flatnonzero(np.ptp(flat, axis=1) > 0).astype(np.int64)
-                    data.append(np.ascontiguousarray(flat[indices]))
-                    del full, flat
-                else:
-                    assert grid is not None
-                    data.append(img.read_volume(r.data["bold"], indices, grid, runs[0].data["bold"]))
-        elif kind == "surface":
-            indices = np.zeros(0, np.int64)
-            n_left = 0
-            for i, r in enumerate(runs):
-                left = img.read_surface(r.data["L"], "L", space, density)
-                right = img.read_surface(r.data["R"], "R", space, density)
-                if left.shape[1] != right.shape[1]:
-                    raise DataFileError(f"{r.data['L']!r} has {left.shape[1]} volumes but "
-                                        f"{r.data['R']!r} has {right.shape[1]}. Both "
-                                        "hemispheres of a run must have every volume.")
-                both = np.concatenate([left, right])
-                if i == 0:
-                    n_left = left.shape[0]
-                    indices = np.flatnonzero(np.ptp(both, axis=1) > 0).astype(np.int64)
-                    total = both.shape[0]
-                elif both.shape[0] != total or left.shape[0] != n_left:
-                    raise DataFileError(f"{r.data['L']!r} and {r.data['R']!r} have other vertex "
-                                        f"counts than the first run ({runs[0].data['L']!r}). "
-                                        "All runs must be on one surface.")
-                data.append(np.ascontiguousarray(both[indices]))
-                del both, left, right
-            self._n_left = n_left
-        else:  # cifti
-            indices = np.zeros(0, np.int64)
-            den = density if density else "91k"
-            first: tuple[str, Any] | None = None  # every run on the first run's brain models
-            for i, r in enumerate(runs):
-                full, models = img.read_cifti(r.data["cifti"], den, like=first)
-                if i == 0:
-                    first = (r.data["cifti"], models)
-                    indices = np.flatnonzero(np.ptp(full, axis=1) > 0).astype(np.int64)
-                data.append(np.ascontiguousarray(full[indices]))
-                del full
-        finite = np.ones(indices.size, dtype=bool)
-        for d in data:
-            finite &= np.isfinite(d).all(axis=1)
-        if not finite.all():
-            data = [np.ascontiguousarray(d[finite]) for d in data]
-            indices = indices[finite]
-        if indices.size == 0:
-            raise DataFileError(
-                f"sub-{label} has no usable unit in {runs[0].main_file!r}: the brain mask is "
-                "empty or every time series is constant or non-finite. Check the files.")
-        units = self._units(label, kind, indices, locals().get("grid"))
-        return data, units
+        read = read_unit_runs(runs, kind, space, extra.get("den"), label)
+        self._n_left = read.n_left
+        return read.data, self._units(label, kind, read.indices, read.grid)
 
     def output_space(self, name: str) -> dict[str, Any]:
         """Describe where subject ``name``'s units live, for writing per-unit maps.
@@ -640,29 +560,8 @@ class BIDSDataset(Dataset):
         header and nothing else.
         """
         label = name[len("sub-"):] if name.startswith("sub-") else name
-        runs = self._runs(label)
-        kind = self._kind()
-        if kind == "volume":
-            _, grid = img.read_mask(runs[0].data["mask"])
-            return {"kind": "nifti", "shape": grid.shape, "affine": grid.affine}
-        if kind == "raw":
-            grid = img.grid_of(img.load_image(runs[0].data["bold"]))
-            return {"kind": "nifti", "shape": grid.shape, "affine": grid.affine}
-        if kind == "surface":
-            space, extra = self._space()
-            counts = []
-            for hemi in ("L", "R"):
-                n = img.expected_vertices(space, extra.get("den"))
-                if n is None:  # fsnative: each hemisphere has its own count
-                    n = int(img.read_surface(runs[0].data[hemi], hemi, space, None).shape[0])
-                counts.append(n)
-            return {"kind": "gifti", "shape": (sum(counts),),
-                    "hemispheres": [("CortexLeft", counts[0]), ("CortexRight", counts[1])]}
-        if kind == "cifti":
-            models = img.cifti_brain_models(runs[0].data["cifti"],
-                                            self._space()[1].get("den") or "91k")
-            return {"kind": "cifti", "shape": (len(models),), "brain_models": models}
-        return {}
+        space, extra = self._space()
+        return space_of(self._runs(label), self._kind(), space, extra.get("den"))
 
     def _units(self, label: str, kind: str, indices: NDArray[np.int64], grid: Any) -> Units:
         space = self._space()[0] if kind != "raw" else "native"
