@@ -185,6 +185,11 @@ def fit(
     quiet: Annotated[bool, typer.Option(
         "--quiet", help="Show no progress (no bar on a terminal, no per-task lines on stderr "
                         "otherwise); the summary is still printed.")] = False,
+    mem: Annotated[str | None, typer.Option(
+        "--mem", help="Memory the analysis may use, e.g. 8GB or 500MB (binary units, as "
+                      "SLURM's); default: the memory available now. Shared by the --workers; "
+                      "with --scheduler, each worker's memory. A cell whose predicted peak "
+                      "exceeds its share is refused before any work (exit 2).")] = None,
 ) -> None:
     """Run a declared analysis and compare denoisers x aligners x encoders on held-out stimuli.
 
@@ -196,7 +201,9 @@ def fit(
     `conform fit --merge DIR DIR ... --out OUT` combines the folders into the one a single
     run writes (see docs/cluster.md).
 
-    Everything that can be checked is checked before any work starts. Re-running the same
+    Everything that can be checked is checked before any work starts, memory included: each
+    stage's predicted peak for each subject's data against --mem (default: the memory
+    available) shared by the --workers. Re-running the same
     command on a folder it completed (same spec, subjects and inputs; no failed cell) skips
     it and exits 0. Exit codes: 0 every
     cell succeeded; 2 the spec or data cannot run (nothing written); 3 the analysis ran but
@@ -207,12 +214,14 @@ def fit(
     from rich.console import Console
 
     from .analysis import AlreadyComplete, prepare_analysis
+    from .memory import parse_bytes
 
+    budget = None if mem is None else parse_bytes(mem)  # a bad --mem before anything is read
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
     if merge:
-        _check_merge_options(sets, subjects, workers, scheduler, out)
+        _check_merge_options(sets, subjects, workers, scheduler, out, mem)
         assert out is not None
         _run_merge(console, spec, out, overwrite, check, allow_failures)
         return
@@ -225,7 +234,8 @@ def fit(
     if check:
         try:
             job = prepare_analysis(spec_path, overrides=sets or [], out=out, overwrite=overwrite,
-                                   subjects=subjects)
+                                   subjects=subjects, mem=budget, workers=workers,
+                                   scheduler=scheduler)
         except AlreadyComplete as done:
             typer.echo(f"{spec_path}: OK. {done} (a run would skip it.)")
             return
@@ -237,19 +247,22 @@ def fit(
                      f"stimuli ({plan.context_draws} draw(s) each)")
         typer.echo(f"{spec_path}: OK. {len(plan.subjects)} subject(s), {grid}; {len(job.checksums)} "
                    f"input file(s) fingerprinted; results would go to {job.out}. Nothing was run.")
+        if job.memory is not None:
+            typer.echo(job.memory.summary())
         return
     try:
         _run_fit(console, spec_path, sets or [], out, workers, scheduler, threads, overwrite,
-                 allow_failures, quiet, subjects=subjects)
+                 allow_failures, quiet, subjects=subjects, mem=budget)
     except AlreadyComplete as done:
         console.print(Text(f"Skipped: {done}"))
 
 
 def _check_merge_options(sets: list[str] | None, subjects: list[str] | None, workers: int,
-                         scheduler: str | None, out: Path | None) -> None:
+                         scheduler: str | None, out: Path | None, mem: str | None = None) -> None:
     """Refuse options that mean nothing to ``--merge``, and a missing ``--out``."""
     given = [name for name, used in (("--set", sets), ("--subject", subjects),
-                                     ("--workers", workers != 1), ("--scheduler", scheduler))
+                                     ("--workers", workers != 1), ("--scheduler", scheduler),
+                                     ("--mem", mem))
              if used]
     if given:
         raise typer.BadParameter(
@@ -288,7 +301,8 @@ def _run_merge(console: Any, folders: list[Path], out: Path, overwrite: bool, ch
 
 def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, workers: int,
              scheduler: str | None, threads: int, overwrite: bool, allow_failures: bool,
-             quiet: bool = False, subjects: list[str] | None = None) -> None:
+             quiet: bool = False, subjects: list[str] | None = None,
+             mem: int | None = None) -> None:
     from .analysis import count_cells, fit_analysis
     from .analysis.runner import count_tasks
     from .exceptions import AnalysisFailedError
@@ -305,7 +319,8 @@ def _run_fit(console: Any, spec: Path, sets: list[str], out: Path | None, worker
         try:
             path, result = fit_analysis(spec, overrides=sets, out=out, workers=workers,
                                         scheduler=scheduler, threads=threads, overwrite=overwrite,
-                                        progress=tick, on_plan=on_plan, subjects=subjects)
+                                        progress=tick, on_plan=on_plan, subjects=subjects,
+                                        mem=mem)
         except AnalysisFailedError as exc:
             tick.stop()
             _print_failures(console, getattr(exc.result, "failures", []))

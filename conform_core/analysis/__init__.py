@@ -14,13 +14,15 @@ from ..io import to_builtin
 from ..spec import AnalysisSpec, apply_overrides, check_spec, load_spec
 from .lock import input_checksums, lock_text, path_inputs
 from .parts import AlreadyComplete, has_parts, write_parts
-from .plan import Plan, make_plan
+from .plan import MemoryCheck, Plan, check_memory, make_plan
 from .report import provenance, summary_table, write_results
 from .runner import AnalysisResult, Progress, run_plan
 from .subject import split_stimuli
 
 __all__ = [
     "succeeded_subjects",
+    "check_memory",
+    "MemoryCheck",
     "count_cells",
     "fit_analysis",
     "prepare_analysis",
@@ -54,13 +56,20 @@ def prepare_analysis(
     out: str | Path | None = None,
     overwrite: bool = False,
     subjects: Sequence[str] | None = None,
+    mem: int | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> PreparedAnalysis:
     """Load, override and check a spec: everything ``conform fit`` does before any work.
 
     Parses the spec, applies ``--set`` overrides, resolves the plan (every stage's
     parameters complete), runs :func:`check_plan` (every cell's parameter values, paths,
     ROIs, features, aligner subject count), refuses an existing results folder without
-    ``overwrite`` and a locked spec whose inputs changed. ``conform fit --check`` stops here.
+    ``overwrite`` and a locked spec whose inputs changed, and refuses a cell whose predicted
+    peak memory exceeds what one task may use (:func:`~.plan.check_memory`: ``mem`` bytes,
+    default the memory available now, shared by ``workers`` tasks; with ``scheduler``,
+    ``mem`` is each worker's memory and nothing is checked without it). ``conform fit
+    --check`` stops here.
 
     ``subjects`` (``conform fit --subject``) runs only those of the analysis' subjects; a
     spec with aligners is refused then (an aligner needs every subject at once). An existing
@@ -119,7 +128,9 @@ def prepare_analysis(
     )
     if existing:
         _check_existing(job)
-    return job
+    memory = check_memory(plan, budget=mem, tasks_at_once=workers,
+                          workers_known=scheduler is None)
+    return replace(job, memory=memory)
 
 
 def _select_subjects(plan: Plan, selected: list[str]) -> Plan:
@@ -199,6 +210,7 @@ def fit_analysis(
     progress: Progress | None = None,
     on_plan: Callable[[Plan], None] | None = None,
     subjects: Sequence[str] | None = None,
+    mem: int | None = None,
 ) -> tuple[Path, AnalysisResult]:
     """Run an analysis spec end to end and write its results folder.
 
@@ -224,6 +236,10 @@ def fit_analysis(
         folder then also holds ``parts/`` (:mod:`~conform_core.analysis.parts`), which
         :func:`~conform_core.analysis.merge.merge_results` combines into the folder of a
         single run of every subject. Refused for a spec with aligners.
+    mem : int, optional
+        Memory in bytes for the tasks that run at once (``conform fit --mem``; default: the
+        memory available now); with ``scheduler``, each worker's memory. A cell whose
+        predicted peak exceeds its share is refused before any work (:func:`check_memory`).
 
     Returns
     -------
@@ -245,7 +261,7 @@ def fit_analysis(
     """
     started = time.time()
     job = prepare_analysis(spec, overrides=overrides, out=out, overwrite=overwrite,
-                           subjects=subjects)
+                           subjects=subjects, mem=mem, workers=workers, scheduler=scheduler)
     plan = job.plan
     if on_plan is not None:
         on_plan(plan)
@@ -298,7 +314,8 @@ class PreparedAnalysis:
     """A checked analysis, ready to run: its name, results folder, plan and input fingerprints.
 
     ``subjects_all`` are every subject of the analysis; ``selected`` says whether ``plan``
-    runs only some of them (``conform fit --subject``).
+    runs only some of them (``conform fit --subject``); ``memory`` is what the memory check
+    found (``conform fit --check`` prints its summary).
     """
 
     name: str
@@ -308,6 +325,7 @@ class PreparedAnalysis:
     checksums: dict[str, str]
     subjects_all: tuple[str, ...] = ()
     selected: bool = False
+    memory: MemoryCheck | None = None
 
 
 def succeeded_subjects(result: AnalysisResult) -> list[str]:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sklearn.base import BaseEstimator
 
 from ..constraints import check_constraints, check_declared_names
 from ..exceptions import NotFittedError
+
+if TYPE_CHECKING:
+    from ..memory import DataSize
 
 __all__ = ["Component", "check_is_fitted"]
 
@@ -90,6 +93,24 @@ class Component(BaseEstimator):
         checks nothing. Raise :class:`~conform_core.exceptions.ParameterError` naming the
         parameter (``param=``), as the declarations do.
         """
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the bytes this component allocates at its peak on data of ``size``.
+
+        ``conform fit`` calls it before any work starts, with the size each subject's data
+        has for this stage (:meth:`~conform_core.components.Dataset.data_size`), and refuses
+        a cell whose figure exceeds the memory a task may use (``--mem``, else the memory
+        available, shared by the tasks that run at once). Count the arrays allocated while
+        fitting on and applying to data of that size (numpy's allocations; neither the
+        input data nor the interpreter's ~250 MB); an upper bound is fine. It must cost
+        microseconds: compute it from the size and the parameters, never by running.
+
+        Returns
+        -------
+        int or None
+            Bytes; None (the default) when unknown, which skips the check.
+        """
+        return None
 
     def _fitted_attributes(self) -> list[str]:
         return [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]

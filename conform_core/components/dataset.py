@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 
 from ..data import StimulusSet, Subject
 from ..exceptions import UnknownComponentError
+from ..memory import DataSize
 from ..validation import suggest
 from .base import Component
 
@@ -65,6 +66,19 @@ class Dataset(Component):
         ``conform fit`` checks ``[dataset] rois`` against them before any work starts.
         Return an empty list when the units carry no ROI labels, and None (the default)
         when they cannot be known without loading a subject (the check is then skipped).
+        """
+        return None
+
+    def data_size(self, name: str) -> DataSize | None:
+        """Return the size of subject ``name``'s data, read without loading it, or None.
+
+        ``conform fit`` hands it to every stage's
+        :meth:`~conform_core.components.Component.peak_memory` before any work starts, to
+        refuse an analysis that would not fit in memory. ``n_conditions`` counts the
+        training stimuli (the ones the denoisers and encoders are fitted on; all stimuli
+        as an upper bound when the split is drawn later) and the time series fields are
+        set when the subject has time series. None (the default) skips
+        the check for this subject; it must cost milliseconds (metadata only).
         """
         return None
 

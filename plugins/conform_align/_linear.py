@@ -9,13 +9,16 @@ and the template are fitted (``_fit_maps``) and how a new subject is mapped onto
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from conform_core import Aligner, ConditionData, ShapeError
 
 from ._algebra import Array, as_float64, centre, shared_units
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 #: An aligner's map of one subject: encoder (n_units x k), decoder (k x n_units), and per-subject
 #: fitted values to keep (``{"alpha_": 0.1}`` is stored as ``self.alpha_[subject] = 0.1``).
@@ -36,6 +39,28 @@ def common_fixes(*, n_components: bool = True) -> dict[str, str]:
     if not n_components:
         out.pop("n_components", None)
     return out
+
+
+def peak_words(aligner: Aligner, size: DataSize, *, data: float, maps: float,
+               plan: float = 0.0) -> int | None:
+    """Peak bytes of an aligner's fit plus transform of every subject, from array counts.
+
+    ``8 * (data S U C + maps S U k + plan U k + S C^2)`` for S subjects of U units on C
+    conditions, with k = min(U, C) (the largest shared space; ``n_components`` when it is an
+    int): ``data`` float64 copies of every subject's conditions x units responses (as
+    float64, centred, the transformed outputs), ``maps`` units x k arrays per subject (the
+    maps in and back, a solver's factors), ``plan`` units x k arrays alive once (a transport
+    plan and its kernel), and the conditions x conditions Gram matrices of the first
+    template. None with ``via_encoder`` (the probe set's size is not known before fitting).
+    """
+    if getattr(aligner, "via_encoder", None) is not None:
+        return None
+    s, u, c = max(int(size.n_subjects), 1), int(size.n_units), int(size.n_conditions)
+    k = min(u, c)
+    n_components = getattr(aligner, "n_components", None)
+    if isinstance(n_components, int) and not isinstance(n_components, bool):
+        k = min(k, n_components)
+    return int(8 * (data * s * u * c + maps * s * u * k + plan * u * k + s * c * c))
 
 
 class LinearAligner(Aligner):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -11,6 +11,9 @@ from conform_core import Aligner, ConditionData, ShapeError, Units
 
 from ._algebra import as_float64, centre
 from ._linear import common_constraints, common_fixes
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["IdentityAligner"]
 
@@ -75,6 +78,16 @@ class IdentityAligner(Aligner):
         self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def peak_memory(self, size: DataSize) -> int:
+        """Return the peak bytes of ``fit`` plus ``transform`` of every subject.
+
+        ``8 * 3 S U C`` for S subjects of U units on C conditions (float64): each subject's
+        responses in float64 and centred, and its output in the shared space (the template
+        is one more conditions x units array).
+        """
+        s, u, c = max(int(size.n_subjects), 1), int(size.n_units), int(size.n_conditions)
+        return int(8 * 3 * s * u * c)
 
     def _fit(self, subjects: list[ConditionData], n_components: int | None = None
              ) -> IdentityAligner:

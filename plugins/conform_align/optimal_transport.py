@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -11,7 +11,10 @@ from conform_core import ConditionData, ParameterError
 from conform_core.constraints import Interval
 
 from ._algebra import Array, initial_template, refine_template
-from ._linear import LinearAligner, Maps, common_constraints, common_fixes
+from ._linear import LinearAligner, Maps, common_constraints, common_fixes, peak_words
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["OptimalTransportAligner", "sinkhorn"]
 
@@ -169,6 +172,16 @@ class OptimalTransportAligner(LinearAligner):
         self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the peak bytes of ``fit`` plus ``transform`` of every subject.
+
+        ``8 * (3 S U C + 2 S U k + 3 U k + S C^2)`` (see
+        :func:`~conform_align._linear.peak_words`): each subject's responses in float64,
+        centred, and transformed; its maps in and back (units x k); the transport plan, its
+        kernel and cost, alive for one subject at a time; the template's Gram matrices.
+        """
+        return peak_words(self, size, data=3, maps=2, plan=3)
 
     def _check_memory(self, n_units: int, n_components: int) -> None:
         need = _PLAN_COPIES * n_units * n_components * 8 / 2**20

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from conform_core.constraints import Boolean, Interval
 
 from ._algebra import Array, initial_template, orthogonal_map, refine_template
-from ._linear import LinearAligner, Maps, common_constraints, common_fixes
+from ._linear import LinearAligner, Maps, common_constraints, common_fixes, peak_words
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["ProcrustesAligner"]
 
@@ -100,6 +103,15 @@ class ProcrustesAligner(LinearAligner):
         self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the peak bytes of ``fit`` plus ``transform`` of every subject.
+
+        ``8 * (3 S U C + 2 S U k + S C^2)`` (see :func:`~conform_align._linear.peak_words`):
+        each subject's responses in float64, centred, and transformed; its orthogonal map
+        and the SVD factors that make it (units x k); the template's Gram matrices.
+        """
+        return peak_words(self, size, data=3, maps=2)
 
     def _fit_maps(self, blocks: list[Array], n_components: int) -> tuple[Array, list[Maps]]:
         return procrustes_maps(blocks, n_components, n_iter=int(self.n_iter),

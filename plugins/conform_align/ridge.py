@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -12,7 +12,10 @@ from conform_core.constraints import Interval, SequenceOf
 from conform_core.linalg import LeaveOneOutRidge
 
 from ._algebra import Array, initial_template, refine_template
-from ._linear import LinearAligner, Maps, common_constraints, common_fixes
+from ._linear import LinearAligner, Maps, common_constraints, common_fixes, peak_words
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["RidgeAligner"]
 
@@ -108,6 +111,18 @@ class RidgeAligner(LinearAligner):
         self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the peak bytes of ``fit`` plus ``transform`` of every subject.
+
+        ``8 * (6 S U C + 3 S U k + A U k + S C^2)`` with A alphas (see
+        :func:`~conform_align._linear.peak_words`): each subject's responses in float64,
+        centred, transformed, and the thin SVD of its block kept for the whole fit (units x
+        k and conditions x k factors); its maps; the per-target leave-one-out of the maps
+        back, which scores every alpha for every unit (A units x k arrays); the template's
+        Gram matrices.
+        """
+        return peak_words(self, size, data=6, maps=3, plan=len(self._grid()))
 
     def _grid(self) -> Array:
         return np.asarray(self.alphas, dtype=np.float64)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -11,8 +11,11 @@ import scipy.linalg
 from conform_core.constraints import Boolean, Interval
 
 from ._algebra import Array, initial_template, orthogonal_map
-from ._linear import LinearAligner, Maps, common_constraints, common_fixes
+from ._linear import LinearAligner, Maps, common_constraints, common_fixes, peak_words
 from .procrustes import procrustes_maps
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["SRMAligner", "SRMFit", "probabilistic_srm"]
 
@@ -205,6 +208,15 @@ class SRMAligner(LinearAligner):
         self.probe = probe
         self.n_jobs = n_jobs
         self.random_state = random_state
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the peak bytes of ``fit`` plus ``transform`` of every subject.
+
+        ``8 * (3 S U C + 2 S U k + S C^2)`` (see :func:`~conform_align._linear.peak_words`):
+        each subject's responses in float64, centred, and transformed; its map W_i and the
+        units x k cross products of the M-step; the template's Gram matrices.
+        """
+        return peak_words(self, size, data=3, maps=2)
 
     def _fit_maps(self, blocks: list[Array], n_components: int) -> tuple[Array, list[Maps]]:
         if not self.probabilistic:

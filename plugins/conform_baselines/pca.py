@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from statistics import NormalDist
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,6 +12,9 @@ from conform_core import ConditionData, ConditionTrials, Denoiser, ShapeError
 from conform_core.constraints import Interval
 from conform_core.data import mean_over_trials
 from conform_core.validation import check_int_param
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["PCADenoiser"]
 
@@ -107,6 +110,23 @@ class PCADenoiser(Denoiser):
     def __init__(self, n_components: int | None = None, max_components: int | None = None):
         self.n_components = n_components
         self.max_components = max_components
+
+    def peak_memory(self, size: DataSize) -> int:
+        """Return the peak bytes of ``fit`` plus ``transform`` on data of ``size``.
+
+        For U units, C conditions, T trials and r = min(U, C) axes, in float64:
+        ``8 * (3 U C T + 3 U C + 2 U r)`` when the axes are chosen by the held-out trial
+        (the data in float64, the copy with the held-out trial removed and its NaN mask;
+        the held-out trial, the mean of the others and its centred copy; the SVD's copy of
+        its input and its U x r axes), ``8 * (1.5 U C T + 2 U C + 2 U r)`` with a fixed
+        ``n_components`` (the data in float64 and its mask, the means and their centred
+        copy, the SVD).
+        """
+        u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
+        r = min(u, c)
+        if self.n_components is None:
+            return int(8 * (3 * u * c * t + 3 * u * c + 2 * u * r))
+        return int(8 * (1.5 * u * c * t + 2 * u * c + 2 * u * r))
 
     def _fit(self, data: ConditionTrials) -> PCADenoiser:
         arr = np.asarray(data.data, dtype=np.float64)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from conform_core import ConditionData, ConditionTrials, Denoiser
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["TrialAverageDenoiser"]
 
@@ -18,6 +23,16 @@ class TrialAverageDenoiser(Denoiser):
     n_units_ : int
         Number of units seen in ``fit`` (``transform`` requires the same).
     """
+
+    def peak_memory(self, size: DataSize) -> int:
+        """Return the peak bytes of ``transform`` on data of ``size`` (``fit`` stores nothing).
+
+        ``8 * (9/8 U C T + 3 U C)`` for U units, C conditions and T trials: the mean over
+        trials ignoring NaN (a float64 working copy of the data with NaN zeroed, and its
+        one-byte NaN mask), the trial counts, the sums and the U x C output.
+        """
+        u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
+        return int(8 * (1.125 * u * c * t + 3 * u * c))
 
     def _fit(self, data: ConditionTrials) -> TrialAverageDenoiser:
         return self

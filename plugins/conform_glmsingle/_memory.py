@@ -17,11 +17,10 @@ libraries add :data:`BASELINE_BYTES` on top (resident memory, not numpy's).
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Sequence
 
 from conform_core.exceptions import ParameterError
+from conform_core.memory import format_bytes, parse_bytes
 
 from ._pipeline import MAX_BLOCK
 
@@ -32,11 +31,6 @@ __all__ = ["BASELINE_BYTES", "MAX_BLOCK", "chunk_for_budget", "format_bytes", "p
 #: Resident memory of the interpreter with numpy, scipy and nibabel loaded, before any data
 #: (measured 0.2-0.25 GB on Linux; rounded up).
 BASELINE_BYTES = 256 * 1024**2
-
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024**2, "MB": 1024**2,
-          "MIB": 1024**2, "G": 1024**3, "GB": 1024**3, "GIB": 1024**3, "T": 1024**4,
-          "TB": 1024**4, "TIB": 1024**4}
-
 
 def _terms(n_units: int, n_times: Sequence[int], n_trials: Sequence[int], n_types: int,
            n_hrfs: int, hrf_length: int, denoise: bool) -> tuple[int, int, int]:
@@ -121,30 +115,3 @@ def chunk_for_budget(budget_bytes: int, n_units: int, n_times: Sequence[int],
             f"{format_bytes(need)} or more, keep fewer --types, or split the units (e.g. one "
             "hemisphere or a mask) into separate runs of the command.")
     return int(min(block, MAX_BLOCK, n_units))
-
-
-def parse_bytes(text: str) -> int:
-    """Parse a memory size such as ``8GB``, ``500M``, ``1.5GiB`` or ``1048576`` (bytes).
-
-    Units are binary (1 GB = 1024³ bytes, as SLURM's ``--mem``).
-
-    Raises
-    ------
-    ParameterError
-        For anything else, with examples.
-    """
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
-    unit = match.group(2).upper() if match else ""
-    if not match or unit not in _UNITS or not math.isfinite(float(match.group(1))) \
-            or float(match.group(1)) <= 0:
-        raise ParameterError(f"--mem must be a memory size such as 8GB, 500MB or 1.5G; got "
-                             f"{text!r}.")
-    return int(float(match.group(1)) * _UNITS[unit])
-
-
-def format_bytes(n: float) -> str:
-    """``n`` bytes as a short text: ``1.23 GB`` (binary units, as :func:`parse_bytes`)."""
-    for unit, size in (("TB", 1024**4), ("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
-        if abs(n) >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{int(n)} B"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -14,6 +14,9 @@ from conform_core.data import TimeSeriesData, TrialData
 from conform_core.exceptions import ParameterError
 
 from ._options import OPTION_CONSTRAINTS, OPTION_FIXES, Fractions, check_options, check_pcstop
+
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
 
 __all__ = ["GLMsingleDenoiser"]
 
@@ -151,6 +154,28 @@ class GLMsingleDenoiser(Denoiser):
         """
         check_pcstop(self.pcstop, self.n_pcs, owner=self)
         check_options(self._params())
+
+    def peak_memory(self, size: DataSize) -> int | None:
+        """Return the peak bytes of a native fit on time series of ``size`` (None without one).
+
+        :func:`conform_glmsingle._memory.predict_peak_bytes` (docs/glmsingle.md "Memory")
+        with the ``size.n_timepoints`` volumes and ``size.n_events`` trials spread evenly
+        over ``size.n_runs`` runs (the largest run rounded up), one type returned, 20 library
+        HRFs (1 with ``wantlibrary=0``) of 50 samples, ``chunklen``, and the noise-pool PCA
+        when type C or D denoises. ``transform`` of the fitted data returns the stored betas.
+        """
+        from ._memory import predict_peak_bytes
+
+        n_time, n_runs = int(size.n_timepoints), int(size.n_runs)
+        if n_time <= 0 or n_runs <= 0:
+            return None
+        times = [n_time // n_runs + (r < n_time % n_runs) for r in range(n_runs)]
+        events = int(size.n_events)
+        trials = [events // n_runs + (r < events % n_runs) for r in range(n_runs)]
+        return predict_peak_bytes(
+            int(size.n_units), times, trials, chunklen=int(self.chunklen),
+            n_hrfs=20 if self.wantlibrary else 1,
+            denoise=bool(self.wantglmdenoise) and self.model in "CD")
 
     def _params(self) -> dict[str, Any]:
         flags = [0, 0, 0, 0]

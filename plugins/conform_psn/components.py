@@ -10,7 +10,7 @@ makes them equivariant to any re-arrangement (the functional :func:`psn` and
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,9 +28,41 @@ from ._options import CV_PRESETS, PRESETS, PSN_CONSTRAINTS, check_call
 from ._psn import psn
 from ._validation import Preset
 
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
+
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
 
 _DROP = ("input_data", "residuals", "gsn_result")
+
+#: Peak memory of a fit plus transform, in float64 words per term: (units x units matrices,
+#: copies of the units x conditions x trials data, units x conditions arrays). Counted from
+#: the arrays each path keeps alive at its peak and checked against tracemalloc on simulated
+#: data (tests/plugins/conform_psn/test_peak_memory.py). GSN holds ~9 units^2 matrices
+#: (noise, data, signal covariances, the biconvex iterates, shrinkage candidates, eigh); the
+#: official presets add the basis, its projections and the denoiser; "compare" and "hybrid"
+#: a second basis or per-unit denoiser columns; "cv" (legacy) per-fold denoisers; "auto" the
+#: whitened eigenbasis and its two factors, and the candidate filters it scores per fold.
+_PEAK_TERMS: dict[str, tuple[float, float, float]] = {
+    "gsn": (10, 1, 4),
+    "standard": (10, 2, 8),
+    "compare": (13, 2.5, 8),
+    "hybrid": (13, 2.5, 8),
+    "cv": (16, 2, 8),
+    "auto": (18, 3, 8),
+}
+
+
+def _peak_bytes(terms: tuple[float, float, float], size: DataSize) -> int:
+    """Bytes of ``terms`` (see :data:`_PEAK_TERMS`) plus one copy of the data.
+
+    The copy is the fit's re-ordering of the conditions by stimulus id (made when they are
+    not in that order already). Everything is counted in float64, an upper bound for
+    float32 data.
+    """
+    u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
+    dense, copies, means = terms
+    return int(8 * (dense * u * u + (copies + 1) * u * c * t + means * u * c))
 
 
 def _canonical(data: ConditionTrials) -> ConditionTrials:
@@ -210,6 +242,34 @@ class PSNDenoiser(Denoiser):
                     "cross-validated API (cv_mode, cv_threshold_per, ...) go in $options.")
         check_call(self._preset(), None, self._psn_options())
 
+    def peak_memory(self, size: DataSize) -> int:
+        """Return the peak bytes of ``fit`` plus ``transform`` on data of ``size``.
+
+        ``8 * (a U^2 + (b + 1) U C T + m U C)`` for U units, C conditions and T trials, with
+        per path (float64 words): the official presets and Wiener ``a, b, m = 10, 2, 8``;
+        "compare" and the hybrid threshold ``13, 2.5, 8``; "cv" ``16, 2, 8``; "auto" (the
+        default) ``18, 3, 8``. ``a`` counts the dense units x units matrices alive at the peak
+        (GSN's covariances and iterates, the basis, the denoiser, "auto"'s whitened
+        eigenbasis and candidate filters), ``b + 1`` the copies of the data (the re-ordered
+        input, residuals, trial contrasts), ``m`` the units x conditions arrays (trial
+        means, deviations, the denoised output). For 1,000 conditions x 3 trials "auto"
+        comes to about 1.6x the measured peak at 2,000-5,000 units (144 + 256,000/U bytes
+        per U^2 against the measured ~111).
+        """
+        preset = self._preset()
+        opts = self._psn_options()
+        if preset == AUTO:
+            key = "auto"
+        elif preset in CV_PRESETS:
+            key = "cv"
+        elif preset == "compare" or opts.get("basis") == "compare":
+            key = "compare"
+        elif opts.get("threshold_method") == "hybrid":
+            key = "hybrid"
+        else:
+            key = "standard"
+        return _peak_bytes(_PEAK_TERMS[key], size)
+
     def _fit(self, data: ConditionTrials) -> PSNDenoiser:
         data = _canonical(data)
         if self._auto():
@@ -298,6 +358,17 @@ class GSNDenoiser(Denoiser):
     def __init__(self, wantshrinkage: bool = True, n_trials: float | None = None) -> None:
         self.wantshrinkage = wantshrinkage
         self.n_trials = n_trials
+
+    def peak_memory(self, size: DataSize) -> int:
+        """Return the peak bytes of ``fit`` plus ``transform`` on data of ``size``.
+
+        ``8 * (10 U^2 + 2 U C T + 4 U C)`` for U units, C conditions and T trials: GSN's
+        dense units x units float64 matrices (noise, data and signal covariances, the
+        biconvex iterates, the shrinkage candidates, an eigendecomposition), two copies of
+        the data (the re-ordered input and the trial contrasts) and the units x conditions
+        trial means.
+        """
+        return _peak_bytes(_PEAK_TERMS["gsn"], size)
 
     def _fit(self, data: ConditionTrials) -> GSNDenoiser:
         data = _canonical(data)

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from conform_core.components import Dataset
 from conform_core.constraints import InstanceOf, PathLike, check_param
@@ -22,9 +23,41 @@ from ._params import SimulationParams
 from ._reader import read_stimuli, read_study_info, read_study_subject
 from ._study import StudyPlan, plan_study, simulate_subject
 
+if TYPE_CHECKING:
+    from conform_core.memory import DataSize
+
 __all__ = ["SimulatedFolderDataset", "SyntheticDataset"]
 
 _SETTINGS = SimulationParams.names()
+
+
+def _data_size(params: dict[str, Any], n_units: int, n_stimuli: int,
+               n_runs: int | None, timeseries: bool) -> DataSize:
+    """Size of a subject seeing ``n_stimuli`` stimuli ``n_repeats`` times each.
+
+    Conditions are every stimulus the subject sees (training and test: ``transform`` meets
+    both), trials the planned repeats (before missing trials are dropped: an upper bound).
+    With time series, the runs as the simulator lays them out (``_design.design_subject``):
+    the planned trials split into near-equal contiguous runs, each with ``null_fraction``
+    extra empty slots ``iti`` apart, 8 s of lead-in and ``stimdur`` + 20 s of tail.
+    """
+    from conform_core.memory import DataSize
+
+    repeats = int(params["n_repeats"])
+    planned = n_stimuli * repeats
+    if not timeseries or planned == 0:
+        return DataSize(n_units, n_stimuli, repeats)
+    if n_runs is None:
+        n_runs = (math.ceil(planned / int(params["trials_per_run"]))
+                  if params.get("n_runs") is None else min(int(params["n_runs"]), planned))
+    volumes = 0
+    for r in range(n_runs):  # run r holds the trials i with i * n_runs // planned == r
+        in_run = -(-(r + 1) * planned // n_runs) + (-r * planned // n_runs)
+        slots = in_run + int(round(float(params["null_fraction"]) * in_run))
+        end = 8.0 + max(slots - 1, 0) * float(params["iti"]) + float(params["stimdur"]) + 20.0
+        volumes += int(math.ceil(end / float(params["tr"])))
+    return DataSize(n_units, n_stimuli, repeats, n_timepoints=volumes, n_runs=n_runs,
+                    n_events=planned)
 
 
 def _check_study_folder(location: Any, owner: Dataset) -> None:
@@ -133,6 +166,24 @@ class SimulatedFolderDataset(Dataset):
         folder = self._folder()
         return read_study_subject(folder.location, name, info=folder.info,
                                   stimuli=self.stimulus_set())
+
+    def data_size(self, name: str) -> DataSize:
+        """Return the size of subject ``name``'s data from ``study.json`` alone.
+
+        Its units and stimuli (training and test), the study's ``n_repeats`` as trials per
+        condition, and with time series its runs (their volumes as the simulator lays them
+        out, see :func:`_data_size`).
+        """
+        info = self._folder().info
+        row = next((s for s in info["subjects"] if str(s["name"]) == name), None)
+        if row is None:
+            raise ParameterError(f"Subject {name!r} is not in the study at {self.location!r}; "
+                                 f"it has {self.subjects()}. Use one of those names.")
+        params = info["params"]
+        return _data_size(params, int(row.get("n_units", info["n_units"])),
+                          int(row["n_stimuli"]),
+                          None if row.get("n_runs") is None else int(row["n_runs"]),
+                          bool(info.get("timeseries", params.get("timeseries", False))))
 
     def describe(self) -> dict[str, Any]:
         """Summarise the study; only ``study.json`` is read."""
@@ -316,6 +367,33 @@ class SyntheticDataset(Dataset):
             index = simulation.plan.subject_names.index(name)
             simulation.subjects[name] = simulate_subject(simulation.plan, index)
         return simulation.subjects[name]
+
+    def data_size(self, name: str) -> DataSize:
+        """Return the size of subject ``name``'s data from the settings (nothing simulated).
+
+        ``n_units`` units (``unit_dropout`` only removes some), the stimuli the study plan
+        gives the subject (shared plus its own; training and test), ``n_repeats`` trials per
+        condition, and with ``timeseries`` the runs the simulator lays out (see
+        :func:`_data_size`). From a ``location``, the folder's :meth:`data_size`.
+        """
+        folder = self._folder()
+        if folder is not None:
+            return folder.data_size(name)
+        plan = self._simulation().plan
+        if name not in plan.subject_names:
+            raise ParameterError(f"Subject {name!r} is not simulated here; the subjects are "
+                                 f"{plan.subject_names}. Use one of those names.")
+        params = plan.params
+        split = plan.split
+        if split.own is not None:
+            n_stimuli = int(split.shared.size + split.own[plan.subject_names.index(name)].size)
+        else:
+            others = params.n_stimuli - int(split.shared.size)
+            own = others if params.stimuli_per_subject is None else min(
+                int(params.stimuli_per_subject), others)
+            n_stimuli = int(split.shared.size) + own
+        return _data_size(params.as_dict(), int(params.n_units), n_stimuli, None,
+                          bool(params.timeseries))
 
     def data_params(self) -> dict[str, Any]:
         """Return the parameters of the data used: with a ``location``, the folder's settings.
