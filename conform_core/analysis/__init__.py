@@ -13,8 +13,9 @@ from ..exceptions import AnalysisFailedError, SpecError
 from ..io import to_builtin
 from ..spec import AnalysisSpec, apply_overrides, check_spec, load_spec
 from .lock import input_checksums, lock_text, path_inputs
+from .memory_check import MemoryCheck, check_memory
 from .parts import AlreadyComplete, has_parts, write_parts
-from .plan import MemoryCheck, Plan, check_memory, make_plan
+from .plan import Plan, make_plan
 from .report import provenance, summary_table, write_results
 from .runner import AnalysisResult, Progress, run_plan
 from .subject import split_stimuli
@@ -66,7 +67,7 @@ def prepare_analysis(
     parameters complete), runs :func:`check_plan` (every cell's parameter values, paths,
     ROIs, features, aligner subject count), refuses an existing results folder without
     ``overwrite`` and a locked spec whose inputs changed, and refuses a cell whose predicted
-    peak memory exceeds what one task may use (:func:`~.plan.check_memory`: ``mem`` bytes,
+    peak memory exceeds what one task may use (:func:`~.memory_check.check_memory`: ``mem`` bytes,
     default the memory available now, shared by ``workers`` tasks; with ``scheduler``,
     ``mem`` is each worker's memory and nothing is checked without it). ``conform fit
     --check`` stops here.
