@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from .checks import check_component, checks_for, parametrize_with_checks
 from .instances import ContractInstance, ContractInstances, registered_contract_instances
+from .memory import measured_peak
 
-__all__ = ["ContractInstance", "ContractInstances", "check_component", "checks_for",
+__all__ = ["measured_peak", "ContractInstance", "ContractInstances", "check_component", "checks_for",
            "parametrize_with_checks", "registered_contract_instances"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
 from conform_align import (
     IdentityAligner,
@@ -15,6 +13,7 @@ from conform_align import (
 from threadpoolctl import threadpool_limits
 
 from conform_core.memory import DataSize
+from conform_core.testing import measured_peak
 from conform_core.testing.fakes import make_subject_conditions
 
 # (subjects, units each, conditions)
@@ -29,16 +28,7 @@ ALIGNERS = {
 
 
 def _measured_peak(aligner, subjects) -> int:
-    """Peak bytes numpy allocates in fit + transform of every subject (outputs kept)."""
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        aligner.fit(subjects)
-        outputs = [aligner.transform(s) for s in subjects]
-        assert outputs
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return measured_peak(lambda: (aligner.fit(subjects), [aligner.transform(s) for s in subjects]))
 
 
 @pytest.mark.parametrize("name", list(ALIGNERS))

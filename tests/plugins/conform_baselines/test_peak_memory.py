@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
 from conform_baselines.pca import PCADenoiser
 from conform_baselines.trial_average import TrialAverageDenoiser
 from threadpoolctl import threadpool_limits
 
 from conform_core.memory import DataSize
+from conform_core.testing import measured_peak
 from conform_core.testing.fakes import make_condition_trials
 
 SIZES = [(300, 300, 3), (600, 150, 2), (500, 400, 4), (200, 1000, 3)]
@@ -21,15 +20,7 @@ COMPONENTS = {
 
 
 def _measured_peak(component, data) -> int:
-    """Peak bytes numpy allocates in fit + transform (the input excluded, as in peak_memory)."""
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        component.fit(data)
-        component.transform(data)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return measured_peak(lambda: (component.fit(data), component.transform(data)))
 
 
 @pytest.mark.parametrize("name", list(COMPONENTS))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tracemalloc
 import warnings
 
 from conform_glmsingle._memory import predict_peak_bytes
@@ -11,6 +10,7 @@ from conform_synthetic import SyntheticDataset
 from threadpoolctl import threadpool_limits
 
 from conform_core.memory import DataSize
+from conform_core.testing import measured_peak
 
 
 def test_peak_memory_is_the_formula_with_runs_split_evenly():
@@ -28,14 +28,7 @@ def test_no_time_series_no_estimate():
 
 
 def _measured_peak(denoiser, runs) -> int:
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        denoiser.fit(runs)
-        denoiser.transform(runs)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return measured_peak(lambda: (denoiser.fit(runs), denoiser.transform(runs)))
 
 
 def _simulated(n_units: int) -> tuple[SyntheticDataset, str]:

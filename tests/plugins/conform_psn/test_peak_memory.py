@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import pytest
 from conform_psn.components import GSNDenoiser, PSNDenoiser
 from threadpoolctl import threadpool_limits
 
 from conform_core.memory import DataSize
+from conform_core.testing import measured_peak
 from conform_core.testing.fakes import make_condition_trials
 
 # (units, conditions, trials): units^2 terms dominate the first, the data the second
@@ -28,15 +27,7 @@ COMPONENTS = {
 
 
 def _measured_peak(component, data) -> int:
-    """Peak bytes numpy allocates in fit + transform (the input excluded, as in peak_memory)."""
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        component.fit(data)
-        component.transform(data)
-        return tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
+    return measured_peak(lambda: (component.fit(data), component.transform(data)))
 
 
 @pytest.mark.parametrize("name", list(COMPONENTS))
