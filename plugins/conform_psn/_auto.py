@@ -150,22 +150,26 @@ def _whitened_eig(c_sb: NDArray[np.float64], c_nb: NDArray[np.float64]
 
     ``lam`` are its eigenvalues (descending, clipped at 0), ``B = L U`` and
     ``A = U^T L^-1`` with ``cNb = L L^T``, so that
-    ``cSb (cSb + cNb / n)^-1 = B diag(lam / (lam + 1/n)) A``.
+    ``cSb (cSb + cNb / n)^-1 = B diag(lam / (lam + 1/n)) A``. One generalized symmetric
+    eigendecomposition ``cSb V = cNb V diag(lam)``, ``V^T cNb V = I`` gives them all:
+    ``V = L^-T U``, so ``A = V^T`` and ``B = cNb V`` (no explicit inverse, no whitened
+    matrix).
     """
     n = c_nb.shape[0]
     jitter = 1e-10 * max(float(np.trace(c_nb)) / n, 1e-300)  # as PSN's Wiener filter
     noise = c_nb + jitter * np.eye(n)
     try:
-        chol = np.linalg.cholesky(noise)
-        inv = scipy.linalg.solve_triangular(chol, np.eye(n), lower=True)
+        lam, v = scipy.linalg.eigh(c_sb, noise, check_finite=False)
     except np.linalg.LinAlgError:  # not positive definite: whiten by the clipped spectrum
         values, vectors = np.linalg.eigh(noise)
         root = np.sqrt(np.maximum(values, 1e-8 * max(float(values.max()), 1e-300)))
         chol, inv = vectors * root, (vectors / root).T
-    whitened = inv @ c_sb @ inv.T
-    lam, u = np.linalg.eigh((whitened + whitened.T) / 2)
-    lam, u = np.maximum(lam[::-1], 0.0), u[:, ::-1]
-    return lam, chol @ u, u.T @ inv
+        whitened = inv @ c_sb @ inv.T
+        lam, u = np.linalg.eigh((whitened + whitened.T) / 2)
+        lam, u = np.maximum(lam[::-1], 0.0), u[:, ::-1]
+        return lam, chol @ u, u.T @ inv
+    lam, v = np.maximum(lam[::-1], 0.0), v[:, ::-1]
+    return lam, noise @ v, np.ascontiguousarray(v.T)
 
 
 def _shrinkers(lam: NDArray, n_fit: float, n_avg: float, n_units: int, n_cond: int

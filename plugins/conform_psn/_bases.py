@@ -45,12 +45,13 @@ def check_custom_basis(basis: Any, n_units: int) -> NDArray[np.float64]:
     if basis.dtype.kind not in "fiuc" or not np.all(np.isfinite(basis)):
         raise ParameterError("psn: a custom 'basis' must be numeric and finite; got "
                              f"dtype {basis.dtype} or non-finite entries.")
-    return np.real(basis).astype(np.float64)
+    return np.real(basis).astype(np.float64, copy=False)
 
 
 def construct_basis(name_or_matrix: Any, c_sb: NDArray, c_nb: NDArray, *, t: float,
                     trial_avg: NDArray, unit_means: NDArray,
-                    eigenvalues: Any = None) -> tuple[NDArray, NDArray | None]:
+                    eigenvalues: Any = None, eig: Any = None, eigenbasis: bool = False
+                    ) -> tuple[NDArray, NDArray | None]:
     """Build the basis and its eigenvalues (None for random and custom bases).
 
     Parameters
@@ -65,14 +66,23 @@ def construct_basis(name_or_matrix: Any, c_sb: NDArray, c_nb: NDArray, *, t: flo
         Trial average (n_units, n_conditions) and its row means (for 'pca').
     eigenvalues : array-like or None
         Eigenvalues of a custom basis (length D), enabling eigenvalue ordering.
+    eig : tuple of ndarray or None
+        The ascending eigendecomposition GSN rebuilt cSb from (``_gsn_core``): the
+        'signal' basis reuses it (its vectors, re-ordered in place) instead of a second
+        eigendecomposition of cSb. Eigenvectors of a clipped rebuild are those of the
+        decomposition that built it; the clipped (zero) directions carry no signal and
+        are ordered last, in any order (only their span is defined, as upstream).
+    eigenbasis : bool
+        ``name_or_matrix`` is an eigenbasis cached in a GSN result: used as it is when its
+        columns have unit norm to 1e-12 (an eigendecomposition's vectors are orthonormal
+        to rounding), without the O(n^3) orthonormality check of a custom basis.
     """
     n_units = c_sb.shape[0]
     if isinstance(name_or_matrix, str):
         if name_or_matrix == "signal":
-            return _swap(eigh_descending(c_sb))
+            return _swap(eigh_descending(c_sb, eig))
         if name_or_matrix == "difference":
-            diff = c_sb - c_nb / t
-            return _swap(eigh_descending((diff + diff.T) / 2))
+            return _swap(eigh_descending(difference_matrix(c_sb, c_nb, t)))
         if name_or_matrix == "noise":
             return _swap(eigh_descending(c_nb))
         if name_or_matrix == "pca":
@@ -84,7 +94,10 @@ def construct_basis(name_or_matrix: Any, c_sb: NDArray, c_nb: NDArray, *, t: flo
             q, _ = np.linalg.qr(np.random.RandomState(42).randn(n_units, n_units))
             return q, None
         raise ParameterError(f"psn: unknown basis {name_or_matrix!r}.")
-    basis = orthonormalize(check_custom_basis(name_or_matrix, n_units))
+    basis = check_custom_basis(name_or_matrix, n_units)
+    norms = np.sqrt(np.einsum("ij,ij->j", basis, basis))
+    if not (eigenbasis and np.all(np.abs(norms - 1) <= 1e-12)):
+        basis = orthonormalize(basis)
     if eigenvalues is None:
         return basis, None
     values = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
@@ -101,8 +114,29 @@ def _swap(pair: tuple[NDArray, NDArray]) -> tuple[NDArray, NDArray]:
     return vectors, values
 
 
-def project(c_sb: NDArray, c_nb: NDArray, basis: NDArray) -> tuple[NDArray, NDArray]:
-    """Per-dimension variances ``max(b^T C b, 0)`` of cSb and cNb along each column."""
-    s = np.einsum("ij,ij->j", c_sb @ basis, basis)
-    n = np.einsum("ij,ij->j", c_nb @ basis, basis)
-    return np.maximum(s, 0), np.maximum(n, 0)
+def difference_matrix(c_sb: NDArray, c_nb: NDArray, t: float) -> NDArray:
+    """Return ``(A + A^T) / 2``, ``A = cSb - cNb / t``, formed with one units x units matrix."""
+    diff = c_nb / t
+    np.subtract(c_sb, diff, out=diff)
+    if not np.array_equal(diff, diff.T):  # exactly symmetric inputs need no averaging
+        diff = (diff + diff.T) / 2
+    return diff
+
+
+def project(c_sb: NDArray, c_nb: NDArray, basis: NDArray, clamp: bool = True,
+            block: int = 512) -> tuple[NDArray, NDArray]:
+    """Per-dimension variances ``max(b^T C b, 0)`` of cSb and cNb along each column.
+
+    Computed ``block`` columns at a time, so the products ``C @ basis`` never exist
+    whole (units x block temporaries instead of units x D). ``clamp=False`` keeps
+    negative values (the 'compare' ranking).
+    """
+    n_dims = basis.shape[1]
+    s, n = np.empty(n_dims), np.empty(n_dims)
+    for i in range(0, n_dims, block):
+        part = basis[:, i:i + block]
+        s[i:i + block] = np.einsum("ij,ij->j", c_sb @ part, part)
+        n[i:i + block] = np.einsum("ij,ij->j", c_nb @ part, part)
+    if clamp:
+        return np.maximum(s, 0), np.maximum(n, 0)
+    return s, n

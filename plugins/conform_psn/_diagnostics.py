@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from ._linalg import trial_mean
 from ._thresholds import recovery_curve, signal_curve
 
-__all__ = ["row_corr", "split_half_r", "recovery_tradeoff", "svnv"]
+__all__ = ["row_corr", "split_half_r", "recovery_tradeoff", "svnv", "svnv_from_basis"]
 
 
 def row_corr(x: NDArray, y: NDArray) -> NDArray[np.float64]:
@@ -131,14 +131,30 @@ def svnv(weights: NDArray, s: NDArray, n: NDArray, t: float, k: Any
 
     ``weights`` is ``basis**2`` (n_units, n_dims); ``k`` is an int or one K per unit.
     """
-    before = np.column_stack([weights @ s, (weights @ n) / t])
-    k_arr = np.broadcast_to(np.asarray(k, dtype=int), (weights.shape[0],))
-    if np.all(k_arr == k_arr[0]):
-        kk = int(k_arr[0])
-        after = np.column_stack([weights[:, :kk] @ s[:kk], (weights[:, :kk] @ n[:kk]) / t])
-        return before, after
-    cs = np.concatenate([np.zeros((weights.shape[0], 1)), np.cumsum(weights * s, axis=1)], 1)
-    cn = np.concatenate([np.zeros((weights.shape[0], 1)), np.cumsum(weights * n, axis=1)], 1)
-    rows = np.arange(weights.shape[0])
-    after = np.column_stack([cs[rows, k_arr], cn[rows, k_arr] / t])
+    return svnv_from_basis(weights, s, n, t, k, squared=True)
+
+
+def svnv_from_basis(basis: NDArray, s: NDArray, n: NDArray, t: float, k: Any, *,
+                    squared: bool = False, block: int = 1024) -> tuple[NDArray, NDArray]:
+    """:func:`svnv` from the basis itself: ``basis**2`` is formed ``block`` rows at a time.
+
+    ``squared=True``: ``basis`` already holds the weights.
+    """
+    n_units = basis.shape[0]
+    before, after = np.empty((n_units, 2)), np.empty((n_units, 2))
+    k_arr = np.broadcast_to(np.asarray(k, dtype=int), (n_units,))
+    for i in range(0, n_units, block):
+        weights = basis[i:i + block] if squared else basis[i:i + block] ** 2
+        before[i:i + block] = np.column_stack([weights @ s, (weights @ n) / t])
+        kk = k_arr[i:i + block]
+        if np.all(kk == kk[0]):
+            k0 = int(kk[0])
+            after[i:i + block] = np.column_stack([weights[:, :k0] @ s[:k0],
+                                                  (weights[:, :k0] @ n[:k0]) / t])
+            continue
+        zero = np.zeros((weights.shape[0], 1))
+        cs = np.concatenate([zero, np.cumsum(weights * s, axis=1)], 1)
+        cn = np.concatenate([zero, np.cumsum(weights * n, axis=1)], 1)
+        rows = np.arange(weights.shape[0])
+        after[i:i + block] = np.column_stack([cs[rows, kk], cn[rows, kk] / t])
     return before, after

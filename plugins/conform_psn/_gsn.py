@@ -52,6 +52,10 @@ from ._validation import IGNORED, FiniteNumbers, TrialLayout, check_constant_uni
 __all__ = ["perform_gsn", "GSN_CONSTRAINTS", "GSN_FIXES"]
 
 _LEAVE_OUT = 5
+_EPS = float(np.finfo(np.float64).eps)
+_OFFICIAL_BUDGET = 2.5e9
+"""Multiply-adds up to which float32 shrinkage is decided on upstream's own einsum matrix
+(about 5 s of non-BLAS einsum; 1,000 units x 1,000 conditions x 3 trials is 2.4e9)."""
 _VALID_RETURNS = ("cN", "cS", "cNb", "cSb", "eigvecs_signal", "eigvals_signal",
                   "eigvecs_difference", "eigvals_difference")
 _DEFAULT_RETURNS = ("cN", "cS", "cNb", "cSb")
@@ -115,25 +119,45 @@ def _gram(columns: NDArray[np.floating]) -> NDArray[np.float64]:
     return np.asarray(columns @ columns.T, dtype=np.float64)
 
 
-def _select(cov: NDArray[np.float64], points: NDArray[np.float64], n_points: int,
+def _select(columns: NDArray[np.floating], points: NDArray[np.float64], n_points: int,
             levels: NDArray[np.float64], reference: Reference, dtype: np.dtype,
-            max_rank: int, n_terms: int) -> float:
+            max_rank: int, n_terms: int, official_cost: float) -> float:
     """Choose the shrinkage level; positive definiteness decided as upstream decides it.
 
-    For float32 data the official matrix (float32 entries, factorised in float64) is
-    formed up front and used for every level, since its float32 rounding alone moves
-    its eigenvalues by about 1e-7; for float64 data it is formed only if some level is
-    too close to singular for the eigenvalues of ours to settle (see ``_shrinkage``).
+    ``columns`` (units x r, float64) span the training covariance
+    (``cov = columns @ columns.T``), which is formed only when r >= n_units. For float32
+    data the official matrix (float32 entries, factorised in float64) is formed up front
+    and used for every level while that is affordable (``official_cost``, multiply-adds
+    of its einsum, below :data:`_OFFICIAL_BUDGET`), since its float32 rounding alone moves
+    its eigenvalues by about 1e-7; beyond that the float64 path below decides, with the
+    settling threshold widened for float32 rounding and a BLAS-formed float32 matrix in
+    place of the official einsum (which would cost minutes at thousands of units). For
+    float64 data the official matrix is formed only if some level is too close to
+    singular for the eigenvalues of ours to settle (see ``_shrinkage``).
     """
-    if dtype == np.float32:
+    if dtype == np.float32 and official_cost <= _OFFICIAL_BUDGET:
         ref_cov, ref_rows = reference()
         level, _ = choose_shrinkage(ref_cov.astype(np.float64), ref_rows.T.astype(np.float64),
                                     ref_rows.shape[0], levels,
                                     reference=lambda: (ref_cov, ref_rows), max_rank=max_rank)
         return level
-    level, _ = choose_shrinkage(cov, points, n_points, levels, reference=reference,
-                                max_rank=max_rank, n_terms=n_terms)
+    if dtype == np.float32:
+        def reference() -> tuple[NDArray, NDArray]:  # float32 entries, as upstream's
+            c32 = columns.astype(np.float32)
+            return c32 @ c32.T, _rows32(points, n_points)
+        # float32 entries perturb the (unit-diagonal) matrix by about sqrt(n) 2^-24 in norm;
+        # settle only levels 10x above that (see _shrinkage._settled_threshold)
+        n = columns.shape[0]
+        n_terms = max(n_terms, int(10 * 2.0**-24 * np.sqrt(n) / (4 * n * _EPS)) + 1)
+    level, _ = choose_shrinkage(None, points, n_points, levels, reference=reference,
+                                max_rank=max_rank, n_terms=n_terms, columns=columns)
     return level
+
+
+def _rows32(points: NDArray[np.float64], n_points: int) -> NDArray[np.float32]:
+    n_cols = points.shape[1]
+    rows = points.T if n_cols == n_points else points.T * np.sqrt(n_cols / n_points)
+    return rows.astype(np.float32)
 
 
 def _official_noise_even(data: NDArray[np.floating], train: NDArray[np.intp],
@@ -161,15 +185,18 @@ def _fit_noise_even(data: NDArray[np.floating], levels: NDArray[np.float64]
     train, val = _split(n_cond)
     contrasts = helmert_contrasts(n_trials).astype(data.dtype)
     z = (data.reshape(-1, n_trials) @ contrasts).reshape(n_units, n_cond, n_trials - 1)
-    s_train = _gram(z[:, train].reshape(n_units, -1))
-    z_val = z[:, val].reshape(n_units, -1)
-    cov_train = s_train / (n_trials - 1) / train.size
     n_cols = train.size * (n_trials - 1)
-    level = _select(cov_train, z_val.astype(np.float64), val.size * n_trials, levels,
+    columns = z[:, train].reshape(n_units, -1).astype(np.float64)
+    columns *= 1.0 / np.sqrt((n_trials - 1) * train.size)  # cov_train = columns columns^T
+    level = _select(columns, z[:, val].reshape(n_units, -1).astype(np.float64),
+                    val.size * n_trials, levels,
                     lambda: _official_noise_even(data, train, val), data.dtype,
-                    max_rank=n_cols, n_terms=n_cols)
-    cov_full = (s_train + _gram(z_val)) / (n_trials - 1) / n_cond
-    return shrink(cov_full, level), level
+                    max_rank=n_cols, n_terms=n_cols,
+                    official_cost=float(n_units) ** 2 * n_cols * n_trials / (n_trials - 1))
+    del columns
+    cov_full = _gram(z.reshape(n_units, -1))
+    cov_full /= (n_trials - 1) * n_cond
+    return shrink(cov_full, level, out=cov_full), level
 
 
 def _fit_noise_uneven(data: NDArray[np.floating], layout: TrialLayout,
@@ -200,15 +227,21 @@ def _fit_noise_uneven(data: NDArray[np.floating], layout: TrialLayout,
             f"noise shrinkage ({n_train_cond} in the training split, {n_val_cond} held out). "
             "Add repeated trials, or pass opt={'wantshrinkage': False}."
         )
-    s_train = sum(w * _gram(b) for w, b in zip(weights[False], blocks[False]))
-    s_val_weighted = sum(w * _gram(b) for w, b in zip(weights[True], blocks[True]))
     points = np.concatenate(blocks[True], axis=1).astype(np.float64)
     n_cols = sum(b.shape[1] for b in blocks[False])
-    level = _select(s_train / n_train_cond, points, n_points, levels,
+    # cov_train = columns columns^T: each block weighted by sqrt(1 / (T_c - 1))
+    columns = np.concatenate([b.astype(np.float64) * np.sqrt(w / n_train_cond)
+                              for w, b in zip(weights[False], blocks[False])], axis=1)
+    level = _select(columns, points, n_points, levels,
                     lambda: _official_noise_uneven(data, layout, train, val), data.dtype,
-                    max_rank=n_cols, n_terms=n_cols)
-    cov_full = (s_train + s_val_weighted) / (n_train_cond + n_val_cond)
-    return shrink(cov_full, level), level
+                    max_rank=n_cols, n_terms=n_cols,
+                    official_cost=float(n_units) ** 2 * data.shape[1] * data.shape[2])
+    del columns
+    cov_full = _gram(np.concatenate(
+        [b * np.asarray(np.sqrt(w), dtype=b.dtype) for side in (False, True)
+         for w, b in zip(weights[side], blocks[side])], axis=1))
+    cov_full /= n_train_cond + n_val_cond
+    return shrink(cov_full, level, out=cov_full), level
 
 
 def _official_noise_uneven(data: NDArray[np.floating], layout: TrialLayout,
@@ -271,42 +304,68 @@ def _official_data(means: NDArray[np.floating], train: NDArray[np.intp],
 
 def _fit_data(means: NDArray[np.floating], levels: NDArray[np.float64]
               ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
-    n_cond = means.shape[1]
+    n_units, n_cond = means.shape
     train, val = _split(n_cond)
     x_train = means[:, train]
     mean_train = x_train.mean(axis=1, keepdims=True)
-    s_train = _gram(x_train - mean_train)
+    columns = (x_train - mean_train).astype(np.float64)
+    columns *= 1.0 / np.sqrt(train.size - 1)  # cov_train = columns columns^T
     points = means[:, val] - mean_train
-    level = _select(s_train / (train.size - 1), points.astype(np.float64), val.size, levels,
+    level = _select(columns, points.astype(np.float64), val.size, levels,
                     lambda: _official_data(means, train, val), means.dtype,
-                    max_rank=train.size - 1, n_terms=train.size)
+                    max_rank=train.size - 1, n_terms=train.size,
+                    official_cost=float(n_units) ** 2 * train.size)
+    del columns, points
     mean_all = means.astype(np.float64).mean(axis=1)
-    shift = mean_all - mean_train[:, 0]
-    scatter = s_train + _gram(points) - n_cond * np.outer(shift, shift)
-    return shrink(scatter / (n_cond - 1), level), mean_all, level
+    centred = means - mean_all[:, None].astype(means.dtype)
+    cov = _gram(centred)
+    del centred
+    cov /= n_cond - 1
+    return shrink(cov, level, out=cov), mean_all, level
 
 
-def _biconvex(c_noise: NDArray, c_data: NDArray, c_signal: NDArray, n_cond: int,
-              n_trials: float, n_trials_bc: float, max_iters: int = 100
-              ) -> tuple[NDArray, NDArray, int]:
-    """Alternate PSD signal/noise updates until both change by less than r = 0.999."""
+def _biconvex(c_noise: NDArray, c_data: NDArray, n_cond: int, n_trials: float,
+              n_trials_bc: float, max_iters: int = 100
+              ) -> tuple[NDArray, NDArray, int, tuple[NDArray, NDArray] | None]:
+    """Alternate PSD signal/noise updates until both change by less than r = 0.999.
+
+    The first comparison is against the raw ``cS = cD - cN / n_trials``, read in row
+    blocks (never formed). Returns cSb, cNb, the iteration count and the (ascending)
+    eigendecomposition cSb was rebuilt from (None when cSb was positive definite), which
+    PSN reuses as its signal basis. At most cN, cD, the previous and current iterates and
+    one eigenvector matrix are alive at once.
+    """
     t = n_trials_bc
     w_noise = n_cond * (t - 1) * t**2 / (n_cond * t**2 * (t - 1) + n_cond - 1)
     w_data = (n_cond - 1) / (n_cond * t**2 * (t - 1) + n_cond - 1)
-    c_nb, prev_s, prev_n = c_noise, c_signal, c_noise
+    n_units = c_noise.shape[0]
+    c_nb = c_noise
+    prev_s: Any = lambda i, j: c_data[i:j] - c_noise[i:j] / n_trials  # noqa: E731
+    prev_n = c_noise
     n_iters = 0
+    eig = None
     for _ in range(max_iters):
-        c_sb = nearest_psd(c_data - c_nb / n_trials)
-        c_nb = nearest_psd(w_noise * c_noise + w_data * t * (c_data - c_sb))
-        if c_sb.shape[0] == 1:
-            done = abs(prev_s - c_sb).item() < 1e-5 and abs(prev_n - c_nb).item() < 1e-5
+        eig = None  # free the previous pass's eigenvectors first
+        buf = c_nb / n_trials
+        np.subtract(c_data, buf, out=buf)  # cD - cNb/T, as upstream rounds it
+        c_sb, eig = nearest_psd(buf, overwrite=True, want_eig=True)
+        del buf
+        buf = c_data - c_sb
+        buf *= w_data * t
+        for i in range(0, n_units, 256):  # + w_noise cN, without a units x units temporary
+            buf[i:i + 256] += w_noise * c_noise[i:i + 256]
+        c_nb = nearest_psd(buf, overwrite=True)
+        del buf
+        if n_units == 1:
+            raw_s = prev_s(0, 1) if callable(prev_s) else prev_s
+            done = abs(raw_s - c_sb).item() < 1e-5 and abs(prev_n - c_nb).item() < 1e-5
         else:
             done = flat_corr(prev_s, c_sb) > 0.999 and flat_corr(prev_n, c_nb) > 0.999
         if done:
             break
         n_iters += 1
         prev_s, prev_n = c_sb, c_nb
-    return c_sb, c_nb, n_iters
+    return c_sb, c_nb, n_iters, eig
 
 
 # ----------------------------------------------------------------------------- public
@@ -374,6 +433,18 @@ def perform_gsn(data: Any, opt: dict[str, Any] | None = None) -> dict[str, Any]:
 def _gsn_core(data: NDArray[np.floating], layout: TrialLayout, options: dict[str, Any]
               ) -> tuple[dict[str, Any], tuple[NDArray[np.float64], NDArray[np.float64]]]:
     """Run GSN on validated data; return the official dict and float64 (cSb, cNb)."""
+    out, (c_sb, c_nb, _) = _gsn_core_eig(data, layout, options)
+    return out, (c_sb, c_nb)
+
+
+def _gsn_core_eig(data: NDArray[np.floating], layout: TrialLayout, options: dict[str, Any]
+                  ) -> tuple[dict[str, Any], tuple[NDArray, NDArray, Any]]:
+    """Run GSN on validated data (:func:`_gsn_core`, plus the eigendecomposition).
+
+    Returns the official dict and float64 ``(cSb, cNb, eig)``, ``eig`` being the ascending
+    eigendecomposition cSb was rebuilt from (None if cSb was positive definite, or if it
+    was used for the returned signal eigenbasis), for PSN's signal basis.
+    """
     n_units, n_cond, n_trials = data.shape
     if n_cond < 3:
         raise ParameterError(
@@ -395,11 +466,15 @@ def _gsn_core(data: NDArray[np.floating], layout: TrialLayout, options: dict[str
         means = trial_mean(data)
         n_cs = n_bc = n_diff = n_trials
     c_data, mean_data, level_d = _fit_data(means, levels)
-    c_signal = c_data - c_noise / n_cs
+    del means
     sd_noise = np.sqrt(np.maximum(np.diag(c_noise), 0))
-    sd_signal = np.sqrt(np.maximum(np.diag(c_signal), 0))
+    sd_signal = np.sqrt(np.maximum(np.diag(c_data) - np.diag(c_noise) / n_cs, 0))
     ncsnr = np.divide(sd_signal, sd_noise, out=np.zeros_like(sd_signal), where=sd_noise != 0)
-    c_sb, c_nb, n_iters = _biconvex(c_noise, c_data, c_signal, n_cond, n_cs, n_bc)
+    c_sb, c_nb, n_iters, eig = _biconvex(c_noise, c_data, n_cond, n_cs, n_bc)
+    returns = options["returns"]
+    if "cS" in returns:
+        c_signal = c_data - c_noise / n_cs
+    del c_data
     dtype = data.dtype
     out: dict[str, Any] = {
         "mnN": np.zeros((1, n_units), dtype=dtype),
@@ -409,16 +484,30 @@ def _gsn_core(data: NDArray[np.floating], layout: TrialLayout, options: dict[str
         "ncsnr": ncsnr.astype(dtype),
         "numiters": n_iters,
     }
-    returns = options["returns"]
-    for key, value in (("cN", c_noise), ("cS", c_signal), ("cNb", c_nb), ("cSb", c_sb)):
+    if "cN" in returns:
+        out["cN"] = c_noise.astype(dtype, copy=False)
+    del c_noise
+    if "cS" in returns:
+        out["cS"] = c_signal.astype(dtype, copy=False)
+        del c_signal
+    for key, value in (("cNb", c_nb), ("cSb", c_sb)):
         if key in returns:
             out[key] = value.astype(dtype, copy=False)
     for name, matrix in (("signal", lambda: c_sb),
-                         ("difference", lambda: c_sb - c_nb / n_diff)):
+                         ("difference", lambda: _difference(c_sb, c_nb, n_diff))):
         if f"eigvals_{name}" in returns or f"eigvecs_{name}" in returns:
-            values, vectors = eigh_descending(matrix())
+            # the signal basis reuses the eigendecomposition cSb was rebuilt from
+            values, vectors = eigh_descending(matrix(), eig if name == "signal" else None)
+            eig = None if name == "signal" else eig
             if f"eigvals_{name}" in returns:
                 out[f"eigvals_{name}"] = values.astype(dtype)
             if f"eigvecs_{name}" in returns:
                 out[f"eigvecs_{name}"] = vectors.astype(dtype)
-    return out, (c_sb, c_nb)
+    return out, (c_sb, c_nb, eig)
+
+
+def _difference(c_sb: NDArray, c_nb: NDArray, n_diff: float) -> NDArray:
+    """Return ``cSb - cNb / n_diff`` (symmetric: both are)."""
+    diff = c_nb / n_diff
+    np.subtract(c_sb, diff, out=diff)
+    return diff

@@ -8,7 +8,11 @@ dimensions) depend on them; see ``shared/docs/psn_gsn.md`` sections 1.2, 1.6, 3.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+import scipy.linalg
 from numpy.typing import NDArray
 
 __all__ = [
@@ -47,39 +51,66 @@ def is_positive_definite(matrix: NDArray[np.float64]) -> bool:
     return True
 
 
-def nearest_psd(matrix: NDArray[np.float64], ridge: float = 1e-10) -> NDArray[np.float64]:
+def nearest_psd(matrix: NDArray[np.float64], ridge: float = 1e-10, *, overwrite: bool = False,
+                want_eig: bool = False) -> Any:
     """Project a symmetric matrix onto the PSD cone (GSN's recipe).
 
     Symmetrise; return unchanged if a Cholesky succeeds; otherwise clip the
     eigenvalues at zero, rebuild, symmetrise, and add ``ridge * I`` if the rebuilt
     matrix still fails a Cholesky. A 1 x 1 input becomes ``max(0, x)``.
+
+    ``overwrite=True`` lets the eigendecomposition and the rebuild reuse ``matrix``'s
+    memory (the caller must not use it afterwards), so the clipped path holds the input,
+    the eigenvectors and the clipped factor, not four units x units matrices. With
+    ``want_eig=True`` it returns ``(result, eig)``: ``eig = (values, vectors)`` is the
+    eigendecomposition the result was rebuilt from (values clipped at 0, plus the ridge
+    if added), or None when the input was returned unchanged.
     """
-    sym = (matrix + matrix.T) / 2
-    if sym.shape[0] == 1:
-        return np.maximum(sym, 0)
+    if matrix.shape[0] == 1:
+        out = np.maximum((matrix + matrix.T) / 2, 0)
+        return (out, None) if want_eig else out
+    if np.array_equal(matrix, matrix.T):  # (M + M^T)/2 is M itself, bit for bit
+        sym, owned = matrix, overwrite
+    else:
+        sym, owned = (matrix + matrix.T) / 2, True
     if is_positive_definite(sym):
-        return sym
-    values, vectors = np.linalg.eigh(sym)
+        return (sym, None) if want_eig else sym
+    values, vectors = scipy.linalg.eigh(sym, overwrite_a=owned, check_finite=False,
+                                        driver="evd")
     keep = values > 0
     scaled = vectors[:, keep] * np.sqrt(values[keep])
-    rebuilt = scaled @ scaled.T  # symmetric by construction (syrk)
+    rebuilt = np.matmul(scaled, scaled.T, out=sym if owned else None)  # symmetric (syrk)
+    del scaled
+    values = np.where(keep, values, 0.0)
     if not is_positive_definite(rebuilt):
         rebuilt[np.diag_indices_from(rebuilt)] += ridge
+        values += ridge
+    if want_eig:
+        return rebuilt, (values, vectors)
     return rebuilt
 
 
 def eigh_descending(matrix: NDArray[np.float64],
+                    eig: tuple[NDArray, NDArray] | None = None,
                     ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Eigendecompose a symmetric matrix, sorted by descending value, signs fixed.
 
     Uses ``numpy.linalg.eigh`` (the LAPACK driver PSN uses); columns are sorted with
     ``argsort(values)[::-1]`` and each column is flipped so that its largest-magnitude
-    entry is positive.
+    entry is positive. ``eig``: an ascending eigendecomposition of ``matrix`` already at
+    hand (e.g. the one :func:`nearest_psd` rebuilt it from); its vectors are re-ordered
+    in place.
     """
-    values, vectors = np.linalg.eigh(matrix)
+    values, vectors = np.linalg.eigh(matrix) if eig is None else eig
     order = np.argsort(values)[::-1]
+    reverse = np.arange(order.size)[::-1]
+    if eig is not None and np.all(np.diff(values) >= 0):
+        order = reverse  # ties (the clipped zeros) in any order: only their span matters
     values = values[order]
-    vectors = vectors[:, order]
+    if np.array_equal(order, reverse):
+        _reverse_columns(vectors)  # in place: no second units x units matrix
+    else:
+        vectors = vectors[:, order]
     pivot = np.argmax(np.abs(vectors), axis=0)
     signs = np.sign(vectors[pivot, np.arange(vectors.shape[1])])
     signs[signs == 0] = 1
@@ -87,12 +118,49 @@ def eigh_descending(matrix: NDArray[np.float64],
     return values, vectors
 
 
-def flat_corr(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    """Pearson correlation between two arrays, flattened (``corrcoef`` of ``ravel``)."""
-    x = a.ravel() - a.mean()
-    y = b.ravel() - b.mean()
-    denom = np.sqrt(np.dot(x, x) * np.dot(y, y))
-    return float(np.dot(x, y) / denom) if denom > 0 else float("nan")
+def _reverse_columns(matrix: NDArray[np.float64], block: int = 256) -> None:
+    """Reverse the column order of ``matrix`` in place, ``block`` column pairs at a time."""
+    n = matrix.shape[1]
+    for start in range(0, n // 2, block):
+        stop = min(start + block, n // 2)
+        left = matrix[:, start:stop].copy()
+        matrix[:, start:stop] = matrix[:, n - stop:n - start][:, ::-1]
+        matrix[:, n - stop:n - start] = left[:, ::-1]
+
+
+Rows = Callable[[int, int], NDArray[np.float64]]
+"""Rows ``start:stop`` of a matrix that is never formed whole."""
+
+
+def flat_corr(a: NDArray[np.float64] | Rows, b: NDArray[np.float64] | Rows,
+              block: int = 256) -> float:
+    """Pearson correlation between two matrices, flattened (``corrcoef`` of ``ravel``).
+
+    Two passes over blocks of ``block`` rows (means, then centred sums), so no
+    temporary of the matrices' size is formed; either argument may be a function
+    returning rows ``start:stop`` of a matrix that is not stored.
+    """
+    rows_a = a if callable(a) else (lambda i, j: a[i:j])
+    rows_b = b if callable(b) else (lambda i, j: b[i:j])
+    n_rows = (b if callable(a) else a).shape[0]
+    spans = [(i, min(i + block, n_rows)) for i in range(0, n_rows, block)]
+    size = 0
+    sum_a = sum_b = 0.0
+    for i, j in spans:
+        ra, rb = rows_a(i, j), rows_b(i, j)
+        sum_a += float(ra.sum())
+        sum_b += float(rb.sum())
+        size += ra.size
+    mean_a, mean_b = sum_a / size, sum_b / size
+    sab = saa = sbb = 0.0
+    for i, j in spans:
+        x = rows_a(i, j) - mean_a
+        y = rows_b(i, j) - mean_b
+        sab += float(np.vdot(x, y))
+        saa += float(np.vdot(x, x))
+        sbb += float(np.vdot(y, y))
+    denom = np.sqrt(saa * sbb)
+    return float(sab / denom) if denom > 0 else float("nan")
 
 
 def helmert_contrasts(n: int) -> NDArray[np.float64]:

@@ -22,9 +22,9 @@ from conform_core.constraints import InstanceOf, validate_params
 from conform_core.data import mean_over_trials
 from conform_core.exceptions import ParameterError
 
-from ._bases import construct_basis, project
-from ._diagnostics import recovery_tradeoff, split_half_r, svnv
-from ._gsn import _gsn_core
+from ._bases import construct_basis, difference_matrix, project
+from ._diagnostics import recovery_tradeoff, split_half_r, svnv_from_basis
+from ._gsn import _gsn_core_eig
 from ._gsn import _resolve_options as _gsn_options
 from ._linalg import eigh_descending, trial_mean
 from ._options import CV_PRESETS, PRESET, parse_call, resolve_options
@@ -154,35 +154,53 @@ def psn(data: Any, preset_or_opt: Any = None, opt: dict[str, Any] | None = None,
 
 
 def _gsn_for(data: NDArray, layout: TrialLayout, opt: dict[str, Any]
-             ) -> tuple[dict[str, Any], NDArray, NDArray]:
+             ) -> tuple[dict[str, Any], NDArray, NDArray, Any]:
+    """GSN result, float64 cSb and cNb, and the eigendecomposition cSb was rebuilt from.
+
+    GSN returns only ``cSb`` and ``cNb`` here (upstream's PSN also keeps ``cN`` and ``cS``
+    in ``gsn_result``, two units x units matrices PSN never reads); name them in
+    ``gsn_args={'returns': [...]}`` to get them.
+    """
     if opt["gsn_result"] is not None:
         cache = load_gsn_result(opt["gsn_result"], data.shape[0])
         return (cache, np.asarray(cache["cSb"], dtype=np.float64),
-                np.asarray(cache["cNb"], dtype=np.float64))
+                np.asarray(cache["cNb"], dtype=np.float64), None)
     gsn_opt = dict(opt["gsn_args"] or {})
     gsn_opt.setdefault("wantverbose", False)
     gsn_opt.setdefault("wantshrinkage", True)
-    result, (c_sb, c_nb) = _gsn_core(data, layout, _gsn_options(gsn_opt))
-    return result, c_sb, c_nb
+    gsn_opt.setdefault("returns", ["cSb", "cNb"])
+    result, (c_sb, c_nb, eig) = _gsn_core_eig(data, layout, _gsn_options(gsn_opt))
+    return result, c_sb, c_nb, eig
 
 
 def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
-         gsn: tuple[dict[str, Any], NDArray, NDArray] | None = None) -> dict[str, Any]:
+         gsn: tuple[dict[str, Any], NDArray, NDArray, Any] | None = None) -> dict[str, Any]:
     t = layout.n_trials_avg
     trial_avg = _trial_average(data, layout)
     means = trial_avg.mean(axis=1)
-    gsn_result, c_sb, c_nb = gsn if gsn is not None else _gsn_for(data, layout, opt)
+    gsn_result, c_sb, c_nb, eig = gsn if gsn is not None else _gsn_for(data, layout, opt)
     if opt["criterion"] == "wiener":
-        return _wiener(data, layout, opt, trial_avg, means, gsn_result, c_sb, c_nb, t)
+        return _wiener(data, layout, opt, trial_avg, means, gsn_result, c_sb, c_nb, t, eig)
     if isinstance(opt["basis"], str) and opt["basis"] == "compare":
-        return _compare(data, layout, opt, gsn_result, c_sb, c_nb, t)
+        return _compare(data, layout, opt, gsn_result, c_sb, c_nb, t, eig)
     basis_spec, evals_spec = opt["basis"], opt["basis_eigenvalues"]
+    cached = False
     if isinstance(basis_spec, str) and basis_spec in ("signal", "difference") \
             and evals_spec is None and f"eigvecs_{basis_spec}" in gsn_result:
         basis_spec = np.asarray(gsn_result[f"eigvecs_{basis_spec}"])  # cached eigenbasis
         evals_spec = np.asarray(gsn_result[f"eigvals_{opt['basis']}"])
+        cached = True
+    if opt["threshold_method"] != "global":
+        # per-unit K reads the null-space directions (psn_gsn.md pitfall 22b): take them,
+        # as upstream does, from an eigendecomposition of cSb itself
+        eig = None
+    reused = eig is not None and isinstance(basis_spec, str) and basis_spec == "signal"
     basis, evals = construct_basis(basis_spec, c_sb, c_nb, t=t, trial_avg=trial_avg,
-                                   unit_means=means, eigenvalues=evals_spec)
+                                   unit_means=means, eigenvalues=evals_spec, eig=eig,
+                                   eigenbasis=cached)
+    del eig
+    if reused:  # cache it: psn(..., gsn_result=...) then gives the identical basis
+        gsn_result["eigvecs_signal"], gsn_result["eigvals_signal"] = basis, evals
     n_dims = basis.shape[1]
     allow = opt["allowable_thresholds"]
     if allow is not None and np.any(np.asarray(allow) > n_dims):
@@ -191,7 +209,7 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
             "basis dimensions. Keep them within 0..D."
         )
     s, n = project(c_sb, c_nb, basis)
-    viz = {"basis_viz": basis.copy(), "signal_proj_viz": s.copy(),
+    viz = {"basis_viz": basis, "signal_proj_viz": s.copy(),
            "noise_proj_viz": n.copy(),
            "basis_eigenvalues_viz": None if evals is None else evals.copy()}
     if opt["basis_ordering"] == "eigenvalues" and evals is not None:
@@ -200,9 +218,10 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
         order = np.argsort(s - n / t)[::-1]
     else:
         order = np.argsort(s)[::-1]
-    basis, s, n = basis[:, order], s[order], n[order]
+    if not np.array_equal(order, np.arange(order.size)):
+        basis = basis[:, order]  # basis_viz keeps the pre-ordering basis
+    s, n = s[order], n[order]
     evals = None if evals is None else evals[order]
-    weights = basis * basis
     out: dict[str, Any] = {}
     if opt["threshold_method"] == "global":
         fast = (isinstance(opt["basis"], str) and opt["basis"] == "difference"
@@ -215,6 +234,7 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
         out["signalsubspace"] = kept if k > 0 else None
         out["dimreduce"] = kept.T @ (trial_avg - means[:, None]) if k > 0 else None
     else:
+        weights = basis * basis
         k, denoiser = _hybrid(basis, weights, s, n, t, opt)
         col = weights.sum(axis=0)
         signalvar, noisevar = s * col, n * col
@@ -231,7 +251,7 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
         k_var = 0 if sig[-1] <= 0 else int(np.flatnonzero(sig >= sig[-1])[0])
         out["alpha_info"] = {"k_pred": int(np.argmax(rec)), "k_var": k_var,
                              "alpha": opt["alpha"]}
-    before, after = svnv(weights, s, n, t, k)
+    before, after = svnv_from_basis(basis, s, n, t, k)
     out.update(_package(data, layout, trial_avg, means, denoiser, k, gsn_result, opt))
     out.update({"fullbasis": basis, "basis_eigenvalues": evals, "signalvar": signalvar,
                 "noisevar": noisevar, "objective": objective, "svnv_before": before,
@@ -311,7 +331,7 @@ def _hybrid(basis: NDArray, weights: NDArray, s: NDArray, n: NDArray, t: float,
 
 def _wiener(data: NDArray, layout: TrialLayout, opt: dict[str, Any], trial_avg: NDArray,
             means: NDArray, gsn_result: dict[str, Any], c_sb: NDArray, c_nb: NDArray,
-            t: float) -> dict[str, Any]:
+            t: float, eig: Any = None) -> dict[str, Any]:
     """Full-rank filter ``cSb (cSb + cNb/t)^-1``; stored as ``denoiser = A^-1 cSb``."""
     n_units = c_sb.shape[0]
     a = c_sb + c_nb / t
@@ -326,9 +346,8 @@ def _wiener(data: NDArray, layout: TrialLayout, opt: dict[str, Any], trial_avg: 
     after = np.column_stack([np.einsum("ij,ij->i", filt @ c_sb, filt),
                              np.einsum("ij,ij->i", filt @ c_nb, filt) / t])
     k = float(np.trace(filt))
-    evals, vecs = eigh_descending(c_sb)
-    s = np.einsum("ij,ij->j", c_sb @ vecs, vecs)
-    n = np.einsum("ij,ij->j", c_nb @ vecs, vecs)
+    evals, vecs = eigh_descending(c_sb, eig)
+    s, n = project(c_sb, c_nb, vecs, clamp=False)
     out = _package(data, layout, trial_avg, means, denoiser, k, gsn_result, opt)
     out.update({
         "svnv_before": before, "svnv_after": after, "fullbasis": vecs,
@@ -346,17 +365,19 @@ def _wiener(data: NDArray, layout: TrialLayout, opt: dict[str, Any], trial_avg: 
 
 
 def _compare(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
-             gsn_result: dict[str, Any], c_sb: NDArray, c_nb: NDArray, t: float
-             ) -> dict[str, Any]:
+             gsn_result: dict[str, Any], c_sb: NDArray, c_nb: NDArray, t: float,
+             eig: Any = None) -> dict[str, Any]:
     """Signal vs difference basis at their own K; keep the higher split-half r."""
     trial_avg = _trial_average(data, layout)
     means = trial_avg.mean(axis=1)
     cands: dict[str, dict[str, Any]] = {}
     for name in ("signal", "difference"):
-        matrix = c_sb if name == "signal" else (c_sb - c_nb / t + (c_sb - c_nb / t).T) / 2
-        evals, vecs = eigh_descending(matrix)
-        s = np.einsum("ij,ij->j", c_sb @ vecs, vecs)  # unclamped, as upstream
-        n = np.einsum("ij,ij->j", c_nb @ vecs, vecs)
+        if name == "signal":
+            evals, vecs = eigh_descending(c_sb, eig)
+            eig = None
+        else:
+            evals, vecs = eigh_descending(difference_matrix(c_sb, c_nb, t))
+        s, n = project(c_sb, c_nb, vecs, clamp=False)  # unclamped, as upstream
         if opt["criterion"] == "max-tradeoff":
             k = max_tradeoff(s, n, t, opt["allowable_thresholds"])
         else:
@@ -374,7 +395,7 @@ def _compare(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
     winner = ("difference" if cands["difference"]["split_half_r"]
               > cands["signal"]["split_half_r"] else "signal")
     sub = dict(opt, basis=cands[winner]["eigvecs"], basis_eigenvalues=cands[winner]["eigvals"])
-    out = _run(data, layout, sub, gsn=(gsn_result, c_sb, c_nb))
+    out = _run(data, layout, sub, gsn=(gsn_result, c_sb, c_nb, None))
     out["opt_used"] = opt
     out["recovery_tradeoff"]["chosen"]["basis"] = winner
     out["threshold_selection"] = {
