@@ -129,9 +129,16 @@ def prepare_analysis(
     )
     if existing:
         _check_existing(job)
-    memory = check_memory(plan, budget=mem, tasks_at_once=workers,
+    memory = check_memory(plan, budget=mem, tasks_at_once=min(workers, _cells(plan)),
                           workers_known=scheduler is None)
     return replace(job, memory=memory)
+
+
+def _cells(plan: Plan) -> int:
+    """Tasks of ``plan`` that can run at once: one per subject, denoiser and aligner cell."""
+    n_denoisers = max(len(plan.stages.get("denoiser", ())), 1)
+    n_aligners = len(plan.stages.get("aligner", ()))
+    return len(plan.subjects) * n_denoisers * (1 + n_aligners)
 
 
 def _select_subjects(plan: Plan, selected: list[str]) -> Plan:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
+
+from sklearn.base import clone
 
 from ..components import Component
 from ..exceptions import SpecError
@@ -178,17 +181,35 @@ def _memory_message(plan: Plan, cell: _Cell, check: MemoryCheck, source: str,
         fixes.append(f"run fewer tasks at once: --workers {check.budget // cell.need}")
     fixes.append(f"pass --mem {_mem_option(cell.need * check.tasks_at_once)} if that much "
                  "memory is free (with --scheduler: each worker's memory)")
+    target = f"{stage}[{entry.label}]" if len(plan.stages[stage]) > 1 else stage
+    lighter = _lighter_that_fit(cell, per_task, target)
+    if lighter:
+        fixes.append(f"a lighter mode of {entry.plugin!r}: {lighter}")
     failing = {id(c.entry) for c in too_big if c.stage == stage}
     others = [repr(e.label) for e in plan.stages[stage] if id(e) not in failing]
-    target = f"{stage}[{entry.label}]" if len(plan.stages[stage]) > 1 else stage
-    fixes.append(f"a lighter mode of {entry.plugin!r} (--set {target}.PARAM=VALUE) or another "
-                 f"{stage} (--set {stage}=PLUGIN)"
+    fixes.append(("another" if lighter else f"a lighter mode of {entry.plugin!r} (--set "
+                  f"{target}.PARAM=VALUE) or another") + f" {stage} (--set {stage}=PLUGIN)"
                  + (f"; this spec's {', '.join(others)} {'fits' if len(others) == 1 else 'fit'}"
                     if others else ""))
     text += ";".join(f" ({i}) {fix}" for i, fix in enumerate(fixes, 1)) + "."
     if len(too_big) > 1:
         text += f" {len(too_big) - 1} other cell(s) do not fit either."
     return text
+
+
+def _lighter_that_fit(cell: _Cell, per_task: int, target: str) -> str:
+    """Name the component's lighter settings that fit in ``per_task``, with their figures."""
+    found = []
+    for settings in cell.component.lighter_settings(cell.size):
+        need = clone(cell.component).set_params(**settings).peak_memory(cell.size)
+        if need is not None and need <= per_task:
+            flags = " ".join(f"--set {target}.{k}={_flag_value(v)}" for k, v in settings.items())
+            found.append(f"{flags} (about {format_bytes(int(need))})")
+    return " or ".join(found)
+
+
+def _flag_value(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
 
 
 def _mem_option(n: int) -> str:

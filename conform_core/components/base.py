@@ -112,6 +112,16 @@ class Component(BaseEstimator):
         """
         return None
 
+    def lighter_settings(self, size: DataSize) -> list[dict[str, Any]]:
+        """Return parameter settings that need less memory on data of ``size`` than these.
+
+        When :meth:`peak_memory` exceeds what a task may use, ``conform fit`` computes the
+        peak of each setting (this component with those parameters set) and names the ones
+        that fit in its refusal, e.g. ``--set denoiser.covariance=lowrank``. The default,
+        an empty list, offers none.
+        """
+        return []
+
     def _fitted_attributes(self) -> list[str]:
         return [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
 

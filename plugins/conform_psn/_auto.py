@@ -292,7 +292,8 @@ def _parse_family(name: str) -> tuple[int, str]:
 # ----------------------------------------------------------------------------- public
 
 def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
-             z_threshold: float = 1.0, presets: tuple[str, ...] = DEFAULT_PRESETS) -> AutoFit:
+             z_threshold: float = 1.0, presets: tuple[str, ...] = DEFAULT_PRESETS,
+             unit_weights: NDArray[np.float64] | None = None) -> AutoFit:
     """Choose and fit a denoiser by cross-validation over conditions (the ``auto`` preset).
 
     Parameters
@@ -308,6 +309,12 @@ def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
         mean exceeds this many standard errors (over held-out conditions).
     presets : tuple of str, default=("standard", "conservative", "aggressive", "wiener")
         Official presets among the candidates (any of :data:`AUTO_PRESETS`).
+    unit_weights : ndarray of shape (n_units,) or None, default=None
+        Weight of each unit's squared error in the score. None: the inverse variance of
+        its trial averages, so every unit counts alike. The low-rank mode passes ones:
+        its "units" are orthonormal subspace coordinates, whose unweighted squared error
+        is the units' own (an inverse-variance weight per coordinate would let the
+        residual directions, selected for their noise, swamp the score).
 
     Returns
     -------
@@ -327,7 +334,8 @@ def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
     means = avg.mean(axis=1)
     # unit weights: 1 / variance of the trial averages (well estimated at any SNR)
     var_avg = avg.var(axis=1, ddof=1)
-    weights = 1.0 / np.maximum(var_avg, 1e-12 * max(float(var_avg.max()), 1e-300))
+    weights = (1.0 / np.maximum(var_avg, 1e-12 * max(float(var_avg.max()), 1e-300))
+               if unit_weights is None else np.asarray(unit_weights, dtype=np.float64))
     counts = (~np.isnan(x)).sum(axis=2)
     scatter = np.nansum((x - avg[:, :, None]) ** 2, axis=2)
     noise_var = scatter.sum(axis=1) / np.maximum((counts - 1).clip(0).sum(axis=1), 1)

@@ -73,6 +73,8 @@ PSN_CONSTRAINTS: dict[str, list[Any]] = {
     "gsn_args": [InstanceOf(dict, "a dict of perform_gsn options"), None],
     "device": [Options(("cpu", "auto")), None],
     "skip_split_half": _FLAG,
+    "covariance": [Options(("full", "lowrank"))],
+    "rank": [Interval(int, 1, None), None],
     "wantfig": [IGNORED],
     "wantverbose": [IGNORED],
     "figurepath": [IGNORED],
@@ -91,6 +93,10 @@ PSN_FIXES: dict[str, str] = {
                   "np.savez(path, **result['gsn_result']).",
     "gsn_args": "Pass e.g. $gsn_args={'wantshrinkage': False}.",
     "device": "conform_psn runs on the CPU; use $device='cpu'.",
+    "covariance": "Use 'full' (exact units x units covariances, up to a few thousand units) "
+                  "or 'lowrank' (low rank plus diagonal, any number of units).",
+    "rank": "It is the number of subspace directions of covariance='lowrank'; None takes "
+            "the default (100).",
 }
 
 V_CONSTRAINTS: list[Any] = [Interval(int, 0, 5), InstanceOf(np.ndarray, "an (n_units, D) array"),
@@ -230,7 +236,7 @@ def resolve_options(preset: str | None, user: dict[str, Any], n_units: int | Non
         "allowable_thresholds": None, "basis_eigenvalues": None, "gsn_result": None,
         "gsn_args": {}, "device": "cpu", "skip_split_half": False, "wantfig": False,
         "wantverbose": False, "figurepath": None, "cmap": None,
-        "split_half_metric": "correlation",
+        "split_half_metric": "correlation", "covariance": "full", "rank": None,
     }
     opt.update(PRESETS.get(preset or "standard", {}))
     opt.update(user)
@@ -260,6 +266,7 @@ def _apply_rules(opt: dict[str, Any], n_units: int | None) -> None:
                 allowed=f"{n_units} non-negative integers (one group label per unit)",
                 fix="Give one label per unit, in the order of the data's units.")
         opt["unit_groups"] = arr.astype(int)
+    _check_lowrank(opt)
     if criterion == "variance_eigenvalues":
         if isinstance(basis, np.ndarray) or basis == "random":
             raise ParameterError(
@@ -271,3 +278,25 @@ def _apply_rules(opt: dict[str, Any], n_units: int | None) -> None:
                 "$criterion='variance_eigenvalues' works only with $threshold_method='global'.",
                 param="criterion", value=criterion, owner="psn",
                 fix="Use $criterion='variance' for hybrid thresholds.")
+
+
+def _check_lowrank(opt: dict[str, Any]) -> None:
+    """``rank`` needs ``covariance='lowrank'``, which refuses hybrid and custom bases."""
+    if opt["covariance"] != "lowrank":
+        if opt["rank"] is not None:
+            raise ParameterError(
+                "$rank sets the subspace of low-rank covariances, but $covariance is "
+                f"{opt['covariance']!r}.", param="rank", value=opt["rank"], owner="psn",
+                fix="Add $covariance='lowrank', or remove $rank.")
+        return
+    if opt["threshold_method"] == "hybrid":
+        raise ParameterError(
+            "$covariance='lowrank' thresholds globally: per-unit (hybrid) thresholds need "
+            "the units x units basis it avoids.", param="threshold_method",
+            value="hybrid", owner="psn",
+            fix="Use $threshold_method='global', or $covariance='full' on fewer units.")
+    if isinstance(opt["basis"], np.ndarray):
+        raise ParameterError(
+            "$covariance='lowrank' builds its basis in its own subspace, so it takes a basis "
+            "name, not basis vectors.", param="basis", value=opt["basis"], owner="psn",
+            fix="Pass a basis name such as $basis='signal', or $covariance='full'.")

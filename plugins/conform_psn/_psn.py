@@ -108,7 +108,10 @@ def psn(data: Any, preset_or_opt: Any = None, opt: dict[str, Any] | None = None,
         ``threshold_method`` ('global', 'hybrid'), ``basis_ordering``,
         ``variance_threshold``, ``alpha``, ``allowable_thresholds``, ``unit_groups``,
         ``basis_eigenvalues``, ``gsn_result`` (dict or .npz path; skips GSN),
-        ``gsn_args``, ``skip_split_half``; ``wantfig``/``wantverbose``/``figurepath``/
+        ``gsn_args``, ``skip_split_half``, ``covariance`` ('full', default: exact
+        units x units covariances; 'lowrank': low rank plus diagonal, for tens of
+        thousands of units, see :mod:`conform_psn._lowrank`) and ``rank`` (its subspace
+        size, default 100); ``wantfig``/``wantverbose``/``figurepath``/
         ``cmap``/``split_half_metric``/``device`` are accepted for compatibility.
 
     Returns
@@ -148,7 +151,11 @@ def psn(data: Any, preset_or_opt: Any = None, opt: dict[str, Any] | None = None,
     data, layout = check_data(data, who="psn", min_conditions=2)
     opt_used = resolve_options(preset, user, data.shape[0])
     check_constant_units(data, layout, who="psn")
-    results = _run(data, layout, opt_used)
+    if opt_used["covariance"] == "lowrank":
+        from ._lowrank import psn_lowrank
+        results = psn_lowrank(data, layout, preset, opt_used, rank=opt_used["rank"])
+    else:
+        results = _run(data, layout, opt_used)
     results["runtime"] = time.perf_counter() - start
     return results
 

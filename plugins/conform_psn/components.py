@@ -10,6 +10,7 @@ makes them equivariant to any re-arrangement (the functional :func:`psn` and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -17,15 +18,17 @@ from numpy.typing import NDArray
 
 from conform_core.components import Denoiser
 from conform_core.components.base import check_is_fitted
-from conform_core.constraints import Boolean, InstanceOf, Interval, check_constraints
+from conform_core.constraints import Boolean, InstanceOf, Interval, Options, check_constraints
 from conform_core.data import ConditionData, ConditionTrials, mean_over_trials
 from conform_core.exceptions import ParameterError
 from conform_core.metrics import noise_ceiling
 
-from ._auto import AUTO, AUTO_CONSTRAINTS, AUTO_FIXES, fit_auto
+from ._auto import AUTO, AUTO_CONSTRAINTS, AUTO_FIXES
+from ._fit import Piece, PieceSpec, fit_piece, fit_piecewise
 from ._gsn import perform_gsn
+from ._lowrank import DEFAULT_RANK
 from ._options import CV_PRESETS, PRESETS, PSN_CONSTRAINTS, check_call
-from ._psn import psn
+from ._piecewise import ATLAS, DEFAULT_MAX_PARCEL, largest_neighbourhood
 from ._validation import Preset
 
 if TYPE_CHECKING:
@@ -33,21 +36,21 @@ if TYPE_CHECKING:
 
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
 
-_DROP = ("input_data", "residuals", "gsn_result")
-
 #: Peak memory of a fit plus transform, in float64 words per term: (units x units matrices,
 #: copies of the units x conditions x trials data, units x conditions arrays). Counted from
 #: the arrays each path keeps alive at its peak and checked against tracemalloc on simulated
-#: data (tests/plugins/conform_psn/test_peak_memory.py). GSN holds ~9 units^2 matrices
-#: (noise, data, signal covariances, the biconvex iterates, shrinkage candidates, eigh); the
-#: official presets add the basis, its projections and the denoiser; "compare" and "hybrid"
-#: a second basis or per-unit denoiser columns; "cv" (legacy) per-fold denoisers; "auto" the
-#: whitened eigenbasis and its two factors, and the candidate filters it scores per fold.
+#: data (tests/plugins/conform_psn/test_peak_memory.py). GSNDenoiser keeps ~9 units^2
+#: matrices (noise, data, signal covariances, the biconvex iterates, shrinkage candidates,
+#: eigh); inside PSN GSN keeps only cSb and cNb and shares its last eigendecomposition with
+#: the basis, so the official presets hold ~6 with the basis, its projections and the
+#: denoiser; "compare" and "hybrid" a second basis or per-unit denoiser columns; "cv"
+#: (legacy) per-fold denoisers; "auto" the whitened eigenbasis and its two factors, and the
+#: candidate filters it scores per fold.
 _PEAK_TERMS: dict[str, tuple[float, float, float]] = {
     "gsn": (10, 1, 4),
-    "standard": (10, 2, 8),
-    "compare": (13, 2.5, 8),
-    "hybrid": (13, 2.5, 8),
+    "standard": (6, 2, 8),
+    "compare": (10, 2.5, 8),
+    "hybrid": (11, 2.5, 8),
     "cv": (16, 2, 8),
     "auto": (18, 3, 8),
 }
@@ -63,6 +66,26 @@ def _peak_bytes(terms: tuple[float, float, float], size: DataSize) -> int:
     u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
     dense, copies, means = terms
     return int(8 * (dense * u * u + (copies + 1) * u * c * t + means * u * c))
+
+
+#: Low-rank terms, float64 words: (factors per unit and subspace direction, copies of the
+#: data, units x conditions arrays); calibrated with tracemalloc in test_peak_memory.py.
+_LOWRANK_TERMS = (12, 1, 4)
+
+_LIGHTER_PARCELS = (DEFAULT_MAX_PARCEL, 500, 250)
+"""``max_parcel`` values a refused fit is offered (those below its current piece size)."""
+
+
+def _lowrank_rank(rank: int | None, size: DataSize) -> int:
+    return int(rank) if rank is not None else DEFAULT_RANK
+
+
+def _lowrank_peak(rank: int | None, size: DataSize) -> int:
+    """Peak bytes of a low-rank fit: ``8 (f U q + (b + 1) U C T + m U C)``, q directions."""
+    u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
+    q = min(_lowrank_rank(rank, size), u)
+    factors, copies, means = _LOWRANK_TERMS
+    return int(8 * (factors * u * q + (copies + 1) * u * c * t + means * u * c))
 
 
 def _canonical(data: ConditionTrials) -> ConditionTrials:
@@ -113,11 +136,37 @@ class PSNDenoiser(Denoiser):
     options : dict or None, default=None
         Any other :func:`psn` option (or, with preset "cv", :func:`psn_cv` option; with
         preset "auto": ``n_folds``, ``k_max``, ``z_threshold``, ``presets``).
+    covariance : {"full", "lowrank"}, default="full"
+        "full": GSN's exact units x units covariances (memory ~ units^2: up to a few
+        thousand units). "lowrank": covariances low rank plus diagonal in a subspace of
+        ``rank`` directions (memory ~ units x conditions x trials), for whole-cortex data.
+    rank : int >= 1 or None, default=None
+        Directions of the low-rank subspace (None: the default of ``psn(...,
+        covariance="lowrank")``). Only with ``covariance="lowrank"``.
+    parcels : "atlas", int, array-like of shape (n_units,) or None, default=None
+        Piecewise PSN: fit independently per parcel (each parcel a Dask task) and blend.
+        "atlas": the units' ROI labels; an int N: N contiguous blocks in unit order; or one
+        label per unit. None: all units in one fit up to ``max_parcel`` units, beyond that
+        the fewest contiguous blocks of at most ``max_parcel`` (with full covariances; low
+        rank fits all units at once). Exact full-rank PSN costs ~units^3 time and ~units^2
+        memory; see ``conform_psn._piecewise.DEFAULT_MAX_PARCEL`` for what blocks cost.
+    overlap : float in [0, 1), default=0.0
+        Piecewise only: each parcel is fitted with this share (of its size) of the nearest
+        units of other parcels, and the outputs of the fits that saw a unit are blended.
+    max_parcel : int >= 2, default=1000
+        Largest piece fitted at once: larger parcels (and, with ``parcels=None``, larger
+        data) are split into contiguous pieces of at most this many units. Set it to the
+        number of units or more for one exact fit of all units.
+    n_jobs : int >= 1, default=1
+        Piecewise fits, outside a Dask cluster: parcels fitted at once (threads). Under
+        ``conform fit --workers N`` the parcels go to the cluster's workers instead.
 
     Attributes
     ----------
-    denoiser_ : ndarray of shape (n_units, n_units)
-        Applied transposed (``denoiser_.T @ deviation``).
+    denoiser_ : ndarray of shape (n_units, n_units) or LinearOperator
+        Applied transposed (``denoiser_.T @ deviation``). With ``covariance="lowrank"`` or
+        ``parcels`` a :class:`scipy.sparse.linalg.LinearOperator` of the same shape (a
+        dense matrix would not fit in memory at whole-cortex scale).
     unit_means_ : ndarray of shape (n_units,)
         Training unit means.
     best_threshold_ : int, ndarray or float
@@ -158,8 +207,18 @@ class PSNDenoiser(Denoiser):
         "threshold_method": [*PSN_CONSTRAINTS["threshold_method"], None],
         "alpha": PSN_CONSTRAINTS["alpha"],
         "options": [InstanceOf(dict, "a dict of psn options"), None],
+        "covariance": [Options(("full", "lowrank"))],
+        "rank": [Interval(int, 1, None), None],
+        "parcels": [Options((ATLAS,)), Interval(int, 1, None),
+                    InstanceOf((np.ndarray, list, tuple), "one parcel label per unit"), None],
+        "overlap": [Interval(float, 0, 1, closed="left")],
+        "max_parcel": [Interval(int, 2, None)],
+        "n_jobs": [Interval(int, 1, None)],
     }
     _parameter_fixes: ClassVar[dict[str, str]] = {
+        "covariance": "Use 'full' (exact, up to a few thousand units) or 'lowrank' (any size).",
+        "parcels": "Use 'atlas' (the units' ROI labels), a number of blocks such as 50, or one "
+                   "label per unit; None fits all units at once.",
         "basis": "Use a basis name or an (n_units, D) matrix; with $preset='cv', the V code of "
                  "psn_cv (0..5) or a matrix. None keeps the preset's.",
         "criterion": "None keeps the preset's.",
@@ -171,13 +230,21 @@ class PSNDenoiser(Denoiser):
 
     def __init__(self, preset: str | None = None, basis: Any = None, criterion: str | None = None,
                  threshold_method: str | None = None, alpha: float | None = None,
-                 options: dict[str, Any] | None = None) -> None:
+                 options: dict[str, Any] | None = None, covariance: str = "full",
+                 rank: int | None = None, parcels: Any = None, overlap: float = 0.0,
+                 max_parcel: int = DEFAULT_MAX_PARCEL, n_jobs: int = 1) -> None:
         self.preset = preset
         self.basis = basis
         self.criterion = criterion
         self.threshold_method = threshold_method
         self.alpha = alpha
         self.options = options
+        self.covariance = covariance
+        self.rank = rank
+        self.parcels = parcels
+        self.overlap = overlap
+        self.max_parcel = max_parcel
+        self.n_jobs = n_jobs
 
     def _preset(self) -> str:
         """Return the preset used: ``preset``; for None, "auto" ("standard" with PSN options)."""
@@ -215,9 +282,11 @@ class PSNDenoiser(Denoiser):
 
         The named parameters are declared in ``_parameter_constraints``; here, every option
         (known names, values, combinations PSN rejects such as Wiener with a basis,
-        ``gsn_args``, a ``gsn_result`` path) without the data. Only the length of
-        ``unit_groups`` (one label per unit) waits for the data.
+        ``gsn_args``, a ``gsn_result`` path) without the data, and the scale options
+        (``rank`` only with low rank, which the legacy "cv" preset lacks). Only the length
+        of ``unit_groups`` and of parcel labels (one per unit) wait for the data.
         """
+        self._check_scale_params()
         if self._auto():
             named = [k for k in ("basis", "criterion", "threshold_method", "alpha")
                      if getattr(self, k) is not None]
@@ -242,20 +311,54 @@ class PSNDenoiser(Denoiser):
                     "cross-validated API (cv_mode, cv_threshold_per, ...) go in $options.")
         check_call(self._preset(), None, self._psn_options())
 
+    def _check_scale_params(self) -> None:
+        if self.rank is not None and self.covariance != "lowrank":
+            raise ParameterError(
+                "PSNDenoiser: $rank sets the low-rank subspace, but $covariance is "
+                f"{self.covariance!r}.", param="rank", value=self.rank, owner=self,
+                fix="Add $covariance='lowrank', or remove $rank.")
+        if self.covariance == "lowrank" and self._legacy():
+            raise ParameterError(
+                "PSNDenoiser: the cross-validated legacy API ($preset='cv') has no low-rank "
+                "mode.", param="covariance", value=self.covariance, owner=self,
+                fix="Use $preset='auto' or an official preset with $covariance='lowrank'.")
+
     def peak_memory(self, size: DataSize) -> int:
         """Return the peak bytes of ``fit`` plus ``transform`` on data of ``size``.
 
         ``8 * (a U^2 + (b + 1) U C T + m U C)`` for U units, C conditions and T trials, with
-        per path (float64 words): the official presets and Wiener ``a, b, m = 10, 2, 8``;
-        "compare" and the hybrid threshold ``13, 2.5, 8``; "cv" ``16, 2, 8``; "auto" (the
-        default) ``18, 3, 8``. ``a`` counts the dense units x units matrices alive at the peak
-        (GSN's covariances and iterates, the basis, the denoiser, "auto"'s whitened
-        eigenbasis and candidate filters), ``b + 1`` the copies of the data (the re-ordered
-        input, residuals, trial contrasts), ``m`` the units x conditions arrays (trial
-        means, deviations, the denoised output). For 1,000 conditions x 3 trials "auto"
-        comes to about 1.6x the measured peak at 2,000-5,000 units (144 + 256,000/U bytes
-        per U^2 against the measured ~111).
+        per path (float64 words): the official presets and Wiener ``a, b, m = 6, 2, 8``;
+        "compare" ``10, 2.5, 8``; the hybrid threshold ``11, 2.5, 8``; "cv" ``16, 2, 8``;
+        "auto" (the default) ``18, 3, 8``. ``a`` counts the dense units x units matrices alive
+        at the peak (GSN's covariances and iterates, the basis, the denoiser, "auto"'s
+        whitened eigenbasis and candidate filters), ``b + 1`` the copies of the data (the
+        re-ordered input, residuals, trial contrasts), ``m`` the units x conditions arrays
+        (trial means, deviations, the denoised output). Low rank: ``8 (12 U q + 2 U C T +
+        4 U C)`` for ``q = rank`` (100 by default). Piecewise (``parcels``, or more than
+        ``max_parcel`` units): ``n_jobs`` pieces at once at their largest, plus the
+        data-wide arrays and the blended denoiser. Each checked against tracemalloc's peak
+        in ``tests/plugins/conform_psn/test_peak_memory.py`` (1.1-2.2x of it).
         """
+        if not self._whole(int(size.n_units)):
+            return self._piecewise_peak(size)
+        if self.covariance == "lowrank":
+            return _lowrank_peak(self.rank, size)
+        return self._piece_peak(size)
+
+    def _whole(self, n_units: int) -> bool:
+        """Return whether all ``n_units`` are fitted at once.
+
+        So they are without ``parcels``, with low rank or at most ``max_parcel`` units.
+        """
+        return self.parcels is None and (self.covariance == "lowrank"
+                                         or n_units <= int(self.max_parcel))
+
+    def _parcels(self, n_units: int) -> Any:
+        """``parcels``, or for None the fewest contiguous blocks of at most ``max_parcel``."""
+        return self.parcels if self.parcels is not None else -(-n_units // int(self.max_parcel))
+
+    def _piece_peak(self, size: DataSize) -> int:
+        """Peak of one full-rank fit (the preset's terms, :data:`_PEAK_TERMS`)."""
         preset = self._preset()
         opts = self._psn_options()
         if preset == AUTO:
@@ -270,40 +373,65 @@ class PSNDenoiser(Denoiser):
             key = "standard"
         return _peak_bytes(_PEAK_TERMS[key], size)
 
+    def _piecewise_peak(self, size: DataSize) -> int:
+        """Data-wide arrays, the blended denoiser, and ``n_jobs`` parcel fits at once.
+
+        The parcels are not known before the data (atlas labels), so each is taken at its
+        largest: ``max_parcel`` units (or the block size for ``parcels=N``) plus its overlap.
+        """
+        parcels = self._parcels(int(size.n_units))
+        n_parcels = parcels if isinstance(parcels, int) else None
+        hood = largest_neighbourhood(int(size.n_units), n_parcels, int(self.max_parcel),
+                                     float(self.overlap))
+        piece_size = replace(size, n_units=hood)
+        piece = (_lowrank_peak(self.rank, piece_size) if self.covariance == "lowrank"
+                 else self._piece_peak(piece_size))
+        u, c, t = int(size.n_units), int(size.n_conditions), max(int(size.n_trials), 1)
+        stored = (2 * min(_lowrank_rank(self.rank, piece_size), hood) if self.covariance ==
+                  "lowrank" else hood) * u * (1 + float(self.overlap))
+        return int(8 * (1.5 * u * c * t + 4 * u * c + stored) + int(self.n_jobs) * piece)
+
+    def lighter_settings(self, size: DataSize) -> list[dict[str, Any]]:
+        """Smaller pieces (``max_parcel`` of 1,000, 500, 250 units), then low rank."""
+        if self.covariance == "lowrank":
+            return []
+        n_units = int(size.n_units)
+        piece = min(n_units, int(self.max_parcel))
+        if isinstance(self.parcels, int):
+            piece = min(piece, -(-n_units // self.parcels))
+        smaller = [{"max_parcel": m} for m in _LIGHTER_PARCELS if m < piece]
+        return [*smaller, {"covariance": "lowrank"}]
+
+    def _piece_spec(self) -> PieceSpec:
+        auto = self._auto()
+        return PieceSpec(preset=self._preset(), options={} if auto else self._psn_options(),
+                         auto_options=dict(self.options or {}) if auto else {},
+                         covariance=self.covariance, rank=self.rank)
+
     def _fit(self, data: ConditionTrials) -> PSNDenoiser:
         data = _canonical(data)
-        if self._auto():
-            return self._fit_auto(np.asarray(data.data))
-        results = psn(np.asarray(data.data), self._preset(), **self._psn_options())
-        self.denoiser_ = results["denoiser"]
-        self.unit_means_ = results["unit_means"]
-        self.best_threshold_ = results["best_threshold"]
-        self.signalsubspace_ = results.get("signalsubspace")
-        gsn = results.get("gsn_result")
-        self.ncsnr_ = None if gsn is None else np.asarray(gsn["ncsnr"])
-        self.results_ = {k: v for k, v in results.items() if k not in _DROP}
-        self.chosen_ = self._preset()
-        self.cv_scores_ = None
-        self.shrinkage_ = 0.0
-        self.returns_mean_ = bool(not np.any(self.denoiser_))
+        array = np.asarray(data.data)
+        if self._whole(array.shape[0]):
+            piece = fit_piece(self._piece_spec(), array)
+        else:
+            piece = fit_piecewise(self._piece_spec(), array, data.units,
+                                  parcels=self._parcels(array.shape[0]),
+                                  overlap=float(self.overlap), max_parcel=int(self.max_parcel),
+                                  n_jobs=int(self.n_jobs))
+        self._store(piece)
         return self
 
-    def _fit_auto(self, data: NDArray) -> PSNDenoiser:
-        fit = fit_auto(data, **dict(self.options or {}))
-        self.denoiser_ = fit.denoiser
-        self.unit_means_ = fit.unit_means
-        self.best_threshold_ = fit.best_threshold
-        self.signalsubspace_ = None
-        self.ncsnr_ = np.asarray(fit.gsn_result["ncsnr"])
-        self.chosen_ = fit.chosen
-        self.cv_scores_ = fit.cv_scores
-        self.shrinkage_ = fit.shrinkage
-        self.returns_mean_ = fit.returns_mean
-        self.results_ = {"denoiser": fit.denoiser, "unit_means": fit.unit_means,
-                         "best_threshold": fit.best_threshold, "chosen": fit.chosen,
-                         "cv_scores": fit.cv_scores, "shrinkage": fit.shrinkage,
-                         "returns_mean": fit.returns_mean, **fit.details}
-        return self
+    def _store(self, piece: Piece) -> None:
+        self.denoiser_ = piece.denoiser
+        self.unit_means_ = piece.unit_means
+        self.best_threshold_ = piece.best_threshold
+        self.signalsubspace_ = piece.signalsubspace
+        self.ncsnr_ = piece.ncsnr
+        self.chosen_ = piece.chosen
+        self.cv_scores_ = piece.cv_scores
+        self.shrinkage_ = piece.shrinkage
+        self.returns_mean_ = piece.returns_mean
+        self.results_ = piece.results
 
     def _transform(self, data: ConditionTrials) -> ConditionData:
         dev = _deviation(data, self.unit_means_)

@@ -201,6 +201,33 @@ def test_a_cell_over_the_budget_is_refused_with_the_figures_and_the_fixes(plan_o
     assert "--workers" not in message  # one task at a time: fewer workers cannot help
 
 
+def test_the_refusal_names_the_lighter_modes_that_fit(plan_of):
+    """Exact psn on all 5,000 units does not fit; 1,000-unit pieces and low rank do (or not)."""
+    plan = plan_of(denoiser='[{plugin = "psn", params = {max_parcel = 5000}}]')
+    need = {mode: plan.build("denoiser", plan.stages["denoiser"][0]).set_params(**mode_params)
+            .peak_memory(SIZE) for mode, mode_params in
+            (("full", {}), ("pieces", {"max_parcel": 1000}),
+             ("lowrank", {"covariance": "lowrank"}))}
+    budget = max(need["pieces"], need["lowrank"])
+    assert need["full"] > budget
+    with pytest.raises(SpecError) as caught:
+        check_memory(plan, budget=budget)
+    message = str(caught.value)
+    assert "a lighter mode of 'psn': --set denoiser.max_parcel=1000" in message
+    assert f"({format_bytes(need['pieces'])})" not in message  # figures are 'about ...'
+    assert f"about {format_bytes(need['lowrank'])}" in message
+    assert "--set denoiser.covariance=lowrank" in message
+    assert "another denoiser (--set denoiser=PLUGIN)" in message
+    def build() -> Any:
+        return plan.build("denoiser", plan.stages["denoiser"][0])
+
+    lightest = min(build().set_params(**settings).peak_memory(SIZE)
+                   for settings in build().lighter_settings(SIZE))
+    with pytest.raises(SpecError) as caught:  # none fits: no lighter mode is named
+        check_memory(plan, budget=lightest - 1)
+    assert "lighter mode of 'psn' (--set denoiser.PARAM=VALUE)" in str(caught.value)
+
+
 def test_the_budget_is_shared_by_the_tasks_that_run_at_once(plan_of):
     plan = plan_of()
     budget = DENSE * 3 // 2
@@ -313,3 +340,11 @@ def test_prepare_analysis_passes_the_budget_and_the_workers(installed, tmp_path)
     assert job.memory is not None and job.memory.per_task == DENSE
     with pytest.raises(SpecError, match="tasks at once"):
         prepare_analysis(spec, out=tmp_path / "out", mem=2 * DENSE, workers=3)
+
+
+def test_no_more_tasks_share_the_budget_than_there_are_cells(installed, tmp_path):
+    """3 subjects x 2 denoisers: 6 cells can run at once, however many workers there are."""
+    job = prepare_analysis(_spec_file(tmp_path), out=tmp_path / "out", mem=60 * DENSE,
+                           workers=16)
+    assert job.memory is not None and job.memory.tasks_at_once == 6
+    assert job.memory.per_task == 10 * DENSE

@@ -23,6 +23,10 @@ COMPONENTS = {
     "hybrid": lambda: PSNDenoiser(preset="standard", threshold_method="hybrid"),
     "cv": lambda: PSNDenoiser(preset="cv"),
     "gsn": lambda: GSNDenoiser(),
+    "lowrank": lambda: PSNDenoiser(covariance="lowrank", rank=40),
+    "lowrank-wiener": lambda: PSNDenoiser(preset="wiener", covariance="lowrank", rank=40),
+    "pieces": lambda: PSNDenoiser(max_parcel=16),  # warmed up on 20 units: 2 pieces
+    "parcels": lambda: PSNDenoiser(preset="standard", parcels=3, overlap=0.2, n_jobs=2),
 }
 
 
@@ -47,9 +51,11 @@ def test_peak_memory_bounds_the_measured_peak(name):
 
 def test_peak_memory_follows_the_preset():
     size = DataSize(5000, 1000, 3)
-    auto, standard = PSNDenoiser().peak_memory(size), PSNDenoiser("standard").peak_memory(size)
+    auto = PSNDenoiser(max_parcel=5000).peak_memory(size)  # one exact fit of all units
+    standard = PSNDenoiser("standard", max_parcel=5000).peak_memory(size)
     assert auto > standard
-    assert PSNDenoiser(basis="compare").peak_memory(size) > standard
+    assert PSNDenoiser(basis="compare", max_parcel=5000).peak_memory(size) > standard
+    assert PSNDenoiser().peak_memory(size) < auto / 3  # by default in 1,000-unit blocks
     # about 14 dense 5,000 x 5,000 float64 matrices measured for the default: the estimate
     # is above that and within 2x of it
     assert 14 * 8 * 5000**2 < auto < 2 * 14 * 8 * 5000**2
