@@ -26,6 +26,7 @@ best candidate's gain over the mean is within ``z_threshold`` standard errors of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -293,7 +294,9 @@ def _parse_family(name: str) -> tuple[int, str]:
 
 def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
              z_threshold: float = 1.0, presets: tuple[str, ...] = DEFAULT_PRESETS,
-             unit_weights: NDArray[np.float64] | None = None) -> AutoFit:
+             unit_weights: NDArray[np.float64] | None = None,
+             fold_data: Callable[[NDArray[np.intp]], NDArray[np.float64]] | None = None
+             ) -> AutoFit:
     """Choose and fit a denoiser by cross-validation over conditions (the ``auto`` preset).
 
     Parameters
@@ -315,6 +318,11 @@ def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
         its "units" are orthonormal subspace coordinates, whose unweighted squared error
         is the units' own (an inverse-variance weight per coordinate would let the
         residual directions, selected for their noise, swamp the score).
+    fold_data : callable or None, default=None
+        ``fold_data(train)`` returns the data (the shape of ``data``) as each fold should
+        see it, given the fold's training conditions. The low-rank mode projects onto a
+        subspace found on those conditions alone: one found on all of them holds the
+        held-out conditions' noise, and the scores would favour keeping it.
 
     Returns
     -------
@@ -347,9 +355,10 @@ def fit_auto(data: NDArray[np.floating], *, n_folds: int = 5, k_max: int = 50,
     k_cap = max(1, min(k_max, n_units, n_cond - max(len(f) for f in folds) - 1))
     for held in folds:
         train = np.setdiff1d(np.arange(n_cond), held)
-        xf = x[:, train]
+        xs = x if fold_data is None else np.asarray(fold_data(train), dtype=np.float64)
+        xf = xs[:, train]
         f_means = np.nanmean(xf, axis=2).mean(axis=1)
-        inputs, targets, mask, owners = _holdout_pairs(x, held, f_means)
+        inputs, targets, mask, owners = _holdout_pairs(xs, held, f_means)
         if not mask.any():
             continue
         n_in = max(n_avg - 1.0, 1.0)

@@ -88,7 +88,11 @@ def _auto(spec: PieceSpec, data: NDArray) -> Piece:
 
 
 def _auto_lowrank(spec: PieceSpec, data: NDArray) -> Piece:
-    """``auto`` in the low-rank subspace: choose on the projected trials, then lift."""
+    """``auto`` in the low-rank subspace: choose on the projected trials, then lift.
+
+    Each cross-validation fold projects onto a subspace found on its training conditions
+    only (:func:`_fold_projection`); the final fit uses the subspace of all conditions.
+    """
     from ._lowrank import lift_denoiser, lowrank_gsn, project_trials
     from ._validation import check_data
 
@@ -96,8 +100,9 @@ def _auto_lowrank(spec: PieceSpec, data: NDArray) -> Piece:
                                  min_conditions=2)
     gsn = lowrank_gsn(checked, layout, rank=spec.rank)
     basis = np.asarray(gsn["basis"], dtype=np.float64)
+    split = (int(gsn["n_signal_directions"]), int(gsn["n_noise_directions"]))
     fit = fit_auto(project_trials(checked, basis), unit_weights=np.ones(basis.shape[1]),
-                   **spec.auto_options)
+                   fold_data=partial(_fold_projection, checked, split), **spec.auto_options)
     means = np.nanmean(np.asarray(checked, dtype=np.float64), axis=2).mean(axis=1)
     denoiser = lift_denoiser(gsn, fit.denoiser, layout.n_trials_avg)
     return Piece(
@@ -107,6 +112,26 @@ def _auto_lowrank(spec: PieceSpec, data: NDArray) -> Piece:
         results={"chosen": fit.chosen, "cv_scores": fit.cv_scores, "shrinkage": fit.shrinkage,
                  "returns_mean": fit.returns_mean, "best_threshold": fit.best_threshold,
                  "rank": int(basis.shape[1]), **fit.details})
+
+
+def _fold_projection(data: NDArray, split: tuple[int, int], train: NDArray[np.intp]
+                     ) -> NDArray[np.float64]:
+    """All trials projected onto the subspace of the ``train`` conditions' trials.
+
+    ``split`` is the (means, residuals) directions of the final subspace; a fold whose
+    conditions cannot give as many (very few conditions) keeps the final subspace's count by
+    taking the rest from the other side, so every fold has the same number of coordinates.
+    """
+    from ._lowrank import project_trials
+    from ._subspace import subspace, unit_stats
+    from ._validation import check_data
+
+    fold, layout = check_data(data[:, train], who="PSNDenoiser(covariance='lowrank')",
+                              min_conditions=2)
+    n_signal = min(split[0], train.size - 1)
+    basis = subspace(fold, layout, unit_stats(fold, layout), n_signal,
+                     sum(split) - n_signal)
+    return project_trials(data, basis)
 
 
 def fit_piece(spec: PieceSpec, data: NDArray) -> Piece:

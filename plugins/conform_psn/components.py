@@ -70,7 +70,7 @@ def _peak_bytes(terms: tuple[float, float, float], size: DataSize) -> int:
 
 #: Low-rank terms, float64 words: (factors per unit and subspace direction, copies of the
 #: data, units x conditions arrays); calibrated with tracemalloc in test_peak_memory.py.
-_LOWRANK_TERMS = (12, 1, 4)
+_LOWRANK_TERMS = (12, 1.5, 4)
 
 _LIGHTER_PARCELS = (DEFAULT_MAX_PARCEL, 500, 250)
 """``max_parcel`` values a refused fit is offered (those below its current piece size)."""
@@ -333,7 +333,7 @@ class PSNDenoiser(Denoiser):
         at the peak (GSN's covariances and iterates, the basis, the denoiser, "auto"'s
         whitened eigenbasis and candidate filters), ``b + 1`` the copies of the data (the
         re-ordered input, residuals, trial contrasts), ``m`` the units x conditions arrays
-        (trial means, deviations, the denoised output). Low rank: ``8 (12 U q + 2 U C T +
+        (trial means, deviations, the denoised output). Low rank: ``8 (12 U q + 2.5 U C T +
         4 U C)`` for ``q = rank`` (100 by default). Piecewise (``parcels``, or more than
         ``max_parcel`` units): ``n_jobs`` pieces at once at their largest, plus the
         data-wide arrays and the blended denoiser. Each checked against tracemalloc's peak
