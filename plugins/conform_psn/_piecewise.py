@@ -209,7 +209,8 @@ def run_tasks(fn: Callable[[NDArray], T], data: NDArray, rows: Sequence[NDArray[
         from distributed import worker_client
 
         with worker_client() as client:
-            futures = [client.submit(fn, data[r], pure=False) for r in rows]
+            # scattered, not embedded in the task graph (Dask warns about large graphs)
+            futures = [client.submit(fn, client.scatter(data[r]), pure=False) for r in rows]
             return list(client.gather(futures))
     if n_jobs <= 1 or len(rows) <= 1:
         return [fn(data[r]) for r in rows]

@@ -165,3 +165,18 @@ def test_above_max_parcel_the_default_fits_contiguous_blocks():
     default, exact = PSNDenoiser(), PSNDenoiser(max_parcel=100_000)
     assert default.peak_memory(size) < 16 * 1024**3 < exact.peak_memory(size)
     assert {"max_parcel": 1000} in exact.lighter_settings(size)
+
+
+def test_on_a_dask_worker_the_parcels_are_tasks_of_its_cluster():
+    """Inside a task (as under `conform fit --workers N`) each parcel is a task of the cluster."""
+    distributed = pytest.importorskip("distributed")
+    trials = make_condition_trials(n_units=40, n_conditions=60)
+    serial = PSNDenoiser(preset="standard", parcels=4).fit(trials).transform(trials).data
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster, \
+            distributed.Client(cluster) as client, \
+            distributed.get_task_stream(client) as stream:
+        fitted = client.submit(
+            lambda: PSNDenoiser(preset="standard", parcels=4).fit(trials)).result()
+    assert len(stream.data) == 1 + 4  # the fit and its 4 parcels
+    np.testing.assert_array_equal(fitted.transform(trials).data, serial)
