@@ -47,7 +47,7 @@ def row_corr(x: NDArray, y: NDArray) -> NDArray[np.float64]:
     return r
 
 
-def split_half_r(data: NDArray, filt: NDArray | None, unit_means: NDArray) -> float:
+def split_half_r(data: NDArray, filt: Any, unit_means: NDArray) -> float:
     """Median over units of the symmetrised split-half r of filter ``filt``.
 
     Trials 0, 2, 4, ... and 1, 3, 5, ... are averaged (ignoring NaN); each half's
@@ -72,7 +72,7 @@ def split_half_r(data: NDArray, filt: NDArray | None, unit_means: NDArray) -> fl
 
 def recovery_tradeoff(*, c_sb: NDArray, s: NDArray | None, n: NDArray | None, t: float,
                       k: Any, svnv_after: NDArray, basis_name: str | None,
-                      data: NDArray | None, filt: NDArray, unit_means: NDArray
+                      data: NDArray | None, filt: Any, unit_means: NDArray
                       ) -> dict[str, Any]:
     """Build the ``recovery_tradeoff`` record of a PSN result.
 
@@ -92,8 +92,9 @@ def recovery_tradeoff(*, c_sb: NDArray, s: NDArray | None, n: NDArray | None, t:
         Name of the basis, recorded with the chosen point.
     data : ndarray or None
         The trials, for split-half r (None skips it).
-    filt : ndarray of shape (n_units, n_units)
-        The applied filter (``denoiser.T``).
+    filt : ndarray of shape (n_units, n_units) or LinearOperator
+        The applied filter (``denoiser.T``; for a global threshold its low-rank factor
+        form, :func:`conform_psn._operators.lowrank_operator`).
     unit_means : ndarray of shape (n_units,)
         Unit means.
     """

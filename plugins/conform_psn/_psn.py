@@ -24,9 +24,10 @@ from conform_core.exceptions import ParameterError
 
 from ._bases import construct_basis, difference_matrix, project
 from ._diagnostics import recovery_tradeoff, split_half_r, svnv_from_basis
-from ._gsn import _gsn_core_eig
+from ._gsn import _gsn_core_eig, float32_eigh
 from ._gsn import _resolve_options as _gsn_options
 from ._linalg import eigh_descending, trial_mean
+from ._operators import lowrank_operator
 from ._options import CV_PRESETS, PRESET, parse_call, resolve_options
 from ._thresholds import candidates, max_tradeoff, recovery_curve, select_k, signal_curve
 from ._validation import TrialLayout, check_constant_units, check_data
@@ -215,7 +216,10 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
             f"psn: allowable_thresholds {np.asarray(allow).tolist()} exceed the {n_dims} "
             "basis dimensions. Keep them within 0..D."
         )
-    s, n = project(c_sb, c_nb, basis)
+    # at scale (float32 eigendecompositions) the signal variances of cSb's own eigenbasis
+    # are its eigenvalues; the float64 path projects, as upstream, for exact parity
+    known = evals if reused and float32_eigh(data) else None
+    s, n = project(c_sb, c_nb, basis, signal=known)
     viz = {"basis_viz": basis, "signal_proj_viz": s.copy(),
            "noise_proj_viz": n.copy(),
            "basis_eigenvalues_viz": None if evals is None else evals.copy()}
@@ -259,21 +263,27 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
         out["alpha_info"] = {"k_pred": int(np.argmax(rec)), "k_var": k_var,
                              "alpha": opt["alpha"]}
     before, after = svnv_from_basis(basis, s, n, t, k)
-    out.update(_package(data, layout, trial_avg, means, denoiser, k, gsn_result, opt))
+    # a global threshold's denoiser is kept kept^T: apply it through its factor (O(U K C)
+    # instead of O(U^2 C); the same numbers to rounding)
+    filt = (lowrank_operator(out["signalsubspace"], out["signalsubspace"])
+            if out.get("signalsubspace") is not None else denoiser.T)
+    out.update(_package(data, layout, trial_avg, means, denoiser, k, gsn_result, opt, filt))
     out.update({"fullbasis": basis, "basis_eigenvalues": evals, "signalvar": signalvar,
                 "noisevar": noisevar, "objective": objective, "svnv_before": before,
                 "svnv_after": after, **viz})
     name = opt["basis"] if isinstance(opt["basis"], str) else None
     out["recovery_tradeoff"] = recovery_tradeoff(
         c_sb=c_sb, s=s, n=n, t=t, k=k, svnv_after=after, basis_name=name,
-        data=None if opt["skip_split_half"] else data, filt=denoiser.T, unit_means=means)
+        data=None if opt["skip_split_half"] else data, filt=filt, unit_means=means)
     return out
 
 
 def _package(data: NDArray, layout: TrialLayout, trial_avg: NDArray, means: NDArray,
-             denoiser: NDArray, k: Any, gsn_result: dict[str, Any], opt: dict[str, Any]
-             ) -> dict[str, Any]:
-    denoised = denoiser.T @ (trial_avg - means[:, None]) + means[:, None]
+             denoiser: NDArray, k: Any, gsn_result: dict[str, Any], opt: dict[str, Any],
+             filt: Any = None) -> dict[str, Any]:
+    """Return the official keys of the result; ``filt`` applies ``denoiser.T`` (default: itself)."""
+    filt = denoiser.T if filt is None else filt
+    denoised = filt @ (trial_avg - means[:, None]) + means[:, None]
     return {
         "denoiser": denoiser, "best_threshold": k, "unit_means": means,
         "denoiseddata": denoised.astype(data.dtype, copy=False),

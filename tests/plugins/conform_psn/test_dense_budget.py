@@ -14,7 +14,7 @@ import tracemalloc
 import numpy as np
 import pytest
 import scipy.linalg
-from conform_psn import _linalg, _shrinkage, psn
+from conform_psn import _gsn, _linalg, _shrinkage, psn
 from threadpoolctl import threadpool_limits
 
 N_UNITS, N_COND, N_TRIALS = 600, 150, 3
@@ -103,3 +103,63 @@ def test_nearest_psd_reuses_its_eigenbasis():
     rebuilt, (values, vectors) = _linalg.nearest_psd(m.copy(), overwrite=True, want_eig=True)
     np.testing.assert_allclose((vectors * values) @ vectors.T, rebuilt, atol=1e-9)
     assert np.all(values >= 0)
+
+
+def test_float32_data_at_scale_eigendecomposes_in_float32(data, monkeypatch):
+    """From FLOAT32_EIGH_UNITS units (lowered here to 600), float32 data takes ssyevd.
+
+    The covariances then match the float64 path's to the accuracy of a float32
+    eigendecomposition, about units x 2^-24 relative (backward error of the Householder
+    tridiagonalisation): measured 2.5e-5 (Frobenius) here, bound 10 x 600 x 2^-24 = 3.6e-4.
+    That is far below the sampling error of covariances from 150 conditions (~8 %). The
+    official reference cases (at most 500 units) stay on the float64 path. K is the same.
+    """
+    x32 = data.astype(np.float32)
+    with threadpool_limits(1):
+        wide = psn(x32, "standard", skip_split_half=True)
+        monkeypatch.setattr(_gsn, "FLOAT32_EIGH_UNITS", N_UNITS)
+        dtypes = []
+        real = scipy.linalg.eigh
+        monkeypatch.setattr(scipy.linalg, "eigh",
+                            lambda a, *args, **kw: dtypes.append(a.dtype) or real(a, *args, **kw))
+        low = psn(x32, "standard", skip_split_half=True)
+    assert dtypes and all(d == np.float32 for d in dtypes)
+    for key in ("cSb", "cNb"):
+        ref = np.asarray(wide["gsn_result"][key], dtype=np.float64)
+        got = np.asarray(low["gsn_result"][key], dtype=np.float64)
+        assert np.linalg.norm(got - ref) <= 10 * N_UNITS * 2.0**-24 * np.linalg.norm(ref), key
+    assert low["best_threshold"] == wide["best_threshold"]
+    # the kept subspace turns by about ||dC|| / (eigengap at K): measured 2.6e-4 of the
+    # denoised data's norm here; bound 8x that
+    diff = np.linalg.norm(low["denoiseddata"] - wide["denoiseddata"])
+    assert diff <= 2e-3 * np.linalg.norm(wide["denoiseddata"]), diff
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_lapack_cholesky_check_agrees_with_numpys(dtype):
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((60, 80))
+    for m in (a @ a.T, a @ a.T - 200 * np.eye(60), -np.eye(60)):
+        m = m.astype(dtype)
+        before = m.copy()
+        assert _linalg._potrf_succeeds(m) == _linalg.is_positive_definite(m)
+        assert np.array_equal(m, before)  # factorised on a copy
+
+
+@pytest.mark.parametrize("n_negative", [0, 3, 30])
+def test_float32_clip_matches_float64(n_negative):
+    """nearest_psd in float32 (full or negative-side eigendecomposition) against float64."""
+    rng = np.random.default_rng(4)
+    q, _ = np.linalg.qr(rng.standard_normal((80, 80)))
+    values = rng.uniform(0.5, 2.0, 80)
+    values[:n_negative] = -rng.uniform(0.1, 1.0, n_negative)
+    m = (q * values) @ q.T
+    m = (m + m.T) / 2
+    ref = _linalg.nearest_psd(m.copy())
+    for want_eig in (False, True):
+        got = _linalg.nearest_psd(m.copy(), overwrite=True, want_eig=want_eig,
+                                  eigh_dtype=np.float32)
+        got = got[0] if want_eig else got
+        # float32 eigenpairs of an 80 x 80 matrix: ~80 x 2^-24 relative; bound 10x
+        assert np.linalg.norm(got - ref) <= 10 * 80 * 2.0**-24 * np.linalg.norm(ref)
+        assert np.linalg.eigvalsh(got).min() >= -1e-5
