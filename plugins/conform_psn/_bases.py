@@ -124,23 +124,27 @@ def difference_matrix(c_sb: NDArray, c_nb: NDArray, t: float) -> NDArray:
 
 
 def project(c_sb: NDArray, c_nb: NDArray, basis: NDArray, clamp: bool = True,
-            block: int = 512, signal: NDArray | None = None) -> tuple[NDArray, NDArray]:
+            block: int = 512, signal: NDArray | None = None, dtype: Any = np.float64
+            ) -> tuple[NDArray, NDArray]:
     """Per-dimension variances ``max(b^T C b, 0)`` of cSb and cNb along each column.
 
     Computed ``block`` columns at a time, so the products ``C @ basis`` never exist
     whole (units x block temporaries instead of units x D). ``clamp=False`` keeps
     negative values (the 'compare' ranking). ``signal``: cSb's values when already known
     (the basis is the eigenbasis cSb was rebuilt from: its eigenvalues), which saves one
-    units^2 x D product.
+    units^2 x D product. ``dtype=np.float32`` forms the noise products in float32 (the
+    float32 path at scale, where cSb's eigenvectors are float32-accurate anyway).
     """
     n_dims = basis.shape[1]
     s = np.empty(n_dims) if signal is None else np.array(signal, dtype=np.float64)
     n = np.empty(n_dims)
+    noise = c_nb if np.dtype(dtype) == np.float64 else c_nb.astype(dtype)
     for i in range(0, n_dims, block):
         part = basis[:, i:i + block]
         if signal is None:
             s[i:i + block] = np.einsum("ij,ij->j", c_sb @ part, part)
-        n[i:i + block] = np.einsum("ij,ij->j", c_nb @ part, part)
+        low = part.astype(noise.dtype, copy=False)
+        n[i:i + block] = np.einsum("ij,ij->j", noise @ low, low, dtype=np.float64)
     if clamp:
         return np.maximum(s, 0), np.maximum(n, 0)
     return s, n

@@ -218,8 +218,9 @@ def _run(data: NDArray, layout: TrialLayout, opt: dict[str, Any],
         )
     # at scale (float32 eigendecompositions) the signal variances of cSb's own eigenbasis
     # are its eigenvalues; the float64 path projects, as upstream, for exact parity
-    known = evals if reused and float32_eigh(data) else None
-    s, n = project(c_sb, c_nb, basis, signal=known)
+    low = float32_eigh(data)
+    known = evals if reused and low else None
+    s, n = project(c_sb, c_nb, basis, signal=known, dtype=np.float32 if low else np.float64)
     viz = {"basis_viz": basis, "signal_proj_viz": s.copy(),
            "noise_proj_viz": n.copy(),
            "basis_eigenvalues_viz": None if evals is None else evals.copy()}
