@@ -188,3 +188,27 @@ def test_well_conditioned_data_never_forms_the_official_matrices(rng, monkeypatc
     perform_gsn(data)
     # fewer conditions than units by >= 32: level 1.0 of the data covariance is skipped
     perform_gsn(rng.standard_normal((80, 40, 4)))
+
+
+@pytest.mark.parametrize("eps", [1e-3, 1e-2])
+def test_float32_beyond_the_official_budget_settles_levels_as_float64(eps, monkeypatch):
+    """Past the official einsum's budget (thousands of units; forced here), float32 data
+    sends to a Cholesky only the levels float64 data would: the BLAS float32 matrix
+    cannot reproduce upstream's rounding at the edge anyway, and each Cholesky costs
+    units^3/3 (about 10 % of an 8,000-unit fit). At eps=1e-2 a settling threshold widened
+    for float32 rounding scored level 1.0 by a Cholesky; float64 settles it."""
+    monkeypatch.setattr(_gsn, "_OFFICIAL_BUDGET", 0)
+    from conform_psn import _shrinkage
+    scored: list[float] = []
+    original = _shrinkage._nll_cholesky
+
+    def spy(cov, rows, level):
+        scored.append(level)
+        return original(cov, rows, level)
+
+    monkeypatch.setattr(_shrinkage, "_nll_cholesky", spy)
+    data = _near_copy_data(0, eps)
+    perform_gsn(data.astype(np.float32))
+    scored32, scored[:] = list(scored), []
+    perform_gsn(data)
+    assert scored32 == scored
