@@ -102,7 +102,9 @@ conform-my-denoiser/
   constructor parameter may be (see `conform_core.constraints`); the base class's
   `check_params()` checks it, `fit` runs it first, and `conform fit SPEC --check` runs it for
   every cell of an analysis before any work. Rules between parameters go in
-  `_check_params_extra()`; checks that need the data stay in `fit`:
+  `_check_params_extra()`; a setting that needs ROI labels on the units (as psn's
+  `parcels="atlas"`) is checked against the dataset's labels in `check_roi_labels(labels)`,
+  which `--check` also runs; checks that need the data stay in `fit`:
 
   <!-- doc-test: excerpt conform-my-denoiser/src/conform_my_denoiser/component.py -->
   ```python

@@ -277,8 +277,8 @@ def _check_stages(plan: Plan) -> None:
                 _checked(plan, stage, entry, plan.build(stage, entry)) for entry in entries
             ]
     dataset = plan.dataset()
+    labels = dataset.roi_labels()
     if plan.rois:
-        labels = dataset.roi_labels()
         if labels is not None:
             missing = [r for r in plan.rois if r not in labels]
             if missing:
@@ -292,6 +292,8 @@ def _check_stages(plan: Plan) -> None:
                     f"{suggest(missing[0], list(labels))} Its ROI labels: {shown}. "
                     "Remove [dataset] rois to analyse every unit."
                 )
+    if labels is not None:
+        _check_roi_labels(plan, built, list(plan.rois) if plan.rois else list(labels))
     stimuli = dataset.stimulus_set()
     if stimuli is not None:
         _check_context_sizes(plan, stimuli.n_stimuli)
@@ -309,6 +311,20 @@ def _check_stages(plan: Plan) -> None:
             f"subjects; this analysis has {len(plan.subjects)}. Add subjects ([dataset] subjects), "
             "or remove the aligner stage from the spec."
         )
+
+
+def _check_roi_labels(plan: Plan, built: dict[str, list[Component]], labels: list[str]) -> None:
+    """Each component's :meth:`Component.check_roi_labels`, its error naming the stage."""
+    for stage, components in built.items():
+        for entry, component in zip(plan.stages[stage], components):
+            try:
+                component.check_roi_labels(labels)
+            except ConformError as exc:
+                param = getattr(exc, "param", None) or "PARAM"
+                raise SpecError(
+                    f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
+                    f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
+                ) from None
 
 
 def _check_encoders_read(

@@ -10,6 +10,8 @@ from ..constraints import check_constraints, check_declared_names
 from ..exceptions import NotFittedError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..memory import DataSize
 
 __all__ = ["Component", "check_is_fitted"]
@@ -121,6 +123,17 @@ class Component(BaseEstimator):
         an empty list, offers none.
         """
         return []
+
+    def check_roi_labels(self, labels: Sequence[str]) -> None:
+        """Check these parameters against the ROI labels of the units it will be fitted on.
+
+        ``conform fit`` calls it before any work starts, with the dataset's ROI labels
+        (:meth:`~conform_core.components.Dataset.roi_labels`; those of ``[dataset] rois``
+        when the analysis is restricted to them; an empty list when the units carry no
+        labels), so that a setting that needs labels the data lack is refused before the
+        fit rather than in every cell. Raise :class:`~conform_core.ParameterError` naming
+        the parameter. The default accepts any labels.
+        """
 
     def _fitted_attributes(self) -> list[str]:
         return [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]

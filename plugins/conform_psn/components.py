@@ -32,6 +32,8 @@ from ._piecewise import ATLAS, DEFAULT_MAX_PARCEL, largest_neighbourhood
 from ._validation import Preset
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from conform_core.memory import DataSize
 
 __all__ = ["PSNDenoiser", "GSNDenoiser"]
@@ -344,6 +346,16 @@ class PSNDenoiser(Denoiser):
         if self.covariance == "lowrank":
             return _lowrank_peak(self.rank, size)
         return self._piece_peak(size)
+
+    def check_roi_labels(self, labels: Sequence[str]) -> None:
+        """Refuse ``parcels="atlas"`` before the fit when the units carry no ROI labels."""
+        if isinstance(self.parcels, str) and self.parcels == ATLAS and not any(labels):
+            raise ParameterError(
+                "psn: parcels='atlas' fits one piece per ROI label of the units, and this "
+                "dataset's units carry none.", param="parcels", value=self.parcels,
+                owner=type(self).__name__,
+                fix="Use $parcels=N for N contiguous blocks of units, or a dataset with atlas "
+                    "labels (e.g. bids with an atlas dseg, mosaic with an atlas).")
 
     def _whole(self, n_units: int) -> bool:
         """Return whether all ``n_units`` are fitted at once.

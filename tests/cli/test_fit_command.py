@@ -171,6 +171,19 @@ def test_rois_are_checked_against_the_dataset(work):
     assert "'V1' is not an ROI of this dataset" in " ".join(done.stderr.split())
 
 
+def test_atlas_parcels_need_roi_labels_and_are_refused_before_work(work):
+    """The simulator's units carry no ROI labels: psn's parcels='atlas' is refused by
+    --check (exit 2), not in every cell at fit time."""
+    done = conform("fit", "spec.toml", "--out", "res", "--check", "--set", "denoiser=psn",
+                   "--set", "denoiser.parcels=atlas", cwd=work)
+    assert done.returncode == 2, done.stderr
+    message = " ".join(done.stderr.split())
+    assert "parcels='atlas'" in message and "carry none" in message, message
+    assert "--set denoiser[psn].parcels=VALUE" in message or "--set denoiser.parcels=VALUE" \
+        in message, message
+    assert "Traceback" not in done.stderr
+
+
 def test_set_with_a_label_targets_one_entry(work):
     done = conform(
         "fit", "spec.toml", "--out", "res", "--set", "denoiser[pca].n_components=2", cwd=work
