@@ -231,12 +231,17 @@ def _checked(plan: Plan, stage: str, entry: StageEntry, component: Component) ->
     try:
         component.check_params()
     except ConformError as exc:
-        param = getattr(exc, "param", None) or "PARAM"
-        raise SpecError(
-            f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
-            f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
-        ) from None
+        raise _stage_error(plan, stage, entry, exc) from None
     return component
+
+
+def _stage_error(plan: Plan, stage: str, entry: StageEntry, exc: ConformError) -> SpecError:
+    """``exc`` (a component's parameter error) reworded to name the stage and the --set fix."""
+    param = getattr(exc, "param", None) or "PARAM"
+    return SpecError(
+        f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
+        f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
+    )
 
 
 def _check_dataset(plan: Plan) -> None:
@@ -320,11 +325,7 @@ def _check_roi_labels(plan: Plan, built: dict[str, list[Component]], labels: lis
             try:
                 component.check_roi_labels(labels)
             except ConformError as exc:
-                param = getattr(exc, "param", None) or "PARAM"
-                raise SpecError(
-                    f"Stage {stage!r} ({entry.label}): {exc} Fix it in the spec, or with "
-                    f"--set {_set_target(plan, stage, entry)}.{param}=VALUE."
-                ) from None
+                raise _stage_error(plan, stage, entry, exc) from None
 
 
 def _check_encoders_read(
