@@ -171,3 +171,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[str]:
+    """Like ``db_url``, for a whole module (migrating once per test would be too slow)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'registry.sqlite3'}"
+        return
+    server = request.getfixturevalue("postgres_server")
+    if server is None:
+        _unavailable("no PostgreSQL for the tests: " + (_POSTGRES_ERRORS[-1] if _POSTGRES_ERRORS
+                                                        else "no server could be started"))
+    with _fresh_database(server) as url:
+        yield url

@@ -6,21 +6,17 @@ every test works in datasets of its own.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url
 
 from conform_registry._api import create_app
 from conform_registry._config import RegistryConfig
-from conform_registry._db import normalize_url
 
 API = "/api/v1"
 KiB = 1024
@@ -31,37 +27,15 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@contextlib.contextmanager
-def database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """A database for a whole module: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'registry.sqlite3'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    if server is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("no PostgreSQL for the tests")
-    name = f"conform_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(normalize_url(server)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module")
+def client(module_db_url: str, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("registry")
-    with database(request, folder) as url:
-        config = RegistryConfig(data_dir=folder, db_url=url, chunk_bytes=KiB,
-                                max_upload_chunk_bytes=4 * KiB, max_file_bytes=64 * KiB)
-        app = create_app(config, poll_s=0.1)
-        with TestClient(app) as test_client:
-            yield test_client
+    config = RegistryConfig(data_dir=folder, db_url=module_db_url, chunk_bytes=KiB,
+                            max_upload_chunk_bytes=4 * KiB, max_file_bytes=64 * KiB)
+    app = create_app(config, poll_s=0.1)
+    with TestClient(app) as test_client:
+        yield test_client
 
 
 @pytest.fixture(scope="module")

@@ -33,11 +33,11 @@ import httpx
 import pytest
 import uvicorn
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, make_url, select
+from sqlalchemy import select
 
 from conform_registry._api import create_app
 from conform_registry._config import RegistryConfig
-from conform_registry._db import Audit, normalize_url
+from conform_registry._db import Audit
 from conform_registry._service import RegistryService
 from conform_registry._store import BlobStore
 
@@ -285,37 +285,15 @@ def test_twenty_concurrent_uploads_lose_nothing_and_mix_nothing_up(db_url, tmp_p
 # --- hostile input, tokens, other sites, publishing (TestClient) -----------------------------
 
 
-@contextlib.contextmanager
-def database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """A database for a whole module: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'registry.sqlite3'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    if server is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("no PostgreSQL for the tests")
-    name = f"conform_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(normalize_url(server)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module")
+def api(module_db_url: str, tmp_path_factory: pytest.TempPathFactory
         ) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
     """One app per backend for the module; every test uses datasets of its own."""
     folder = tmp_path_factory.mktemp("registry")
-    with database(request, folder) as url:
-        config, tokens = prepare(url, folder, chunk_bytes=64 * KiB, max_upload_chunk_bytes=64 * KiB,
-                                 max_file_bytes=2 * MiB)
-        with TestClient(create_app(config, poll_s=0.05)) as client:
-            yield client, {who: bearer(token) for who, token in tokens.items()}
+    config, tokens = prepare(module_db_url, folder, chunk_bytes=64 * KiB, max_upload_chunk_bytes=64 * KiB,
+                             max_file_bytes=2 * MiB)
+    with TestClient(create_app(config, poll_s=0.05)) as client:
+        yield client, {who: bearer(token) for who, token in tokens.items()}
 
 
 @pytest.fixture

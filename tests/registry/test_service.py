@@ -6,7 +6,6 @@ more than the tests); every test works in datasets of its own.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import uuid
@@ -14,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, make_url, select, update
+from sqlalchemy import select, update
 
 from conform_registry._auth import Principal
 from conform_registry._config import RegistryConfig
-from conform_registry._db import Audit, Blob, Job, Upload, normalize_url
+from conform_registry._db import Audit, Blob, Job, Upload
 from conform_registry._jobs import JobRunner
 from conform_registry._service import RegistryService
 from conform_registry._service_base import RegistryError, check_path, manifest_sha256
@@ -31,38 +30,16 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@contextlib.contextmanager
-def database(request: pytest.FixtureRequest, folder: Path) -> Iterator[str]:
-    """A database for a whole module: a SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{folder / 'registry.sqlite3'}"
-        return
-    server = request.getfixturevalue("postgres_server")
-    if server is None:
-        (pytest.fail if os.environ.get("CI") else pytest.skip)("no PostgreSQL for the tests")
-    name = f"conform_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(normalize_url(server), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(normalize_url(server)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@pytest.fixture(scope="module")
+def service(module_db_url: str, tmp_path_factory: pytest.TempPathFactory
             ) -> Iterator[RegistryService]:
     folder = tmp_path_factory.mktemp("registry")
-    with database(request, folder) as url:
-        config = RegistryConfig(data_dir=folder, db_url=url, chunk_bytes=KiB,
-                                max_upload_chunk_bytes=4 * KiB, max_file_bytes=64 * KiB)
-        svc = RegistryService(config)
-        svc.startup()
-        yield svc
-        svc.close()
+    config = RegistryConfig(data_dir=folder, db_url=module_db_url, chunk_bytes=KiB,
+                            max_upload_chunk_bytes=4 * KiB, max_file_bytes=64 * KiB)
+    svc = RegistryService(config)
+    svc.startup()
+    yield svc
+    svc.close()
 
 
 @pytest.fixture(scope="module")
