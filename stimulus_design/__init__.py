@@ -3,6 +3,8 @@
 Flow: embeddings (the ``clip`` features plugin, or precomputed) -> coverage selection
 (exact greedy k-center with FAISS) -> allocation (shared core, balanced partial overlap, or
 LAION-fMRI prototypes) -> schedule (sessions, runs, null trials, repeat rules) -> package.
+A running study (the registry's loop) keeps a :class:`StudyState` and allocates on request
+(:func:`allocate_more`, :func:`write_protocol`, :func:`coverage_of`).
 The command arrives through the ``conform_register_commands`` hook.
 """
 
@@ -23,29 +25,44 @@ _LAZY = {
     "Plan": "_params", "plan_design": "_params", "schedule_participant": "_schedule",
     "KCenterResult": "_select", "select_kcenter": "_select", "select_kcenter_numpy": "_select",
     "select_stratified": "_select",
+    "AllocationConflictError": "_study", "StudyParticipant": "_study", "StudyState": "_study",
+    "add_participants": "_study", "create_study": "_study", "record_collected": "_collected",
+    "release_participants": "_collected", "allocate_more": "_incremental",
+    "session_budget": "_incremental", "coverage_of": "_coverage", "write_protocol": "_protocol",
 }
 
 __all__ = [
     "Allocation",
+    "AllocationConflictError",
     "DesignCheckError",
     "DesignInputs",
     "DesignParams",
     "KCenterResult",
     "Plan",
+    "StudyParticipant",
+    "StudyState",
+    "add_participants",
+    "allocate_more",
     "allocate_stimuli",
     "check_package",
     "compare_with_random",
     "conform_register_commands",
+    "coverage_of",
     "coverage_summary",
+    "create_study",
     "diversity",
     "load_pool",
     "nearest_selected",
     "plan_design",
+    "record_collected",
+    "release_participants",
     "run_design",
     "schedule_participant",
     "select_kcenter",
     "select_kcenter_numpy",
     "select_stratified",
+    "session_budget",
+    "write_protocol",
 ]
 
 

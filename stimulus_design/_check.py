@@ -48,7 +48,8 @@ def _checksums(root: Path, out: list[str]) -> None:
             out.append(f"{name}: SHA-256 differs from SHA256SUMS (the file was changed).")
 
 
-def _stimuli(root: Path, params: DesignParams, layout: Layout, out: list[str]) -> dict[str, Any]:
+def _stimuli(root: Path, params: DesignParams, layout: Layout, out: list[str],
+             request: dict[str, Any] | None = None) -> dict[str, Any]:
     header, rows = _read_tsv(root / "stimuli.tsv")
     need = ["stimulus_id", "source", "sha256", "group", "participants", "n_participants", "repeats"]
     if header[: len(need)] != need:
@@ -67,9 +68,15 @@ def _stimuli(root: Path, params: DesignParams, layout: Layout, out: list[str]) -
         want = everyone if row["group"] == "core" else None
         if want is not None and members != want:
             out.append(f"stimuli.tsv: core image {sid} is not assigned to every participant.")
-        if row["group"] == "overlap" and len(members) != params.overlap:
+        if row["group"] == "overlap" and request is None and len(members) != params.overlap:
             out.append(f"stimuli.tsv: image {sid} is assigned to {len(members)} participants; "
                        f"--overlap is {params.overlap}.")
+        if row["group"] == "overlap" and request is not None:
+            quota = int(request["quota_overrides"].get(sid, params.overlap))
+            elsewhere = int(request["allocated_elsewhere"].get(sid, 0))
+            if not members or elsewhere + len(members) > quota:
+                out.append(f"stimuli.tsv: image {sid} is assigned to {len(members)} participants "
+                           f"here and {elsewhere} elsewhere; its quota is {quota}.")
         if row["group"] not in ("core", "overlap"):
             out.append(f"stimuli.tsv: image {sid} has unknown group {row['group']!r}.")
     return table
@@ -191,6 +198,11 @@ def _participant_rules(sub: str, params: DesignParams, plan: Any, table: dict[st
 def check_package(root: str | Path, *, images: str | Path | None = None) -> list[str]:
     """Re-validate a protocol package written by ``conform design``.
 
+    A package of one request of a running study (:func:`write_protocol`; design.json has a
+    ``request`` block) gets the same checks, except that its non-core images are shared with
+    participants elsewhere: each must have at least one participant here and, with those
+    elsewhere, no more than its quota.
+
     Parameters
     ----------
     root : path-like
@@ -216,7 +228,15 @@ def check_package(root: str | Path, *, images: str | Path | None = None) -> list
     try:
         design = json.loads(meta.read_text(encoding="utf-8"))
         params = DesignParams(**design["parameters"])
-        plan = plan_design(params, int(design["inputs"]["n_usable"]))
+        request = design.get("request")
+        layout: Layout
+        if request is None:
+            plan = plan_design(params, int(design["inputs"]["n_usable"]))
+            layout = Layout(params)
+        else:   # one request of a running study (stimulus_design.write_protocol)
+            from ._protocol import request_plan
+
+            plan, layout = request_plan(params, request, int(design["inputs"]["n_usable"]))
     except (ValueError, KeyError, TypeError, ParameterError) as exc:
         raise DataFileError(f"{meta}: unreadable or inconsistent design ({exc}).") from None
     out: list[str] = []
@@ -226,9 +246,8 @@ def check_package(root: str | Path, *, images: str | Path | None = None) -> list
             out.append(f"{name} is missing.")
     if not (root / "stimuli.tsv").is_file():
         return out
-    layout = Layout(params)
-    table = _stimuli(root, params, layout, out)
-    if len(table) != plan.n_distinct:
+    table = _stimuli(root, params, layout, out, request)
+    if request is None and len(table) != plan.n_distinct:
         out.append(f"stimuli.tsv: {len(table)} images; the design needs {plan.n_distinct}.")
     for i in range(params.n_participants):
         _participant(root, i, params, plan, layout, table, out)
