@@ -281,10 +281,10 @@ def _interrupted(exc: BaseException, application: Any, args: Sequence[str]) -> i
         name = f"signal {signum}"
     if os.environ.get("CONFORM_DEBUG") == "1" and exc.__traceback__ is not None:
         traceback.print_exception(exc)
+    outcome = getattr(exc, "outcome", None) or "nothing was written"
     with contextlib.suppress(Exception):
         sys.stderr.write(
-            f"Interrupted ({name}) during `{_command_path(application, args)}`: "
-            "nothing was written.\n"
+            f"Interrupted ({name}) during `{_command_path(application, args)}`: {outcome}.\n"
         )
         sys.stderr.flush()
     return 128 + signum

@@ -246,11 +246,16 @@ class Interrupted(BaseException):
     ----------
     signum : int
         The signal number (``signal.SIGTERM``).
+    outcome : str, optional
+        What the interrupted command leaves behind, for the one-line report (default:
+        "nothing was written"). A command that keeps partial work on purpose (an upload that
+        resumes, a server that stopped) re-raises the interrupt with its own outcome.
     """
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, outcome: str | None = None) -> None:
         super().__init__(signum)
         self.signum = int(signum)
+        self.outcome = outcome
 
     @property
     def exit_code(self) -> int:
