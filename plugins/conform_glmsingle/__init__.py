@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from conform_core.hookspecs import hookimpl
 
+from ._quirks import OfficialQuirkWarning
 from ._timing import events_design
 from .api import GLM_single
 from .component import GLMsingleDenoiser
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
 
     from conform_core import ComponentRegistry
 
-__all__ = ["GLM_single", "GLMsingleDenoiser", "conform_register", "conform_register_commands",
-           "events_design"]
+__all__ = ["GLM_single", "GLMsingleDenoiser", "OfficialQuirkWarning", "conform_register",
+           "conform_register_commands", "events_design"]
 
 
 @hookimpl

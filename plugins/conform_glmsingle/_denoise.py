@@ -233,10 +233,16 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                 if extra.active:
                     extra.add(sl.start + idx, sub, [b.xhat for b in blocks], per_run)
                 fracvalue[sl.start + idx] = fracs[choice]
+                # units without data after the polynomials (all zero): the official ridge
+                # is 0/0 there, so their badness and scale are NaN (so are their PSC betas)
+                empty = sub.ssq.sum(axis=1) == 0
                 if auto:
                     scale, offset = _autoscale(final, ref)
                     final = scale[:, None] * np.nan_to_num(final) + offset[:, None]
                     scaleoffset[sl.start + idx] = np.stack([scale, offset], axis=1)
+                    scaleoffset[sl.start + idx[empty]] = np.nan
+                if rrbad is not None:
+                    rrbad[sl.start + idx[empty]] = np.nan
                 betas[sl.start + idx] = final
             tick()
     out: dict[str, Any] = {"betasmd": _psc(betas, ctx.meanvol).astype(np.float32), "R2": r2,

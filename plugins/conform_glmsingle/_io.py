@@ -27,21 +27,6 @@ def _save_pickled(path: Path, obj: Any) -> None:
         np.save(handle, obj, allow_pickle=True)  # type: ignore[arg-type]
 
 
-def _save_hdf5(path: Path, obj: dict[str, Any]) -> None:
-    import h5py
-
-    with atomic_write(path, "wb") as handle, h5py.File(handle, "w") as f:
-        for key, val in obj.items():
-            if val is None:
-                continue
-            if isinstance(val, list):
-                grp = f.create_group(key)
-                for i, item in enumerate(val):
-                    grp.create_dataset(str(i), data=np.asarray(item))
-            else:
-                f.create_dataset(key, data=np.asarray(val))
-
-
 def _plain(value: Any) -> NDArray[Any] | None:
     """``value`` as an array numpy saves without pickle, or None when it needs a container."""
     if isinstance(value, (dict, list, tuple)) and not (
@@ -103,25 +88,58 @@ def _load_npy_folder(folder: Path) -> dict[str, Any]:
     return out
 
 
+#: Attributes that mark how a group or dataset maps back to Python (the other attributes of
+#: a group are its scalar values).
+_RAGGED = "__glmsingle_ragged_list__"  # the official package's mark of a ragged list
+_KIND = "conform:kind"  # "list" or "dict" (a group), "list" (a stacked dataset)
+
+
 def _hdf5_put(group: Any, key: str, val: Any) -> None:
+    """Store ``val`` under ``key`` the way the official ``save_glmsingle_outputs_h5`` does.
+
+    None is an empty dataset, a scalar an attribute, a list of arrays of one shape one
+    stacked dataset and a list of arrays of several shapes a group marked as a ragged list:
+    the official ``load_glmsingle_outputs_h5`` reads them back (``pcnum``, ``noisepool=None``,
+    ``pcregressors``). Other lists and dicts (DESIGNINFO only) are groups marked with their
+    kind, which :func:`load_output` reads and the official loader skips.
+    """
+    import h5py
+
     if val is None:
-        group.attrs[f"none:{key}"] = 1
+        group.create_dataset(key, data=h5py.Empty("f"))
+        return
+    if isinstance(val, (str, bytes, bool, int, float, np.generic)):
+        group.attrs[key] = val
+        return
+    if isinstance(val, (list, tuple)) and all(isinstance(v, np.ndarray) for v in val):
+        shapes = {v.shape for v in val}
+        if len(shapes) == 1 and all(v.dtype.kind in "biuf" for v in val):
+            group.create_dataset(key, data=np.stack(val))
+            group[key].attrs[_KIND] = "list"
+            return
+        sub = group.create_group(key)
+        sub.attrs[_RAGGED] = True
+        for i, v in enumerate(val):
+            _hdf5_put(sub, str(i), v)
         return
     arr = _plain(val)
     if arr is not None:
-        group.create_dataset(key, data=arr if arr.dtype.kind != "U" else arr.astype("S"))
+        data = arr.astype("S") if arr.dtype.kind == "U" else arr
+        group.create_dataset(key, data=data)
         if arr.dtype.kind == "U":
             group[key].attrs["unicode"] = 1
+        if isinstance(val, (list, tuple)):
+            group[key].attrs[_KIND] = "list"
         return
     sub = group.create_group(key)
-    sub.attrs["kind"] = "dict" if isinstance(val, dict) else "list"
+    sub.attrs[_KIND] = "dict" if isinstance(val, dict) else "list"
     items = val.items() if isinstance(val, dict) else enumerate(val)
     for k, v in items:
         _hdf5_put(sub, str(k), v)
 
 
 def _save_hdf5_tree(path: Path, obj: dict[str, Any]) -> None:
-    """Write a dict to HDF5: datasets for arrays, groups for lists and dicts (no pickle)."""
+    """Write a dict to HDF5 that both loaders read (no pickle); see :func:`_hdf5_put`."""
     import h5py
 
     with atomic_write(path, "wb") as handle, h5py.File(handle, "w") as f:
@@ -129,18 +147,34 @@ def _save_hdf5_tree(path: Path, obj: dict[str, Any]) -> None:
             _hdf5_put(f, str(key), val)
 
 
-def _hdf5_get(group: Any) -> dict[str, Any]:
+def _hdf5_get(group: Any, top: bool = True) -> dict[str, Any]:
+    """Read a group written by :func:`_hdf5_put`, by the official package or by conform < 0.2."""
     import h5py
 
-    out: dict[str, Any] = {k[5:]: None for k in group.attrs if str(k).startswith("none:")}
+    # conform < 0.2 marked sub-groups with "kind" and stored None as a "none:KEY" attribute
+    legacy = not top and _KIND not in group.attrs and "kind" in group.attrs
+    out: dict[str, Any] = {}
+    for key, val in group.attrs.items():
+        key = str(key)
+        if key.startswith("none:") and (legacy or top):
+            out[key[5:]] = None
+        elif key not in (_RAGGED, _KIND) and not (legacy and key == "kind"):
+            out[key] = val.item() if isinstance(val, np.generic) else val
     for key, item in group.items():
         if isinstance(item, h5py.Group):
-            sub = _hdf5_get(item)
-            out[key] = ([sub[str(i)] for i in range(len(sub))]
-                        if item.attrs.get("kind") == "list" else sub)
+            sub = _hdf5_get(item, top=False)
+            kind = item.attrs.get(_KIND, item.attrs.get("kind"))
+            if item.attrs.get(_RAGGED) or kind == "list":
+                out[key] = [sub[str(i)] for i in range(len(sub))]
+            else:
+                out[key] = sub
+        elif item.shape is None:  # h5py.Empty: None
+            out[key] = None
         else:
             val = item[()]
-            out[key] = np.asarray(val).astype(str) if item.attrs.get("unicode") else val
+            if item.attrs.get("unicode"):
+                val = np.asarray(val).astype(str)
+            out[key] = list(val) if item.attrs.get(_KIND) == "list" else val
     return out
 
 
@@ -200,7 +234,7 @@ def write_outputs(outputdir: Path, files: dict[str, dict[str, Any]], designinfo:
     written.append(path)
     for stem, content in files.items():
         path = outputdir / (stem + (".hdf5" if hdf5 else ".npy"))
-        (_save_hdf5 if hdf5 else _save_pickled)(path, content)
+        (_save_hdf5_tree if hdf5 else _save_pickled)(path, content)
         written.append(path)
     return written
 

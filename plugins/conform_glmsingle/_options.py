@@ -29,7 +29,7 @@ from conform_core.constraints import (
 from conform_core.constraints import Options as OneOf
 from conform_core.exceptions import DataFileError, ParameterError, ShapeError
 
-__all__ = ["DEFAULTS", "IGNORED", "OPTION_CONSTRAINTS", "OPTION_FIXES", "Options",
+__all__ = ["DEFAULTS", "IGNORED", "OFFICIAL_UNUSED", "OPTION_CONSTRAINTS", "OPTION_FIXES", "Options",
            "check_options", "check_pcstop", "Fractions", "load_hrf_table", "resolve_options"]
 
 #: Official defaults (glmsingle.md section 3; Python package values).
@@ -72,6 +72,14 @@ DEFAULTS: dict[str, Any] = {
 #: Accepted for compatibility, never used by GLM_single (glmsingle.md section 3).
 IGNORED = ("numforhrf", "hrfthresh", "hrffitmask", "R2thresh", "hrfmodel", "n_jobs", "n_boots",
            "wantparametric", "lambda", "seed", "suppressoutput")
+
+#: The official defaults of the options in :data:`IGNORED` (its ``params`` always holds them;
+#: its ``seed`` default is the time it was imported, ours None).
+OFFICIAL_UNUSED: dict[str, Any] = {
+    "numforhrf": 50, "hrfthresh": 0.5, "hrffitmask": 1, "R2thresh": 0, "hrfmodel": "optimise",
+    "n_jobs": 1, "n_boots": 100, "wantparametric": 0, "seed": None, "suppressoutput": 0,
+    "lambda": 0,
+}
 
 
 def _floats(value: Any) -> NDArray[np.float64]:
@@ -309,8 +317,7 @@ def resolve_options(
     ParameterError, ShapeError, DataFileError
         Naming the option, the value and the fix.
     """
-    from conform_core.hrf import canonical_hrf, hrf_library, resample_hrf
-
+    from ._hrf import official_canonical, official_library, resample_canonical, resample_library
     from ._nuisance import default_maxpolydeg
 
     raw = check_options(params)
@@ -353,17 +360,17 @@ def resolve_options(
     sess = sess.astype(np.int64)
 
     if isinstance(raw["hrftoassume"], (str, os.PathLike)):
-        hta = resample_hrf(load_hrf_table(raw["hrftoassume"])[:, 0], stimdur, tr)
+        hta = resample_canonical(load_hrf_table(raw["hrftoassume"])[:, 0], stimdur, tr)
     elif raw["hrftoassume"] is None:
-        hta = canonical_hrf(stimdur, tr)
+        hta = official_canonical(stimdur, tr)
     else:
         hta = raw["hrftoassume"]
     hrftoassume = _check_hrfs(hta, "hrftoassume", n_cols=1)[:, 0]
     lib = raw["hrflibrary"]
     if isinstance(lib, (str, os.PathLike)):
-        lib = resample_hrf(load_hrf_table(lib), stimdur, tr)
+        lib = resample_library(load_hrf_table(lib), stimdur, tr)
     elif lib is None:
-        lib = hrf_library(stimdur, tr)
+        lib = official_library(stimdur, tr)
     hrflibrary = _check_hrfs(lib, "hrflibrary")
     if not raw["wantlibrary"]:
         hrflibrary = hrftoassume[:, None]

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from conform_core.progress import Progress, progress
 
 from ._crossval import check_xvalscheme, findtailthreshold
-from ._design import TrialLayout, build_layout, check_run_count_for_xval, convolve_runs
+from ._design import TrialLayout, build_layout, convolve_runs
 from ._glm import (
     ChunkData,
     RunBlock,
@@ -31,6 +31,7 @@ from ._glm import (
 )
 from ._nuisance import RunNuisance, extra_coefficients, extra_projector
 from ._options import Options
+from ._quirks import apply_no_repeats, lss_nuisance_sources
 from ._timing import EventTables, FineHRFs, fine_impulse_responses
 
 __all__ = [
@@ -59,6 +60,9 @@ class Context:
     extras: list[NDArray[np.float64] | None]
     nz_ab: list[RunNuisance]
     extras_ab: bool
+    #: official LSS quirk: per run the nuisance the LSS fit uses (run 0's), or None
+    nz_lss: list[RunNuisance] | None
+    lss_runs: list[int]  # the runs whose own nuisance differs from nz_lss
     chunks: list[slice]
     force: dict[str, Any]
     meanvol: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
@@ -119,9 +123,8 @@ def make_context(runs: list[NDArray[np.float32]],
         fine_assumed = FineHRFs.build(assumed01, stimdur, tr)
     n_runs = len(runs)
     folds = check_xvalscheme(opts["xvalscheme"], n_runs)
-    need_xval = bool((opts["wantglmdenoise"] and opts["pcstop"] > 0)
-                     or (opts["wantfracridge"] and opts.fracs.size > 1))
-    check_run_count_for_xval(layout, need_xval and not (force or {}).get("skip_xval"))
+    # no condition in two runs: official switches GLMdenoise/ridge off (warning), fixed refuses
+    apply_no_repeats(layout, opts, skip_xval=bool((force or {}).get("skip_xval")))
     extras: list[NDArray[np.float64] | None] = [None] * n_runs
     er = opts["extra_regressors"]
     if not (er is False or er is None):
@@ -151,6 +154,12 @@ def make_context(runs: list[NDArray[np.float32]],
     nz_ab = [
         RunNuisance.build(t, d, e) for t, d, e in zip(layout.n_times, opts.maxpolydeg, extras_ab)
     ]
+    nz_lss: list[RunNuisance] | None = None
+    lss_runs: list[int] = []
+    if opts["wantlss"] and opts["quirks"] == "official":  # run 0's nuisance in every run
+        sources, lss_runs = lss_nuisance_sources(layout.n_times, opts.maxpolydeg, extras_ab)
+        if lss_runs:
+            nz_lss = [RunNuisance.build(t, d, e) for t, (d, e) in zip(layout.n_times, sources)]
     # chunklen bounds memory; blocks of at most MAX_BLOCK units also keep the working set in cache
     chunk = min(int(opts["chunklen"]), MAX_BLOCK)
     n_units = runs[0].shape[0]
@@ -163,6 +172,8 @@ def make_context(runs: list[NDArray[np.float32]],
         extras=extras,
         nz_ab=nz_ab,
         extras_ab=any(e is not None for e in extras_ab),
+        nz_lss=nz_lss,
+        lss_runs=lss_runs,
         chunks=chunks,
         force=dict(force or {}),
         fine_lib=fine_lib,
@@ -190,6 +201,11 @@ class ExtraBetas:
                 self.projs.append(None)
                 continue
             self.projs.append(extra_projector(ctx.nz_ab[r].poly, e))
+
+    def blank(self, runs: list[int]) -> None:
+        """Set the coefficients of ``runs`` to NaN (their regressors were not in the model)."""
+        for r in runs:
+            self.values[r][:] = np.nan
 
     @property
     def active(self) -> bool:
@@ -309,8 +325,8 @@ def fit_type_a(ctx: Context) -> dict[str, Any]:
 
 
 def _psc(betas: NDArray[np.floating], meanvol: NDArray[np.floating]) -> NDArray[np.float64]:
-    scale = 100.0 / np.abs(np.asarray(meanvol, np.float64))
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # all-zero units: NaN (official)
+        scale = 100.0 / np.abs(np.asarray(meanvol, np.float64))
         return betas * (scale if betas.ndim == 1 else scale[:, None])
 
 
@@ -360,6 +376,7 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
     betas = np.zeros((n, lay.n_trials), np.float32) if want_betas else None
     forced = ctx.force.get("HRFindex")
     extra = ExtraBetas(ctx, ctx.extras_ab) if want_betas else None
+    lss_blocks: dict[int, list[RunBlock]] = {}  # official LSS quirk: run 0's nuisance
     with ctx.stage("type B (HRF library)", 2 * len(ctx.chunks)) as tick:
         for sl in ctx.chunks:
             cd = ChunkData.prepare(ctx.runs, sl, ctx.nz_ab)
@@ -389,7 +406,13 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
                     idx = np.flatnonzero(hidx == h)
                     sub = cd.take(idx)
                     bh1 = group_bhat(sub, ctx.conv_lib, h)
-                    if ctx.opts["wantlss"]:
+                    if ctx.opts["wantlss"] and ctx.nz_lss is not None:
+                        if h not in lss_blocks:
+                            lss_blocks[h] = run_blocks([c[h] for c in ctx.conv_lib], ctx.nz_lss)
+                        sub_l = ChunkData.prepare(ctx.runs, sl.start + idx, ctx.nz_lss)
+                        per_run = _lss(lss_blocks[h], group_bhat(sub_l, ctx.conv_lib, h), sub_l,
+                                       True)
+                    elif ctx.opts["wantlss"]:
                         per_run = _lss(blocks[h], bh1, sub, ctx.extras_ab)
                     else:
                         per_run = [
@@ -418,6 +441,8 @@ def fit_type_b(ctx: Context, want_betas: bool) -> dict[str, Any]:
         "meanvol": ctx.meanvol,
     }
     if want_betas:
+        if extra is not None:  # official LSS quirk: these runs' own nuisance left the fit
+            extra.blank(ctx.lss_runs)
         if ctx.opts["wantlss"] and ctx.official and ctx.opts["wantpercentbold"]:
             betas = _lss_run_psc(ctx, betas)  # type: ignore[arg-type]
         elif ctx.opts["wantpercentbold"]:

@@ -11,13 +11,17 @@ Differences from the official package (glmsingle.md section 10), all deliberate:
   writes into ``./GLMestimatesingletrialoutputs`` after deleting it); ``figuredir`` is
   accepted and ignored (no figures);
 * bad input raises a :class:`~conform_core.exceptions.ConformError` naming the run and the fix
-  before any file is written (instead of truncating mismatched runs or crashing later);
+  before any file is written (instead of truncating mismatched runs or crashing later), and
+  an ``outputdir`` that is a file is refused before the fit;
 * ``xvalscheme`` may be a list of lists; ``brainexclude`` follows MATLAB (1 = exclude);
   ``wantlibrary=0`` works without requesting type B; the run-wise FIR diagnostic
   (``RUNWISEFIR.npy``) is computed only when ``outputdir`` is given;
 * ``params["quirks"] = "fixed"`` includes extra regressors consistently (official: dropped
-  from the K = 0 model and a pcnum = 0 fit); the default ``"official"`` reproduces the
-  official numbers;
+  from the K = 0 model and a pcnum = 0 fit), gives each run its own nuisance regressors in
+  LSS (official: run 0's) and refuses a design without repeats across runs when C or D
+  need cross-validation (official: switched off with a warning); the default
+  ``"official"`` reproduces the official numbers, warning (``OfficialQuirkWarning``) where
+  a quirk changes them;
 * ``design`` may also be one event table per run (``onset`` and ``duration`` in seconds,
   ``condition``): onsets anywhere, per-trial durations, regressors built on a fine grid
   (:mod:`._timing`);
@@ -34,14 +38,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from conform_core.constraints import InstanceOf, validate_params
-from conform_core.exceptions import ParameterError, ShapeError
+from conform_core.exceptions import DataFileError, ParameterError, ShapeError
 
 from ._design import TrialLayout, check_design
-from ._options import check_options, resolve_options
+from ._options import Options, check_options, resolve_options
 from ._pipeline import MAX_BLOCK
 from ._timing import EventTables, check_tables, is_table_design
 
-__all__ = ["GLM_single", "check_timing", "prepare_data"]
+__all__ = ["GLM_single", "check_outputdir", "check_timing", "designinfo_params", "prepare_data"]
 
 _FILES = ("TYPEA_ONOFF", "TYPEB_FITHRF", "TYPEC_FITHRF_GLMDENOISE", "TYPED_FITHRF_GLMDENOISE_RR")
 _KEYS = ("typea", "typeb", "typec", "typed")
@@ -146,6 +150,75 @@ def _shape_outputs(res: dict[str, Any], spatial: tuple[int, ...], volume: bool) 
             out[key] = [b.reshape(sp_extra + b.shape[1:]) for b in val]
         else:
             out[key] = val
+    return out
+
+
+def check_outputdir(outputdir: str | Path | None) -> Path | None:
+    """Check that ``outputdir`` can be a folder of outputs, before any work; return it.
+
+    It may exist (as a folder: nothing in it is deleted) or not (it is created, with its
+    missing parents, when the outputs are written).
+
+    Raises
+    ------
+    DataFileError
+        If it, or the nearest existing folder above it, is a file, or that folder cannot be
+        written.
+    """
+    import os
+
+    if outputdir is None:
+        return None
+    path = Path(outputdir)
+    if path.exists() and not path.is_dir():
+        raise DataFileError(
+            f"outputdir {str(path)!r} is an existing file, not a folder; nothing was fitted. "
+            "Pass the path of a folder (created if needed; nothing in it is deleted), e.g. "
+            "outputdir='glmsingle_out', or move the file away.")
+    above = path
+    while not above.exists() and above != above.parent:
+        above = above.parent
+    if above.exists() and not above.is_dir():
+        raise DataFileError(
+            f"outputdir {str(path)!r} cannot be created: {str(above)!r} is a file, not a "
+            "folder; nothing was fitted. Pass a path under an existing folder.")
+    if above.exists() and not os.access(above, os.W_OK | os.X_OK):
+        raise DataFileError(
+            f"outputdir {str(path)!r} cannot be written: no permission to write in "
+            f"{str(above)!r}; nothing was fitted. Choose a folder you can write to.")
+    return path
+
+
+def designinfo_params(params: dict[str, Any], opts: Options, n_runs: int) -> dict[str, Any]:
+    """Return the resolved options, as the official ``DESIGNINFO['params']`` holds them.
+
+    The user's options merged with the defaults (the official-only options that GLM_single
+    never uses included), with ``xvalscheme``, ``sessionindicator``, ``maxpolydeg`` (one per
+    run), ``hrftoassume`` and ``hrflibrary`` (sampled at the TR, peak 1; the assumed HRF
+    when ``wantlibrary=0``), ``fracs`` (unique, descending), ``extra_regressors`` (a list)
+    and the flags switched off for a design without repeats. ``brainR2`` and ``pcR2cutoff``
+    stay as given ([] = automatic: the official file is written before they are set; the
+    values used are in ``GLM_single.thresholds_``). conform's own options (``quirks``,
+    ``engine``, ...) are kept.
+    """
+    from ._options import OFFICIAL_UNUSED
+
+    out: dict[str, Any] = {**OFFICIAL_UNUSED, **opts.raw}
+    if out["xvalscheme"] is None:
+        out["xvalscheme"] = np.arange(n_runs)
+    if out["sessionindicator"] is None:
+        out["sessionindicator"] = np.ones((1, n_runs), dtype=int)
+    out["maxpolydeg"] = list(opts.maxpolydeg)
+    out["hrftoassume"] = np.asarray(opts.hrftoassume, np.float32)
+    out["hrflibrary"] = np.asarray(opts.hrflibrary, np.float32)
+    out["fracs"] = np.asarray(opts.fracs)
+    er = out["extra_regressors"]
+    out["extra_regressors"] = list(er) if isinstance(er, (list, tuple)) else [er]
+    if not isinstance(out["random_state"], (int, np.integer, type(None))):
+        out["random_state"] = repr(out["random_state"])  # a RandomState: not storable as is
+    for key in ("hrftoassume", "hrflibrary"):
+        if isinstance(params.get(key), (str, Path)):
+            out[f"{key}_file"] = str(params[key])
     return out
 
 
@@ -286,9 +359,13 @@ class GLM_single:
         ------
         ShapeError, ParameterError
             For inconsistent runs, bad designs, non-finite data, nonsense stimdur/tr, too few
-            runs or repeats for cross-validation, or an HRF library of the wrong shape; raised
-            before any file is written.
+            runs or repeats for cross-validation (``quirks="fixed"``; ``"official"`` then
+            leaves types C and D out with an ``OfficialQuirkWarning``, as the official
+            package), or an HRF library of the wrong shape; raised before any file is written.
+        DataFileError
+            If ``outputdir`` is a file (or lies under one) or cannot be written; checked first.
         """
+        check_outputdir(outputdir)
         runs, spatial, volume = prepare_data(data)
         n_times = [r.shape[1] for r in runs]
         tables = None
@@ -337,7 +414,7 @@ class GLM_single:
                 "design": _onset_matrices(ctx.layout) if timed else design_runs,
                 "stimdur": sd,
                 "tr": t,
-                "params": dict(self.params),
+                "params": designinfo_params(self.params, opts, len(runs)),
                 "designSINGLE": ctx.layout.design_single(),
                 "stimorder": ctx.layout.stimorder.tolist(),
                 "numtrialrun": ctx.layout.numtrialrun,

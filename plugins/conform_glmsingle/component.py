@@ -66,8 +66,8 @@ class GLMsingleDenoiser(Denoiser):
     chunklen : int, default=50000
         Units processed at once (bounds memory; results do not depend on it).
     hrf_library : str or None, default=None
-        Path of a time x HRFs table at 0.1 s (e.g. the official TSV); None generates the
-        library from its double-gamma parameters.
+        Path of a time x HRFs table at 0.1 s; None uses GLMsingle's library (regenerated to
+        the official values; the official TSV as a path gives the same).
     options : dict or None, default=None
         Any other official GLMsingle option (e.g. ``{"brainthresh": [99, 0.1]}``).
         ``{"engine": "official"}`` fits with the official ``glmsingle`` package if it is
@@ -252,12 +252,23 @@ class GLMsingleDenoiser(Denoiser):
             res, _ = fit_official(
                 params, opts, design, runs, (runs[0].shape[0],), False, sd, tr, None
             )
-            return _unit_first(res[_TYPE_KEY[self.model]], runs[0].shape[0]), (
+            return _unit_first(self._requested(res), runs[0].shape[0]), (
                 build_layout(design, tr),
                 conditions,
             )
         results, ctx = fit_native(runs, design, tr, opts, force=force, stimdur=sd)
-        return results[_TYPE_KEY[self.model]], (ctx.layout, conditions)
+        return self._requested(results), (ctx.layout, conditions)
+
+    def _requested(self, results: dict[str, Any]) -> dict[str, Any]:
+        """Return the results of type ``model``; refuse when the fit switched it off."""
+        key = _TYPE_KEY[self.model]
+        if key not in results:  # quirks="official" on a design without repeats across runs
+            raise ParameterError(
+                f"model={self.model!r} was not computed: no condition occurs in more than one "
+                "run, so the official quirks switched cross-validated GLMdenoise and ridge off. "
+                "Use model='B', fix pcstop=-K and a single fraction in fracs, or present "
+                "conditions in several runs.")
+        return results[key]
 
     def _fit(self, data: TimeSeriesData) -> GLMsingleDenoiser:
         res, (layout, conditions) = self._run(data, None)

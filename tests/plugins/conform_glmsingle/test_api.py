@@ -69,16 +69,18 @@ def test_nonsense_timing(study, stimdur, tr, text):
         GLM_single(QUICK).fit(study["design"], study["runs"], stimdur, tr)
 
 
-def test_too_few_runs_for_crossvalidation(study):
+def test_too_few_runs_for_crossvalidation_with_fixed_quirks(study):
+    """quirks="fixed" refuses; "official" switches C and D off (test_quirks.py)."""
     with pytest.raises(ParameterError, match="needs at least 2 runs.*wantglmdenoise=0"):
-        GLM_single(QUICK).fit(study["design"][:1], study["runs"][:1], 3.0, 1.0)
+        GLM_single({**QUICK, "quirks": "fixed"}).fit(study["design"][:1], study["runs"][:1],
+                                                     3.0, 1.0)
 
 
-def test_no_repeats_across_runs(study):
+def test_no_repeats_across_runs_with_fixed_quirks(study):
     d0 = study["design"][0]
     two = [np.c_[d0, np.zeros_like(d0)], np.c_[np.zeros_like(d0), d0]]
     with pytest.raises(ParameterError, match="no condition occurs in more than one run"):
-        GLM_single(QUICK).fit(two, study["runs"][:2], 3.0, 1.0)
+        GLM_single({**QUICK, "quirks": "fixed"}).fit(two, study["runs"][:2], 3.0, 1.0)
 
 
 def test_hrf_library_of_wrong_shape(study):

@@ -60,16 +60,23 @@ def _design(per_run: list[list[int]], n_time: int = 60, n_cond: int = 4) -> list
 
 @pytest.mark.parametrize("per_run", [[[0, 1, 0, 1], [2, 3, 2, 3]], [[0, 1, 2, 3], [1, 0, 3, 2]]])
 def test_the_check_agrees_with_the_fit(per_run):
-    """Unsupported means the fit refuses; supported means it runs (types D)."""
+    """Supported means the fit returns type D; unsupported means it refuses (quirks="fixed")
+    or leaves type D out with a warning (quirks="official", as the official package)."""
+    from conform_glmsingle._quirks import OfficialQuirkWarning
+
     design = _design(per_run)
     rng = np.random.default_rng(0)
     data = [rng.normal(100, 1, size=(20, 60)).astype(np.float32) for _ in design]
     rep = check_design_support([[str(c) for c in run] for run in per_run], requested="D")
+    params = {"wantmemoryoutputs": [0, 0, 0, 1], "verbose": False}
+    fixed, official = GLM_single({**params, "quirks": "fixed"}), GLM_single(params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        glm = GLM_single({"wantmemoryoutputs": [0, 0, 0, 1], "verbose": False})
         if rep.ok:
-            assert "typed" in glm.fit(design, data, 2.0, 2.0)
-        else:
-            with pytest.raises(ParameterError, match="Cross-validation needs conditions"):
-                glm.fit(design, data, 2.0, 2.0)
+            assert "typed" in fixed.fit(design, data, 2.0, 2.0)
+            assert "typed" in official.fit(design, data, 2.0, 2.0)
+            return
+        with pytest.raises(ParameterError, match="Cross-validation needs conditions"):
+            fixed.fit(design, data, 2.0, 2.0)
+    with pytest.warns(OfficialQuirkWarning, match="no type D"):
+        assert official.fit(design, data, 2.0, 2.0) == {}

@@ -60,10 +60,9 @@ def test_extrabetas_match_a_joint_least_squares_fit(sim):
     With ``quirks="fixed"`` its R² is that of the joint fit on the data with polynomials and
     extra regressors removed (the official R² keeps their variance in the data).
     """
+    from conform_glmsingle._hrf import canonical_table
     from conform_glmsingle._nuisance import default_maxpolydeg, polynomial_basis
     from conform_glmsingle._timing import FineHRFs, timed_regressors
-
-    from conform_core.hrf import canonical_fine
 
     params = {"verbose": False, "wantlibrary": 0, "wantglmdenoise": 0, "wantfracridge": 0,
               "wantmemoryoutputs": [0, 1, 0, 0], "wantpercentbold": 0,
@@ -73,7 +72,7 @@ def test_extrabetas_match_a_joint_least_squares_fit(sim):
     np.testing.assert_array_equal(fixed["typeb"]["betasmd"], res["typeb"]["betasmd"])
     rss, ssq = 0.0, 0.0
     stimdur = float(np.median(np.concatenate([t["duration"] for t in sim["tables"]])))
-    fine = FineHRFs.build(canonical_fine(), stimdur, sim["tr"])
+    fine = FineHRFs.build(canonical_table(), stimdur, sim["tr"])
     for r, (y, table, extra) in enumerate(zip(sim["runs"], sim["tables"], sim["extras"])):
         n_t = y.shape[1]
         x = timed_regressors(table["onset"], table["duration"], n_t, fine)[0]

@@ -68,9 +68,9 @@ def test_official_engine_agrees_with_native(both):
     assert int(official["typec"]["pcnum"]) == int(native["typec"]["pcnum"])
     np.testing.assert_array_equal(official["typed"]["FRACvalue"], native["typed"]["FRACvalue"])
     np.testing.assert_array_equal(official["typec"]["noisepool"], native["typec"]["noisepool"])
-    # our generated HRF library differs from the official table by ~1e-4 of peak
+    # same HRFs (conform_glmsingle._hrf); float32 (official) vs float64: ~1e-5 observed
     for key in ("typeb", "typec", "typed"):
-        assert _unit_rel(native[key]["betasmd"], official[key]["betasmd"]).max() < 1e-3, key
+        assert _unit_rel(native[key]["betasmd"], official[key]["betasmd"]).max() < 1e-4, key
     np.testing.assert_allclose(native["typea"]["meanvol"], official["typea"]["meanvol"], rtol=1e-5)
     assert set(glm.timings_) == {"total"} and glm.official_version_
 

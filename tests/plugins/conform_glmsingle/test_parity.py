@@ -9,9 +9,10 @@ unit's beta scale. Tolerance 1e-4 of the unit's largest |beta| leaves margin for
 platform differences while any algorithmic deviation (a wrong projection, PSC, autoscale,
 alpha interpolation) shows up at 1e-3 or more. R² is in percent; 1e-3 percentage points.
 
-Layer 2 (end to end): our own generated HRF library and our own choices, compared by
-agreement rates (glmsingle.md 8 suggests HRFindex >= 99 %, pcnum equal, FRACvalue >= 95 %)
-and by quality against the simulation's truth (no worse than the official fit).
+Layer 2 (end to end): our own generated HRFs (equal to the official ones) and our own
+choices, compared by agreement rates (all equal on both cases; the tests allow one or two
+float32 near-ties) and by quality against the simulation's truth (no worse than the
+official fit).
 """
 
 from __future__ import annotations
@@ -77,14 +78,29 @@ def test_type_d_matches_with_official_fractions(forced):
     assert unit_scale_error(d["rrbadness"], ref["out_D_rrbadness"]) < BETA_TOL
 
 
+def test_generated_hrfs_are_the_official_ones(case):
+    """The library and assumed HRF the official fit used, to float32 rounding."""
+    from conform_glmsingle._hrf import official_canonical, official_library
+
+    _, ref = case
+    sd, tr = float(ref["stimdur"]), float(ref["tr"])
+    np.testing.assert_allclose(official_library(sd, tr), ref["official_hrflibrary"], atol=1e-6)
+    np.testing.assert_allclose(official_canonical(sd, tr), ref["official_hrftoassume"].ravel(),
+                               atol=1e-6)
+
+
 def test_end_to_end_agreement(end_to_end):
-    """Our HRF library, thresholds and choices agree with the official fit."""
+    """Our HRFs, thresholds and choices agree with the official fit.
+
+    With the official HRFs every choice was equal on both cases (1000 and 800 units); a
+    float32-level near-tie may still flip one unit's HRF or fraction on another platform.
+    """
     _, ref, res = end_to_end
     hrf = res["typeb"]["HRFindex"].ravel()
-    assert np.mean(hrf == ref["out_B_HRFindex"].ravel()) >= 0.99
+    assert np.mean(hrf == ref["out_B_HRFindex"].ravel()) >= 0.998
     assert res["typec"]["pcnum"] == int(ref["out_C_pcnum"])
-    assert np.mean(res["typec"]["noisepool"] == ref["out_C_noisepool"]) >= 0.99
-    assert np.mean(res["typed"]["FRACvalue"] == ref["out_D_FRACvalue"]) >= 0.95
+    assert np.mean(res["typec"]["noisepool"] == ref["out_C_noisepool"]) >= 0.998
+    assert np.mean(res["typed"]["FRACvalue"] == ref["out_D_FRACvalue"]) >= 0.99
 
 
 def _median_r(betas: np.ndarray, ref) -> float:

@@ -7,13 +7,14 @@ import warnings
 import numpy as np
 import pytest
 from conform_glmsingle import GLM_single, events_design
+from conform_glmsingle._hrf import canonical_table
 from conform_glmsingle._native import fit_native
 from conform_glmsingle._options import resolve_options
 from conform_glmsingle._timing import FineHRFs, check_tables, fine_step, timed_regressors
 from conform_glmsingle.api import prepare_data
 
 from conform_core.exceptions import ParameterError, ShapeError
-from conform_core.hrf import canonical_fine, hrf_library, library_fine
+from conform_core.hrf import hrf_library, library_fine
 
 from ._timed_sim import simulate, unit_r
 from .conftest import small_study
@@ -302,7 +303,7 @@ def test_tr_sampled_hrfs_and_official_engine_refuse_off_grid_tables(small):
 def test_hrf_table_path_works_with_tables(small, tmp_path):
     """A 0.1-s impulse-response table given as a path is used on the fine grid."""
     path = tmp_path / "canon.tsv"
-    np.savetxt(path, canonical_fine()[:, None], delimiter="\t")
+    np.savetxt(path, canonical_table()[:, None], delimiter="\t")
     a = _fit({**OLS, "hrftoassume": str(path)}, small["tables"], small["runs"], 3.0, 2.0)
     b = _fit(OLS, small["tables"], small["runs"], 3.0, 2.0)
     # the TSV holds the same impulse response to ~1e-16 (text round trip): same betas
