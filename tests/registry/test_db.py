@@ -52,7 +52,7 @@ def test_upgrade_downgrade_upgrade_gives_the_models_schema(db_url):
     upgrade(db_url)  # a second start changes nothing
     engine = make_engine(db_url)
     try:
-        assert current_revision(engine) == head_revision() == "0001"
+        assert current_revision(engine) == head_revision() == "0002"
         assert _tables(engine) == set(Base.metadata.tables) | {"alembic_version"}
         assert _schema_diffs(engine) == []
         changed = MetaData(naming_convention=Base.metadata.naming_convention)
@@ -63,9 +63,15 @@ def test_upgrade_downgrade_upgrade_gives_the_models_schema(db_url):
         downgrade(engine, "base")
         assert current_revision(engine) is None
         assert _tables(engine) <= {"alembic_version"}
+        upgrade(engine, "0001")  # then one step at a time, down one step and up again
+        before_studies = _tables(engine)
+        assert "study" not in before_studies and "dataset" in before_studies
         upgrade(engine)
         assert _schema_diffs(engine) == []
-        assert current_revision(engine) == "0001"
+        downgrade(engine, "0001")
+        assert _tables(engine) == before_studies and current_revision(engine) == "0001"
+        upgrade(engine)
+        assert _schema_diffs(engine) == [] and current_revision(engine) == "0002"
     finally:
         engine.dispose()
 
@@ -74,10 +80,10 @@ def test_the_migrations_ship_inside_the_package():
     package = Path(conform_registry.__file__).resolve().parent
     assert MIGRATIONS == package / "_db" / "migrations"
     for name in ("__init__.py", "env.py", "script.py.mako", "versions/__init__.py",
-                 "versions/0001_initial.py"):
+                 "versions/0001_initial.py", "versions/0002_studies.py"):
         assert (MIGRATIONS / name).is_file(), name
     script = ScriptDirectory(str(MIGRATIONS))
-    assert [rev.revision for rev in script.walk_revisions()] == ["0001"]
+    assert [rev.revision for rev in script.walk_revisions()] == ["0002", "0001"]
 
 
 @pytest.fixture

@@ -5,15 +5,20 @@ from .models import (
     DATASET_NAME,
     JOB_STATES,
     ROLES,
+    STUDY_ROLES,
     UPLOAD_STATES,
     VERSION_STATES,
     Asset,
     Audit,
     Base,
     Blob,
+    Contribution,
     Dataset,
     Job,
+    ProtocolRequest,
     Site,
+    Study,
+    StudyDataset,
     Token,
     Upload,
     UploadChunk,
@@ -33,8 +38,9 @@ from .session import (
 )
 
 __all__ = [
-    "DATASET_KINDS", "DATASET_NAME", "JOB_STATES", "ROLES", "UPLOAD_STATES", "VERSION_STATES",
-    "Asset", "Audit", "Base", "Blob", "Dataset", "Job", "Site", "Token", "UTCDateTime", "Upload",
+    "DATASET_KINDS", "DATASET_NAME", "JOB_STATES", "ROLES", "STUDY_ROLES", "UPLOAD_STATES",
+    "VERSION_STATES", "Asset", "Audit", "Base", "Blob", "Contribution", "Dataset", "Job",
+    "ProtocolRequest", "Site", "Study", "StudyDataset", "Token", "UTCDateTime", "Upload",
     "UploadChunk", "Version", "alembic_config", "current_revision", "downgrade", "head_revision",
     "make_engine", "make_session_factory", "normalize_url", "upgrade", "utcnow",
 ]

@@ -22,6 +22,7 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -38,8 +39,9 @@ from conform_core.exceptions import ParameterError
 
 __all__ = [
     "DATASET_KINDS", "DATASET_NAME", "JOB_STATES", "NAMING_CONVENTION", "ROLES",
-    "UPLOAD_STATES", "VERSION_STATES", "Asset", "Audit", "Base", "Blob", "Dataset", "Job",
-    "Site", "Token", "UTCDateTime", "Upload", "UploadChunk", "Version", "utcnow",
+    "STUDY_ROLES", "UPLOAD_STATES", "VERSION_STATES", "Asset", "Audit", "Base", "Blob",
+    "Contribution", "Dataset", "Job", "ProtocolRequest", "Site", "Study", "StudyDataset", "Token",
+    "UTCDateTime", "Upload", "UploadChunk", "Version", "utcnow",
 ]
 
 ROLES = ("contributor", "curator")
@@ -47,6 +49,9 @@ DATASET_KINDS = ("mosaic", "protocol", "bids", "other")
 VERSION_STATES = ("draft", "published")
 UPLOAD_STATES = ("open", "complete", "aborted")
 JOB_STATES = ("queued", "running", "passed", "failed")
+STUDY_ROLES = ("contribution", "protocol", "catalog")
+"""How a dataset belongs to a study: a site's data, a protocol package it was given, or
+the study's merged catalog (one per study)."""
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 """Dataset names: lower-case letters, digits, ``_``, ``.`` and ``-``, starting alphanumeric."""
 MAX_NAME = 128
@@ -296,3 +301,92 @@ class Audit(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str] = mapped_column(String(MAX_PATH), default="")
     detail: Mapped[dict[str, Any] | None]
+
+
+class Study(Base):
+    """A running study: a design pool and the allocation state of the study loop.
+
+    ``state`` is the :class:`stimulus_design.StudyState` as JSON; ``revision`` mirrors its
+    ``revision`` so that a change is one compare-and-swap
+    (``UPDATE ... WHERE id = :id AND revision = :seen``): two protocol requests computed from
+    the same state cannot both commit, on SQLite or PostgreSQL.
+    """
+
+    __tablename__ = "study"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_NAME), unique=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    """The site of the curator who created it."""
+    state: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(default=0)
+    embeddings_sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
+    """Blob of the pool's L2-normalised float32 embeddings as a ``.npy`` file."""
+    images_sha256: Mapped[str | None] = mapped_column(ForeignKey("blob.sha256"))
+    """Blob of a JSON list, per pool row, of ``{"source": ..., "sha256": ...}`` (images by
+    reference: the path or URL a site's stimulus computer uses), if given."""
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    site: Mapped[Site] = relationship()
+
+    @validates("name")
+    def _check_name(self, key: str, value: str) -> str:
+        if not isinstance(value, str) or len(value) > MAX_NAME or not DATASET_NAME.match(value):
+            raise ParameterError(
+                param="name", value=value, owner="Study",
+                allowed=f"lower-case letters, digits, '_', '.' or '-', starting with a letter "
+                        f"or digit, at most {MAX_NAME} characters",
+                fix="For example 'conform-vision-1'.")
+        return value
+
+
+class StudyDataset(Base):
+    """A dataset that belongs to a study, and how (:data:`STUDY_ROLES`)."""
+
+    __tablename__ = "study_dataset"
+    __table_args__ = (CheckConstraint(_one_of("role", STUDY_ROLES), name="role"),)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id"), primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+    dataset: Mapped[Dataset] = relationship()
+    study: Mapped[Study] = relationship()
+
+
+class ProtocolRequest(Base):
+    """A site's protocol request: who asked, what it offered, which participants it got."""
+
+    __tablename__ = "protocol_request"
+    __table_args__ = (UniqueConstraint("study_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    number: Mapped[int]
+    """The request's number within the study (``StudyParticipant.request``)."""
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("token.id", ondelete="SET NULL"))
+    n_participants: Mapped[int]
+    session_minutes: Mapped[float] = mapped_column(Float)
+    participants: Mapped[list[Any]]
+    """The participant labels allocated (``["sub-05", "sub-06"]``)."""
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("dataset.id"))
+    """The protocol dataset whose version 1 is the package (``None`` while being written)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    study: Mapped[Study] = relationship()
+    site: Mapped[Site] = relationship()
+
+
+class Contribution(Base):
+    """A published version of a study's dataset, ingested into the study's catalog."""
+
+    __tablename__ = "contribution"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("study.id"), index=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("version.id"), unique=True)
+    subjects: Mapped[list[Any]]
+    """Who the data are of: participant labels of the study, or ``"SITE/sub-XX"`` for data
+    the site directed itself."""
+    catalog_version: Mapped[int | None]
+    """The catalog version that first includes it (``None`` until it is built)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
