@@ -200,6 +200,45 @@ def token_create(
          "conform registry login --url URL --token TOKEN")
 
 
+def token_revoke(
+    token: Annotated[str, typer.Argument(metavar="TOKEN_OR_PREFIX",
+                                         help="The token, or its first 8 characters (cfr_XXXX, "
+                                              "as the audit log shows them).")],
+    db: DbOpt = None,
+    data_dir: DataOpt = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    r"""Revoke a token: every later request with it is refused (HTTP 401). Exit 2 if none matched.
+
+    Run it on the server's machine, against the server's database. A token is named by its
+    first 8 characters, so a leaked token can be revoked from the part that shows in logs.
+
+    For example:
+
+      conform registry token revoke cfr_Ab3x
+
+      conform registry token revoke "$LEAKED_TOKEN" --db postgresql+psycopg://conform@db/conform
+    """
+    from ._auth import token_prefix
+    from ._service import RegistryService
+
+    prefix = token_prefix(token.strip())
+    if len(prefix) < 8 or not prefix.startswith("cfr_"):
+        raise ParameterError(param="token", value=token, owner="conform registry token revoke",
+                             allowed="a token or its first 8 characters, starting with 'cfr_'",
+                             fix="Copy the prefix from the audit log or the token itself.")
+    with RegistryService(server_config(config, data_dir, db, None)) as service:
+        count = service.revoke_token(prefix)
+    if as_json:
+        echo_json({"prefix": prefix, "revoked": count})
+    if not count:
+        note(f"No active token starts with {prefix!r} (already revoked, or another registry?).")
+        raise typer.Exit(2)
+    if not as_json:
+        print(f"Revoked {count} token(s) starting with {prefix}.", flush=True)
+
+
 def fsck_command(
     db: DbOpt = None,
     store: StoreOpt = None,
@@ -241,5 +280,6 @@ def fsck_command(
 registry_app.command("serve", help=help_text(serve_command.__doc__))(serve_command)
 registry_app.add_typer(token_app, name="token")
 token_app.command("create", help=help_text(token_create.__doc__))(token_create)
+token_app.command("revoke", help=help_text(token_revoke.__doc__))(token_revoke)
 registry_app.command("fsck", help=help_text(fsck_command.__doc__))(fsck_command)
 register_client_commands(registry_app)

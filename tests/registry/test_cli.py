@@ -87,7 +87,7 @@ def make_tree(folder: Path, n: int = 4, *, bad: bool = False) -> Path:
 
 
 def test_every_command_teaches_by_example(capsys):
-    for command in (["serve"], ["token", "create"], ["fsck"], ["login"], ["submit"], ["status"],
+    for command in (["serve"], ["token", "create"], ["token", "revoke"], ["fsck"], ["login"], ["submit"], ["status"],
                     ["list"], ["pull"], ["publish"]):
         code, out, _ = run([*command, "--help"], capsys)
         assert code == 0 and "For example:" in out and "conform registry" in out, command
@@ -207,6 +207,21 @@ def test_token_create_prints_the_token_once(tmp_path, capsys):
     code, _, err = run(["token", "create", "--site", "lab-1", "--role", "admin",
                         "--data-dir", str(tmp_path)], capsys)
     assert code == 2 and "admin" in err
+
+
+def test_token_revoke_refuses_the_token_from_then_on(env, registry, capsys):
+    token = registry.service.create_token("lab-revoked", "contributor")
+    env.monkeypatch.setenv("CONFORM_REGISTRY_TOKEN", token)
+    assert run(["list"], capsys)[0] == 0
+    folder = ["--data-dir", str(registry.folder)]
+    code, out, _ = run(["token", "revoke", token[:8], *folder], capsys)
+    assert code == 0 and f"Revoked 1 token(s) starting with {token[:8]}" in out
+    code, _, err = run(["list"], capsys)
+    assert code == 2 and "revoked" in err and "HTTP 401" in err
+    code, out, err = run(["token", "revoke", token, *folder, "--json"], capsys)
+    assert code == 2 and json.loads(out)["revoked"] == 0 and "No active token" in err
+    code, _, err = run(["token", "revoke", "abc", *folder], capsys)
+    assert code == 2 and "'abc'" in err and "cfr_" in err
 
 
 def test_fsck_exits_3_on_a_damaged_blob_and_0_when_repaired(env, registry, capsys):
