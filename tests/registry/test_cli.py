@@ -14,14 +14,11 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import uvicorn
 
 from conform_core.cli import main
 from conform_registry._api import create_app
@@ -33,7 +30,8 @@ EVENTS = b"onset\tduration\ttrial_type\n0\t1\tface\n2\t1\thouse\n"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def registry(tmp_path_factory: pytest.TempPathFactory,
+             serve_app) -> Iterator[SimpleNamespace]:
     """A registry on a free 127.0.0.1 port, with tokens of site cam and of a curator."""
     folder = tmp_path_factory.mktemp("registry")
     config = RegistryConfig(data_dir=folder, chunk_bytes=64 * KiB, pack_threshold_files=3)
@@ -41,21 +39,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
     service.startup()
     tokens = {"cam": service.create_token("cam", "contributor"),
               "hq": service.create_token("hq", "curator")}
-    server = uvicorn.Server(uvicorn.Config(create_app(service, poll_s=0.1), host="127.0.0.1",
-                                           port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", tokens=tokens, service=service,
-                              folder=folder)
+        with serve_app(create_app(service, poll_s=0.1)) as url:
+            yield SimpleNamespace(url=url, tokens=tokens, service=service, folder=folder)
     finally:
-        server.should_exit = True
-        thread.join(15)
         service.close()
 
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from types import SimpleNamespace
 
 import httpx
 import pytest
-import uvicorn
 
 from conform_registry._api import create_app
 from conform_registry._client import RegistryClient, RegistryClientError, TransferProgress
@@ -42,7 +40,8 @@ def random_bytes(n: int, seed: int) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
+def registry(tmp_path_factory: pytest.TempPathFactory,
+             serve_app) -> Iterator[SimpleNamespace]:
     """A registry on a free 127.0.0.1 port: tokens of sites cam and oxf and of a curator."""
     folder = tmp_path_factory.mktemp("registry")
     config = RegistryConfig(data_dir=folder, chunk_bytes=CHUNK, max_upload_chunk_bytes=4 * CHUNK,
@@ -52,21 +51,10 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespa
     tokens = {"cam": service.create_token("cam", "contributor"),
               "oxf": service.create_token("oxf", "contributor"),
               "hq": service.create_token("hq", "curator")}
-    server = uvicorn.Server(uvicorn.Config(create_app(service, poll_s=0.1), host="127.0.0.1",
-                                           port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield SimpleNamespace(url=f"http://127.0.0.1:{port}", tokens=tokens, service=service,
-                              config=config)
+        with serve_app(create_app(service, poll_s=0.1)) as url:
+            yield SimpleNamespace(url=url, tokens=tokens, service=service, config=config)
     finally:
-        server.should_exit = True
-        thread.join(15)
         service.close()
 
 

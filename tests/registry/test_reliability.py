@@ -31,7 +31,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -109,23 +108,6 @@ def prepare(db_url: str, folder: Path, **limits) -> tuple[RegistryConfig, dict[s
 
 
 @contextlib.contextmanager
-def live_server(app) -> Iterator[str]:
-    """The app served by uvicorn in a thread on a free loopback port."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
-@contextlib.contextmanager
 def server_process(config: RegistryConfig, log: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """A registry server in its own process on a free loopback port."""
     settings = {"data_dir": str(config.data_dir), "db_url": config.db_url,
@@ -150,7 +132,7 @@ def server_process(config: RegistryConfig, log: Path) -> Iterator[tuple[subproce
         process.wait(timeout=30)
 
 
-def test_a_server_killed_mid_write_loses_nothing_it_acknowledged(db_url, tmp_path):
+def test_a_server_killed_mid_write_loses_nothing_it_acknowledged(db_url, tmp_path, serve_app):
     config, tokens = prepare(db_url, tmp_path / "data", chunk_bytes=4 * KiB,
                              max_upload_chunk_bytes=4 * KiB)
     cam = bearer(tokens["cam"])
@@ -211,7 +193,7 @@ def test_a_server_killed_mid_write_loses_nothing_it_acknowledged(db_url, tmp_pat
             worker.join(30)
     assert sum(map(len, acked_chunks.values())) >= 20 and len(acked_files) >= 3
 
-    with live_server(create_app(config, poll_s=0.1)) as base, \
+    with serve_app(create_app(config, poll_s=0.1)) as base, \
             httpx.Client(base_url=base, headers=cam, timeout=10) as client:
         draft = {f["path"]: f["sha256"] for f in
                  client.get(f"{API}/datasets/kill/versions/draft").json()["files"]}
@@ -249,13 +231,13 @@ def test_a_server_killed_mid_write_loses_nothing_it_acknowledged(db_url, tmp_pat
 # --- 20 concurrent uploads ------------------------------------------------------------------
 
 
-def test_twenty_concurrent_uploads_lose_nothing_and_mix_nothing_up(db_url, tmp_path):
+def test_twenty_concurrent_uploads_lose_nothing_and_mix_nothing_up(db_url, tmp_path, serve_app):
     config, tokens = prepare(db_url, tmp_path, chunk_bytes=8 * KiB, max_upload_chunk_bytes=8 * KiB)
     files = {f"sub-{i:02d}/data.bin": os.urandom(24 * KiB + i) for i in range(20)}  # 4 chunks
     files["sub-19/data.bin"] = files["sub-18/data.bin"]  # the same content twice: stored once
     results: queue.Queue = queue.Queue()
     barrier = threading.Barrier(20, timeout=30)
-    with live_server(create_app(config, poll_s=0.1)) as base:
+    with serve_app(create_app(config, poll_s=0.1)) as base:
         with httpx.Client(base_url=base, headers=bearer(tokens["cam"]), timeout=30) as client:
             assert client.post(f"{API}/datasets", json={"name": "many"}).status_code == 201
 

@@ -41,7 +41,7 @@ __all__ = [
     "DATASET_KINDS", "DATASET_NAME", "JOB_STATES", "NAMING_CONVENTION", "ROLES",
     "STUDY_ROLES", "UPLOAD_STATES", "VERSION_STATES", "Asset", "Audit", "Base", "Blob",
     "Contribution", "Dataset", "Job", "ProtocolRequest", "Site", "Study", "StudyDataset", "Token",
-    "UTCDateTime", "Upload", "UploadChunk", "Version", "utcnow",
+    "UTCDateTime", "Upload", "UploadChunk", "Version", "check_name", "utcnow",
 ]
 
 ROLES = ("contributor", "curator")
@@ -69,6 +69,23 @@ NAMING_CONVENTION = {
 def utcnow() -> datetime:
     """Return the current time, timezone-aware in UTC."""
     return datetime.now(timezone.utc)
+
+
+def check_name(value: object, owner: str, example: str) -> str:
+    """Return ``value`` if it is a valid dataset or study name (:data:`DATASET_NAME`).
+
+    Raises
+    ------
+    ParameterError
+        Naming the value, the rule and an example.
+    """
+    if not isinstance(value, str) or len(value) > MAX_NAME or not DATASET_NAME.match(value):
+        raise ParameterError(
+            param="name", value=value, owner=owner,
+            allowed=f"lower-case letters, digits, '_', '.' or '-', starting with a letter "
+                    f"or digit, at most {MAX_NAME} characters",
+            fix=f"For example {example!r}.")
+    return value
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -164,13 +181,7 @@ class Dataset(Base):
 
     @validates("name")
     def _check_name(self, key: str, value: str) -> str:
-        if not isinstance(value, str) or len(value) > MAX_NAME or not DATASET_NAME.match(value):
-            raise ParameterError(
-                param="name", value=value, owner="Dataset",
-                allowed=f"lower-case letters, digits, '_', '.' or '-', starting with a letter "
-                        f"or digit, at most {MAX_NAME} characters",
-                fix="For example 'cam-mosaic-2025'.")
-        return value
+        return check_name(value, "Dataset", "cam-mosaic-2025")
 
 
 class Version(Base):
@@ -332,13 +343,7 @@ class Study(Base):
 
     @validates("name")
     def _check_name(self, key: str, value: str) -> str:
-        if not isinstance(value, str) or len(value) > MAX_NAME or not DATASET_NAME.match(value):
-            raise ParameterError(
-                param="name", value=value, owner="Study",
-                allowed=f"lower-case letters, digits, '_', '.' or '-', starting with a letter "
-                        f"or digit, at most {MAX_NAME} characters",
-                fix="For example 'conform-vision-1'.")
-        return value
+        return check_name(value, "Study", "conform-vision-1")
 
 
 class StudyDataset(Base):
