@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -241,22 +242,61 @@ class DatasetsMixin(JobsMixin):
             files = self._files(session, draft.id)
             digest = manifest_sha256(files)
             self._check_publishable(session, dataset, draft, files, digest)
-            last = session.scalar(select(func.max(Version.number)).where(
-                Version.dataset_id == dataset.id))
-            now = utcnow()
-            version = Version(dataset_id=dataset.id, number=(last or 0) + 1, state="published",
-                              manifest=files, manifest_sha256=digest, created_at=now,
-                              published_at=now, published_by=principal.token_id,
-                              changed_at=draft.changed_at)
-            session.add(version)
-            session.flush()
-            session.add_all(Asset(version_id=version.id, path=f["path"], blob_sha256=f["sha256"],
-                                  size=f["size"]) for f in files)
-            self._audit(session, principal, "publish", dataset.name,
-                        {"version": version.number, "manifest_sha256": digest, "files": len(files)},
-                        at=now)
+            version = self._freeze(session, dataset, draft, files, principal, utcnow())
         assert version.number is not None
+        self._after_publish(dataset.id, version.id)
         return self.get_version(principal, name, version.number)
+
+    def _after_publish(self, dataset_id: int, version_id: int) -> None:
+        """Run what follows a publication (the study loop's ingest overrides it)."""
+
+    def _freeze(self, session: Session, dataset: Dataset, draft: Version,
+                files: list[dict[str, Any]], principal: Principal | None,
+                now: datetime) -> Version:
+        """Add the next published version with ``files`` (the draft's) and its audit row."""
+        digest = manifest_sha256(files)
+        last = session.scalar(select(func.max(Version.number)).where(
+            Version.dataset_id == dataset.id))
+        version = Version(dataset_id=dataset.id, number=(last or 0) + 1, state="published",
+                          manifest=files, manifest_sha256=digest, created_at=now,
+                          published_at=now,
+                          published_by=None if principal is None else principal.token_id,
+                          changed_at=draft.changed_at)
+        session.add(version)
+        session.flush()
+        session.add_all(Asset(version_id=version.id, path=f["path"], blob_sha256=f["sha256"],
+                              size=f["size"]) for f in files)
+        self._audit(session, principal, "publish", dataset.name,
+                    {"version": version.number, "manifest_sha256": digest, "files": len(files)},
+                    at=now)
+        return version
+
+    def _publish_made(self, session: Session, dataset: Dataset, files: list[dict[str, Any]],
+                      report: dict[str, Any], principal: Principal | None, log: str) -> Version:
+        """Publish files the server made itself (a protocol package, a study's catalog).
+
+        They become the draft's content, with the validation job that ran on them here
+        (``report``, from the same validator), then the next version: the version pages
+        show that validation as for uploaded data. Refused (409) if the report has errors.
+        """
+        now = utcnow()
+        draft = self._draft(session, dataset.id, lock=True)
+        session.execute(delete(Asset).where(Asset.version_id == draft.id))
+        session.add_all(Asset(version_id=draft.id, path=f["path"], blob_sha256=f["sha256"],
+                              size=f["size"]) for f in files)
+        draft.changed_at = now
+        state = "failed" if report.get("errors") else "passed"
+        session.add(Job(kind="validate", version_id=draft.id, state=state, attempts=1, log=log,
+                        report=report, created_at=now, started_at=now, finished_at=now,
+                        content_sha256=manifest_sha256(files), draft_changed_at=now))
+        session.flush()
+        if state == "failed":
+            first = report["errors"][0]
+            raise RegistryError(409, "publish.validation_failed",
+                                f"The files the registry made for {dataset.name!r} failed its own "
+                                f"validation: {first.get('path')}: {first.get('message')}",
+                                "This is a bug of the registry: please report it.")
+        return self._freeze(session, dataset, draft, files, principal, now)
 
     def _check_publishable(self, session: Session, dataset: Dataset, draft: Version,
                            files: list[dict[str, Any]], digest: str) -> None:

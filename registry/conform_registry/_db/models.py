@@ -331,7 +331,7 @@ class Study(Base):
     state: Mapped[str] = mapped_column(Text)
     revision: Mapped[int] = mapped_column(default=0)
     embeddings_sha256: Mapped[str] = mapped_column(ForeignKey("blob.sha256"))
-    """Blob of the pool's L2-normalised float32 embeddings as a ``.npy`` file."""
+    """Blob of the pool's embeddings as given at creation, a ``.npy`` file."""
     images_sha256: Mapped[str | None] = mapped_column(ForeignKey("blob.sha256"))
     """Blob of a JSON list, per pool row, of ``{"source": ..., "sha256": ...}`` (images by
     reference: the path or URL a site's stimulus computer uses), if given."""
