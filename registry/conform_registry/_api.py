@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from conform_core.exceptions import ConformError
 
 from ._api_routes import build_router
+from ._api_study import build_study_router
 from ._config import RegistryConfig
 from ._jobs import JobRunner
 from ._service import RegistryService
@@ -149,6 +150,7 @@ def create_app(source: RegistryConfig | RegistryService | None = None, *, worker
     app.state.runner = runner
     _install_error_handlers(app)
     app.include_router(build_router(service), prefix="/api/v1")
+    app.include_router(build_study_router(service), prefix="/api/v1")
     return app
 
 

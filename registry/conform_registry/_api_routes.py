@@ -37,6 +37,7 @@ class DatasetCreate(BaseModel):
     name: str = Field(description="lower-case letters, digits, '_', '.', '-'", examples=["cam-mosaic"])
     kind: str | None = Field(None, description="mosaic, protocol, bids, other, or null (detect)")
     protocol: str | None = Field(None, description="NAME@VERSION of a published protocol dataset")
+    study: str | None = Field(None, description="the study this dataset contributes to")
 
 
 class UploadCreate(BaseModel):
@@ -130,7 +131,7 @@ def build_router(service: RegistryService) -> APIRouter:
     @router.post("/datasets", status_code=201, tags=["datasets"])
     def create_dataset(body: DatasetCreate, principal: Required) -> dict[str, Any]:
         """Create a dataset of the caller's site, with an empty draft."""
-        return service.create_dataset(principal, body.name, body.kind, body.protocol)
+        return service.create_dataset(principal, body.name, body.kind, body.protocol, body.study)
 
     @router.get("/datasets", tags=["datasets"])
     def list_datasets(principal: Caller) -> dict[str, Any]:

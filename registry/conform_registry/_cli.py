@@ -22,6 +22,7 @@ from conform_core.exceptions import ParameterError
 
 from ._cli_client import register_client_commands
 from ._cli_output import echo_json, help_text, human_bytes, interrupt_outcome, note
+from ._cli_studies import register_study_commands
 
 if TYPE_CHECKING:
     from ._config import RegistryConfig
@@ -283,3 +284,4 @@ token_app.command("create", help=help_text(token_create.__doc__))(token_create)
 token_app.command("revoke", help=help_text(token_revoke.__doc__))(token_revoke)
 registry_app.command("fsck", help=help_text(fsck_command.__doc__))(fsck_command)
 register_client_commands(registry_app)
+register_study_commands(registry_app)

@@ -140,6 +140,9 @@ def submit(
     protocol: Annotated[str | None, Opt(metavar="NAME@VERSION", help=(
         "With --create: the published protocol package the site ran; the server checks the "
         "uploaded events against it."))] = None,
+    study: Annotated[str | None, Opt(metavar="STUDY", help=(
+        "With --create: the study this dataset contributes to; once a curator publishes it, "
+        "it joins the study's catalog and coverage."))] = None,
     check: Annotated[bool, Opt("--check/--no-check", help="Run the registry's validator here "
                                                           "before uploading (advisory).")] = True,
     wait: Annotated[bool, Opt("--wait", help="Wait for the validation job; exit 2 if it "
@@ -148,7 +151,7 @@ def submit(
                                               "(the job goes on; default: no limit).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload files into a dataset's draft; the server then validates the draft in a job.
+    r"""Upload files into a dataset's draft; the server then validates the draft in a job.
 
     Chunked, checked and resumable: run the same command again after an interruption and
     only what is missing is sent; files already in the draft with the same content are
@@ -164,6 +167,9 @@ def submit(
       conform registry submit cam-protocol ./package --create --kind protocol
 
       conform registry submit cam-bids sub-01/ --to sub-01 --json
+
+      conform registry submit cam-vision-1 upload/ --create --study vision-1 \\
+        --protocol vision-1-protocol-3@1 --wait
     """
     for path in paths:
         if not path.exists():
@@ -171,12 +177,12 @@ def submit(
     if kind is not None and kind not in _KINDS:
         raise ParameterError(param="kind", value=kind, owner="conform registry submit",
                              allowed="one of " + ", ".join(_KINDS))
-    if protocol and not create:
-        print_error("--protocol is only used with --create (a dataset's protocol is set when "
-                    "it is created).", warning=True)
+    if (protocol or study) and not create:
+        print_error("--protocol and --study are only used with --create (they are set when the "
+                    "dataset is created).", warning=True)
     with _client() as client:
         if create:
-            _create(client, dataset, kind, protocol)
+            _create(client, dataset, kind, protocol, study)
         checked = _local_check(paths, kind, client) if check else None
         label = "conform registry submit"
         try:
@@ -216,9 +222,10 @@ def submit(
                                   f"{dataset} --job {job['id']}` (with the job's log).")
 
 
-def _create(client: RegistryClient, dataset: str, kind: str | None, protocol: str | None) -> None:
+def _create(client: RegistryClient, dataset: str, kind: str | None, protocol: str | None,
+            study: str | None) -> None:
     try:
-        made = client.create_dataset(dataset, kind, protocol)
+        made = client.create_dataset(dataset, kind, protocol, study)
         note(f"Created dataset {dataset!r} of site {made['site']!r}.")
     except RegistryClientError as exc:
         if exc.code != "dataset.exists" or "draft" not in client.get_dataset(dataset):

@@ -28,6 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._client_pull import PullMixin
+from ._client_study import StudyMixin
 from ._client_transfer import UploadMixin
 from ._client_types import (
     FileTransfer,
@@ -41,7 +42,7 @@ from ._settings import ClientSettings, load_settings
 __all__ = ["FileTransfer", "PullResult", "RegistryClient", "RegistryClientError", "TransferProgress",
            "UploadSummary"]
 
-class RegistryClient(UploadMixin, PullMixin):
+class RegistryClient(UploadMixin, PullMixin, StudyMixin):
     """A client of one registry server.
 
     Parameters

@@ -179,7 +179,7 @@ class ClientBase:
 
     # ------------------------------------------------------------------ datasets
     def create_dataset(self, name: str, kind: str | None = None,
-                       protocol: str | None = None) -> dict[str, Any]:
+                       protocol: str | None = None, study: str | None = None) -> dict[str, Any]:
         """Create a dataset of the token's site, with an empty draft; return its JSON.
 
         Parameters
@@ -190,9 +190,13 @@ class ClientBase:
             What it holds (None: the validator detects it).
         protocol : str or None, default=None
             ``NAME@VERSION`` of a published protocol dataset the events are checked against.
+        study : str or None, default=None
+            The study the dataset contributes to (its published versions join the catalog).
         """
-        return self.request("POST", api_path("datasets"),
-                            json={"name": name, "kind": kind, "protocol": protocol}).json()
+        body = {"name": name, "kind": kind, "protocol": protocol}
+        if study is not None:
+            body["study"] = study
+        return self.request("POST", api_path("datasets"), json=body).json()
 
     def list_datasets(self) -> list[dict[str, Any]]:
         """Return the datasets the caller may see (published ones, and its site's drafts)."""

@@ -52,8 +52,8 @@ from ._db import (
 )
 from ._service_base import KeyedLocks, RegistryError, batched, registry_error, rowcount
 from ._service_datasets import FileRef
+from ._service_ingest import IngestMixin
 from ._service_jobs import Claim
-from ._service_study import StudiesMixin
 from ._service_uploads import UploadsMixin
 from ._store import BlobNotFoundError, BlobStore
 
@@ -62,7 +62,7 @@ __all__ = ["Claim", "FileRef", "RegistryError", "RegistryService"]
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}$")
 
 
-class RegistryService(StudiesMixin, UploadsMixin):
+class RegistryService(IngestMixin, UploadsMixin):
     """The registry's operations over its database and blob store.
 
     Parameters

@@ -89,8 +89,13 @@ class DatasetsMixin(JobsMixin):
         return f"{name}@{found}"
 
     def create_dataset(self, principal: Principal | None, name: str, kind: str | None = None,
-                       protocol: str | None = None) -> dict[str, Any]:
-        """Create a dataset of the caller's site, with an empty draft; return its JSON."""
+                       protocol: str | None = None, study: str | None = None) -> dict[str, Any]:
+        """Create a dataset of the caller's site, with an empty draft; return its JSON.
+
+        ``protocol`` (``NAME@VERSION`` of a published protocol package) has the draft's
+        events checked against it; ``study`` makes the dataset a contribution to that
+        study: its published versions are ingested into the study's catalog.
+        """
         name, kind = self._check_new_dataset(name, kind)
         if principal is None:
             raise RegistryError(401, "auth.required", "A token is needed to create a dataset.",
@@ -106,12 +111,24 @@ class DatasetsMixin(JobsMixin):
                 session.add(dataset)
                 session.flush()
                 session.add(Version(dataset_id=dataset.id, number=None, state="draft", created_at=now))
+                if study is not None:
+                    self._link_contribution(session, dataset, study, resolved)
                 self._audit(session, principal, "dataset.create", name,
-                            {"kind": kind, "protocol": resolved}, at=now)
+                            {"kind": kind, "protocol": resolved, "study": study}, at=now)
                 session.flush()
                 return self._dataset_json(session, dataset, principal)
         except IntegrityError:  # created by a concurrent request
             raise self._exists(name) from None
+
+    def _link_contribution(self, session: Session, dataset: Dataset, study: str,
+                           protocol: str | None) -> None:
+        """Make ``dataset`` a contribution to ``study`` (the study loop overrides this)."""
+        raise RegistryError(422, "study.not_found", f"There is no study {study!r}.",
+                            "Leave study out, or check the name with `conform registry study list`.")
+
+    def _study_of(self, session: Session, dataset: Dataset) -> str | None:
+        """Return the study the dataset belongs to, if any (the study loop overrides this)."""
+        return None
 
     @staticmethod
     def _exists(name: str) -> RegistryError:
@@ -125,7 +142,8 @@ class DatasetsMixin(JobsMixin):
             .order_by(Version.number)).all()
         out: dict[str, Any] = {"name": dataset.name, "site": dataset.site.name, "kind": dataset.kind,
                                "protocol": dataset.protocol, "created_at": iso(dataset.created_at),
-                               "versions": list(numbers), "latest": numbers[-1] if numbers else None}
+                               "versions": list(numbers), "latest": numbers[-1] if numbers else None,
+                               "study": self._study_of(session, dataset)}
         if self._owns(principal, dataset):
             draft = self._draft(session, dataset.id)
             count, total = session.execute(select(func.count(Asset.id), func.sum(Asset.size))
@@ -244,11 +262,15 @@ class DatasetsMixin(JobsMixin):
             self._check_publishable(session, dataset, draft, files, digest)
             version = self._freeze(session, dataset, draft, files, principal, utcnow())
         assert version.number is not None
-        self._after_publish(dataset.id, version.id)
-        return self.get_version(principal, name, version.number)
+        followed = self._after_publish(dataset.id, version.id)
+        out = self.get_version(principal, name, version.number)
+        if followed is not None:
+            out["ingest"] = followed
+        return out
 
-    def _after_publish(self, dataset_id: int, version_id: int) -> None:
-        """Run what follows a publication (the study loop's ingest overrides it)."""
+    def _after_publish(self, dataset_id: int, version_id: int) -> dict[str, Any] | None:
+        """Run what follows a publication; its outcome joins the answer (study ingest)."""
+        return None
 
     def _freeze(self, session: Session, dataset: Dataset, draft: Version,
                 files: list[dict[str, Any]], principal: Principal | None,

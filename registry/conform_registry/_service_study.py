@@ -146,6 +146,27 @@ class StudiesMixin(DatasetsMixin):
         raise RegistryError(503, "study.busy", f"Study {name!r} changed {_RETRIES} times while "
                             "this request was computed.", "Retry in a moment.")
 
+    def _link_contribution(self, session: Session, dataset: Dataset, study: str,
+                           protocol: str | None) -> None:
+        row = self._study(session, study)
+        if protocol is not None:
+            name = protocol.rpartition("@")[0]
+            linked = session.scalar(select(StudyDataset.study_id).join(
+                Dataset, Dataset.id == StudyDataset.dataset_id).where(
+                Dataset.name == name, StudyDataset.role == "protocol"))
+            if linked != row.id:
+                raise RegistryError(422, "dataset.bad_protocol", f"protocol {protocol!r} is not a "
+                                    f"protocol package of study {study!r}.",
+                                    f"Give the package `conform registry protocol request {study}` "
+                                    "gave your site (STUDY-protocol-N@1), or leave protocol out "
+                                    "for data your site directed itself.")
+        session.add(StudyDataset(dataset_id=dataset.id, study_id=row.id, role="contribution"))
+
+    def _study_of(self, session: Session, dataset: Dataset) -> str | None:
+        return session.scalar(select(Study.name).join(
+            StudyDataset, StudyDataset.study_id == Study.id).where(
+            StudyDataset.dataset_id == dataset.id))
+
     # ------------------------------------------------------------------ create, read
     def create_study(self, principal: Principal | None, name: str, *,
                      embeddings: NDArray[np.floating], ids: Sequence[str],
