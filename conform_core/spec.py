@@ -25,6 +25,7 @@ spelled out, plus a ``[lock]`` table of versions and input checksums.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,16 +157,23 @@ class AnalysisSpec:
         return check_context_draws(self.evaluation.get("context_draws", DEFAULT_CONTEXT_DRAWS))
 
     def location(self) -> str | None:
-        """Return the dataset location, resolved against the spec's folder."""
+        """Return the dataset location, resolved against the spec's folder (a URL as it is)."""
         loc = self.dataset.get("location")
         if loc in (None, ""):
             return None
+        if is_url(str(loc)):
+            return str(loc)
         path = Path(str(loc)).expanduser()
         return str(path if path.is_absolute() else (self.base_dir / path).resolve())
 
     def copy(self) -> AnalysisSpec:
         """Return a deep copy."""
         return copy.deepcopy(self)
+
+
+def is_url(location: str) -> bool:
+    """Return whether a dataset location is a URL (``https://...``), not a path."""
+    return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location) is not None
 
 
 def check_seed(value: Any) -> int:
@@ -443,7 +451,7 @@ def apply_overrides(spec: AnalysisSpec, overrides: Sequence[str]) -> AnalysisSpe
             continue
         if head == "dataset" and param in ("location", "subjects", "rois"):
             value = parse_value(text)
-            if param == "location" and isinstance(value, str) and value:
+            if param == "location" and isinstance(value, str) and value and not is_url(value):
                 # typed on the command line: relative to where the command runs, not the spec
                 value = str(Path(value).expanduser().resolve())
             out.dataset[param] = value

@@ -11,7 +11,7 @@ from ..components import Component, Dataset, Encoder, Features
 from ..data import StimulusSet
 from ..exceptions import ConformError, SpecError
 from ..io import to_builtin
-from ..spec import DEFAULT_CONTEXT_DRAWS, STAGE_KIND, AnalysisSpec, StageEntry, check_spec
+from ..spec import DEFAULT_CONTEXT_DRAWS, STAGE_KIND, AnalysisSpec, StageEntry, check_spec, is_url
 from ..validation import is_placeholder, suggest
 
 __all__ = ["Plan", "make_plan", "check_plan", "MIN_ALIGNER_SUBJECTS"]
@@ -247,7 +247,7 @@ def _stage_error(plan: Plan, stage: str, entry: StageEntry, exc: ConformError) -
 def _check_dataset(plan: Plan) -> None:
     """Run the dataset's own checks, before it is asked for anything (its subjects, say)."""
     _check_no_placeholders(plan)
-    if plan.location is not None and not Path(plan.location).exists():
+    if plan.location is not None and not is_url(plan.location) and not Path(plan.location).exists():
         raise SpecError(
             f"[dataset] location {plan.location!r} does not exist. Check the path, or "
             "pass --set dataset.location=DIR."

@@ -18,10 +18,14 @@ from conform_core.hookspecs import hookimpl
 if TYPE_CHECKING:
     import typer
 
+    from conform_core import ComponentRegistry
+    from conform_core.testing import ContractInstances
+
 _LAZY = {
     "RegistryConfig": "_config", "RegistryService": "_service", "RegistryError": "_service_base",
     "create_app": "_api", "serve": "_api", "JobRunner": "_jobs", "BlobStore": "_store",
     "RegistryClient": "_client", "RegistryClientError": "_client", "Report": "_validators",
+    "RegistryDataset": "_dataset_plugin",
     "validate_files": "_validators", "pack": "_archive", "ArchiveError": "_archive",
     "ArchiveLimits": "_archive",
 }
@@ -34,15 +38,35 @@ __all__ = [
     "RegistryClient",
     "RegistryClientError",
     "RegistryConfig",
+    "RegistryDataset",
     "RegistryError",
     "RegistryService",
     "Report",
+    "conform_contract_instances",
+    "conform_register",
     "conform_register_commands",
     "create_app",
     "pack",
     "serve",
     "validate_files",
 ]
+
+
+@hookimpl
+def conform_register(registry: ComponentRegistry) -> None:
+    """Register the ``registry`` dataset (a published MOSAIC version, pulled and cached)."""
+    from ._dataset_plugin import RegistryDataset
+
+    registry.add("dataset", "registry", RegistryDataset)
+
+
+@hookimpl
+def conform_contract_instances(instances: ContractInstances) -> None:
+    """Have the contract kit check ``registry`` on a cached toy version (no server needed)."""
+    from ._dataset_plugin import RegistryDataset
+    from .testing import cached_toy_dataset
+
+    instances.add(RegistryDataset, cached_toy_dataset, id="cached-toy")
 
 
 @hookimpl

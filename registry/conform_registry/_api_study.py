@@ -75,6 +75,15 @@ def build_study_router(service: RegistryService) -> APIRouter:
         """Describe a study: design, core, datasets, protocol requests."""
         return service.get_study(principal, name)
 
+    @router.get("/studies/{name}/pool", tags=["studies"])
+    def pool(name: str, principal: Caller) -> dict[str, Any]:
+        """Return the pool: stimulus ids and their embeddings (base64 .npy, as created)."""
+        state = service.study_state(name)
+        buffer = io.BytesIO()
+        np.save(buffer, service.study_embeddings(name), allow_pickle=False)
+        return {"study": name, "ids": list(state.ids),
+                "embeddings_npy": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
     @router.get("/studies/{name}/coverage", tags=["studies"])
     def coverage(name: str, principal: Caller, table: bool = True) -> dict[str, Any]:
         """Covering radius and counts of the allocated and of the collected images."""

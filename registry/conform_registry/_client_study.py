@@ -56,6 +56,12 @@ class StudyMixin(ClientBase):
         """Return a study: design, core, datasets and protocol requests."""
         return self._get("studies", name)
 
+    def study_pool(self, name: str) -> tuple[list[str], NDArray[np.floating]]:
+        """Return a study's pool: the stimulus ids and their embeddings (as created)."""
+        found = self._get("studies", name, "pool")
+        array = np.load(io.BytesIO(base64.b64decode(found["embeddings_npy"])), allow_pickle=False)
+        return list(found["ids"]), array
+
     def study_coverage(self, name: str, *, table: bool = True) -> dict[str, Any]:
         """Return the coverage of the pool by the allocated and by the collected images."""
         return self._get("studies", name, "coverage", table=str(table).lower())

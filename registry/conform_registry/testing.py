@@ -15,7 +15,7 @@ import csv
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +23,10 @@ from numpy.typing import NDArray
 from conform_core.data import TrialData
 from conform_core.exceptions import DataFileError
 
-__all__ = ["simulate_contribution"]
+if TYPE_CHECKING:
+    from ._dataset_plugin import RegistryDataset
+
+__all__ = ["cached_toy_dataset", "simulate_contribution"]
 
 _METADATA = {
     "visual_angle": 8.0, "sex": "n/a", "age": "n/a",
@@ -153,3 +156,26 @@ def simulate_contribution(package: str | os.PathLike[str], out: str | os.PathLik
         trials_of[label] = int(rows.size)
     return {"participants": sorted(trials_of), "files": sorted(written), "trials": trials_of}
 
+
+
+def cached_toy_dataset(folder: str | os.PathLike[str]) -> RegistryDataset:
+    """Return a ``registry`` dataset over the MOSAIC toy subject, cached as if pulled.
+
+    The toy folder (:func:`conform_mosaic.testing.toy_folder`) is written where a pull of
+    ``toy@1`` from ``http://127.0.0.1:9`` (a port nothing listens on) would have put it,
+    with the marker of a verified pull, so the dataset reads it without a server. Three
+    vertices keep the contract kit fast.
+    """
+    import json
+
+    from conform_mosaic.testing import toy_folder
+
+    from ._dataset_plugin import MARKER, RegistryDataset, cache_folder
+
+    url = "http://127.0.0.1:9"
+    local = cache_folder(folder, url, "toy", 1)
+    toy_folder(local)
+    (local / MARKER).write_text(json.dumps({"url": url, "name": "toy", "version": 1,
+                                            "study": None}), encoding="utf-8")
+    return RegistryDataset(location=url, name="toy", version=1, cache_dir=str(folder),
+                           rois=[1000, 1001, 24576], nan_vertices="keep")
