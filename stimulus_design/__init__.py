@@ -29,6 +29,7 @@ _LAZY = {
     "add_participants": "_study", "create_study": "_study", "record_collected": "_collected",
     "release_participants": "_collected", "allocate_more": "_incremental",
     "session_budget": "_incremental", "coverage_of": "_coverage", "write_protocol": "_protocol",
+    "study_coverage_figure": "_figure",
 }
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "select_kcenter_numpy",
     "select_stratified",
     "session_budget",
+    "study_coverage_figure",
     "write_protocol",
 ]
 

@@ -13,10 +13,15 @@ from conform_core.exceptions import ParameterError
 from ._metrics import coverage_summary, nearest_selected
 from ._study import StudyState, check_embeddings
 
-__all__ = ["coverage_of", "coverage_unit"]
+__all__ = ["coverage_of", "coverage_unit", "participant_counts"]
 
 Which = Literal["collected", "allocated"]
 _EMPTY = {"radius": None, "p99": None, "p95": None, "median": None, "mean": None}
+
+
+def participant_counts(state: StudyState, which: Which) -> NDArray[np.int64]:
+    """Participants per pool image: with recorded data, or with an allocation that stands."""
+    return _counts(state, which)[0]
 
 
 def _counts(state: StudyState, which: Which) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

@@ -1,4 +1,4 @@
-"""coverage.png: pool and selection in 2-D, and nearest-selected distances against random."""
+"""Coverage figures: a design's selection (coverage.png) and a running study's images."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from conform_core.exceptions import ParameterError
 from conform_core.io import atomic_write
 
-__all__ = ["plot_coverage"]
+from ._study import StudyState
+
+__all__ = ["plot_coverage", "study_coverage_figure"]
 
 
 def _pca2(sample: NDArray[np.float32]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -87,3 +90,88 @@ def plot_coverage(path: str | Path, pool: NDArray[np.float32], core: NDArray[np.
     with atomic_write(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return Path(path)
+
+
+def study_coverage_figure(state: StudyState, embeddings: NDArray[np.floating], *,
+                          fmt: str = "svg", max_points: int = 20000) -> bytes:
+    """Draw a running study's coverage: where its images lie, and how far the pool is from them.
+
+    Left: the pool in its first two principal components, with the images allocated to
+    active participants and the images collected so far (marker size grows with the number
+    of participants who saw each). Right: each pool image's distance to its nearest
+    allocated and nearest collected image, with the covering radius of each (dashed).
+
+    Parameters
+    ----------
+    state : StudyState
+        The study.
+    embeddings : ndarray of shape (n_pool, n_features)
+        The pool's features, as given to :func:`create_study`.
+    fmt : {"svg", "png"}, default="svg"
+        Image format of the bytes returned.
+    max_points : int, default=20000
+        Most pool points drawn (a deterministic subsample beyond it).
+
+    Returns
+    -------
+    bytes
+        The figure, byte-identical for the same study and embeddings.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from ._coverage import Which, participant_counts
+    from ._metrics import nearest_selected
+    from ._study import check_embeddings
+
+    if fmt not in ("svg", "png"):
+        raise ParameterError(param="fmt", value=fmt, owner="study_coverage_figure",
+                             allowed="one of 'svg', 'png'")
+    pool = check_embeddings(state, embeddings)
+    n = pool.shape[0]
+    rng = np.random.default_rng([state.params.seed, 11])
+    shown = np.sort(rng.choice(n, size=min(n, max_points), replace=False))
+    mean, axes = _pca2(pool[shown])
+    xy = (pool.astype(np.float64) - mean) @ axes.T
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.6), dpi=100)
+    ax1.scatter(xy[shown, 0], xy[shown, 1], s=2, c="0.82", label=f"pool ({n})", rasterized=True)
+    top = 0.0
+    layers = []
+    styles: tuple[tuple[Which, str, str], ...] = (("allocated", "tab:blue", "o"),
+                                                  ("collected", "tab:orange", "s"))
+    for which, colour, marker in styles:
+        people = participant_counts(state, which)
+        rows = np.flatnonzero(people > 0)
+        if rows.size:
+            ax1.scatter(xy[rows, 0], xy[rows, 1], s=6 + 6 * np.sqrt(people[rows]), c=colour,
+                        marker=marker, alpha=0.7, linewidths=0,
+                        label=f"{which} ({rows.size} images)")
+            near = nearest_selected(pool, rows.astype(np.int64))
+            top = max(top, float(near.max()))
+            layers.append((which, colour, near))
+    ax1.set(title="Pool, allocated and collected images (first two PCs)", xlabel="PC 1",
+            ylabel="PC 2")
+    ax1.legend(loc="best", fontsize=8, markerscale=2)
+    if layers:
+        bins = np.linspace(0, top * 1.02 if top > 0 else 1, 50)
+        for which, colour, near in layers:
+            ax2.hist(near, bins=bins, histtype="step", color=colour, lw=1.5,
+                     label=f"{which}: radius {near.max():.3f}")
+            ax2.axvline(float(near.max()), color=colour, ls="--", lw=1)
+        ax2.legend(loc="upper right", fontsize=8)
+    else:
+        ax2.text(0.5, 0.5, "nothing allocated yet", ha="center", va="center",
+                 transform=ax2.transAxes, color="0.4")
+    ax2.set(title="Pool image to its nearest allocated / collected image",
+            xlabel="distance between unit embeddings", ylabel="pool images")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    metadata = {"Date": None, "Creator": None} if fmt == "svg" else {"Software": None}
+    # fixed ids (hash salt) for byte-identical SVGs; text kept as text, searchable in a page
+    with matplotlib.rc_context({"svg.hashsalt": "conform-study", "svg.fonttype": "none"}):
+        fig.savefig(buffer, format=fmt, metadata=metadata)
+    plt.close(fig)
+    return buffer.getvalue()

@@ -7,7 +7,9 @@ Every non-2xx answer has the body ``{"error": {"code", "message", "fix"}}``: the
 :class:`~conform_registry._service_base.RegistryError`, FastAPI's own request validation
 errors (422, or 400 for a body that is not JSON), unknown routes (404) and methods (405),
 and unexpected failures (500, logged with the traceback). The routes are in
-:mod:`._api_routes`; the interactive OpenAPI documentation is at ``/docs``.
+:mod:`._api_routes`; the interactive OpenAPI documentation is at ``/docs``. The web pages
+(:mod:`._web`) are served from ``/``; their refusals are HTML pages with the same message
+and fix.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,6 +34,7 @@ from ._config import RegistryConfig
 from ._jobs import JobRunner
 from ._service import RegistryService
 from ._service_base import RegistryError, registry_error
+from ._web import STATIC_DIR, build_web_router, error_page, is_page
 
 __all__ = ["create_app", "error_response", "serve"]
 
@@ -63,24 +67,34 @@ def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "request.invalid", "The request is invalid: " + "; ".join(problems) + "."
 
 
+def _answer(request: Request, error: RegistryError) -> Response:
+    """Return a refusal as a web page for page requests, else as the API's JSON."""
+    if is_page(request):
+        return error_page(request, error)
+    return error_response(error)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
-    async def _registry(request: Request, exc: RegistryError) -> JSONResponse:
-        return error_response(exc)
+    async def _registry(request: Request, exc: RegistryError) -> Response:
+        return _answer(request, exc)
 
     @app.exception_handler(ConformError)
-    async def _conform(request: Request, exc: ConformError) -> JSONResponse:
-        return error_response(registry_error(exc))
+    async def _conform(request: Request, exc: ConformError) -> Response:
+        return _answer(request, registry_error(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         status, code, message = _validation_message(exc)
-        return error_response(RegistryError(status, code, message,
-                                            "See the API's schema at /docs for the expected fields."))
+        return _answer(request, RegistryError(status, code, message,
+                                              "See the API's schema at /docs for the expected fields."))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and is_page(request):
+            error = RegistryError(404, "page.not_found", f"There is no page {request.url.path}.",
+                                  "Start from the catalog at /.")
+        elif exc.status_code == 404:
             error = RegistryError(404, "route.not_found", f"There is no API route "
                                   f"{request.method} {request.url.path}.", "See the routes at /docs.")
         elif exc.status_code == 405:
@@ -89,12 +103,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             error = RegistryError(exc.status_code, f"http.{exc.status_code}", str(exc.detail),
                                   "See the API's documentation at /docs.")
-        return error_response(error)
+        return _answer(request, error)
 
     @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+    async def _crash(request: Request, exc: Exception) -> Response:
         logger.error("%s %s failed", request.method, request.url.path, exc_info=exc)
-        return error_response(registry_error(exc))
+        return _answer(request, registry_error(exc))
 
 
 def create_app(source: RegistryConfig | RegistryService | None = None, *, workers: int = 1,
@@ -151,6 +165,9 @@ def create_app(source: RegistryConfig | RegistryService | None = None, *, worker
     _install_error_handlers(app)
     app.include_router(build_router(service), prefix="/api/v1")
     app.include_router(build_study_router(service), prefix="/api/v1")
+    web, app.state.pages = build_web_router(service)
+    app.include_router(web)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
 
 

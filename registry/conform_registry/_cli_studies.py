@@ -199,9 +199,10 @@ def coverage_command(
 ) -> None:
     """Show how well the study's images cover the pool: allocated and collected.
 
-    The covering radius is the largest distance (cosine, on the L2-normalised embeddings)
-    from any pool image to its nearest image in the set: it shrinks as the set covers the
-    space. With --json: every count, including images by participants and presentations.
+    The covering radius is the largest distance (Euclidean, between L2-normalised embeddings,
+    so sqrt(2 - 2 cos)) from any pool image to its nearest image in the set: it shrinks as the
+    set covers the space. The study's web page (/studies/STUDY) draws it. With --json: every
+    count, including images by participants and presentations.
 
     For example:
 

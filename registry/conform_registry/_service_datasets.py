@@ -192,8 +192,14 @@ class DatasetsMixin(JobsMixin):
                                 f"{text!r}.", "See its versions with GET /api/v1/datasets/NAME.")
         return dataset, version
 
-    def get_version(self, principal: Principal | None, name: str, ver: str | int) -> dict[str, Any]:
-        """Return a version's JSON: files, manifest sha256 and its validation job summary."""
+    def get_version(self, principal: Principal | None, name: str, ver: str | int, *,
+                    report: bool = False) -> dict[str, Any]:
+        """Return a version's JSON: files, manifest sha256 and its validation job summary.
+
+        ``report=True`` adds the job's log and report to ``validation``: for a published
+        version that is the passed validation of exactly its content, readable by anyone
+        who can read the version (the web page shows it).
+        """
         with self._tx() as session:
             dataset, version = self._version(session, name, ver, principal)
             if version.state == "draft":
@@ -212,7 +218,8 @@ class DatasetsMixin(JobsMixin):
                     "state": version.state, "files": files, "manifest_sha256": digest,
                     "published_at": iso(version.published_at),
                     "changed_at": iso(version.changed_at or version.created_at),
-                    "validation": None if job is None else self._job_json(job, dataset.name, full=False)}
+                    "validation": None if job is None else self._job_json(job, dataset.name,
+                                                                          full=report)}
 
     def file_ref(self, principal: Principal | None, name: str, ver: str | int, path: str) -> FileRef:
         """Return the file at ``path`` of a version (to stream its blob)."""

@@ -19,6 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import types
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,58 @@ def live_server(app) -> Iterator[str]:
 def serve_app():
     """:func:`live_server`, for tests and fixtures of any scope: ``with serve_app(app) as url``."""
     return live_server
+
+
+@pytest.fixture(scope="session")
+def web_registry(tmp_path_factory, serve_app):
+    """A running registry with a study in progress, for the web page tests.
+
+    Study ``vision`` (a 160-image simulated pool); site ``cam`` requested a protocol, ran it
+    (:func:`conform_registry.testing.simulate_contribution`), uploaded, and a curator
+    published it (so the catalog has version 1); site ``oxf`` uploaded data that deviate
+    from its protocol (job failed). Yields ``url``, ``service``, ``tokens`` (per site),
+    ``jobs`` (per dataset) and ``requests`` (per site).
+    """
+    import numpy as np
+
+    from conform_registry._api import create_app
+    from conform_registry._client import RegistryClient
+    from conform_registry._config import RegistryConfig
+    from conform_registry._service import RegistryService
+    from conform_registry.testing import simulate_contribution
+
+    folder = tmp_path_factory.mktemp("web")
+    ids = [f"img{i:03d}" for i in range(160)]
+    pool = np.random.default_rng(5).standard_normal((160, 8)).astype(np.float32)
+    params = {"core": 6, "overlap": 2, "repeats": 2, "sessions": 2, "runs": 2, "core_sessions": 1,
+              "min_session_repeats": 1, "seed": 3}
+    service = RegistryService(RegistryConfig(data_dir=folder / "registry"))
+    service.startup()
+    tokens = {site: service.create_token(site, role) for site, role in
+              (("cam", "contributor"), ("oxf", "contributor"), ("ucl", "contributor"),
+               ("hq", "curator"))}
+    try:
+        with serve_app(create_app(service, poll_s=0.1)) as url:
+            clients = {site: RegistryClient(url, token) for site, token in tokens.items()}
+            clients["hq"].create_study("vision", pool, ids, params=params,
+                                       description="A simulated pool for the web tests")
+            jobs, requests = {}, {}
+            for site, deviate in (("cam", False), ("oxf", True)):
+                done = clients[site].request_protocol("vision", 2, 3.0)
+                package = folder / f"{site}-package"
+                clients[site].pull(done["dataset"], 1, package)
+                data = folder / f"{site}-data"
+                simulate_contribution(package, data, embeddings=pool, ids=ids, seed=7,
+                                      deviate=deviate)
+                name = f"{site}-vision"
+                clients[site].create_dataset(name, None, f"{done['dataset']}@1", study="vision")
+                summary = clients[site].upload_tree(name, [data])
+                jobs[name] = clients[site].wait_job(summary.job["id"], timeout=120)
+                requests[site] = done
+            clients["hq"].publish("cam-vision")
+            yield types.SimpleNamespace(url=url, service=service, tokens=tokens, jobs=jobs,
+                                        requests=requests, folder=folder)
+            for client in clients.values():
+                client.close()
+    finally:
+        service.close()

@@ -139,3 +139,22 @@ def test_collected_radius_shrinks_faster_than_with_random_allocation():
     assert ratio[-1] < 0.8, ratio
     assert (greedy[:, -1] < 0.85 * random[:, -1]).all(), greedy[:, -1] / random[:, -1]
     assert (np.diff(greedy, axis=1) <= 1e-9).all()      # never grows: data only accumulate
+
+
+def test_the_study_figure_draws_allocated_and_collected_images_deterministically():
+    from stimulus_design import study_coverage_figure
+
+    state = create_study(IDS, X, PARAMS)
+    empty = study_coverage_figure(state, X)
+    assert b"nothing allocated yet" in empty and b"<svg" in empty
+    new, state = allocate_more(state, X, 2, 2.0, site="a", seed=0)
+    state = record_collected(state, new[0].label, {IDS[r]: 2 for r in new[0].images})
+    svg = study_coverage_figure(state, X)
+    radius = coverage_of(state, X, "collected")["radius"]
+    # the legend states the radius to 3 decimals, as coverage_of computes it
+    assert f"collected: radius {radius:.3f}".encode() in svg and b"allocated: radius" in svg
+    assert study_coverage_figure(state, X) == svg  # byte-identical: pages can cache it
+    png = study_coverage_figure(state, X, fmt="png")
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(ParameterError, match="fmt"):
+        study_coverage_figure(state, X, fmt="gif")
