@@ -19,6 +19,7 @@ For the reference cases the native betas are also compared with the recorded off
     python benchmarks/glmsingle.py              # reference cases + 20,000-unit session
     python benchmarks/glmsingle.py --quick      # reference cases + a 2,000-unit session
     python benchmarks/glmsingle.py --threads 1 --repeats 5 --json out.json
+    python benchmarks/glmsingle.py --scale --cases ''   # 15,000 and 100,000 units
     /tmp/venv-glmsingle/bin/python benchmarks/glmsingle.py --synthetic 5000,6,300,360
 """
 
@@ -46,6 +47,9 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 REPO = Path(__file__).resolve().parents[1]
 REFDIR = REPO.parent / "shared" / "refdata" / "glmsingle"
 CASES = ("c1_1d_tr1_sd3", "c3_1d_options")
+#: --scale: whole-brain sessions (units), each 8 runs x 300 TRs with 504 trials
+SCALE = (15000, 100000)
+SCALE_DESIGN = (8, 300, 504)
 
 
 def _case_inputs(name: str) -> tuple[list, list, float, float, dict[str, Any], Any]:
@@ -129,6 +133,8 @@ def _inputs(spec: dict[str, Any]) -> tuple[list, list, float, float, dict[str, A
     if spec["kind"] == "case":
         return _case_inputs(spec["name"])
     design, runs, stimdur, tr = synthetic_session(*spec["size"])
+    if spec.get("units"):  # the first units of the session (the official's timing subset)
+        runs = [np.ascontiguousarray(r[: spec["units"]]) for r in runs]
     return design, runs, stimdur, tr, {"verbose": False}, None
 
 
@@ -262,9 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--synthetic",
+        action="append",
         default=None,
-        help="synthetic session as UNITS,RUNS,TRS,TRIALS ('none' to skip)",
+        help="synthetic session as UNITS,RUNS,TRS,TRIALS (repeatable; 'none' to skip)",
     )
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help=f"the whole-brain sizes of issue 19: {', '.join(map(str, SCALE))} units, "
+        f"{SCALE_DESIGN[0]} runs x {SCALE_DESIGN[1]} TRs, {SCALE_DESIGN[2]} trials",
+    )
+    parser.add_argument(
+        "--official-limit-s",
+        type=float,
+        default=3600.0,
+        help="time the official on the whole session only when it should finish within this "
+        "(predicted from the native time and the slowest ratio so far); else on its first "
+        "--official-subset units, extrapolated linearly in units and labelled so",
+    )
+    parser.add_argument("--official-subset", type=int, default=15000, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -279,14 +301,14 @@ def main(argv: list[str] | None = None) -> int:
         specs += [{"kind": "case", "name": c, "types": [1, 1, 1, 1]} for c in cases]
     elif cases:
         print(f"reference data not found at {REFDIR}: skipping the reference cases")
-    if args.synthetic != "none":
-        size = (
-            tuple(int(x) for x in args.synthetic.split(","))
-            if args.synthetic
-            else (2000, 4, 300, 240)
-            if args.quick
-            else (20000, 12, 300, 750)
-        )
+    sizes: list[tuple[int, ...]] = []
+    if args.synthetic and args.synthetic != ["none"]:
+        sizes = [tuple(int(x) for x in text.split(",")) for text in args.synthetic]
+    elif args.scale:
+        sizes = [(n, *SCALE_DESIGN) for n in SCALE]
+    elif not args.synthetic:
+        sizes = [(2000, 4, 300, 240) if args.quick else (20000, 12, 300, 750)]
+    for size in sizes:
         specs.append(
             {
                 "kind": "synthetic",
@@ -311,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         + ("measured in this run, 1 repeat" if official else "refdata JSON anchors")
     )
     results = []
+    ratios: list[float] = []  # official / native, measured in this run
     with tempfile.TemporaryDirectory(prefix="glmsingle-bench-") as tmp:
         for spec in specs:
             spec.update(threads=args.threads)
@@ -327,7 +350,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{r['name']}: native {r['wall_s']:.2f} s (all {r['wall_all_s']}), peak RSS "
                 f"{r['peak_rss_mb']:.0f} MB, load {r['load_avg_1min']}"
             )
-            if official:
+            subset = None
+            if official and spec["kind"] == "synthetic":
+                predicted = r["wall_s"] * max(ratios, default=40.0)
+                if predicted > args.official_limit_s and spec["size"][0] > args.official_subset:
+                    subset = args.official_subset
+            if official and subset is not None:
+                o = _run_child({**spec, "engine": "official", "repeats": 1, "save": None,
+                                "units": subset})
+                scale = spec["size"][0] / subset
+                r["official"] = {"wall_s": o["wall_s"] * scale, "extrapolated_from_units": subset,
+                                 "measured_wall_s": o["wall_s"], "peak_rss_mb": o["peak_rss_mb"],
+                                 "official_version": o["official_version"]}
+                r["ratio"] = r["official"]["wall_s"] / r["wall_s"]
+                line += (
+                    f"\n    official (GLMsingle {o['official_version']}) EXTRAPOLATED: "
+                    f"{o['wall_s']:.1f} s on its first {subset} units x {scale:.2f} = "
+                    f"{r['official']['wall_s']:.0f} s -> {r['ratio']:.0f}x faster (linear in units)"
+                )
+            elif official:
                 o = _run_child({**spec, "engine": "official", "repeats": 1, "save": str(off_npz)})
                 r["official"] = {
                     k: o[k]
@@ -340,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 }
                 r["ratio"] = o["wall_s"] / r["wall_s"]
+                ratios.append(r["ratio"])
                 r["agreement"] = _compare(nat_npz, off_npz)
                 line += (
                     f"\n    official (measured, GLMsingle {o['official_version']}) {o['wall_s']:.1f} s, "

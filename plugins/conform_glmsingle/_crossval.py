@@ -14,13 +14,19 @@ candidate instead of a loop over folds, trials and candidates.
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse
 from numpy.typing import NDArray
 
 from conform_core.exceptions import ParameterError
+
+if TYPE_CHECKING:
+    from ._mixture import TwoGaussians
 
 __all__ = [
     "BadnessScorer",
@@ -85,47 +91,39 @@ class BadnessScorer:
         session_of_run: NDArray[np.int64],
         reference: NDArray[np.floating],
     ) -> None:
-        n = trial_run.shape[0]
-        rows, cols = [], []
-        for fold in folds:
-            test = np.isin(trial_run, fold)
-            t_idx = np.flatnonzero(test)
-            j_idx = np.flatnonzero(~test)
-            same = stimorder[t_idx][:, None] == stimorder[j_idx][None, :]
-            tt, jj = np.nonzero(same)
-            rows.append(t_idx[tt])
-            cols.append(j_idx[jj])
-        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-        pairs = scipy.sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, n))
-        self._w = np.asarray(pairs.sum(axis=0)).ravel()  # uses of trial j as a training trial
-        n_t = np.asarray(pairs.sum(axis=1)).ravel()  # comparisons of held-out trial t
-        session_of_trial = np.asarray(session_of_run)[trial_run]
-        self._sessions = [
-            np.flatnonzero(session_of_trial == s) for s in np.unique(session_of_trial)
-        ]
+        pairs, self._w, n_t, self._sessions = _trial_pairs(folds, trial_run, stimorder,
+                                                          session_of_run)
         ref = np.asarray(reference, np.float64)
-        self._mu, self._sd = [], []
+        self._mu, self._sd, self._zero = [], [], []
         for cols_s in self._sessions:
-            sub = ref[:, cols_s]
+            sub = ref if cols_s is None else ref[:, cols_s]
             self._mu.append(sub.mean(axis=1, keepdims=True))
             sd = (
                 sub.std(axis=1, ddof=1, keepdims=True)
-                if cols_s.size > 1
+                if sub.shape[1] > 1
                 else np.zeros_like(sub[:, :1])
             )
             self._sd.append(sd)
+            self._zero.append(np.flatnonzero(sd.ravel() == 0))
         z0 = self.zscore(ref)
         self._u = np.asarray((pairs.T @ z0.T).T)  # (n_units, n_trials): sum of paired test z0
         self._const = np.einsum("ij,ij,j->i", z0, z0, n_t)
 
     def zscore(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
         """Z-score betas per session with the reference's mean and SD (SD 0 gives 0)."""
-        z = np.zeros(betas.shape)
-        for cols_s, mu, sd in zip(self._sessions, self._mu, self._sd):
+        z = None
+        for cols_s, mu, sd, zero in zip(self._sessions, self._mu, self._sd, self._zero):
+            block = np.subtract(betas if cols_s is None else betas[:, cols_s], mu,
+                                dtype=np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
-                val = (np.asarray(betas[:, cols_s], np.float64) - mu) / sd
-            z[:, cols_s] = np.where(sd == 0, 0.0, val)
+                block /= sd
+            block[zero] = 0.0
+            if cols_s is None:  # one session holding every trial: no copy
+                return block
+            if z is None:
+                z = np.empty(betas.shape)
+            z[:, cols_s] = block
+        assert z is not None
         return z
 
     def score(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
@@ -136,6 +134,52 @@ class BadnessScorer:
             - 2.0 * np.einsum("ij,ij->i", z, self._u)
             + self._const
         )
+
+
+_PAIRS: dict[bytes, tuple[Any, ...]] = {}
+_PAIRS_LOCK = threading.Lock()
+
+
+def _trial_pairs(folds: Sequence[NDArray[np.int64]], trial_run: NDArray[np.int64],
+                 stimorder: NDArray[np.int64], session_of_run: NDArray[np.int64]
+                 ) -> tuple[Any, ...]:
+    """Return (P, w, n, sessions) of a design: they depend on the trials, not on the units.
+
+    Kept for the last few designs (a fit scores every group of units with the same ones).
+    ``sessions`` lists each session's trial columns, or ``[None]`` for a single session.
+    """
+    key = hashlib.sha256(b"|".join(
+        [np.ascontiguousarray(a, np.int64).tobytes() for a in (*folds, trial_run, stimorder,
+                                                                session_of_run)]
+        + [str([len(f) for f in folds]).encode()])).digest()
+    with _PAIRS_LOCK:
+        if key in _PAIRS:
+            return _PAIRS[key]
+    n = trial_run.shape[0]
+    rows, cols = [], []
+    for fold in folds:
+        test = np.isin(trial_run, fold)
+        t_idx = np.flatnonzero(test)
+        j_idx = np.flatnonzero(~test)
+        same = stimorder[t_idx][:, None] == stimorder[j_idx][None, :]
+        tt, jj = np.nonzero(same)
+        rows.append(t_idx[tt])
+        cols.append(j_idx[jj])
+    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+    pairs = scipy.sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, n))
+    w = np.asarray(pairs.sum(axis=0)).ravel()  # uses of trial j as a training trial
+    n_t = np.asarray(pairs.sum(axis=1)).ravel()  # comparisons of held-out trial t
+    session_of_trial = np.asarray(session_of_run)[trial_run]
+    labels = np.unique(session_of_trial)
+    sessions: list[NDArray[np.int64] | None] = (
+        [None] if labels.size == 1 else
+        [np.flatnonzero(session_of_trial == s) for s in labels])
+    with _PAIRS_LOCK:
+        if len(_PAIRS) >= 8:
+            _PAIRS.pop(next(iter(_PAIRS)))
+        _PAIRS[key] = (pairs, w, n_t, sessions)
+    return pairs, w, n_t, sessions
 
 
 def select_noise_regressors(xvaltrend: NDArray[np.floating], pcstop: float) -> int:
@@ -188,8 +232,6 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
     component's posterior drops to 0.5. ``random_state=0`` reproduces the official package
     run with the global numpy seed 0 (as in the reference data); the global RNG is untouched.
     """
-    from sklearn.mixture import GaussianMixture
-
     # float64, as in the official fit (its type-A R² is float64): the mixture fit is sensitive
     # to the input precision where the R² histogram is weakly bimodal (a float32 copy moved
     # the threshold from 5.92 to 6.00 % on a 300-unit synthetic session)
@@ -200,26 +242,42 @@ def findtailthreshold(values: NDArray[np.floating], random_state: int | None = 0
     if v.size > 1_000_000:
         rng = np.random.RandomState(0)
         v = v[rng.permutation(v.size)[:1_000_000]]
-    import warnings
-
-    from sklearn.exceptions import ConvergenceWarning
     from threadpoolctl import threadpool_limits
+
+    from ._mixture import fit_two_gaussians
 
     # a 1-D mixture: threads only add overhead; tol=1e-10 often stops at max_iter (as in the
     # official package), which is harmless here because the threshold lives on a 500-point grid
-    with threadpool_limits(limits=1), warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        gm = GaussianMixture(
-            n_components=2, tol=1e-10, reg_covar=0, n_init=3, random_state=random_state
-        ).fit(v.reshape(-1, 1))
+    with threadpool_limits(limits=1):
+        gm = fit_two_gaussians(v, n_init=3, tol=1e-10, random_state=random_state)
+        if gm is None:  # a collapsed component: scikit-learn's own fit says what went wrong
+            gm = _sklearn_mixture(v, random_state)
     lo, hi = robustrange(v)
-    means = gm.means_.ravel()
+    means = gm.means
     lo, hi = min(lo, means.min()), max(hi, means.max())
     grid = np.linspace(lo, hi, 500)
-    post = gm.predict_proba(grid.reshape(-1, 1))
+    post = gm.predict_proba(grid)
     which = 0 if post[-1, 0] > 0.5 else 1
     ix = 0
     for ix in range(grid.shape[0] - 1, -1, -1):
         if post[ix, which] <= 0.5:
             break
     return float(grid[ix])
+
+
+def _sklearn_mixture(v: NDArray[np.float64], random_state: int | None) -> TwoGaussians:
+    """scikit-learn's ``GaussianMixture`` fit, where the 1-D EM gives up (it raises the same)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.mixture import GaussianMixture
+
+    from ._mixture import TwoGaussians
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gm = GaussianMixture(
+            n_components=2, tol=1e-10, reg_covar=0, n_init=3, random_state=random_state
+        ).fit(v.reshape(-1, 1))
+    return TwoGaussians(gm.weights_, gm.means_.ravel(), gm.precisions_cholesky_.ravel(),
+                        float(gm.lower_bound_), bool(gm.converged_))

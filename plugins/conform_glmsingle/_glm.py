@@ -74,8 +74,8 @@ class ChunkData:
                 nuisance: list[RunNuisance]) -> ChunkData:
         d, ssq, de, dpc = [], [], [], []
         for y, nz in zip(runs, nuisance):
-            yy = np.asarray(y[units], np.float64)
-            yy = yy - (yy @ nz.poly) @ nz.poly.T
+            yy = np.array(y[units], np.float64)  # a copy: projected in place below
+            yy -= (yy @ nz.poly) @ nz.poly.T
             ssq.append(np.einsum("ij,ij->i", yy, yy))
             de.append(yy @ nz.extra)
             dpc.append(yy @ nz.pcs)
