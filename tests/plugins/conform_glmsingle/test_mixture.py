@@ -6,11 +6,10 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.mixture import GaussianMixture
-
 from conform_glmsingle._crossval import _sklearn_mixture, findtailthreshold
 from conform_glmsingle._mixture import fit_two_gaussians
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
 
 
 def samples():
