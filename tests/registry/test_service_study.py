@@ -121,6 +121,9 @@ def test_concurrent_requests_never_share_a_slot(env):
 
 
 def test_coverage_reports_allocated_and_collected(env):
+    # its own request: the tests of this module run in any order (pytest-randomly)
+    env.service.request_protocol(env.who["oxf"], "vision", n_participants=1,
+                                 session_minutes=MINUTES)
     coverage = env.service.study_coverage(None, "vision", table=False)
     assert coverage["allocated"]["n_images"] > 6 and coverage["allocated"]["radius"] is not None
     assert coverage["collected"]["n_images"] == 0 and coverage["collected"]["radius"] is None
