@@ -163,6 +163,50 @@ rois = {list(range(1000, 1032))}
     lock = (tmp_path / "results" / "spec.lock.toml").read_text()
     assert 'version = 2' in lock  # "latest" recorded as the number that was read
 
+    # conform braincorl train reads the same catalog (a tiny model, a few steps: the point is
+    # the data path, not the model)
+    subjects = sorted(f"{label}_CONFORM" for label in labels)
+    train = tmp_path / "braincorl.toml"
+    train.write_text(f"""features = "precomputed"
+
+[model]
+preset = "tiny"
+
+[dataset]
+plugin = "registry"
+location = "{loop.url}"
+train_subjects = {subjects[:3]}
+validation_subjects = {subjects[3:]}
+
+[dataset.params]
+name = "loop-catalog"
+version = 2
+cache_dir = "{tmp_path / 'cache'}"
+rois = {list(range(1000, 1032))}
+
+[training]
+seed = 0
+batch_voxels = 16
+n_query = 8
+validate_every = 4
+checkpoint_every = 8
+validation_voxels = 32
+validation_context = 8
+threads = 1
+
+[[stages]]
+name = "subjects"
+source = "subjects"
+steps = 8
+context = [4, 16]
+""")
+    code, out, err = run(loop, monkeypatch, capsys, "cam", "braincorl", "train", str(train),
+                         "--out", str(tmp_path / "model"), "--quiet")
+    assert code == 0, out + err
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert "loop-catalog" in json.dumps(config)  # the training data are recorded
+
     # a third site's protocol goes where data are missing
     state = loop.service.study_state("loop")
     x = loop.pool / np.linalg.norm(loop.pool, axis=1, keepdims=True)
