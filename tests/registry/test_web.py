@@ -175,3 +175,24 @@ def test_unknown_pages_are_html_and_unknown_api_routes_stay_json(anonymous):
     api = anonymous.get("/api/v1/no/such/route")
     assert api.status_code == 404 and api.json()["error"]["code"] == "route.not_found"
     assert anonymous.get("/static/registry.css").status_code == 200
+
+
+def test_a_failed_job_is_run_again_from_its_page(web_registry):
+    import time
+
+    job = web_registry.jobs["oxf-vision"]
+    with signed_in(web_registry, "oxf") as client:
+        forged = client.post(f"/jobs/{job['id']}/retry", data={"form": "x"})
+        assert forged.status_code == 403
+        token = form_token(web_registry.tokens["oxf"])
+        answer = client.post(f"/jobs/{job['id']}/retry", data={"form": token},
+                             follow_redirects=False)
+        assert answer.status_code == 303 and answer.headers["location"] == f"/jobs/{job['id']}"
+        deadline = time.monotonic() + 60  # the server's runner polls every 0.1 s
+        while time.monotonic() < deadline:
+            page = client.get(f"/jobs/{job['id']}")
+            if 'http-equiv="refresh"' not in page.text:  # the page reloads while it runs
+                break
+            time.sleep(0.2)
+        text = text_of(page.text)
+        assert "failed" in text and "retry requested by site 'oxf'" in text
