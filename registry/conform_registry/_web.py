@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import html
 import math
 import urllib.parse
 from collections import OrderedDict
@@ -128,10 +129,15 @@ class _Pages:
 def error_page(request: Request, error: RegistryError) -> HTMLResponse:
     """Return a refused page request as HTML: status, message, fix (and sign-in when needed)."""
     pages: _Pages | None = getattr(request.app.state, "pages", None)
-    if pages is None:  # pragma: no cover - create_app always sets it
-        return HTMLResponse(f"<h1>{error.status}</h1><p>{error.message}</p>", error.status)
-    return pages.render(request, "error.html", status=error.status, error=error,
-                        next=request.url.path)
+    try:
+        if pages is not None:
+            return pages.render(request, "error.html", status=error.status, error=error,
+                                next=request.url.path)
+    except Exception:  # noqa: BLE001 - the database may be what failed: a bare page still says why
+        pass
+    text = html.escape(f"{error.message} {error.fix}")
+    return HTMLResponse(f"<!doctype html><title>{error.status}</title><h1>{error.status}</h1>"
+                        f"<p>{text}</p>", error.status)
 
 
 def _local(target: str | None) -> str:

@@ -196,3 +196,26 @@ def test_a_failed_job_is_run_again_from_its_page(web_registry):
             time.sleep(0.2)
         text = text_of(page.text)
         assert "failed" in text and "retry requested by site 'oxf'" in text
+
+
+def test_an_error_page_still_says_why_when_the_database_fails(monkeypatch):
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from conform_registry._api import create_app
+    from conform_registry._config import RegistryConfig
+
+    with tempfile.TemporaryDirectory() as folder:
+        app = create_app(RegistryConfig(data_dir=folder), workers=0)
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("database <gone>")
+
+        monkeypatch.setattr(app.state.service, "list_studies", broken)
+        monkeypatch.setattr(app.state.service, "authenticate", broken)
+        with TestClient(app, raise_server_exceptions=False) as client:
+            client.cookies.set(COOKIE, "cfr_whatever")
+            page = client.get("/")
+        assert page.status_code == 500 and page.headers["content-type"].startswith("text/html")
+        assert "The registry failed" in page.text and "send the server log" in page.text
