@@ -131,10 +131,11 @@ def test_locally_directed_data_count_under_the_site_and_bad_splits_stay_out(regi
     _, job = contribute(registry, "oxf", tmp_path, pool, name="oxf-local", follow=False,
                         edit=recode)
     assert job["state"] == "passed", job["report"]
+    before = registry.service.get_study(None, "vision")["catalog_version"]  # any test order
     published = registry.clients["hq"].publish("oxf-local")
     ingest = published["ingest"]
     assert ingest["ingested"] is False and "test image of the study" in ingest["reason"]
-    assert registry.service.get_study(None, "vision")["catalog_version"] == 1
+    assert registry.service.get_study(None, "vision")["catalog_version"] == before
 
 
 def test_a_contribution_to_an_unknown_study_or_with_another_studys_protocol_is_refused(registry):
