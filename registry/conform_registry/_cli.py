@@ -203,7 +203,7 @@ def token_create(
 
 def token_revoke(
     token: Annotated[str, typer.Argument(metavar="TOKEN_OR_PREFIX",
-                                         help="The token, or its first 8 characters (cfr_XXXX, "
+                                         help="The token, or its first 8 characters (e.g. cfr_3kQz, "
                                               "as the audit log shows them).")],
     db: DbOpt = None,
     data_dir: DataOpt = None,
