@@ -21,6 +21,28 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REFDATA = REPO_ROOT.parent / "shared" / "refdata"
 
 
+MAX_WORKERS = 8  # beyond this, start-up and per-worker session fixtures outweigh the gain
+
+
+BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core this process may use, at most 8.
+
+    Each worker's BLAS (and the commands it starts) gets its share of the cores, unless the
+    environment already sets it: workers that each spread over every core slow one another.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cores = os.cpu_count() or 1
+    workers = max(1, min(cores, MAX_WORKERS))
+    for name in BLAS_THREADS:  # read by the workers' BLAS when they start
+        os.environ.setdefault(name, str(max(1, cores // workers)))
+    return workers
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A seeded generator."""

@@ -442,7 +442,10 @@ def doc_runs(tmp_path_factory: pytest.TempPathFactory):
 
 
 # ----------------------------------------------------------------------------- tests
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+# One document's blocks run in order in one folder (``doc_runs``), so under pytest-xdist
+# (``--dist loadgroup``) they all go to one worker instead of each worker re-running the document.
+@pytest.mark.parametrize("block", [pytest.param(b, id=b.id, marks=pytest.mark.xdist_group(b.doc))
+                                   for b in BLOCKS])
 def test_doc_block_runs(block: Block, doc_runs) -> None:
     if block.directive == "skip":
         pytest.skip(f"{block.id}: {block.arg}")
