@@ -21,9 +21,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REFDATA = REPO_ROOT.parent / "shared" / "refdata"
 
 
-MAX_WORKERS = 8  # beyond this, start-up and per-worker session fixtures outweigh the gain
-
-
+# A cap, not a measured optimum: each worker builds its own session fixtures (a PostgreSQL
+# cluster, a registry server, simulated studies), so many workers cost memory and start-up.
+MAX_WORKERS = 8
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
