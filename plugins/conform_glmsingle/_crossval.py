@@ -14,10 +14,9 @@ candidate instead of a loop over folds, trials and candidates.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BadnessScorer",
+    "TrialPairs",
     "check_xvalscheme",
     "findtailthreshold",
     "robustrange",
@@ -66,33 +66,80 @@ def check_xvalscheme(xvalscheme: object, n_runs: int) -> list[NDArray[np.int64]]
     return folds
 
 
+@dataclass(frozen=True)
+class TrialPairs:
+    """The design's part of ``calcbadness``: which held-out trial meets which training trial.
+
+    The same for every group of units, so a fit builds it once (``Context.trial_pairs``).
+
+    Attributes
+    ----------
+    pairs : scipy.sparse.csr_matrix of shape (n_trials, n_trials)
+        1 where held-out trial t (row) and training trial j (column) show the same condition.
+    uses : ndarray of shape (n_trials,)
+        Times each trial is used as a training trial (column sums).
+    comparisons : ndarray of shape (n_trials,)
+        Comparisons of each held-out trial (row sums).
+    sessions : list
+        Each session's trial columns, or ``[None]`` for a single session (no copy needed).
+    """
+
+    pairs: scipy.sparse.csr_matrix
+    uses: NDArray[np.float64]
+    comparisons: NDArray[np.float64]
+    sessions: list[NDArray[np.int64] | None]
+
+    @classmethod
+    def build(cls, folds: Sequence[NDArray[np.int64]], trial_run: NDArray[np.int64],
+              stimorder: NDArray[np.int64], session_of_run: NDArray[np.int64]) -> TrialPairs:
+        """Pairs of a design.
+
+        Parameters
+        ----------
+        folds : list of ndarray
+            Held-out run groups.
+        trial_run : ndarray of shape (n_trials,)
+            Run of each trial.
+        stimorder : ndarray of shape (n_trials,)
+            Condition of each trial.
+        session_of_run : ndarray of shape (n_runs,)
+            Session label of each run (any integers).
+        """
+        n = trial_run.shape[0]
+        rows, cols = [], []
+        for fold in folds:
+            test = np.isin(trial_run, fold)
+            t_idx = np.flatnonzero(test)
+            j_idx = np.flatnonzero(~test)
+            same = stimorder[t_idx][:, None] == stimorder[j_idx][None, :]
+            tt, jj = np.nonzero(same)
+            rows.append(t_idx[tt])
+            cols.append(j_idx[jj])
+        r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
+        pairs = scipy.sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, n))
+        session_of_trial = np.asarray(session_of_run)[trial_run]
+        labels = np.unique(session_of_trial)
+        sessions: list[NDArray[np.int64] | None] = (
+            [None] if labels.size == 1 else
+            [np.flatnonzero(session_of_trial == s) for s in labels])
+        return cls(pairs, np.asarray(pairs.sum(axis=0)).ravel(),
+                   np.asarray(pairs.sum(axis=1)).ravel(), sessions)
+
+
 class BadnessScorer:
     """Vectorised ``calcbadness`` for one set of units and many candidate betas.
 
     Parameters
     ----------
-    folds : list of ndarray
-        Held-out run groups.
-    trial_run : ndarray of shape (n_trials,)
-        Run of each trial.
-    stimorder : ndarray of shape (n_trials,)
-        Condition of each trial.
-    session_of_run : ndarray of shape (n_runs,)
-        Session label of each run (any integers).
+    design : TrialPairs
+        The design's trial pairs (:meth:`TrialPairs.build`).
     reference : ndarray of shape (n_units, n_trials)
         Betas of the reference model (0 PCs, or fraction 1).
     """
 
-    def __init__(
-        self,
-        folds: Sequence[NDArray[np.int64]],
-        trial_run: NDArray[np.int64],
-        stimorder: NDArray[np.int64],
-        session_of_run: NDArray[np.int64],
-        reference: NDArray[np.floating],
-    ) -> None:
-        pairs, self._w, n_t, self._sessions = _trial_pairs(folds, trial_run, stimorder,
-                                                          session_of_run)
+    def __init__(self, design: TrialPairs, reference: NDArray[np.floating]) -> None:
+        self._w, self._sessions = design.uses, design.sessions
         ref = np.asarray(reference, np.float64)
         self._mu, self._sd, self._zero = [], [], []
         for cols_s in self._sessions:
@@ -106,8 +153,8 @@ class BadnessScorer:
             self._sd.append(sd)
             self._zero.append(np.flatnonzero(sd.ravel() == 0))
         z0 = self.zscore(ref)
-        self._u = np.asarray((pairs.T @ z0.T).T)  # (n_units, n_trials): sum of paired test z0
-        self._const = np.einsum("ij,ij,j->i", z0, z0, n_t)
+        self._u = np.asarray((design.pairs.T @ z0.T).T)  # (n_units, n_trials): paired test z0
+        self._const = np.einsum("ij,ij,j->i", z0, z0, design.comparisons)
 
     def zscore(self, betas: NDArray[np.floating]) -> NDArray[np.float64]:
         """Z-score betas per session with the reference's mean and SD (SD 0 gives 0)."""
@@ -134,52 +181,6 @@ class BadnessScorer:
             - 2.0 * np.einsum("ij,ij->i", z, self._u)
             + self._const
         )
-
-
-_PAIRS: dict[bytes, tuple[Any, ...]] = {}
-_PAIRS_LOCK = threading.Lock()
-
-
-def _trial_pairs(folds: Sequence[NDArray[np.int64]], trial_run: NDArray[np.int64],
-                 stimorder: NDArray[np.int64], session_of_run: NDArray[np.int64]
-                 ) -> tuple[Any, ...]:
-    """Return (P, w, n, sessions) of a design: they depend on the trials, not on the units.
-
-    Kept for the last few designs (a fit scores every group of units with the same ones).
-    ``sessions`` lists each session's trial columns, or ``[None]`` for a single session.
-    """
-    key = hashlib.sha256(b"|".join(
-        [np.ascontiguousarray(a, np.int64).tobytes() for a in (*folds, trial_run, stimorder,
-                                                                session_of_run)]
-        + [str([len(f) for f in folds]).encode()])).digest()
-    with _PAIRS_LOCK:
-        if key in _PAIRS:
-            return _PAIRS[key]
-    n = trial_run.shape[0]
-    rows, cols = [], []
-    for fold in folds:
-        test = np.isin(trial_run, fold)
-        t_idx = np.flatnonzero(test)
-        j_idx = np.flatnonzero(~test)
-        same = stimorder[t_idx][:, None] == stimorder[j_idx][None, :]
-        tt, jj = np.nonzero(same)
-        rows.append(t_idx[tt])
-        cols.append(j_idx[jj])
-    r = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, np.int64)
-    pairs = scipy.sparse.csr_matrix((np.ones(r.shape[0]), (r, c)), shape=(n, n))
-    w = np.asarray(pairs.sum(axis=0)).ravel()  # uses of trial j as a training trial
-    n_t = np.asarray(pairs.sum(axis=1)).ravel()  # comparisons of held-out trial t
-    session_of_trial = np.asarray(session_of_run)[trial_run]
-    labels = np.unique(session_of_trial)
-    sessions: list[NDArray[np.int64] | None] = (
-        [None] if labels.size == 1 else
-        [np.flatnonzero(session_of_trial == s) for s in labels])
-    with _PAIRS_LOCK:
-        if len(_PAIRS) >= 8:
-            _PAIRS.pop(next(iter(_PAIRS)))
-        _PAIRS[key] = (pairs, w, n_t, sessions)
-    return pairs, w, n_t, sessions
 
 
 def select_noise_regressors(xvaltrend: NDArray[np.floating], pcstop: float) -> int:

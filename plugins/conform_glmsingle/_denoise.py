@@ -121,8 +121,7 @@ def crossvalidate_pcs(ctx: Context, nz_cd: list[RunNuisance], hrfindex: NDArray[
                 sub = cd.take(idx)
                 bh = group_bhat(sub, ctx.conv_lib, h)
                 ref = assemble(designs.ols(h, bh, sub, _use_extras(ctx, 0), 0), lay)
-                scorer = BadnessScorer(ctx.folds, lay.trial_run, lay.stimorder,
-                                       ctx.opts.sessionindicator, ref)
+                scorer = BadnessScorer(ctx.trial_pairs, ref)
                 bad[sl.start + idx, 0] = scorer.score(ref)
                 for k in range(1, n_pcs + 1):
                     beta = assemble(designs.ols(h, bh, sub, _use_extras(ctx, k), k), lay)
@@ -212,8 +211,7 @@ def fit_types_cd(ctx: Context, model: str, nz_cd: list[RunNuisance], hrfindex: N
                     if fixed_ix is not None:
                         choice = np.full(idx.size, fixed_ix, np.int64)
                     elif not ctx.force.get("skip_xval"):
-                        scorer = BadnessScorer(ctx.folds, lay.trial_run, lay.stimorder,
-                                               ctx.opts.sessionindicator, ref)
+                        scorer = BadnessScorer(ctx.trial_pairs, ref)
                         bad = np.stack([scorer.score(ref) if f == 0 else
                                         scorer.score(assemble(path.betas(alphas[f]), lay))
                                         for f in range(fracs.size)], axis=1)

@@ -8,6 +8,7 @@ PCs and the PC count, which are global, so results do not depend on the chunking
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,7 @@ from numpy.typing import NDArray
 
 from conform_core.progress import Progress, progress
 
-from ._crossval import check_xvalscheme, findtailthreshold
+from ._crossval import TrialPairs, check_xvalscheme, findtailthreshold
 from ._design import TrialLayout, build_layout, convolve_runs
 from ._glm import (
     ChunkData,
@@ -98,6 +99,12 @@ class Context:
     @property
     def official(self) -> bool:
         return self.opts["quirks"] == "official"
+
+    @functools.cached_property
+    def trial_pairs(self) -> TrialPairs:
+        """The cross-validation's trial pairs: built once, they depend on the design only."""
+        return TrialPairs.build(self.folds, self.layout.trial_run, self.layout.stimorder,
+                                self.opts.sessionindicator)
 
 
 def _empty(x: Any) -> bool:

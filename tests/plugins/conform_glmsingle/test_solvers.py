@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conform_glmsingle._crossval import BadnessScorer, robustrange, select_noise_regressors
+from conform_glmsingle._crossval import (
+    BadnessScorer,
+    TrialPairs,
+    robustrange,
+    select_noise_regressors,
+)
 from conform_glmsingle._fracridge import RidgePath, alpha_grid
 from conform_glmsingle._nuisance import polynomial_basis
 
@@ -91,13 +96,9 @@ def test_badness_scorer_matches_loops(sessions, folds):
     results = [rng.normal(size=(5, 36)) for _ in range(3)]
     sess = np.array(sessions)
     expected = _calcbadness_loop([np.array(f) for f in folds], valid, stim, results, sess)
-    scorer = BadnessScorer(
-        [np.array(f) for f in folds],
-        np.repeat(np.arange(4), n_per_run),
-        np.concatenate(stim),
-        sess,
-        results[0],
-    )
+    design = TrialPairs.build([np.array(f) for f in folds], np.repeat(np.arange(4), n_per_run),
+                              np.concatenate(stim), sess)
+    scorer = BadnessScorer(design, results[0])
     got = np.stack([scorer.score(r) for r in results], axis=1)
     np.testing.assert_allclose(got, expected, rtol=1e-10)
 
