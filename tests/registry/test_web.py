@@ -10,6 +10,8 @@ import contextlib
 import hashlib
 import io
 import re
+import tempfile
+import time
 import zipfile
 from collections.abc import Iterator
 from html import unescape
@@ -178,8 +180,6 @@ def test_unknown_pages_are_html_and_unknown_api_routes_stay_json(anonymous):
 
 
 def test_a_failed_job_is_run_again_from_its_page(web_registry):
-    import time
-
     job = web_registry.jobs["oxf-vision"]
     with signed_in(web_registry, "oxf") as client:
         forged = client.post(f"/jobs/{job['id']}/retry", data={"form": "x"})
@@ -199,8 +199,6 @@ def test_a_failed_job_is_run_again_from_its_page(web_registry):
 
 
 def test_an_error_page_still_says_why_when_the_database_fails(monkeypatch):
-    import tempfile
-
     from fastapi.testclient import TestClient
 
     from conform_registry._api import create_app
