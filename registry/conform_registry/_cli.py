@@ -124,7 +124,7 @@ def serve_command(
 
       conform registry serve --data-dir /srv/conform --host 0.0.0.0
 
-      conform registry serve --db postgresql+psycopg://conform@db/conform \\
+      conform registry serve --db postgresql+psycopg://conform@db/conform \
         --store file:///srv/blobs
     """
     if workers < 0:
@@ -186,7 +186,7 @@ def token_create(
 
       conform registry token create --site cambridge --role contributor
 
-      conform registry token create --site hq --role curator --label "Ana" \\
+      conform registry token create --site hq --role curator --label "Ana" \
         --db postgresql+psycopg://conform@db/conform
     """
     from ._service import RegistryService

@@ -168,7 +168,7 @@ def submit(
 
       conform registry submit cam-bids sub-01/ --to sub-01 --json
 
-      conform registry submit cam-vision-1 upload/ --create --study vision-1 \\
+      conform registry submit cam-vision-1 upload/ --create --study vision-1 \
         --protocol vision-1-protocol-3@1 --wait
     """
     for path in paths:

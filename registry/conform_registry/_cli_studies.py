@@ -101,7 +101,7 @@ def study_create(
 
     For example:
 
-      conform registry study create vision-1 --embeddings clip.npy --ids ids.txt \\
+      conform registry study create vision-1 --embeddings clip.npy --ids ids.txt \
         --design core=200 --design overlap=3 --design sessions=2
     """
     params = _design_params(design, config)
@@ -170,7 +170,7 @@ def protocol_request(
 
     For example:
 
-      conform registry protocol request vision-1 --participants 4 --session-minutes 60 \\
+      conform registry protocol request vision-1 --participants 4 --session-minutes 60 \
         --out protocol-cam
     """
     if out.exists():

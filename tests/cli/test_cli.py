@@ -255,3 +255,23 @@ def test_data_info_rejects_unknown_params(capsys):
         typer.main.get_command(build_app()), ["data", "info", "synthetic", "--param", "n_subject=2"]
     )
     assert code == 2 and "Did you mean 'n_subjects'" in capsys.readouterr().err
+
+
+def _commands(command, path=("conform",)):
+    """Every command of the tree under ``command``, with its path."""
+    yield path, command
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from _commands(sub, (*path, name))
+
+
+def test_help_examples_continue_lines_with_one_backslash():
+    # a raw docstring written with "\\" shows two, and a copied example then breaks in a shell
+    root = typer.main.get_command(build_app())
+    bad = [" ".join(path) for path, command in _commands(root)
+           for line in (command.help or "").splitlines() if line.rstrip().endswith("\\\\")]
+    assert not bad, f"help examples ending in a double backslash: {bad}"
+    shown = runner.invoke(build_app(), ["registry", "study", "create", "--help"], prog_name="conform",
+                          env={"COLUMNS": "200"}).stdout
+    lines = [line.rstrip(" │") for line in shown.splitlines()]
+    assert any(line.endswith("--ids ids.txt \\") and not line.endswith("\\\\")
+               for line in lines), shown
